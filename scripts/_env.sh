@@ -11,8 +11,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing pinned dependencies (torch CPU wheel, h5py, pandas, ...)" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements.txt"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$root"
+  log="$venv/install.log"
+  if ! { "$venv/bin/python" -m pip install --disable-pip-version-check -r "$root/requirements.txt" &&
+         "$venv/bin/python" -m pip install --disable-pip-version-check --no-deps --no-build-isolation --config-settings editable_mode=compat -e "$root"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "[setup] pip install failed; full log in $log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

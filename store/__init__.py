@@ -1,0 +1,14 @@
+"""replaystore's store: an RL replay buffer kept as a chunked HDF5 file with a mandatory actor column.
+
+Public names: ``Schema``, ``Column``, ``ReplayStore``, ``Actors``, ``errors``, ``FORMAT_VERSION``.
+"""
+
+from . import errors
+from ._actors import Actors
+from ._format import FORMAT_VERSION, TRANSITIONS
+from ._schema import Column, Schema
+from ._store import ReplayStore
+from ._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
+
+__all__ = ["Actors", "Column", "FORMAT_VERSION", "ReplayStore", "Schema", "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors",
+           "train_samples_schema", "train_steps_schema"]

@@ -1,0 +1,116 @@
+"""The actor vocabulary: the one table that maps actor names to ``uint8`` codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .errors import MissingActorError, SchemaError, UnknownActorError
+
+MAX_ACTORS = 255  # codes are uint8; 255 is kept free as a sentinel
+
+
+class Actors:
+    """An immutable, ordered vocabulary of actor names; code ``i`` is ``names[i]``.
+
+    >>> a = Actors(("expert", "dqn"))
+    >>> a.code("dqn"), a.name(0)
+    (1, 'expert')
+    """
+
+    __slots__ = ("names", "_lookup")
+
+    def __init__(self, names: Iterable[str]):
+        names = tuple(names)
+        if not names:
+            raise SchemaError(
+                "actors=(): a store needs at least one actor name, e.g. actors=('expert', 'dqn')"
+            )
+        if len(names) > MAX_ACTORS:
+            raise SchemaError(f"{len(names)} actors given; at most {MAX_ACTORS} fit a uint8 code")
+        for n in names:
+            if not isinstance(n, str) or not n or not n.isprintable():
+                raise SchemaError(f"actor name {n!r} is invalid: expected a non-empty printable str")
+        if len(set(names)) != len(names):
+            raise SchemaError(f"actor names must be unique, got {names!r}")
+        self.names: tuple[str, ...] = names
+        lookup: dict = {}
+        for code, name in enumerate(names):
+            lookup[name] = code
+            lookup[code] = code
+            lookup[np.uint8(code)] = code
+        self._lookup = lookup
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Actors) and other.names == self.names
+
+    def __repr__(self) -> str:
+        return f"Actors({self.names!r})"
+
+    def code(self, actor) -> int:
+        """The code of ``actor`` (a name, or a code already); raises if it is not in the vocabulary."""
+        try:
+            return self._lookup[actor]
+        except (KeyError, TypeError):
+            pass
+        if actor is None:
+            raise MissingActorError(
+                f"actor=None: every row needs an actor tag, one of {list(self.names)}"
+            )
+        if isinstance(actor, (int, np.integer)) and not isinstance(actor, bool):
+            raise UnknownActorError(
+                f"actor code {int(actor)} is not in the vocabulary {self.as_dict()}; "
+                f"expected a code in [0, {len(self.names) - 1}] or a name"
+            )
+        raise UnknownActorError(
+            f"actor {actor!r} is not in the store's vocabulary {list(self.names)}; "
+            "the vocabulary is fixed when the store is created (ReplayStore.create(..., actors=...))"
+        )
+
+    def name(self, code: int) -> str:
+        return self.names[code]
+
+    def codes(self, actors) -> np.ndarray:
+        """Codes of a block of actors given as names or codes; validated in one vectorized pass."""
+        arr = np.asarray(actors)
+        if arr.dtype.kind in "US" or arr.dtype == object:
+            flat = arr.reshape(-1)
+            uniq, inv = np.unique(flat.astype(str) if arr.dtype.kind == "S" else flat, return_inverse=True)
+            table = np.array([self.code(u if not isinstance(u, bytes) else u.decode()) for u in uniq.tolist()],
+                             dtype=np.uint8)
+            return table[inv].reshape(arr.shape)
+        if arr.dtype.kind in "iu":
+            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= len(self.names)):
+                bad = arr[(arr < 0) | (arr >= len(self.names))].reshape(-1)[0]
+                raise UnknownActorError(
+                    f"actor code {int(bad)} is not in the vocabulary {self.as_dict()}; "
+                    f"expected codes in [0, {len(self.names) - 1}]"
+                )
+            return arr.astype(np.uint8, copy=False)
+        raise UnknownActorError(
+            f"actor column of dtype {arr.dtype} given; expected names (str) or integer codes "
+            f"from {self.as_dict()}"
+        )
+
+    def as_dict(self) -> dict[int, str]:
+        return dict(enumerate(self.names))
+
+    def to_json(self) -> str:
+        return json.dumps({str(i): n for i, n in enumerate(self.names)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Actors":
+        d = json.loads(text)
+        return cls(d[str(i)] for i in range(len(d)))
+
+    @classmethod
+    def coerce(cls, actors: "Actors | Sequence[str]") -> "Actors":
+        return actors if isinstance(actors, Actors) else cls(actors)

@@ -1,0 +1,755 @@
+"""``ReplayStore``: create, open, append, commit, read.
+
+Writers hold the HDF5 file; readers never open it while a writer lives. They read the commit
+record and map the committed chunks (see ``_commit.py`` and ``_mapped.py``), so they never block
+the writer, never see a torn row, and see the prefix grow when they call ``refresh()``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid as _uuid
+from collections.abc import Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from . import _commit
+from ._actors import Actors
+from ._commit import CommitRecord, TableRecord
+from ._format import (ACTOR_PREFIX, FORMAT_NAME, FORMAT_VERSION, PREFIX_EVERY, TRANSITIONS,
+                      choose_chunk_bytes, group_path, open_h5)
+from ._mapped import ColumnMap, MappedFile
+from ._schema import ACTOR, Column, Schema
+from ._validate import block_column, block_length, castable, check_names, dtype_error, nonfinite_error, shape_error
+from ._writer import TableWriter
+from .errors import (ClosedStoreError, DTypeError, MissingActorError, NotAStoreError, ReadOnlyError,
+                     SchemaError, ShapeError, StoreLockedError, StoreNotFoundError, TruncatedStoreError,
+                     UnknownActorError)
+
+_PREFIX_SCHEMA_NAME = "counts"
+_MODES = ("r", "a")
+
+
+def _prefix_schema(n_actors: int) -> Schema:
+    return Schema((Column(_PREFIX_SCHEMA_NAME, np.dtype("int64"), (n_actors,)),))
+
+
+def _json_attr(value, what: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what} must be JSON-serializable (str, numbers, lists, dicts); {e}") from e
+
+
+class _TransitionWriter(TableWriter):
+    """Counts actors as blocks reach the file, and feeds the actor prefix-count index."""
+
+    def __init__(self, *args, prefix: TableWriter, counts: np.ndarray, **kw):
+        super().__init__(*args, **kw)
+        self.prefix = prefix
+        self.counts = counts
+
+    def write_block(self, block, n):
+        if n == 0:
+            return
+        r0 = self.rows_written
+        codes = block[ACTOR][:n]
+        nxt = (r0 // PREFIX_EVERY + 1) * PREFIX_EVERY
+        done = 0
+        rows = []
+        while nxt <= r0 + n:
+            upto = nxt - r0
+            self.counts += np.bincount(codes[done:upto], minlength=len(self.counts))
+            rows.append(self.counts.copy())
+            done, nxt = upto, nxt + PREFIX_EVERY
+        self.counts += np.bincount(codes[done:n], minlength=len(self.counts))
+        super().write_block(block, n)
+        if rows:
+            self.prefix.write_block({_PREFIX_SCHEMA_NAME: np.stack(rows)}, len(rows))
+
+
+class ReplayStore:
+    """A replay buffer kept as one HDF5 file, every row tagged with its actor.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "run.h5")
+    >>> with ReplayStore.create(p, Schema.transition((4,)), actors=("expert", "dqn")) as s:
+    ...     s.append(actor="dqn", state=np.zeros(4, "f4"), next_state=np.ones(4, "f4"),
+    ...              discrete_action=1, continuous_action=np.zeros(0, "f4"), reward=1.0, done=False)
+    ...     s.commit()
+    1
+    >>> with ReplayStore.open(p) as r:
+    ...     len(r), r.read(["actor"])["actor"].tolist()
+    (1, [1])
+
+    BEWARE: rows are visible to readers only after ``commit()`` (or an automatic commit every
+    ``commit_every`` rows or ``commit_seconds`` seconds, checked when rows arrive, and on close).
+    """
+
+    # ------------------------------------------------------------------ construction
+    def __init__(self, *, _token=None):
+        if _token is not _PRIVATE:
+            raise TypeError("use ReplayStore.create(path, schema, ...) or ReplayStore.open(path, mode)")
+
+    @classmethod
+    def create(cls, path, schema: Schema, actors: Sequence[str] = ("expert", "dqn"), window: int = 1_000_000,
+               metadata: Mapping | None = None, commit_every: int = 4096, commit_seconds: float = 1.0,
+               fsync: bool = False, *, chunk_bytes: int | None = None) -> "ReplayStore":
+        """Create a new store at ``path`` (which must not exist) and open it for appending."""
+        path = os.fspath(path)
+        if not isinstance(schema, Schema):
+            raise TypeError(f"schema must be a store.Schema (e.g. Schema.transition((4,))), got {type(schema).__name__}")
+        if ACTOR not in schema or schema[ACTOR].dtype != np.uint8 or schema[ACTOR].shape != ():
+            raise SchemaError("the schema needs an 'actor' column of dtype uint8 and shape (); use Schema.transition")
+        actors = Actors.coerce(actors)
+        window = int(window)
+        if window <= 0:
+            raise ValueError(f"window={window}: expected a positive number of rows (the replay window)")
+        _check_commit_policy(commit_every, commit_seconds)
+        meta_json = _json_attr(dict(metadata or {}), "metadata")
+        if os.path.exists(path):
+            raise FileExistsError(
+                f"{path} already exists; open it with ReplayStore.open(path, 'a') to append, or remove it first"
+            )
+        if chunk_bytes is None:
+            chunk_bytes = choose_chunk_bytes(list(schema), window)
+        elif chunk_bytes < 4096 or chunk_bytes & (chunk_bytes - 1):
+            raise ValueError(f"chunk_bytes={chunk_bytes}: expected a power of two >= 4096")
+        widest = max(c.row_bytes for c in schema)
+        if widest > chunk_bytes:
+            raise ValueError(f"chunk_bytes={chunk_bytes} is smaller than one row of the widest column ({widest} bytes)")
+        try:
+            os.remove(_commit.record_path(path))  # a stale record of a deleted store must not be trusted
+        except FileNotFoundError:
+            pass
+        f = open_h5(path, "x", chunk_bytes)
+        try:
+            a = f.attrs
+            a["format"] = FORMAT_NAME
+            a["format_version"] = FORMAT_VERSION
+            a["uuid"] = str(_uuid.uuid4())
+            a["schema"] = schema.to_json()
+            a["actors"] = actors.to_json()
+            a["window"] = window
+            a["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            a["metadata"] = meta_json
+            a["chunk_bytes"] = chunk_bytes
+            a["committed"] = json.dumps({TRANSITIONS: 0, ACTOR_PREFIX: 0})
+            a["actor_counts"] = json.dumps([0] * len(actors))
+            a["checkpoints"] = "[]"
+            a["extra"] = "{}"
+            self = cls._new(path, "a")
+            self._init_writer(f, create=True, commit_every=commit_every, commit_seconds=commit_seconds, fsync=fsync)
+        except BaseException:
+            f.close()
+            raise
+        self._prefix_writer().write_block({_PREFIX_SCHEMA_NAME: np.zeros((1, len(actors)), np.int64)}, 1)
+        self.commit()
+        return self
+
+    @classmethod
+    def open(cls, path, mode: str = "r", *, commit_every: int = 4096, commit_seconds: float = 1.0,
+             fsync: bool = False) -> "ReplayStore":
+        """Open a store: ``"r"`` to read (also while another process writes), ``"a"`` to append.
+
+        Opening ``"a"`` a store whose writer died recovers it: exactly the committed rows are kept,
+        and appending resumes after them.
+        """
+        path = os.fspath(path)
+        if mode not in _MODES:
+            raise ValueError(f"mode={mode!r}: expected 'r' (read) or 'a' (append)")
+        if not os.path.exists(path):
+            raise StoreNotFoundError(f"no store at {path}: the file does not exist")
+        if os.path.isdir(path):
+            raise NotAStoreError(f"{path} is a directory, not a replaystore file")
+        self = cls._new(path, mode)
+        if mode == "r":
+            self._open_reader()
+        else:
+            _check_commit_policy(commit_every, commit_seconds)
+            self._open_writer(commit_every, commit_seconds, fsync)
+        return self
+
+    @classmethod
+    def _new(cls, path: str, mode: str) -> "ReplayStore":
+        self = cls(_token=_PRIVATE)
+        self.path = path
+        self.mode = mode
+        self._closed = False
+        self._f = None
+        self._tw = None
+        self._tables: dict[str, TableWriter] = {}
+        self._record: CommitRecord | None = None
+        self._sig = None
+        self._mf = MappedFile(path)
+        self._maps: dict[str, dict[str, ColumnMap]] = {}
+        self._recovered: dict | None = None
+        return self
+
+    # ------------------------------------------------------------------ opening
+    def _open_reader(self) -> None:
+        got = _commit.read_record(self.path)
+        if got is not None and got[0].h5_inode == os.stat(self.path).st_ino:
+            self._use_record(*got)
+            return
+        # No (or a stale) commit record: the HDF5 file itself is the truth; no writer can be live.
+        f = self._open_h5_checked("r")
+        try:
+            self._use_record(self._record_from_h5(f, writer={"state": "closed"}), None)
+        finally:
+            f.close()
+
+    def _open_writer(self, commit_every, commit_seconds, fsync) -> None:
+        got = _commit.read_record(self.path)
+        prev = got[0] if got is not None and got[0].h5_inode == os.stat(self.path).st_ino else None
+        if prev is not None and _commit.writer_alive(prev.writer):
+            w = prev.writer
+            raise StoreLockedError(
+                f"{self.path} is being written by process {w.get('pid')} on {w.get('host')}; one writer at a "
+                "time. Open it with mode='r' to read alongside, or wait for that writer to close."
+            )
+        f = self._open_h5_checked("r+")
+        try:
+            if prev is not None and prev.uuid != f.attrs["uuid"]:
+                prev = None
+            committed = prev.tables if prev is not None else None
+            self._init_writer(f, create=False, commit_every=commit_every, commit_seconds=commit_seconds,
+                              fsync=fsync, committed=committed, prev=prev)
+        except BaseException:
+            f.close()
+            raise
+        died = prev is not None and prev.writer.get("state") == "open"
+        if died:
+            self._recovered = {"writer_died": True, "rows_kept": len(self), "at": time.time(),
+                               "dead_pid": prev.writer.get("pid")}
+        self.commit()
+
+    def _open_h5_checked(self, mode: str) -> h5py.File:
+        if not h5py.is_hdf5(self.path):
+            size = os.path.getsize(self.path)
+            raise NotAStoreError(
+                f"{self.path} is not an HDF5 file ({size} bytes"
+                + (", empty" if size == 0 else "") + "); a replaystore store is an HDF5 file made by "
+                "ReplayStore.create, or the file was truncated before its header was written"
+            )
+        try:
+            f = h5py.File(self.path, "r")
+            chunk_bytes = int(f.attrs.get("chunk_bytes", 0)) if f.attrs.get("format") == FORMAT_NAME else 0
+            self._check_h5_attrs(f)
+            if mode != "r":
+                f.close()
+                f = open_h5(self.path, mode, chunk_bytes)
+            return f
+        except OSError as e:
+            msg = str(e)
+            if "lock" in msg.lower() or getattr(e, "errno", None) == 11:
+                raise StoreLockedError(
+                    f"{self.path} is locked by a live HDF5 writer; open it with mode='r' once that writer has "
+                    "published a commit record, or wait for it to close"
+                ) from e
+            if "truncat" in msg.lower() or "eof" in msg.lower() or "signature" in msg.lower():
+                raise TruncatedStoreError(f"{self.path} could not be read as HDF5: it looks truncated ({msg})") from e
+            raise NotAStoreError(f"{self.path} could not be opened as a replaystore store: {msg}") from e
+
+    def _check_h5_attrs(self, f: h5py.File) -> None:
+        a = f.attrs
+        if a.get("format") != FORMAT_NAME:
+            f.close()
+            raise NotAStoreError(
+                f"{self.path} is an HDF5 file but not a replaystore store (root attribute 'format' is "
+                f"{a.get('format')!r}, expected {FORMAT_NAME!r})"
+            )
+        version = a.get("format_version")
+        try:
+            _commit.check_version(int(version), self.path)
+        except (TypeError, ValueError):
+            f.close()
+            _commit.check_version(version, self.path)
+        except Exception:
+            f.close()
+            raise
+
+    def _record_from_h5(self, f: h5py.File, writer: dict) -> CommitRecord:
+        a = f.attrs
+        committed = json.loads(a["committed"])
+        tables = {}
+        for name, rows in committed.items():
+            g = f[group_path(name)]
+            schema = Schema.from_json(g.attrs["schema"])
+            tw = TableWriter(f, name, schema, int(a["chunk_bytes"]), 1, int(rows), create=False)
+            tw.load_offsets()
+            tables[name] = TableRecord(schema.to_json(), int(rows), tw.refresh_offsets(int(rows)))
+        return CommitRecord(
+            uuid=str(a["uuid"]), seq=0, attrs=self._attrs_from_h5(f), tables=tables,
+            actor_counts=json.loads(a["actor_counts"]), writer=writer, h5_inode=os.stat(self.path).st_ino,
+            recovery=json.loads(a["recovery"]) if "recovery" in a else None,
+            checkpoints=json.loads(a["checkpoints"]), extra=json.loads(a.get("extra", "{}")),
+        )
+
+    @staticmethod
+    def _attrs_from_h5(f: h5py.File) -> dict:
+        a = f.attrs
+        return {"schema": a["schema"], "actors": a["actors"], "window": int(a["window"]),
+                "metadata": a["metadata"], "created": a["created"], "chunk_bytes": int(a["chunk_bytes"])}
+
+    def _use_record(self, record: CommitRecord, sig) -> None:
+        self._record = record
+        self._sig = sig
+        self._maps = {}
+        self._mf.ensure(record.bytes_needed())
+        self.schema = Schema.from_json(record.attrs["schema"])
+        self.actors = Actors.from_json(record.attrs["actors"])
+        self.window = int(record.attrs["window"])
+        self.metadata = json.loads(record.attrs["metadata"])
+
+    def _init_writer(self, f, *, create, commit_every, commit_seconds, fsync, committed=None, prev=None):
+        self._f = f
+        self.commit_every = int(commit_every)
+        self.commit_seconds = float(commit_seconds)
+        self.fsync = bool(fsync)
+        a = f.attrs
+        self.schema = Schema.from_json(a["schema"])
+        self.actors = Actors.from_json(a["actors"])
+        self.window = int(a["window"])
+        self.metadata = json.loads(a["metadata"])
+        chunk_bytes = int(a["chunk_bytes"])
+        self._chunk_bytes = chunk_bytes
+        rows = json.loads(a["committed"]) if committed is None else {k: t.rows for k, t in committed.items()}
+        counts = np.asarray(json.loads(a["actor_counts"]) if prev is None else prev.actor_counts, np.int64)
+        self._checkpoints = json.loads(a["checkpoints"]) if prev is None else list(prev.checkpoints)
+        self._extra = json.loads(a.get("extra", "{}")) if prev is None else dict(prev.extra)
+        self._recovery_attr = json.loads(a["recovery"]) if "recovery" in a else None
+        stage = max(256, min(self.commit_every, 16384))
+        prefix = TableWriter(f, ACTOR_PREFIX, _prefix_schema(len(self.actors)), chunk_bytes, 1,
+                             rows.get(ACTOR_PREFIX, 0), create=create)
+        tw = _TransitionWriter(f, TRANSITIONS, self.schema, chunk_bytes, stage, rows.get(TRANSITIONS, 0),
+                               create=create, prefix=prefix, counts=counts)
+        self._tables = {TRANSITIONS: tw, ACTOR_PREFIX: prefix}
+        for name in f.get("tables", {}):
+            g = f[group_path(name)]
+            self._tables[name] = TableWriter(f, name, Schema.from_json(g.attrs["schema"]), chunk_bytes, 1024,
+                                             rows.get(name, 0), create=False)
+        for t in self._tables.values():
+            if not create:
+                t.truncate_to(rows.get(t.name, 0))
+                t.load_offsets()
+        self._tw = tw
+        self._uuid = str(a["uuid"])
+        self._seq = 0 if prev is None else prev.seq
+        self._last_commit = time.monotonic()
+        self._committed_rows = tw.rows_written
+        self._build_row_plan()
+        self._resume_episode_counters()
+
+    def _prefix_writer(self) -> TableWriter:
+        return self._tables[ACTOR_PREFIX]
+
+    # ------------------------------------------------------------------ writing
+    def _build_row_plan(self) -> None:
+        auto = set(self.schema.auto_columns)
+        self._auto = tuple(self.schema.auto_columns)
+        self._plan = tuple(
+            (c.name, c, self._tw.stage[c.name], c.shape, c.is_float and not c.allow_nonfinite)
+            for c in self.schema if c.name != ACTOR and c.name not in auto
+        )
+        self._n_required = len(self._plan)
+        self._stage_actor = self._tw.stage[ACTOR]
+        self._stage_auto = {n: self._tw.stage[n] for n in self._auto}
+        self._has_done = "done" in self.schema
+
+    def _resume_episode_counters(self) -> None:
+        self._next_episode = 0
+        self._next_step = 0
+        n = self._tw.rows_written
+        if n and {"episode", "step"} <= set(self.schema.names):
+            ep = int(self._tw.datasets["episode"][n - 1])
+            st = int(self._tw.datasets["step"][n - 1])
+            done = bool(self._tw.datasets["done"][n - 1]) if self._has_done else False
+            self._next_episode, self._next_step = (ep + 1, 0) if done else (ep, st + 1)
+
+    def _check_writable(self, where: str) -> None:
+        if self._closed:
+            raise ClosedStoreError(f"{where}: the store {self.path} is closed; reopen it with ReplayStore.open(path, 'a')")
+        if self._tw is None:
+            raise ReadOnlyError(f"{where}: the store {self.path} is open read-only; open it with mode='a' to append")
+
+    def append(self, *, actor, **columns) -> None:
+        """Append one row. ``actor`` (a name or code from the vocabulary) is required.
+
+        Values are validated (shape, safe dtype, finiteness) and copied into a staging block; the
+        block goes to the file when full, and rows become durable and visible at the next commit.
+        """
+        tw = self._tw
+        if tw is None or self._closed:
+            self._check_writable("append")
+        try:
+            code = self.actors._lookup[actor]
+        except (KeyError, TypeError):
+            code = self.actors.code(actor)
+        i = tw.n_staged
+        if len(columns) != self._n_required:
+            check_names("append", self.schema, columns, self._auto, True)
+        for name, col, stage, shape, check in self._plan:
+            try:
+                v = columns[name]
+            except KeyError:
+                check_names("append", self.schema, columns, self._auto, True)
+                raise
+            vshape = getattr(v, "shape", None)
+            if vshape is not None:
+                if vshape != shape:
+                    raise shape_error("append", col, vshape, shape)
+                vd = v.dtype
+                if vd is not col.dtype and vd != col.dtype and not castable(vd, col.dtype):
+                    raise dtype_error("append", col, vd)
+                stage[i] = v
+                if check and not (np.isfinite(stage[i]).all() if shape else math.isfinite(stage[i])):
+                    raise nonfinite_error("append", col)
+            else:
+                self._stage_python_value(col, stage, i, v, shape, check)
+        if self._auto:
+            self._fill_auto_row(columns, i)
+        self._stage_actor[i] = code
+        tw.n_staged = i + 1
+        if i + 1 == tw.stage_rows:
+            tw.flush_stage()
+        if tw.rows - self._committed_rows >= self.commit_every or \
+                time.monotonic() - self._last_commit >= self.commit_seconds:
+            self.commit()
+
+    def _stage_python_value(self, col: Column, stage, i, v, shape, check) -> None:
+        if shape:
+            arr = np.asarray(v)
+            if arr.shape != shape:
+                raise shape_error("append", col, arr.shape, shape)
+            if not castable(arr.dtype, col.dtype):
+                raise dtype_error("append", col, arr.dtype)
+            stage[i] = arr
+            if check and not np.isfinite(stage[i]).all():
+                raise nonfinite_error("append", col)
+            return
+        kind = col.dtype.kind
+        if isinstance(v, bool) or (kind in "iu" and isinstance(v, int)) or (kind == "f" and isinstance(v, (int, float))):
+            pass
+        elif isinstance(v, (int, float)):
+            raise dtype_error("append", col, type(v).__name__)
+        else:
+            arr = np.asarray(v)
+            if arr.shape != ():
+                raise shape_error("append", col, arr.shape, ())
+            raise dtype_error("append", col, arr.dtype)
+        try:
+            stage[i] = v
+        except OverflowError as e:
+            raise DTypeError(f"append: column {col.name!r} got {v!r}, which does not fit {col.dtype}") from e
+        if check and not math.isfinite(v):
+            raise nonfinite_error("append", col)
+
+    def _fill_auto_row(self, columns, i) -> None:
+        st = self._stage_auto
+        ep = columns.get("episode")
+        step = columns.get("step")
+        if "episode" in st:
+            if ep is None:
+                ep = self._next_episode
+            st["episode"][i] = ep
+        if "step" in st:
+            if step is None:
+                step = self._next_step
+            st["step"][i] = step
+        if "time" in st:
+            t = columns.get("time")
+            st["time"][i] = time.time() if t is None else t
+        if self._has_done and columns["done"]:
+            self._next_episode, self._next_step = int(ep or 0) + 1, 0
+        else:
+            self._next_episode, self._next_step = int(ep or 0), int(step or 0) + 1
+
+    def extend(self, columns: Mapping) -> int:
+        """Append a block of rows: a mapping of column name to an array with one entry per row.
+
+        ``actor`` may hold names or codes. The whole block is validated before any of it is kept.
+        Returns the number of rows added.
+        """
+        self._check_writable("extend")
+        n = block_length("extend", columns)
+        check_names("extend", self.schema, columns, self._auto, ACTOR in columns)
+        block = {}
+        for c in self.schema:
+            if c.name == ACTOR:
+                block[ACTOR] = self.actors.codes(columns[ACTOR])
+                if block[ACTOR].shape != (n,):
+                    raise ShapeError(f"extend: column 'actor' got shape {block[ACTOR].shape}, expected ({n},)")
+            elif c.name in columns:
+                block[c.name] = block_column("extend", c, columns[c.name], n)
+        self._fill_auto_block(block, n)
+        self._tw.add_block(block, n)
+        if n and ("episode" in self._auto or "step" in self._auto):
+            last_done = bool(block["done"][-1]) if self._has_done else False
+            ep, st = int(block["episode"][-1]), int(block["step"][-1])
+            self._next_episode, self._next_step = (ep + 1, 0) if last_done else (ep, st + 1)
+        if self._tw.rows - self._committed_rows >= self.commit_every or \
+                time.monotonic() - self._last_commit >= self.commit_seconds:
+            self.commit()
+        return n
+
+    def _fill_auto_block(self, block: dict, n: int) -> None:
+        done = block["done"].astype(bool) if self._has_done else np.zeros(n, bool)
+        if "episode" in self._auto and "episode" not in block:
+            ended_before = np.concatenate([[0], np.cumsum(done[:-1], dtype=np.int64)]) if n else np.zeros(0, np.int64)
+            block["episode"] = self._next_episode + ended_before
+        if "step" in self._auto and "step" not in block:
+            idx = np.arange(n, dtype=np.int64)
+            starts = np.zeros(n, np.int64)
+            if n > 1:
+                starts[1:] = np.where(done[:-1], idx[1:], 0)
+            first = np.maximum.accumulate(starts) if n else starts
+            block["step"] = idx - first + np.where(first == 0, self._next_step, 0)
+        if "time" in self._auto and "time" not in block:
+            block["time"] = np.full(n, time.time())
+
+    # ------------------------------------------------------------------ committing
+    def commit(self) -> int:
+        """Make every row appended so far durable and visible; returns the committed row count."""
+        if self._closed:
+            raise ClosedStoreError(f"commit: the store {self.path} is closed")
+        if self._tw is None:
+            raise ReadOnlyError(f"commit: the store {self.path} is open read-only")
+        return self._commit("open")
+
+    def _commit(self, state: str) -> int:
+        f = self._f
+        for t in self._tables.values():
+            t.flush_stage()
+        rows = {name: t.rows_written for name, t in self._tables.items()}
+        a = f.attrs
+        a["committed"] = json.dumps(rows)
+        a["actor_counts"] = json.dumps(self._tw.counts.tolist())
+        a["checkpoints"] = _json_attr(self._checkpoints, "checkpoints")
+        a["extra"] = _json_attr(self._extra, "extra")
+        if self._recovered is not None:
+            a["recovery"] = json.dumps(self._recovered)
+            self._recovery_attr = self._recovered
+        f.flush()
+        if self.fsync:
+            os.fsync(f.id.get_vfd_handle())
+        tables = {name: TableRecord(t.schema.to_json(), rows[name], t.refresh_offsets(rows[name]))
+                  for name, t in self._tables.items()}
+        self._seq += 1
+        record = CommitRecord(
+            uuid=self._uuid, seq=self._seq, attrs=self._attrs_from_h5(f), tables=tables,
+            actor_counts=self._tw.counts.tolist(), writer=_commit.this_writer(state),
+            h5_inode=os.stat(self.path).st_ino, recovery=self._recovery_attr,
+            checkpoints=list(self._checkpoints), extra=dict(self._extra),
+        )
+        _commit.write_record(self.path, record, self.fsync)
+        self._use_record(record, None)
+        self._committed_rows = rows[TRANSITIONS]
+        self._last_commit = time.monotonic()
+        return self._committed_rows
+
+    def close(self) -> None:
+        """Commit what is pending (if writing) and release the file. Closing twice is harmless."""
+        if self._closed:
+            return
+        try:
+            if self._f is not None:
+                self._commit("closed")
+        finally:
+            self._closed = True
+            if self._f is not None:
+                self._f.close()
+                self._f = None
+            self._mf.close()
+            self._maps = {}
+
+    def __enter__(self) -> "ReplayStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        # A writer that is garbage-collected still commits; failures here cannot be raised.
+        try:
+            if not getattr(self, "_closed", True):
+                self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ tables (training telemetry)
+    def create_table(self, name: str, schema: Schema) -> None:
+        """Declare an append-only table (e.g. training telemetry); no-op if it exists with this schema."""
+        self._check_writable("create_table")
+        if not name.isidentifier() or name in (TRANSITIONS, ACTOR_PREFIX):
+            raise ValueError(f"table name {name!r} is reserved or not an identifier")
+        if name in self._tables:
+            if self._tables[name].schema != schema:
+                raise SchemaError(f"table {name!r} exists with another schema: {self._tables[name].schema.names}")
+            return
+        self._tables[name] = TableWriter(self._f, name, schema, self._chunk_bytes, 1024, 0, create=True)
+
+    def extend_table(self, name: str, columns: Mapping) -> int:
+        """Append a block of rows to table ``name``; visible at the next commit."""
+        self._check_writable("extend_table")
+        if name not in self._tables or name in (TRANSITIONS, ACTOR_PREFIX):
+            raise KeyError(f"no table {name!r}; create it first with create_table(name, schema)")
+        t = self._tables[name]
+        where = f"extend_table({name!r})"
+        n = block_length(where, columns)
+        check_names(where, t.schema, columns, (), True)
+        t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
+        return n
+
+    @property
+    def tables(self) -> dict[str, int]:
+        """Committed rows of each user-visible table, transitions included."""
+        return {k: t.rows for k, t in self._record.tables.items() if k != ACTOR_PREFIX}
+
+    def table_schema(self, name: str) -> Schema:
+        return Schema.from_json(self._table_record(name).schema_json)
+
+    def record_checkpoint(self, step: int, path: str, **info) -> None:
+        """Note a checkpoint in the store's log (durable now: this commits)."""
+        self._check_writable("record_checkpoint")
+        entry = {"step": int(step), "path": os.fspath(path), "time": time.time(), **info}
+        _json_attr(entry, "checkpoint info")
+        self._checkpoints.append(entry)
+        self.commit()
+
+    @property
+    def checkpoints(self) -> list[dict]:
+        return list(self._record.checkpoints)
+
+    def set_extra(self, key: str, value) -> None:
+        """Small JSON state kept with the next commit (for other parts of the store)."""
+        self._check_writable("set_extra")
+        _json_attr(value, f"extra[{key!r}]")
+        self._extra[key] = value
+
+    def get_extra(self, key: str, default=None):
+        return self._record.extra.get(key, default)
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return self._record.tables[TRANSITIONS].rows if self._record else 0
+
+    def refresh(self) -> int:
+        """Pick up commits made since this reader opened (or last refreshed); returns ``len(self)``."""
+        if self._closed:
+            raise ClosedStoreError(f"refresh: the store {self.path} is closed")
+        if self._tw is not None or self._sig is None:
+            return len(self)
+        sig = _commit.record_signature(self.path)
+        if sig is not None and sig != self._sig:
+            got = _commit.read_record(self.path)
+            if got is not None:
+                self._use_record(*got)
+        return len(self)
+
+    def has_new_commits(self) -> bool:
+        """Cheap (one stat) check for commits a refresh would pick up."""
+        return self._tw is None and self._sig is not None and _commit.record_signature(self.path) != self._sig
+
+    @property
+    def commit_seq(self) -> int:
+        """Increases at every commit this handle has seen."""
+        return self._record.seq
+
+    def _table_record(self, name: str) -> TableRecord:
+        try:
+            return self._record.tables[name]
+        except KeyError:
+            raise KeyError(f"no table {name!r} in {self.path}; tables: {sorted(self.tables)}") from None
+
+    def column_maps(self, table: str = TRANSITIONS) -> dict[str, ColumnMap]:
+        """Where each stored column's committed rows lie in the mapped file (for samplers)."""
+        if self._closed:
+            raise ClosedStoreError(f"the store {self.path} is closed")
+        m = self._maps.get(table)
+        if m is None:
+            rec = self._table_record(table)
+            schema = Schema.from_json(rec.schema_json)
+            m = self._maps[table] = {n: ColumnMap(schema[n], rpc, off) for n, (rpc, off) in rec.chunks.items()}
+        return m
+
+    @property
+    def mapped_file(self) -> MappedFile:
+        return self._mf
+
+    def read_table(self, name: str, columns=None, start: int | None = None, stop: int | None = None) -> dict:
+        """Committed rows ``[start, stop)`` of table ``name`` as numpy arrays (read through the mapping)."""
+        if self._closed:
+            raise ClosedStoreError(f"read: the store {self.path} is closed")
+        rec = self._table_record(name)
+        schema = Schema.from_json(rec.schema_json)
+        names = schema.names if columns is None else ([columns] if isinstance(columns, str) else list(columns))
+        unknown = [c for c in names if c not in schema]
+        if unknown:
+            raise KeyError(f"read: unknown column(s) {unknown}; {name!r} has {list(schema.names)}")
+        lo, hi, _ = slice(start, stop).indices(rec.rows)
+        hi = max(lo, hi)
+        maps = self.column_maps(name)
+        out = {}
+        for c in names:
+            m = maps.get(c)
+            out[c] = m.read(self._mf, lo, hi) if m is not None else np.empty((hi - lo, *schema[c].shape), schema[c].dtype)
+        return out
+
+    def read(self, columns=None, start: int | None = None, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Committed transition rows ``[start, stop)`` (Python slice rules) as numpy arrays."""
+        return self.read_table(TRANSITIONS, columns, start, stop)
+
+    def window_start(self) -> int:
+        return max(0, len(self) - self.window)
+
+    def actor_counts(self, start: int = 0) -> np.ndarray:
+        """Per-actor counts of committed rows ``[start, len)`` from the maintained counts and prefix index."""
+        total = np.asarray(self._record.actor_counts, np.int64)
+        if start <= 0:
+            return total
+        k = start // PREFIX_EVERY
+        prefix = self.column_maps(ACTOR_PREFIX)[_PREFIX_SCHEMA_NAME].gather(self._mf, np.array([k]))[0]
+        tail = self.read([ACTOR], k * PREFIX_EVERY, start)[ACTOR]
+        return total - prefix - np.bincount(tail, minlength=len(self.actors))
+
+    def actor_composition(self, window: bool = True) -> dict:
+        """``{"total", "counts", "fractions"}`` per actor name, over the replay window or the whole store."""
+        counts = self.actor_counts(self.window_start() if window else 0)
+        total = int(counts.sum())
+        return {
+            "total": total,
+            "counts": {n: int(c) for n, c in zip(self.actors.names, counts)},
+            "fractions": {n: (float(c) / total if total else 0.0) for n, c in zip(self.actors.names, counts)},
+        }
+
+    # ------------------------------------------------------------------ status
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def writer_state(self) -> dict:
+        """``{"live": bool, "died": bool}`` for the last writer, plus the last recovery, if any."""
+        w = self._record.writer
+        live = _commit.writer_alive(w) if self._tw is None else True
+        died = self._tw is None and w.get("state") == "open" and not live
+        return {"live": live, "died": died, "recovery": self._record.recovery}
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("append" if self._tw is not None else "read")
+        return f"<ReplayStore {self.path!r} ({state}): {len(self)} rows, actors {list(self.actors.names)}>"
+
+
+def _check_commit_policy(commit_every, commit_seconds) -> None:
+    if int(commit_every) < 1:
+        raise ValueError(f"commit_every={commit_every}: expected a positive number of rows")
+    if not (float(commit_seconds) > 0):
+        raise ValueError(f"commit_seconds={commit_seconds}: expected a positive number of seconds")
+
+
+_PRIVATE = object()

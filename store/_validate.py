@@ -1,0 +1,98 @@
+"""Checks on values entering the store: shape, dtype, finiteness, required and unknown columns.
+
+Each failure raises an error from ``errors`` that names the column, what was received, what was
+expected and how to fix it. Nothing here touches the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._schema import ACTOR, Column, Schema
+from .errors import (DTypeError, MissingActorError, MissingColumnError, NonFiniteError, ShapeError,
+                     UnknownColumnError)
+
+_CAST_OK: dict[tuple, bool] = {}
+
+
+def castable(src: np.dtype, dst: np.dtype) -> bool:
+    """Same-kind casts only: float64 -> float32 is fine, float -> int or int -> bool is not."""
+    key = (src, dst)
+    ok = _CAST_OK.get(key)
+    if ok is None:
+        ok = _CAST_OK[key] = bool(np.can_cast(src, dst, casting="same_kind")) and not (
+            dst.kind == "b" and src.kind != "b")
+    return ok
+
+
+def dtype_error(where: str, col: Column, got) -> DTypeError:
+    return DTypeError(
+        f"{where}: column {col.name!r} got dtype {got}, which cannot be cast safely to {col.dtype}; "
+        f"convert it first (e.g. np.asarray(value, dtype={col.dtype.name!r})) if that is what you mean"
+    )
+
+
+def shape_error(where: str, col: Column, got, expected) -> ShapeError:
+    return ShapeError(
+        f"{where}: column {col.name!r} got shape {tuple(got)}, expected {tuple(expected)}"
+        + (" (a scalar)" if expected == () else "")
+    )
+
+
+def nonfinite_error(where: str, col: Column, row: int | None = None) -> NonFiniteError:
+    at = "" if row is None else f" at block row {row}"
+    return NonFiniteError(
+        f"{where}: column {col.name!r} holds NaN or inf{at}; non-finite values are rejected. "
+        "Fix the value, or create the store with allow_nonfinite=True in its schema if they are expected."
+    )
+
+
+def check_names(where: str, schema: Schema, given, optional: tuple[str, ...], actor_given: bool) -> None:
+    """Raise for a missing actor, missing required columns or unknown extra columns."""
+    if not actor_given and ACTOR in schema:
+        raise MissingActorError(
+            f"{where}: no actor given; every row needs actor= one of the store's actors "
+            "(there is no default: the actor tag is what the store exists to keep)"
+        )
+    names = set(given)
+    unknown = sorted(names - set(schema.names))
+    if unknown:
+        raise UnknownColumnError(
+            f"{where}: unknown column(s) {unknown}; the schema declares {list(schema.names)}. "
+            "Add them to the schema at creation (Schema.transition(..., extra=[Column(...)]))"
+        )
+    missing = sorted(set(schema.names) - names - set(optional) - {ACTOR})
+    if missing:
+        raise MissingColumnError(f"{where}: missing required column(s) {missing}")
+
+
+def block_column(where: str, col: Column, value, n: int | None) -> np.ndarray:
+    """Validate one column of a block; returns it as an array of the column's dtype."""
+    arr = np.asarray(value)
+    if arr.ndim == 0 or arr.shape[1:] != col.shape or (n is not None and arr.shape[0] != n):
+        exp = (n if n is not None else "n", *col.shape)
+        raise ShapeError(f"{where}: column {col.name!r} got shape {arr.shape}, expected {exp}")
+    if arr.dtype != col.dtype:
+        if arr.dtype == object or not castable(arr.dtype, col.dtype):
+            raise dtype_error(where, col, arr.dtype)
+        arr = arr.astype(col.dtype)
+    if col.is_float and not col.allow_nonfinite and arr.size and not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0])
+        raise nonfinite_error(where, col, bad)
+    return arr
+
+
+def block_length(where: str, block: Mapping) -> int:
+    if not isinstance(block, Mapping):
+        raise TypeError(f"{where}: expected a mapping of column name to array, got {type(block).__name__}")
+    lengths = {}
+    for k, v in block.items():
+        shape = np.shape(v)
+        if not shape:
+            raise ShapeError(f"{where}: column {k!r} is a scalar; a block needs one value per row")
+        lengths[k] = shape[0]
+    if len(set(lengths.values())) > 1:
+        raise ShapeError(f"{where}: columns have different lengths {lengths}; every column needs the same rows")
+    return next(iter(lengths.values()), 0)

@@ -1,0 +1,107 @@
+"""Exceptions raised by :mod:`store`.
+
+Every class also inherits the built-in that fits its category, so callers can catch either
+(``except store.errors.UnknownActorError`` or ``except ValueError``). Messages say what was
+received, what was expected, and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "StoreError",
+    "SchemaError",
+    "MissingActorError",
+    "UnknownActorError",
+    "ShapeError",
+    "DTypeError",
+    "NonFiniteError",
+    "MissingColumnError",
+    "UnknownColumnError",
+    "ReadOnlyError",
+    "ClosedStoreError",
+    "StoreNotFoundError",
+    "NotAStoreError",
+    "FormatVersionError",
+    "TruncatedStoreError",
+    "StoreLockedError",
+    "SamplerError",
+    "EmptyWindowError",
+]
+
+
+class StoreError(Exception):
+    """Base class of every error raised by replaystore's store."""
+
+
+class SchemaError(StoreError, ValueError):
+    """A schema declaration is invalid (bad name, dtype or shape)."""
+
+
+class MissingActorError(StoreError, TypeError):
+    """A row was appended without an actor tag."""
+
+
+class UnknownActorError(StoreError, ValueError):
+    """An actor name or code is not in the store's vocabulary."""
+
+
+class ShapeError(StoreError, ValueError):
+    """A value's shape does not match its column."""
+
+
+class DTypeError(StoreError, TypeError):
+    """A value's dtype cannot be cast safely to its column's dtype."""
+
+
+class NonFiniteError(StoreError, ValueError):
+    """A float value is NaN or infinite and the store does not allow it."""
+
+
+class MissingColumnError(StoreError, KeyError):
+    """A required column was not given."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownColumnError(StoreError, KeyError):
+    """A column that the schema does not declare was given."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ReadOnlyError(StoreError, PermissionError):
+    """A write was attempted on a store opened read-only."""
+
+
+class ClosedStoreError(StoreError, ValueError):
+    """An operation was attempted on a closed store (like I/O on a closed file)."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """The path does not exist."""
+
+
+class NotAStoreError(StoreError, ValueError):
+    """The file is not HDF5, or is HDF5 but not a replaystore store."""
+
+
+class FormatVersionError(StoreError, ValueError):
+    """The store was written in a format version this reader does not know."""
+
+
+class TruncatedStoreError(StoreError, OSError):
+    """The file is shorter than its commit record says: it was truncated or copied partly."""
+
+
+class StoreLockedError(StoreError, BlockingIOError):
+    """Another live process is writing this store."""
+
+
+class SamplerError(StoreError, ValueError):
+    """Invalid sampler configuration or input."""
+
+
+class EmptyWindowError(SamplerError):
+    """There is nothing to sample from (no committed rows, or none of a requested actor)."""
