@@ -57,6 +57,10 @@ class Actors:
 
     def code(self, actor) -> int:
         """The code of ``actor`` (a name, or a code already); raises if it is not in the vocabulary."""
+        if isinstance(actor, (bool, np.bool_)):
+            raise UnknownActorError(
+                f"actor={actor!r}: a bool is not an actor; expected a name from {list(self.names)} or its code"
+            )
         try:
             return self._lookup[actor]
         except (KeyError, TypeError):

@@ -24,7 +24,8 @@ from ._format import (ACTOR_PREFIX, FORMAT_NAME, FORMAT_VERSION, PREFIX_EVERY, T
                       choose_chunk_bytes, group_path, open_h5)
 from ._mapped import ColumnMap, MappedFile
 from ._schema import ACTOR, Column, Schema
-from ._validate import block_column, block_length, castable, check_names, dtype_error, nonfinite_error, shape_error
+from ._validate import block_column, block_length, check_names
+from ._rowappend import build_append
 from ._writer import TableWriter
 from .errors import (ClosedStoreError, DTypeError, MissingActorError, NotAStoreError, ReadOnlyError,
                      SchemaError, ShapeError, StoreLockedError, StoreNotFoundError, TruncatedStoreError,
@@ -340,27 +341,17 @@ class ReplayStore:
         self._tw = tw
         self._uuid = str(a["uuid"])
         self._seq = 0 if prev is None else prev.seq
-        self._last_commit = time.monotonic()
+        self._last_commit = time.time()
         self._committed_rows = tw.rows_written
-        self._build_row_plan()
+        self._auto = tuple(self.schema.auto_columns)
+        self._has_done = "done" in self.schema
         self._resume_episode_counters()
+        self.append = build_append(self, tw)
 
     def _prefix_writer(self) -> TableWriter:
         return self._tables[ACTOR_PREFIX]
 
     # ------------------------------------------------------------------ writing
-    def _build_row_plan(self) -> None:
-        auto = set(self.schema.auto_columns)
-        self._auto = tuple(self.schema.auto_columns)
-        self._plan = tuple(
-            (c.name, c, self._tw.stage[c.name], c.shape, c.is_float and not c.allow_nonfinite)
-            for c in self.schema if c.name != ACTOR and c.name not in auto
-        )
-        self._n_required = len(self._plan)
-        self._stage_actor = self._tw.stage[ACTOR]
-        self._stage_auto = {n: self._tw.stage[n] for n in self._auto}
-        self._has_done = "done" in self.schema
-
     def _resume_episode_counters(self) -> None:
         self._next_episode = 0
         self._next_step = 0
@@ -380,94 +371,12 @@ class ReplayStore:
     def append(self, *, actor, **columns) -> None:
         """Append one row. ``actor`` (a name or code from the vocabulary) is required.
 
-        Values are validated (shape, safe dtype, finiteness) and copied into a staging block; the
-        block goes to the file when full, and rows become durable and visible at the next commit.
+        Values are validated (shape, safe dtype cast, finiteness) and copied into a staging block;
+        the block goes to the file when full, and rows become durable and visible at the next
+        commit. A store opened for appending replaces this method with code generated for its
+        schema (``_rowappend.py``); here only a read-only or closed store arrives.
         """
-        tw = self._tw
-        if tw is None or self._closed:
-            self._check_writable("append")
-        try:
-            code = self.actors._lookup[actor]
-        except (KeyError, TypeError):
-            code = self.actors.code(actor)
-        i = tw.n_staged
-        if len(columns) != self._n_required:
-            check_names("append", self.schema, columns, self._auto, True)
-        for name, col, stage, shape, check in self._plan:
-            try:
-                v = columns[name]
-            except KeyError:
-                check_names("append", self.schema, columns, self._auto, True)
-                raise
-            vshape = getattr(v, "shape", None)
-            if vshape is not None:
-                if vshape != shape:
-                    raise shape_error("append", col, vshape, shape)
-                vd = v.dtype
-                if vd is not col.dtype and vd != col.dtype and not castable(vd, col.dtype):
-                    raise dtype_error("append", col, vd)
-                stage[i] = v
-                if check and not (np.isfinite(stage[i]).all() if shape else math.isfinite(stage[i])):
-                    raise nonfinite_error("append", col)
-            else:
-                self._stage_python_value(col, stage, i, v, shape, check)
-        if self._auto:
-            self._fill_auto_row(columns, i)
-        self._stage_actor[i] = code
-        tw.n_staged = i + 1
-        if i + 1 == tw.stage_rows:
-            tw.flush_stage()
-        if tw.rows - self._committed_rows >= self.commit_every or \
-                time.monotonic() - self._last_commit >= self.commit_seconds:
-            self.commit()
-
-    def _stage_python_value(self, col: Column, stage, i, v, shape, check) -> None:
-        if shape:
-            arr = np.asarray(v)
-            if arr.shape != shape:
-                raise shape_error("append", col, arr.shape, shape)
-            if not castable(arr.dtype, col.dtype):
-                raise dtype_error("append", col, arr.dtype)
-            stage[i] = arr
-            if check and not np.isfinite(stage[i]).all():
-                raise nonfinite_error("append", col)
-            return
-        kind = col.dtype.kind
-        if isinstance(v, bool) or (kind in "iu" and isinstance(v, int)) or (kind == "f" and isinstance(v, (int, float))):
-            pass
-        elif isinstance(v, (int, float)):
-            raise dtype_error("append", col, type(v).__name__)
-        else:
-            arr = np.asarray(v)
-            if arr.shape != ():
-                raise shape_error("append", col, arr.shape, ())
-            raise dtype_error("append", col, arr.dtype)
-        try:
-            stage[i] = v
-        except OverflowError as e:
-            raise DTypeError(f"append: column {col.name!r} got {v!r}, which does not fit {col.dtype}") from e
-        if check and not math.isfinite(v):
-            raise nonfinite_error("append", col)
-
-    def _fill_auto_row(self, columns, i) -> None:
-        st = self._stage_auto
-        ep = columns.get("episode")
-        step = columns.get("step")
-        if "episode" in st:
-            if ep is None:
-                ep = self._next_episode
-            st["episode"][i] = ep
-        if "step" in st:
-            if step is None:
-                step = self._next_step
-            st["step"][i] = step
-        if "time" in st:
-            t = columns.get("time")
-            st["time"][i] = time.time() if t is None else t
-        if self._has_done and columns["done"]:
-            self._next_episode, self._next_step = int(ep or 0) + 1, 0
-        else:
-            self._next_episode, self._next_step = int(ep or 0), int(step or 0) + 1
+        self._check_writable("append")
 
     def extend(self, columns: Mapping) -> int:
         """Append a block of rows: a mapping of column name to an array with one entry per row.
@@ -493,7 +402,7 @@ class ReplayStore:
             ep, st = int(block["episode"][-1]), int(block["step"][-1])
             self._next_episode, self._next_step = (ep + 1, 0) if last_done else (ep, st + 1)
         if self._tw.rows - self._committed_rows >= self.commit_every or \
-                time.monotonic() - self._last_commit >= self.commit_seconds:
+                time.time() - self._last_commit >= self.commit_seconds:
             self.commit()
         return n
 
@@ -549,7 +458,7 @@ class ReplayStore:
         _commit.write_record(self.path, record, self.fsync)
         self._use_record(record, None)
         self._committed_rows = rows[TRANSITIONS]
-        self._last_commit = time.monotonic()
+        self._last_commit = time.time()
         return self._committed_rows
 
     def close(self) -> None:
@@ -564,6 +473,7 @@ class ReplayStore:
             if self._f is not None:
                 self._f.close()
                 self._f = None
+                self._tw = None
             self._mf.close()
             self._maps = {}
 
