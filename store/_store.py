@@ -225,7 +225,7 @@ class ReplayStore:
             raise
         died = prev is not None and prev.writer.get("state") == "open"
         if died:
-            self._recovered = {"writer_died": True, "rows_kept": len(self), "at": time.time(),
+            self._recovered = {"writer_died": True, "rows_kept": self._committed_rows, "at": time.time(),
                                "dead_pid": prev.writer.get("pid")}
         self.commit()
 
@@ -649,6 +649,12 @@ class ReplayStore:
         live = _commit.writer_alive(w) if self._tw is None else True
         died = self._tw is None and w.get("state") == "open" and not live
         return {"live": live, "died": died, "recovery": self._record.recovery}
+
+    def summary(self) -> dict:
+        """Rows, window, actor counts and fractions, columns, size, format version, writer state."""
+        from ._summary import summarize
+
+        return summarize(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("append" if self._tw is not None else "read")
