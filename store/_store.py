@@ -12,6 +12,7 @@ import math
 import os
 import time
 import uuid as _uuid
+import warnings
 from collections.abc import Mapping, Sequence
 
 import h5py
@@ -26,6 +27,7 @@ from ._mapped import ColumnMap, MappedFile
 from ._schema import ACTOR, Column, Schema
 from ._validate import block_column, block_length, check_names
 from ._rowappend import build_append
+from ._salvage import salvage
 from ._writer import TableWriter
 from .errors import (ClosedStoreError, DTypeError, MissingActorError, NotAStoreError, ReadOnlyError,
                      SchemaError, ShapeError, StoreLockedError, StoreNotFoundError, TruncatedStoreError,
@@ -213,7 +215,18 @@ class ReplayStore:
                 f"{self.path} is being written by process {w.get('pid')} on {w.get('host')}; one writer at a "
                 "time. Open it with mode='r' to read alongside, or wait for that writer to close."
             )
-        f = self._open_h5_checked("r+")
+        try:
+            f = self._open_h5_checked("r+")
+        except (NotAStoreError, TruncatedStoreError) as e:
+            if prev is None:
+                raise
+            # The HDF5 metadata is unreadable but the commit record maps every committed row.
+            damaged = salvage(self.path, prev)
+            warnings.warn(f"{self.path}: HDF5 metadata was unreadable ({e}); rebuilt it from the commit "
+                          f"record with all {prev.tables[TRANSITIONS].rows} committed rows. The damaged file "
+                          f"is kept as {damaged}.", RuntimeWarning, stacklevel=3)
+            prev.h5_inode = os.stat(self.path).st_ino
+            f = self._open_h5_checked("r+")
         try:
             if prev is not None and prev.uuid != f.attrs["uuid"]:
                 prev = None
