@@ -311,6 +311,10 @@ class ReplayStore:
                 "metadata": a["metadata"], "created": a["created"], "chunk_bytes": int(a["chunk_bytes"])}
 
     def _use_record(self, record: CommitRecord, sig) -> None:
+        if self._record is not None and record.h5_inode != self._record.h5_inode:
+            # The file was replaced (a writer rebuilt it): the old mapping shows the old file.
+            self._mf.close()
+            self._mf = MappedFile(self.path)
         self._record = record
         self._sig = sig
         self._maps = {}
