@@ -1,0 +1,144 @@
+"""``train(config, out_path)``: the acting/learning loop that writes a store, resumable."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+
+from store import Column, ReplayStore, Schema
+
+from ._agent import Agent
+from ._config import AgentConfig
+from ._envs import env_action, env_spec, make_env
+from ._evaluate import evaluate_greedy
+from ._nstep import TRUNCATED
+from ._policy import ActorMixer, CartPoleExpert, epsilon_at
+from .errors import CheckpointError, ConfigError
+
+log = logging.getLogger("agent")
+
+
+def run_metadata(config: AgentConfig) -> dict:
+    """The run's declared settings, kept in the store's metadata (the audit reads ``expert_ratio``)."""
+    from replaystore import __version__
+
+    return {"env_id": config.env_id, "seed": config.seed, "expert_ratio": config.expert_ratio,
+            "config": config.to_dict(), "version": __version__}
+
+
+def store_schema(spec) -> Schema:
+    return Schema.transition(spec.state_shape, spec.continuous_dim,
+                             extra=(Column(TRUNCATED, np.dtype("bool")),))
+
+
+def default_checkpoint_dir(out_path) -> str:
+    root, _ = os.path.splitext(os.path.abspath(os.fspath(out_path)))
+    return root + ".ckpt"
+
+
+def _open_for_resume(config: AgentConfig, out_path):
+    store = ReplayStore.open(out_path, "a", commit_every=config.commit_every)
+    try:
+        declared = store.metadata.get("env_id")
+        if declared != config.env_id:
+            raise ConfigError(f"--resume: {out_path} was recorded on env {declared!r}, not {config.env_id!r}; "
+                              "resume with the same --env")
+        if not store.checkpoints:
+            raise CheckpointError(f"--resume: {out_path} records no checkpoint to resume from; start a new store")
+        return store, store.checkpoints[-1]
+    except BaseException:
+        store.close()
+        raise
+
+
+def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool = True,
+          checkpoint_dir=None, eval_episodes: int = 0) -> dict:
+    """Act in ``config.env_id`` with the expert mixed in, learn from the store at ``out_path``.
+
+    ``resume=True`` reopens an existing store, restores its latest checkpoint and keeps appending
+    until the store holds ``config.total_steps`` frames. Returns a JSON-able summary.
+    """
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(config.torch_threads)
+    env = make_env(config.env_id)
+    spec = env_spec(env)
+    ckpt_dir = checkpoint_dir or default_checkpoint_dir(out_path)
+    if resume:
+        store, latest = _open_for_resume(config, out_path)
+    else:
+        if os.path.exists(out_path):
+            raise FileExistsError(f"{out_path} already exists; pass resume=True (--resume) to continue it, "
+                                  "or choose another output path")
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+        store = ReplayStore.create(out_path, store_schema(spec), actors=config.actors, window=config.window,
+                                   metadata=run_metadata(config), commit_every=config.commit_every)
+    t0 = time.monotonic()
+    try:
+        agent = Agent(config, store, spec)
+        if resume:
+            agent.load_checkpoint(latest["path"])
+            agent.frames = len(store)  # the store is the record of frames taken, checkpointed or not
+            agent.start_new_episode()
+            store.set_extra("resumes", store.get_extra("resumes", []) + [
+                {"train_step": agent.train_steps, "frames": agent.frames, "time": time.time()}])
+        expert = CartPoleExpert(spec) if config.expert_ratio > 0 else None
+        rng = np.random.default_rng((config.seed, agent.frames))
+        mixer = ActorMixer(agent.net, expert, spec, config.expert_ratio, config.expert_actor, config.dqn_actor, rng)
+        returns = _run_frames(agent, env, spec, mixer, config, ckpt_dir, progress, tqdm)
+        last = store.checkpoints[-1]["step"] if store.checkpoints else -1
+        ckpt = agent.save_checkpoint(agent.checkpoint_path(ckpt_dir)) if last != agent.train_steps \
+            else store.checkpoints[-1]["path"]
+        agent.close()
+        composition = store.actor_composition(window=False)
+    finally:
+        store.close()
+        env.close()
+    summary = {
+        "store": os.path.abspath(out_path), "env_id": config.env_id, "frames": agent.frames,
+        "train_steps": agent.train_steps, "episodes": len(returns),
+        "train_return_last10": float(np.mean(returns[-10:])) if returns else None,
+        "expert_ratio": config.expert_ratio,
+        "expert_fraction": composition["fractions"].get(config.expert_actor),
+        "composition": composition, "checkpoint": ckpt, "elapsed_s": time.monotonic() - t0,
+    }
+    if eval_episodes:
+        r = evaluate_greedy(agent.net, config.env_id, eval_episodes, seed=10_000 + config.seed)
+        summary["eval_greedy_returns"] = r
+        summary["eval_greedy_mean"] = float(np.mean(r))
+    return summary
+
+
+def _run_frames(agent: Agent, env, spec, mixer: ActorMixer, cfg: AgentConfig, ckpt_dir, progress, tqdm) -> list:
+    returns: list[float] = []
+    obs, _ = env.reset(seed=cfg.seed + agent.frames)
+    ep_return = 0.0
+    bar = tqdm(total=cfg.total_steps, initial=agent.frames, disable=not progress, unit="frame",
+               desc=f"train {cfg.env_id}", mininterval=0.5)
+    try:
+        while agent.frames < cfg.total_steps:
+            eps = epsilon_at(agent.frames, cfg.total_steps, cfg.eps_start, cfg.eps_end, cfg.eps_fraction)
+            d, c, who = mixer.act(obs, eps)
+            nobs, r, term, trunc, _ = env.step(env_action(spec, d, c))
+            agent.step(obs, d, c, r, nobs, term or trunc, actor=who, truncated=bool(trunc and not term))
+            ep_return += float(r)
+            if term or trunc:
+                returns.append(ep_return)
+                ep_return = 0.0
+                obs, _ = env.reset()
+            else:
+                obs = nobs
+            if agent.frames >= cfg.learning_starts and agent.frames % cfg.train_every == 0:
+                agent.train_step()
+                if cfg.checkpoint_every and agent.train_steps % cfg.checkpoint_every == 0:
+                    agent.save_checkpoint(agent.checkpoint_path(ckpt_dir))
+            bar.update(1)
+            if agent.frames % 1000 == 0 and returns:
+                bar.set_postfix(eps=f"{eps:.2f}", ret10=f"{np.mean(returns[-10:]):.0f}", refresh=False)
+    finally:
+        bar.close()
+    return returns
