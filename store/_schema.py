@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -149,4 +150,10 @@ class Schema:
 
     @classmethod
     def from_json(cls, text: str) -> "Schema":
-        return cls(tuple(Column.from_dict(d) for d in json.loads(text)))
+        return _schema_from_json(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_from_json(text: str) -> Schema:
+    # Schemas are immutable and parsed at every commit and refresh: parse each text once.
+    return Schema(tuple(Column.from_dict(d) for d in json.loads(text)))

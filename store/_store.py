@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import h5py
 import numpy as np
 
-from . import _commit
+from . import _commit, _sampler_state
 from ._actors import Actors
 from ._commit import CommitRecord, TableRecord
 from ._format import (ACTOR_PREFIX, FORMAT_NAME, FORMAT_VERSION, PREFIX_EVERY, TRANSITIONS,
@@ -191,6 +191,9 @@ class ReplayStore:
         self._mf = MappedFile(path)
         self._maps: dict[str, dict[str, ColumnMap]] = {}
         self._recovered: dict | None = None
+        # Sampler hook (store/_sampler_state.py): callables run at the start of every commit; what
+        # one returns (e.g. a prioritized Sampler's priorities) is saved under /sampler with it.
+        self._commit_hooks: list = []
         return self
 
     # ------------------------------------------------------------------ opening
@@ -357,6 +360,8 @@ class ReplayStore:
                 t.load_offsets()
         self._tw = tw
         self._uuid = str(a["uuid"])
+        self._attrs = self._attrs_from_h5(f)
+        self._written_small = None
         self._seq = 0 if prev is None else prev.seq
         self._last_commit = time.time()
         self._committed_rows = tw.rows_written
@@ -449,14 +454,18 @@ class ReplayStore:
 
     def _commit(self, state: str) -> int:
         f = self._f
+        for hook in tuple(self._commit_hooks):
+            _sampler_state.save(f, hook(), self._extra)
         for t in self._tables.values():
             t.flush_stage()
         rows = {name: t.rows_written for name, t in self._tables.items()}
         a = f.attrs
         a["committed"] = json.dumps(rows)
         a["actor_counts"] = json.dumps(self._tw.counts.tolist())
-        a["checkpoints"] = _json_attr(self._checkpoints, "checkpoints")
-        a["extra"] = _json_attr(self._extra, "extra")
+        small = (_json_attr(self._checkpoints, "checkpoints"), _json_attr(self._extra, "extra"))
+        if small != self._written_small:  # rarely changes: skip two attribute rewrites per commit
+            a["checkpoints"], a["extra"] = small
+            self._written_small = small
         if self._recovered is not None:
             a["recovery"] = json.dumps(self._recovered)
             self._recovery_attr = self._recovered
@@ -467,7 +476,7 @@ class ReplayStore:
                   for name, t in self._tables.items()}
         self._seq += 1
         record = CommitRecord(
-            uuid=self._uuid, seq=self._seq, attrs=self._attrs_from_h5(f), tables=tables,
+            uuid=self._uuid, seq=self._seq, attrs=self._attrs, tables=tables,
             actor_counts=self._tw.counts.tolist(), writer=_commit.this_writer(state),
             h5_inode=os.stat(self.path).st_ino, recovery=self._recovery_attr,
             checkpoints=list(self._checkpoints), extra=dict(self._extra),
