@@ -7,8 +7,9 @@ from . import errors
 from ._actors import Actors
 from ._format import FORMAT_VERSION, TRANSITIONS
 from ._schema import Column, Schema
+from ._sampler import Sampler
 from ._store import ReplayStore
 from ._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
 
-__all__ = ["Actors", "Column", "FORMAT_VERSION", "ReplayStore", "Schema", "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors",
+__all__ = ["Actors", "Column", "FORMAT_VERSION", "ReplayStore", "Sampler", "Schema", "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors",
            "train_samples_schema", "train_steps_schema"]
