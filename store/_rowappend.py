@@ -38,7 +38,8 @@ def _coerce_array(col: Column, v, stage, i):
     arr = np.asarray(v)
     if arr.shape != col.shape:
         raise shape_error("append", col, arr.shape, col.shape)
-    if arr.dtype == object or not castable(arr.dtype, col.dtype):
+    # an empty list has no dtype of its own (numpy says float64): nothing to cast
+    if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
         raise dtype_error("append", col, arr.dtype)
     stage[i] = arr
 

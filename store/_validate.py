@@ -75,7 +75,7 @@ def block_column(where: str, col: Column, value, n: int | None) -> np.ndarray:
         exp = (n if n is not None else "n", *col.shape)
         raise ShapeError(f"{where}: column {col.name!r} got shape {arr.shape}, expected {exp}")
     if arr.dtype != col.dtype:
-        if arr.dtype == object or not castable(arr.dtype, col.dtype):
+        if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
             raise dtype_error(where, col, arr.dtype)
         arr = arr.astype(col.dtype)
     if col.is_float and not col.allow_nonfinite and arr.size and not np.isfinite(arr).all():
