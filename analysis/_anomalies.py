@@ -1,0 +1,285 @@
+"""Anomaly checks over the computed report sections. Each check returns ``Anomaly`` records with a
+code, a severity and the actor and row or step range concerned; none of them raises on bad data
+(bad data is what they exist to report)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import stats as sps
+
+from ._stats import num
+
+SEVERITIES = ("info", "warning", "error")
+
+# Defaults a user overrides through audit(expected=...); see EXPECTED_KEYS.
+EXPERT_TOLERANCE = 0.05      # |realised - declared expert fraction|
+BATCH_TOLERANCE = 0.03       # max |observed - expected batch fraction| before the test counts
+BATCH_P_VALUE = 1e-3
+TD_RATIO_MAX = 5.0           # one actor's mean |TD| above another's by this factor
+MIN_SAMPLES = 50             # per actor, before its TD errors are compared
+
+EXPECTED_KEYS = {
+    "expert_fraction": "(mean, tolerance): the share of rows the expert should hold, e.g. (0.26, 0.02)",
+    "expert_actor": "name of the expert actor (default: metadata 'expert_actor', else 'expert')",
+    "actor_fractions": "{actor: (mean, tolerance)}: the share of rows each named actor should hold",
+    "batch_fractions": "{actor: share}: what the sampler was configured to draw (stratified sampling)",
+    "batch_tolerance": f"float: allowed |observed - expected| batch share (default {BATCH_TOLERANCE})",
+    "td_ratio_max": f"float: allowed ratio of per-actor mean |TD error| (default {TD_RATIO_MAX})",
+}
+
+
+@dataclass
+class Anomaly:
+    """One finding. ``rows`` is a half-open transition row range, ``steps`` a training-step range."""
+
+    code: str
+    severity: str
+    message: str
+    actor: str | None = None
+    rows: list | None = None
+    steps: list | None = None
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Anomaly severity {self.severity!r}: expected one of {SEVERITIES}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_expected(expected) -> dict:
+    """Validate the user's ``expected`` mapping; unknown keys and malformed values raise."""
+    if expected is None:
+        return {}
+    if not isinstance(expected, dict):
+        raise TypeError(f"expected must be a dict such as {{'expert_fraction': (0.26, 0.02)}}, got {type(expected).__name__}")
+    unknown = sorted(set(expected) - set(EXPECTED_KEYS))
+    if unknown:
+        raise ValueError(f"expected: unknown key(s) {unknown}; known keys: "
+                         + "; ".join(f"{k}: {v}" for k, v in EXPECTED_KEYS.items()))
+    out = dict(expected)
+    if "expert_fraction" in out:
+        out["expert_fraction"] = _mean_tol("expected['expert_fraction']", out["expert_fraction"])
+    if "actor_fractions" in out:
+        af = out["actor_fractions"]
+        if not isinstance(af, dict):
+            raise TypeError(f"expected['actor_fractions'] must be {{actor: (mean, tolerance)}}, got {af!r}")
+        out["actor_fractions"] = {k: _mean_tol(f"expected['actor_fractions'][{k!r}]", v) for k, v in af.items()}
+    for k in ("batch_tolerance", "td_ratio_max"):
+        if k in out and not (isinstance(out[k], (int, float)) and out[k] > 0):
+            raise ValueError(f"expected[{k!r}]={out[k]!r}: expected a positive number")
+    return out
+
+
+def _mean_tol(where: str, v) -> tuple[float, float]:
+    try:
+        mean, tol = (float(x) for x in v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}={v!r}: expected a pair (mean, tolerance), e.g. (0.26, 0.02)") from None
+    if not (0 <= mean <= 1 and tol >= 0):
+        raise ValueError(f"{where}={v!r}: expected 0 <= mean <= 1 and tolerance >= 0")
+    return mean, tol
+
+
+def _declared_expert(meta: dict, expected: dict, names) -> tuple[str | None, float | None, float, str]:
+    actor = expected.get("expert_actor", meta.get("expert_actor", "expert"))
+    if "expert_fraction" in expected:
+        mean, tol = expected["expert_fraction"]
+        return actor, mean, tol, "expected['expert_fraction']"
+    r = meta.get("expert_ratio")
+    if isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r):
+        return actor, float(r), EXPERT_TOLERANCE, "metadata 'expert_ratio'"
+    return actor, None, EXPERT_TOLERANCE, ""
+
+
+def composition_anomalies(names, meta, expected, codes, whole, over_time) -> list[Anomaly]:
+    out: list[Anomaly] = []
+    n = whole["total"]
+    if n == 0:
+        return [Anomaly("EMPTY_STORE", "warning", "the store has no committed rows: nothing to audit yet")]
+    if whole["unknown_codes"]:
+        bad = np.flatnonzero(codes >= len(names))
+        vals, cnt = np.unique(codes[bad], return_counts=True)
+        out.append(Anomaly(
+            "UNKNOWN_ACTOR_CODE", "error",
+            f"{len(bad)} row(s) carry actor codes {vals.tolist()} outside the vocabulary "
+            f"{dict(enumerate(names))}: the writer stored tags it was never given",
+            rows=[int(bad[0]), int(bad[-1]) + 1], details={"codes": {str(v): int(c) for v, c in zip(vals, cnt)}}))
+    expert, declared, tol, source = _declared_expert(meta, expected, names)
+    present = [x for x in names if whole["counts"][x] > 0]
+    single = False
+    if len(names) > 1 and len(present) == 1:
+        single = True
+        only = present[0]
+        others_declared = (declared is not None and declared > 0 and expert != only) or any(
+            m > 0 for a, (m, _) in expected.get("actor_fractions", {}).items() if a != only)
+        sev = "error" if others_declared else "warning"
+        why = (f"the run declares {source}={declared} for actor {expert!r}" if declared and expert != only
+               else f"the vocabulary lists {list(names)}")
+        out.append(Anomaly(
+            "SINGLE_ACTOR", sev,
+            f"every one of the {n} rows is tagged {only!r}, but {why}: actor tags were probably dropped "
+            "on the way to the store", actor=only, rows=[0, n], details={"vocabulary": list(names)}))
+    elif len(present) > 1:
+        for x in names:
+            if whole["counts"][x] == 0:
+                out.append(Anomaly("ACTOR_ABSENT", "info", f"actor {x!r} is in the vocabulary but holds no row",
+                                   actor=x, rows=[0, n]))
+    if declared is not None:
+        if expert not in names:
+            out.append(Anomaly("EXPERT_UNKNOWN", "warning",
+                               f"{source} declares an expert share for {expert!r}, which is not in the vocabulary "
+                               f"{list(names)}; set metadata 'expert_actor' or expected['expert_actor']"))
+        else:
+            out += _expert_share(expert, declared, tol, source, whole, over_time, single)
+    for a, (m, t) in expected.get("actor_fractions", {}).items():
+        if a not in names:
+            out.append(Anomaly("EXPECTED_ACTOR_UNKNOWN", "error",
+                               f"expected['actor_fractions'] names {a!r}, not in the vocabulary {list(names)}"))
+            continue
+        got = whole["fractions"][a]
+        if abs(got - m) > t:
+            out.append(Anomaly("ACTOR_FRACTION", "error",
+                               f"actor {a!r} holds {got:.4f} of the rows; expected {m} ± {t}",
+                               actor=a, rows=[0, n], details={"realised": got, "expected": m, "tolerance": t}))
+    return out
+
+
+def _expert_share(expert, declared, tol, source, whole, over_time, single) -> list[Anomaly]:
+    out = []
+    n = whole["total"]
+    got = whole["fractions"][expert]
+    if abs(got - declared) > tol:
+        out.append(Anomaly(
+            "EXPERT_FRACTION", "error",
+            f"the expert {expert!r} holds {got:.4f} of the rows; {source} declares {declared} (tolerance {tol})",
+            actor=expert, rows=[0, n], details={"realised": got, "declared": declared, "tolerance": tol}))
+    if single:
+        return out  # the single-actor finding already explains every bucket
+    fr = np.array(over_time["fractions"][expert], np.float64)
+    sizes = np.array(over_time["stop"]) - np.array(over_time["start"])
+    band = tol + 4 * np.sqrt(max(declared * (1 - declared), 1e-12) / np.maximum(1, sizes))
+    off = np.abs(fr - declared) > band
+    if off.any() and len(fr) >= 3:
+        idx = np.flatnonzero(off)
+        trend = sps.linregress(np.arange(len(fr)), fr)
+        out.append(Anomaly(
+            "EXPERT_FRACTION_DRIFT", "warning",
+            f"the expert share leaves {declared} ± band in {len(idx)} of {len(fr)} buckets of "
+            f"{over_time['bucket_rows']} rows (from {fr[idx[0]]:.3f} at row {over_time['start'][idx[0]]}; "
+            f"slope {trend.slope:+.4f} per bucket)",
+            actor=expert, rows=[int(over_time["start"][idx[0]]), int(over_time["stop"][idx[-1]])],
+            details={"buckets_off": int(len(idx)), "buckets": int(len(fr)), "slope_per_bucket": num(trend.slope),
+                     "slope_p_value": num(trend.pvalue), "min": num(fr.min()), "max": num(fr.max())}))
+    return out
+
+
+def reward_anomalies(names, codes, reward) -> list[Anomaly]:
+    out = []
+    bad = ~np.isfinite(reward)
+    if not bad.any():
+        return out
+    for i, x in [*enumerate(names), (len(names), None)]:
+        sel = np.flatnonzero(bad & ((codes == i) if x is not None else (codes >= len(names))))
+        if sel.size:
+            out.append(Anomaly("NONFINITE_REWARD", "error",
+                               f"{sel.size} reward(s) of {x or 'unknown-code'} rows are NaN or infinite",
+                               actor=x, rows=[int(sel[0]), int(sel[-1]) + 1], details={"count": int(sel.size)}))
+    return out
+
+
+def telemetry_anomalies(names, meta, expected, steps_raw, steps_sec, samples_sec, samples_raw, bvb) -> list[Anomaly]:
+    out = []
+    if steps_sec.get("status") != "ok" and samples_sec.get("status") != "ok":
+        return [Anomaly("NO_TELEMETRY", "info", "the store holds no training telemetry yet; training checks skipped")]
+    if steps_sec.get("status") == "ok":
+        step = steps_raw["step"]
+        bad = ~np.isfinite(steps_raw["loss"])
+        if bad.any():
+            i = np.flatnonzero(bad)
+            out.append(Anomaly("NONFINITE_LOSS", "error", f"the loss is NaN or infinite at {i.size} training step(s)",
+                               steps=[int(step[i[0]]), int(step[i[-1]]) + 1], details={"count": int(i.size)}))
+        sampled = steps_raw["batch_count"] > 0
+        for col in ("td_abs_mean", "q_mean"):
+            bad = ~np.isfinite(steps_raw[col]) & sampled   # a mean over zero samples is NaN by contract
+            for a, x in enumerate(names):
+                i = np.flatnonzero(bad[:, a])
+                if i.size:
+                    out.append(Anomaly(f"NONFINITE_{col.upper()}", "error",
+                                       f"{col} of actor {x!r} is NaN or infinite at {i.size} step(s) that sampled it",
+                                       actor=x, steps=[int(step[i[0]]), int(step[i[-1]]) + 1]))
+    if samples_sec.get("status") == "ok":
+        out += _sample_anomalies(names, samples_sec, samples_raw)
+    out += _td_imbalance(names, expected, steps_sec, samples_sec)
+    if bvb.get("status") == "ok" and bvb["samples"]:
+        tol = float(expected.get("batch_tolerance", BATCH_TOLERANCE))
+        p, diff = bvb["test"]["p_value"], bvb["max_abs_diff"]
+        if p is not None and p < BATCH_P_VALUE and diff is not None and diff > tol:
+            worst = max(names, key=lambda x: abs((bvb["observed_fractions"][x] or 0) - (bvb["expected_fractions"][x] or 0)))
+            prio = str(meta.get("sampler", meta.get("strategy", ""))).lower() == "prioritized"
+            out.append(Anomaly(
+                "BATCH_COMPOSITION", "info" if prio else "error",
+                f"training batches hold {bvb['observed_fractions'][worst]:.4f} {worst!r} rows where the buffer "
+                f"({bvb['method']}) gives {bvb['expected_fractions'][worst]:.4f} (chi-square p={p:.3g})"
+                + ("; expected under prioritized sampling" if prio else ""),
+                actor=worst, steps=[int(steps_raw["step"][0]), int(steps_raw["step"][-1]) + 1],
+                details={"max_abs_diff": diff, "p_value": p, "tolerance": tol}))
+    return out
+
+
+def _sample_anomalies(names, sec, raw) -> list[Anomaly]:
+    out = []
+    a = len(names)
+    if sec["unknown_codes"]:
+        bad = np.flatnonzero(raw["actor"] >= a)
+        out.append(Anomaly("UNKNOWN_ACTOR_CODE", "error",
+                           f"{bad.size} training sample(s) carry actor codes outside the vocabulary",
+                           steps=[int(raw["step"][bad[0]]), int(raw["step"][bad[-1]]) + 1]))
+    if sec["rows_outside_store"]:
+        out.append(Anomaly("SAMPLE_ROW_OUTSIDE", "error",
+                           f"{sec['rows_outside_store']} training sample(s) name rows that are not in the store"))
+    mm = sec["actor_mismatch"]
+    if mm["count"]:
+        out.append(Anomaly("SAMPLE_ACTOR_MISMATCH", "error",
+                           f"{mm['count']} training sample(s) carry another actor than the row they name "
+                           f"(first rows {mm['first_rows']}): tags change between the buffer and the learner",
+                           details=mm))
+    for col in ("td_error", "q"):
+        bad = ~np.isfinite(raw[col])
+        for i, x in enumerate(names):
+            sel = np.flatnonzero(bad & (raw["actor"] == i))
+            if sel.size:
+                out.append(Anomaly(f"NONFINITE_{col.upper()}", "error",
+                                   f"{sel.size} sampled {col} value(s) of actor {x!r} are NaN or infinite", actor=x,
+                                   steps=[int(raw["step"][sel[0]]), int(raw["step"][sel[-1]]) + 1]))
+    return out
+
+
+def _td_imbalance(names, expected, steps_sec, samples_sec) -> list[Anomaly]:
+    ratio_max = float(expected.get("td_ratio_max", TD_RATIO_MAX))
+    if samples_sec.get("status") == "ok":
+        td = {x: v["td_abs"]["mean"] for x, v in samples_sec["per_actor"].items()
+              if v["td_abs"]["count"] - v["td_abs"]["nonfinite"] >= MIN_SAMPLES}
+        source = "train_samples |td_error|"
+    elif steps_sec.get("status") == "ok":
+        td = {x: v["td_abs_mean"] for x, v in steps_sec["per_actor"].items() if v["batch_count"] >= MIN_SAMPLES}
+        source = "train_steps td_abs_mean"
+    else:
+        return []
+    td = {x: v for x, v in td.items() if v is not None}
+    if len(td) < 2:
+        return []
+    hi, lo = max(td, key=td.get), min(td, key=td.get)
+    if td[lo] <= 0:
+        return []
+    r = td[hi] / td[lo]
+    if r <= ratio_max:
+        return []
+    return [Anomaly("TD_IMBALANCE", "warning",
+                    f"mean |TD error| of {hi!r} ({td[hi]:.4g}) is {r:.1f}x that of {lo!r} ({td[lo]:.4g}) "
+                    f"(from {source}; threshold {ratio_max}x)", actor=hi,
+                    details={"ratio": r, "high": hi, "low": lo, "threshold": ratio_max, "source": source})]

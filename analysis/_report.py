@@ -1,0 +1,198 @@
+"""``audit(path) -> AuditReport``: the forensic summary of one store, as a JSON-ready dataclass."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from store import FORMAT_VERSION, TRAIN_SAMPLES, TRAIN_STEPS
+
+from . import _anomalies, _stats, _training
+from ._anomalies import Anomaly
+from ._load import open_store
+
+REPORT_FORMAT = "replaystore-audit"
+REPORT_VERSION = 1
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+STAGES = ("load", "composition", "rewards", "episodes", "training", "anomalies")
+
+
+def jsonable(x):
+    """numpy scalars and arrays to Python, non-finite floats to None, tuples to lists."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+@dataclass
+class AuditReport:
+    """What an audit found. ``generated`` holds the volatile fields (path, wall-clock time,
+    durations); every other field depends on the store's contents only."""
+
+    store: dict
+    composition: dict
+    rewards: dict
+    episodes: dict
+    training: dict
+    samples: dict
+    batch_vs_buffer: dict
+    anomalies: list
+    notes: dict
+    generated: dict = field(default_factory=dict)
+    format: str = REPORT_FORMAT
+    version: int = REPORT_VERSION
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("format", "version", "store", "composition", "rewards", "episodes",
+                                           "training", "samples", "batch_vs_buffer", "notes", "generated")}
+        d["anomalies"] = [a.to_dict() if isinstance(a, Anomaly) else a for a in self.anomalies]
+        return jsonable(d)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AuditReport":
+        """Rebuild a report from ``to_dict()`` output; a report of another format version is refused."""
+        from ._compare import check_report_format
+
+        check_report_format(d, "report")
+        fields = {k: d[k] for k in ("store", "composition", "rewards", "episodes", "training", "samples",
+                                    "batch_vs_buffer", "notes")}
+        anomalies = [Anomaly(**a) for a in d["anomalies"]]
+        return cls(**fields, anomalies=anomalies, generated=d.get("generated", {}))
+
+    @classmethod
+    def load(cls, path) -> "AuditReport":
+        """Read a ``report.json`` written by ``to_json()``."""
+        with open(path, encoding="utf-8") as f:
+            try:
+                d = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path} is not a JSON audit report: {e}") from e
+        return cls.from_dict(d)
+
+    # ---------------------------------------------------------------- reading the findings
+    def anomalies_at_least(self, severity: str) -> list:
+        if severity not in SEVERITY_RANK:
+            raise ValueError(f"severity {severity!r}: expected one of {list(SEVERITY_RANK)}")
+        return [a for a in self.anomalies if SEVERITY_RANK[_sev(a)] >= SEVERITY_RANK[severity]]
+
+    def codes(self) -> list[str]:
+        return [a.code if isinstance(a, Anomaly) else a["code"] for a in self.anomalies]
+
+    def summary(self) -> str:
+        """A few lines for a terminal."""
+        s, c = self.store, self.composition
+        lines = [f"{s['rows']} rows, window {s['window']}, actors {s['actors']}"]
+        if s["rows"]:
+            w = c["whole"]["fractions"]
+            lines.append("actor fractions (whole store): " + ", ".join(f"{k} {v:.4f}" for k, v in w.items()))
+            ww = c["window"]["fractions"]
+            lines.append("actor fractions (replay window): " + ", ".join(f"{k} {v:.4f}" for k, v in ww.items()))
+        lines.append(f"training telemetry: {self.training.get('status')}"
+                     + (f", {self.training['steps']['count']} steps" if self.training.get("status") == "ok" else ""))
+        counts = {k: sum(1 for a in self.anomalies if _sev(a) == k) for k in ("error", "warning", "info")}
+        lines.append("anomalies: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        for a in sorted(self.anomalies, key=lambda a: -SEVERITY_RANK[_sev(a)]):
+            d = a.to_dict() if isinstance(a, Anomaly) else a
+            lines.append(f"  [{d['severity']}] {d['code']}: {d['message']}")
+        return "\n".join(lines)
+
+
+def _sev(a) -> str:
+    return a.severity if isinstance(a, Anomaly) else a["severity"]
+
+
+def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool = False) -> AuditReport:
+    """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``).
+
+    ``expected`` states what the run should look like, e.g. ``{"expert_fraction": (0.26, 0.02)}``
+    (see ``analysis._anomalies.EXPECTED_KEYS``). ``bucket_rows`` sets the size of the row buckets
+    of the over-time composition (default: a round number giving about 50 buckets).
+    """
+    from tqdm.auto import tqdm
+
+    expected = _anomalies.check_expected(expected)
+    if bucket_rows is not None and int(bucket_rows) < 1:
+        raise ValueError(f"bucket_rows={bucket_rows}: expected a positive number of rows")
+    t0 = time.perf_counter()
+    timings = {}
+    bar = tqdm(STAGES, desc="audit", disable=not progress, leave=False)
+    stage = iter(bar)
+
+    def tick(name):
+        timings[name] = round(time.perf_counter() - t0, 4)
+        next(stage, None)
+        bar.set_postfix_str(name)
+
+    with open_store(path) as s:
+        names = s.actors.names
+        cols = [c for c in ("actor", "episode", "reward", "done", "time") if c in s.schema]
+        raw = s.read(cols)
+        steps_raw = s.read_table(TRAIN_STEPS) if s.tables.get(TRAIN_STEPS) else None
+        samples_raw = s.read_table(TRAIN_SAMPLES) if s.tables.get(TRAIN_SAMPLES) else None
+        store = {"rows": len(s), "window": s.window, "window_start": s.window_start(), "actors": list(names),
+                 "metadata": dict(s.metadata), "format_version": FORMAT_VERSION, "tables": dict(s.tables),
+                 "checkpoints": len(s.checkpoints), "columns": list(s.schema.names)}
+        spath = s.path
+    tick("load")
+    n = store["rows"]
+    codes = raw["actor"]
+    reward = raw.get("reward", np.zeros(n, np.float32))
+    bucket = int(bucket_rows) if bucket_rows is not None else _stats.bucket_size(n)
+    whole = _stats.composition(codes, names, 0, n)
+    composition = {"whole": whole, "window": _stats.composition(codes, names, store["window_start"], n),
+                   "over_time": _stats.composition_over_time(codes, names, bucket)}
+    tick("composition")
+    rewards = {"per_actor": {x: _stats.describe(reward[codes == i]) for i, x in enumerate(names)},
+               "histogram": _stats.histograms({x: reward[codes == i] for i, x in enumerate(names)})}
+    tick("rewards")
+    if "episode" in raw and "done" in raw:
+        table = _stats.episode_table(raw["episode"], codes, reward, raw["done"], len(names))
+        episodes = _stats.episodes_by_actor(table, names)
+    else:
+        episodes = {"status": "the store has no episode/done columns"}
+    tick("episodes")
+    training = _training.steps_section(steps_raw, names)
+    samples = _training.samples_section(samples_raw, names, codes)
+    declared = expected.get("batch_fractions") or store["metadata"].get("actor_fractions")
+    bvb = _training.batch_vs_buffer(steps_raw, names, codes, raw.get("time", np.zeros(0)), store["window"],
+                                    declared if isinstance(declared, dict) else None)
+    tick("training")
+    meta = store["metadata"]
+    anomalies = (_anomalies.composition_anomalies(names, meta, expected, codes, whole, composition["over_time"])
+                 + _anomalies.reward_anomalies(names, codes, reward)
+                 + _anomalies.telemetry_anomalies(names, meta, expected, steps_raw, training, samples,
+                                                  samples_raw, bvb))
+    tick("anomalies")
+    bar.close()
+    notes = {
+        "episodes": episodes.get("attribution", episodes.get("status")),
+        "composition": f"'whole' is every committed row, 'window' the last {store['window']} rows (the replay "
+                       f"window), 'over_time' consecutive buckets of {bucket} rows",
+        "batch_vs_buffer": bvb.get("method", bvb.get("status")),
+        "distributions": "statistics of finite values; 'nonfinite' counts the rest; quantiles by linear "
+                         "interpolation; histograms of different actors share bin edges",
+        "expected": {k: v for k, v in expected.items()},
+    }
+    generated = {"path": os.path.abspath(spath), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "seconds": timings}
+    return AuditReport(store=store, composition=composition, rewards=rewards, episodes=episodes,
+                       training=training, samples=samples, batch_vs_buffer=bvb,
+                       anomalies=anomalies, notes=jsonable(notes), generated=generated)

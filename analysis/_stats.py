@@ -1,0 +1,188 @@
+"""Statistics over numpy arrays, returned as plain JSON-ready dicts (the report's building blocks).
+
+Conventions: every distribution is computed on its finite values and says how many were not
+finite; histograms of several actors share their bin edges so they can be compared bar by bar.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+BINS = 30
+
+
+def num(x) -> float | None:
+    """A float for JSON: NaN and infinities become None (JSON has no NaN)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def describe(values) -> dict:
+    """count, nonfinite, mean, std, min, max and quantiles of the finite values."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    fin = np.isfinite(v)
+    f = v[fin] if not fin.all() else v
+    out = {"count": int(v.size), "nonfinite": int(v.size - f.size)}
+    if f.size == 0:
+        out.update(mean=None, std=None, min=None, max=None, quantiles={str(q): None for q in QUANTILES})
+        return out
+    qs = np.quantile(f, QUANTILES)
+    out.update(mean=num(f.mean()), std=num(f.std()), min=num(f.min()), max=num(f.max()),
+               quantiles={str(q): num(x) for q, x in zip(QUANTILES, qs)})
+    return out
+
+
+def histograms(groups: dict, bins: int = BINS, log: bool = False) -> dict:
+    """``{"edges": [...], "log": bool, "counts": {group: [...]}}`` with edges shared by every group.
+
+    ``log`` spaces the edges logarithmically over the positive values (for |TD error|, whose
+    spread covers decades); values <= 0 are then left out and counted in ``"below"``.
+    """
+    finite = {k: np.asarray(v, np.float64)[np.isfinite(v)] for k, v in groups.items()}
+    allv = np.concatenate([v for v in finite.values()]) if finite else np.zeros(0)
+    below = {}
+    if log:
+        pos = allv[allv > 0]
+        if pos.size:
+            lo, hi = float(pos.min()), float(pos.max())
+            hi = hi * 1.000001 if hi > lo else lo * 10
+            edges = np.geomspace(lo, hi, bins + 1)
+        else:
+            edges = np.geomspace(1e-6, 1.0, bins + 1)
+        below = {k: int((v <= 0).sum()) for k, v in finite.items()}
+    else:
+        if allv.size:
+            lo, hi = float(allv.min()), float(allv.max())
+            if hi <= lo:
+                lo, hi = lo - 0.5, hi + 0.5
+        else:
+            lo, hi = 0.0, 1.0
+        edges = np.linspace(lo, hi, bins + 1)
+    out = {"edges": [float(e) for e in edges], "log": log,
+           "counts": {k: np.histogram(v, edges)[0].astype(int).tolist() for k, v in finite.items()}}
+    if log:
+        out["below"] = below
+    return out
+
+
+def code_counts(codes: np.ndarray, n_actors: int) -> np.ndarray:
+    """Counts per actor code, plus one last slot for every code outside the vocabulary."""
+    c = np.minimum(np.asarray(codes), n_actors).astype(np.intp)
+    return np.bincount(c, minlength=n_actors + 1)
+
+
+def composition(codes: np.ndarray, names, start: int, stop: int) -> dict:
+    """Actor counts and fractions of rows ``[start, stop)``; out-of-vocabulary codes counted apart."""
+    counts = code_counts(codes[start:stop], len(names))
+    total = int(counts.sum())
+    return {
+        "rows": [int(start), int(stop)], "total": total,
+        "counts": {n: int(c) for n, c in zip(names, counts)},
+        "fractions": {n: (c / total if total else None) for n, c in zip(names, counts.tolist())},
+        "unknown_codes": int(counts[-1]),
+    }
+
+
+def bucket_size(n_rows: int, target: int = 50) -> int:
+    """A round bucket size (1, 2, 5 x 10^k rows) that cuts ``n_rows`` into about ``target`` buckets."""
+    if n_rows <= target:
+        return 1
+    raw = n_rows / target
+    k = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * k >= raw:
+            return int(m * k)
+    return int(10 * k)
+
+
+def composition_over_time(codes: np.ndarray, names, bucket_rows: int) -> dict:
+    """Actor fractions in consecutive fixed buckets of ``bucket_rows`` rows (the last may be short)."""
+    n, a = len(codes), len(names)
+    if n == 0:
+        return {"bucket_rows": int(bucket_rows), "start": [], "stop": [], "fractions": {x: [] for x in names},
+                "unknown_codes": []}
+    b = np.arange(n, dtype=np.intp) // bucket_rows
+    nb = int(b[-1]) + 1
+    c = np.minimum(codes, a).astype(np.intp)
+    m = np.bincount(b * (a + 1) + c, minlength=nb * (a + 1)).reshape(nb, a + 1)
+    tot = m.sum(axis=1)
+    starts = np.arange(nb) * bucket_rows
+    return {
+        "bucket_rows": int(bucket_rows),
+        "start": starts.tolist(),
+        "stop": np.minimum(starts + bucket_rows, n).tolist(),
+        "fractions": {x: (m[:, i] / tot).tolist() for i, x in enumerate(names)},
+        "unknown_codes": m[:, a].tolist(),
+    }
+
+
+def episode_table(episode: np.ndarray, codes: np.ndarray, reward: np.ndarray, done: np.ndarray, n_actors: int):
+    """Per-episode arrays: ``length``, ``ret`` (sum of rewards), ``ended`` (has a done row),
+    ``counts`` (rows per actor code, last column out-of-vocabulary), ``first``/``last`` row."""
+    if len(episode) == 0:
+        z = np.zeros(0)
+        return {"length": z.astype(int), "ret": z, "ended": z.astype(bool),
+                "counts": np.zeros((0, n_actors + 1), int), "first": z.astype(int), "last": z.astype(int)}
+    # Rows of one episode are usually contiguous; factorizing also handles interleaved episodes.
+    change = np.empty(len(episode), bool)
+    change[0] = True
+    np.not_equal(episode[1:], episode[:-1], out=change[1:])
+    if np.all(np.diff(episode) >= 0):
+        idx = np.cumsum(change) - 1
+    else:
+        _, idx = np.unique(episode, return_inverse=True)
+    ne = int(idx.max()) + 1
+    length = np.bincount(idx, minlength=ne)
+    ret = np.bincount(idx, weights=reward.astype(np.float64), minlength=ne)
+    ended = np.bincount(idx, weights=done.astype(np.float64), minlength=ne) > 0
+    c = np.minimum(codes, n_actors).astype(np.intp)
+    counts = np.bincount(idx * (n_actors + 1) + c, minlength=ne * (n_actors + 1)).reshape(ne, n_actors + 1)
+    if np.all(idx[1:] >= idx[:-1]):
+        first = np.flatnonzero(change)
+        last = first + length - 1
+    else:
+        rows = np.arange(len(episode))
+        first, last = np.full(ne, len(episode)), np.zeros(ne, np.intp)
+        np.minimum.at(first, idx, rows)
+        np.maximum.at(last, idx, rows)
+    return {"length": length, "ret": ret, "ended": ended, "counts": counts, "first": first, "last": last}
+
+
+def episodes_by_actor(table: dict, names) -> dict:
+    """Episode returns and lengths per actor, over episodes that ended (a done row).
+
+    Attribution: an episode belongs to its majority actor (ties go to the lower code, i.e. the
+    actor listed first in the vocabulary). Episodes whose rows come from more than one actor are
+    also reported apart under ``mixed``, with the share of their majority actor.
+    """
+    a = len(names)
+    ended = table["ended"]
+    counts = table["counts"][ended]
+    ret, length = table["ret"][ended], table["length"][ended]
+    known = counts[:, :a]
+    major = known.argmax(axis=1) if len(known) else np.zeros(0, int)
+    n_actors_in = (counts > 0).sum(axis=1)
+    mixed = n_actors_in > 1
+    per_actor = {}
+    for i, x in enumerate(names):
+        sel = major == i
+        per_actor[x] = {
+            "episodes": int(sel.sum()), "pure": int((sel & ~mixed).sum()), "mixed": int((sel & mixed).sum()),
+            "returns": describe(ret[sel]), "lengths": describe(length[sel]),
+            "pure_returns_mean": num(ret[sel & ~mixed].mean()) if (sel & ~mixed).any() else None,
+        }
+    share = known.max(axis=1)[mixed] / np.maximum(1, counts[mixed].sum(axis=1)) if mixed.any() else np.zeros(0)
+    return {
+        "attribution": "majority actor of the episode's rows (ties: first in vocabulary); episodes with rows "
+                       "from several actors are also counted under 'mixed'; only episodes that ended "
+                       "(a done row) are included",
+        "ended": int(ended.sum()), "not_ended": int((~table["ended"]).sum()),
+        "per_actor": per_actor,
+        "mixed": {"episodes": int(mixed.sum()), "majority_share": describe(share),
+                  "returns": describe(ret[mixed]), "lengths": describe(length[mixed])},
+        "return_histogram": histograms({x: ret[major == i] for i, x in enumerate(names)}),
+        "length_histogram": histograms({x: length[major == i] for i, x in enumerate(names)}),
+    }
