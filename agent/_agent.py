@@ -92,7 +92,11 @@ class Agent:
             if self.store.commit() == 0:
                 raise ConfigError("train_step: the store has no rows yet; step() some transitions first")
             cfg = self.config
-            kw = {"strategy": cfg.sampler_strategy, "seed": cfg.seed + self.train_steps, "as_torch": True}
+            cols = ["state", "discrete_action", "continuous_action", "reward", "actor"]
+            if self.nstep is None:  # one-step targets read the row's own next state; n-step ones gather it
+                cols += ["next_state", "done"] + ([TRUNCATED] if self._has_truncated else [])
+            kw = {"strategy": cfg.sampler_strategy, "seed": cfg.seed + self.train_steps, "as_torch": True,
+                  "columns": cols}
             if cfg.actor_fractions is not None:
                 kw["actor_fractions"] = cfg.actor_fractions
             self._sampler = Sampler(self.store, cfg.batch_size, **kw)
@@ -120,7 +124,8 @@ class Agent:
         batch = Batch(
             state=torch.as_tensor(b["state"]).float(),
             discrete_action=torch.as_tensor(b["discrete_action"]).long(),
-            continuous_action=torch.as_tensor(b["continuous_action"]).float(),
+            continuous_action=torch.as_tensor(b["continuous_action"]).float() if self._cdim
+            else torch.zeros((len(rows), 0)),
             reward=reward, codes=codes, returns=returns, boot_state=boot_state.float(), discount=discount,
             weight=torch.as_tensor(b["weight"]).float() if "weight" in b else torch.ones(len(rows)),
         )
@@ -172,10 +177,15 @@ class Agent:
         self.train_steps = int(meta["step"])
         self.frames = int(meta.get("frames", 0))
         self.learner.updates = self.train_steps
-        self._sampler = None
+        if self._sampler is not None:
+            self._sampler.close()
+            self._sampler = None
         return meta
 
     def close(self) -> None:
         """Hand staged telemetry to the store and commit (the store stays open; the caller closes it)."""
         self.trainlog.flush()
+        if self._sampler is not None:
+            self._sampler.close()
+            self._sampler = None
         self.store.commit()

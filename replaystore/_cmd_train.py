@@ -1,0 +1,94 @@
+"""``replaystore train --env CartPole-v1 --steps N --expert-ratio 0.26 --out runs/demo.h5 [--resume] [--seed S]``.
+
+The flags below set the usual fields of ``agent.AgentConfig``; ``--set FIELD=VALUE`` (VALUE as
+JSON, repeatable) sets any other field, so the config dataclass stays the one place they live.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--env", default="CartPole-v1", help="gymnasium id: CartPole-v1 or HybridCartPole-v1")
+    p.add_argument("--steps", type=int, default=None, help="environment frames the store should hold at the end")
+    p.add_argument("--expert-ratio", type=float, default=None, help="probability the expert decides a frame")
+    p.add_argument("--out", required=True, help="the store to write (.h5)")
+    p.add_argument("--resume", action="store_true", help="continue the store at --out from its latest checkpoint")
+    p.add_argument("--seed", type=int, default=None, help="seed of env, mixing, network and sampler")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other AgentConfig field, VALUE as JSON (e.g. --set batch_size=128)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="greedy-DQN evaluation episodes at the end (0: none)")
+    p.add_argument("--checkpoint-dir", default=None, help="where checkpoints go (default: beside the store)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no [BATCH]/[BUFFER] lines")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def build_config(args):
+    """An ``AgentConfig`` from the parsed flags (on resume, the store's recorded config is the base)."""
+    from agent import AgentConfig
+    from agent.errors import ConfigError
+
+    base = {}
+    if args.resume:
+        from store import ReplayStore
+
+        with ReplayStore.open(args.out, "r") as s:
+            base = dict(s.metadata.get("config", {}))
+    changes = {"env_id": args.env}
+    for flag, field in (("steps", "total_steps"), ("expert_ratio", "expert_ratio"), ("seed", "seed")):
+        v = getattr(args, flag)
+        if v is not None:
+            changes[field] = v
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set batch_size=128")
+        try:
+            changes[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key.strip()] = value  # a bare string such as --set sampler_strategy=stratified
+    merged = {**base, **changes}
+    if args.resume and base and base.get("env_id") != args.env:
+        raise ConfigError(f"--resume: {args.out} was trained on {base.get('env_id')!r}; pass --env {base.get('env_id')}")
+    return AgentConfig.from_dict(merged)
+
+
+def run(args) -> int:
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from agent import train
+    from agent.errors import AgentError
+    from store.errors import StoreError
+
+    class _TqdmHandler(logging.Handler):
+        def emit(self, record):
+            tqdm.write(self.format(record))
+
+    log = logging.getLogger("agent")
+    if not args.quiet and not log.handlers:
+        log.addHandler(_TqdmHandler())
+        log.setLevel(logging.INFO)
+    try:
+        config = build_config(args)
+        summary = train(config, args.out, resume=args.resume, progress=not args.quiet,
+                        checkpoint_dir=args.checkpoint_dir, eval_episodes=args.eval_episodes)
+    except (AgentError, StoreError, FileExistsError, TypeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        comp = summary["composition"]
+        print(f"wrote {summary['store']}: {summary['frames']} frames, {summary['train_steps']} training steps, "
+              f"{summary['episodes']} episodes in {summary['elapsed_s']:.0f} s")
+        print("  composition: " + ", ".join(f"{n} {c} ({comp['fractions'][n]:.1%})" for n, c in comp['counts'].items())
+              + f"; declared expert_ratio {summary['expert_ratio']}")
+        print(f"  checkpoint: {summary['checkpoint']}")
+        if "eval_greedy_mean" in summary:
+            print(f"  greedy DQN alone over {len(summary['eval_greedy_returns'])} episodes: "
+                  f"mean return {summary['eval_greedy_mean']:.1f}")
+    return 0
