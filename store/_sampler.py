@@ -349,22 +349,37 @@ class Sampler:
         bad = ~np.isfinite(pr) | (pr < 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise SamplerError(f"update_priorities: priority {pr[i]!r} for row {int(rows[i])} is negative or not "
+            raise SamplerError(f"update_priorities: priority {float(pr[i])!r} for row {int(rows[i])} is negative or not "
                                "finite; priorities must be finite and >= 0 (e.g. abs(td_error) + 1e-6)")
         if len(rows) == 0:
             return
-        lo, n = self._lo, self._n
-        outside = (rows < lo) | (rows >= n)
-        if outside.any():
-            r = int(rows[np.flatnonzero(outside)[0]])
-            raise SamplerError(f"update_priorities: row {r} is outside the window [{lo}, {n}) the sampler "
-                               "sees; pass rows from recent batches (batch['row'])")
+        self._check_rows("update_priorities", rows)
         leaves = rows.astype(np.int64) % self.window
         st = self._state
         st.raw[leaves] = pr
         self._tree.set(leaves, pr ** self.alpha)
         st.max_priority = max(st.max_priority, float(pr.max()))
         st.dirty = True
+
+    def priorities(self, rows) -> np.ndarray:
+        """The raw priorities (before ``alpha``) of ``rows`` in the window (prioritized only)."""
+        if self.strategy != "prioritized":
+            raise SamplerError(f"priorities: this sampler's strategy is {self.strategy!r}, not 'prioritized'")
+        self._sync()
+        rows = self._check_rows("priorities", _as_numpy(rows))
+        return self._state.raw[rows.astype(np.int64) % self.window].copy()
+
+    def _check_rows(self, where: str, rows: np.ndarray) -> np.ndarray:
+        if rows.dtype.kind not in "iu" or rows.ndim != 1:
+            raise SamplerError(f"{where}: rows must be a 1-D integer array (row ids), got {rows.dtype} "
+                               f"with shape {rows.shape}")
+        lo, n = self._lo, self._n
+        outside = (rows < lo) | (rows >= n)
+        if outside.any():
+            r = int(rows[np.flatnonzero(outside)[0]])
+            raise SamplerError(f"{where}: row {r} is outside the window [{lo}, {n}) the sampler "
+                               "sees; pass rows from recent batches (batch['row'])")
+        return rows
 
     def __iter__(self):
         return self

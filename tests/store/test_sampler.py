@@ -1,0 +1,473 @@
+"""store.Sampler: window, strategies, priorities, determinism, no HDF5 per batch, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from store import ReplayStore, Sampler, Schema
+from store.errors import EmptyWindowError, SamplerError
+
+ACTORS = ("expert", "dqn", "random")
+SCHEMA = Schema.transition((3,), continuous_dim=2, discrete_dtype="int16")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rows_block(start: int, stop: int, actor) -> dict:
+    """Self-describing rows: every value is computed from the row id."""
+    ids = np.arange(start, stop)
+    n = len(ids)
+    return {
+        "actor": np.broadcast_to(np.asarray(actor), (n,)).copy() if np.ndim(actor) == 0 else np.asarray(actor),
+        "state": np.repeat(ids[:, None], 3, 1).astype("f4"),
+        "next_state": np.repeat(ids[:, None] + 1, 3, 1).astype("f4"),
+        "discrete_action": (ids % 7).astype("i2"),
+        "continuous_action": np.stack([ids * 0.5, -ids], 1).astype("f4"),
+        "reward": ids.astype("f4"),
+        "done": ids % 50 == 49,
+    }
+
+
+def new_store(path, window: int = 1000, chunk_bytes: int = 4096) -> ReplayStore:
+    return ReplayStore.create(path, SCHEMA, actors=ACTORS, window=window, commit_every=10**9,
+                              commit_seconds=3600.0, chunk_bytes=chunk_bytes)
+
+
+def append(store: ReplayStore, start: int, stop: int, actor, commit: bool = True) -> None:
+    store.extend(rows_block(start, stop, actor))
+    if commit:
+        store.commit()
+
+
+def pattern(start: int, stop: int) -> np.ndarray:
+    """Actor codes for rows [start, stop): 1/8 expert, 5/8 dqn, 2/8 random, interleaved."""
+    return np.array([0, 1, 1, 2, 1, 1, 2, 1], np.uint8)[np.arange(start, stop) % 8]
+
+
+@pytest.fixture
+def path(tmp_path) -> Path:
+    return tmp_path / "run.h5"
+
+
+@pytest.fixture
+def filled(path):
+    """A writable store of 3000 committed rows, window 1000: rows 0..1999 all 'random', then a mix."""
+    s = new_store(path, window=1000)
+    append(s, 0, 2000, 2)
+    append(s, 2000, 3000, pattern(2000, 3000))
+    yield s
+    s.close()
+
+
+def check_batch_matches_store(store: ReplayStore, batch: dict) -> None:
+    rows = np.asarray(batch["row"])
+    for col in SCHEMA.names:
+        whole = store.read([col])[col]
+        want = whole[rows]
+        got = np.asarray(batch[col])
+        assert want.dtype == got.dtype, col
+        assert np.array_equal(want, got), f"column {col!r} differs from store.read"
+
+
+# ---------------------------------------------------------------- uniform
+def test_uniform_composition_follows_window_within_binomial_bounds(filled):
+    """Actor counts over many uniform batches match the window's composition (5-sigma binomial)."""
+    sampler = Sampler(filled, 256, seed=3, as_torch=False)
+    total = np.zeros(len(ACTORS), np.int64)
+    for _ in range(200):
+        b = sampler.sample()
+        assert np.array_equal(np.bincount(b["actor"], minlength=3), sampler.last_actor_counts)
+        total += sampler.last_actor_counts
+    comp = filled.actor_composition(window=True)
+    assert comp["total"] == 1000
+    draws = total.sum()
+    for code, name in enumerate(ACTORS):
+        p = comp["fractions"][name]
+        sigma = np.sqrt(draws * p * (1 - p))
+        assert abs(total[code] - draws * p) <= 5 * sigma + 1, (name, total[code], draws * p)
+    # The whole store is mostly 'random'; the window is not: the sampler must follow the window.
+    assert total[2] / draws < 0.3
+
+
+def test_uniform_rows_stay_in_window_and_committed(filled):
+    """Rows below the window or appended but not committed never appear; values equal store.read."""
+    append(filled, 3000, 3500, pattern(3000, 3500), commit=False)  # written, not committed
+    sampler = Sampler(filled, 512, seed=1, as_torch=False)
+    seen = np.concatenate([sampler.sample()["row"] for _ in range(40)])
+    assert seen.min() >= 2000 and seen.max() < 3000
+    assert len(np.unique(seen)) > 900  # covers the window
+    check_batch_matches_store(filled, sampler.sample())
+    filled.commit()
+    b = sampler.sample()  # the writer's commit is seen in its own process, no refresh call
+    assert sampler.rows_in_window == (2500, 3500)
+    assert b["row"].min() >= 2500 and b["row"].max() >= 3000
+    check_batch_matches_store(filled, b)
+
+
+def test_torch_batch_dtypes_zero_copy_and_threads_untouched(filled):
+    """as_torch gives one tensor per column with the schema's dtype, plus row/actor/weight."""
+    threads = torch.get_num_threads()
+    b = next(iter(Sampler(filled, 64, seed=0)))
+    assert torch.get_num_threads() == threads
+    assert set(b) == set(SCHEMA.names) | {"row", "weight"}
+    for c in SCHEMA:
+        assert b[c.name].numpy().dtype == c.dtype, c.name
+        assert tuple(b[c.name].shape) == (64, *c.shape), c.name
+    assert b["row"].dtype == torch.int64 and b["actor"].dtype == torch.uint8
+    assert b["weight"].dtype == torch.float32 and bool((b["weight"] == 1).all())
+    check_batch_matches_store(filled, b)
+
+
+def test_reader_sees_commits_of_another_handle(path):
+    """A sampler over a path (its own reader) picks up a writer's later commits by itself."""
+    w = new_store(path, window=100)
+    append(w, 0, 50, 1)
+    sampler = Sampler(path, 32, seed=0, as_torch=False)
+    assert sampler.sample()["row"].max() < 50
+    append(w, 50, 400, 0)
+    b = sampler.sample()
+    assert sampler.rows_in_window == (300, 400)
+    assert b["row"].min() >= 300 and (b["actor"] == 0).all()
+    check_batch_matches_store(sampler.store, b)
+    sampler.close()
+    assert sampler.store.closed
+    w.close()
+
+
+# ---------------------------------------------------------------- stratified
+def test_stratified_exact_counts_largest_remainder(filled):
+    """Every batch holds exactly the largest-remainder counts, and each row has the actor it claims."""
+    s = Sampler(filled, 10, strategy="stratified", actor_fractions={"expert": 0.25, "dqn": 0.75},
+                seed=0, as_torch=False)
+    actor_col = filled.read(["actor"])["actor"]
+    for _ in range(50):
+        b = s.sample()
+        assert s.last_actor_counts.tolist() == [3, 7, 0]
+        assert np.bincount(b["actor"], minlength=3).tolist() == [3, 7, 0]
+        assert np.array_equal(actor_col[b["row"]], b["actor"])
+        assert b["row"].min() >= 2000
+    thirds = Sampler(filled, 100, strategy="stratified", seed=0, as_torch=False,
+                     actor_fractions={"expert": 1 / 3, "dqn": 1 / 3, "random": 1 / 3})
+    check_batch_matches_store(filled, thirds.sample())
+    assert thirds.last_actor_counts.tolist() == [34, 33, 33]
+
+
+def test_stratified_follows_new_commits_and_sliding_window(path):
+    """Per-actor lists grow with commits, drop rows that leave the window, and stay window-sized."""
+    s = new_store(path, window=500)
+    append(s, 0, 400, 1)
+    sm = Sampler(s, 64, strategy="stratified", actor_fractions={"expert": 0.5, "dqn": 0.5}, seed=0,
+                 as_torch=False)
+    with pytest.raises(EmptyWindowError, match=r"\['expert'\].*no rows in the window \[0, 400\)"):
+        sm.sample()
+    append(s, 400, 450, 0)
+    b = sm.sample()
+    assert set(b["row"][b["actor"] == 0].tolist()) <= set(range(400, 450))
+    for k in range(20):  # slide the window many times over
+        append(s, 450 + 300 * k, 450 + 300 * (k + 1), pattern(0, 300))
+        b = sm.sample()
+        lo, n = sm.rows_in_window
+        assert b["row"].min() >= lo and b["row"].max() < n
+    check_batch_matches_store(s, b)
+    assert sm._index.counts().sum() == 500
+    assert sm._index.capacity() <= 4 * 500 + 3 * 4096  # memory follows the window, not the 6450 rows
+    s.close()
+
+
+# ---------------------------------------------------------------- prioritized
+def prioritized_setup(path, n=64, alpha=0.6, beta=0.4, seed=5):
+    s = new_store(path, window=n)
+    append(s, 0, 2 * n, pattern(0, 2 * n))  # rows 0..n-1 have left the window
+    sm = Sampler(s, 256, strategy="prioritized", alpha=alpha, beta=beta, seed=seed, as_torch=False)
+    sm.sample()
+    rows = np.arange(n, 2 * n)
+    pr = np.random.default_rng(0).uniform(0.05, 4.0, n)
+    sm.update_priorities(rows, pr)
+    return s, sm, rows, pr
+
+
+def test_prioritized_frequencies_follow_priorities(path):
+    """Sampling frequencies match p_i^alpha / sum (chi-square), and clearly differ from uniform."""
+    s, sm, rows, pr = prioritized_setup(path)
+    counts = np.zeros(len(rows), np.int64)
+    for _ in range(300):
+        b = sm.sample()
+        counts += np.bincount(b["row"] - rows[0], minlength=len(rows))
+    expected = pr ** 0.6 / (pr ** 0.6).sum() * counts.sum()
+    assert stats.chisquare(counts, expected).pvalue > 1e-4
+    assert stats.chisquare(counts).pvalue < 1e-12  # against uniform: the test can tell them apart
+    s.close()
+
+
+def test_importance_weights_match_formula(path):
+    """w_i = (N * P(i))^-beta / max_j w_j over the batch, with P(i) = p_i^alpha / sum_k p_k^alpha."""
+    s, sm, rows, pr = prioritized_setup(path, alpha=0.7, beta=0.5)
+    b = sm.sample()
+    p = pr[b["row"] - rows[0]] ** 0.7
+    P = p / (pr ** 0.7).sum()
+    w = (len(rows) * P) ** -0.5
+    np.testing.assert_allclose(b["weight"], w / w.max(), rtol=1e-5)
+    assert b["weight"].dtype == np.float32
+    check_batch_matches_store(s, b)
+    s.close()
+
+
+def test_new_rows_get_max_priority_and_rows_leaving_window_are_replaced(path):
+    """A committed row enters with the largest priority seen so far, in its ring slot."""
+    s, sm, rows, pr = prioritized_setup(path)
+    sm.update_priorities(np.array([rows[3]]), np.array([9.5]))
+    append(s, 128, 140, 1)
+    sm.sample()
+    assert sm.rows_in_window == (76, 140)
+    np.testing.assert_array_equal(sm.priorities(np.arange(128, 140)), np.full(12, 9.5))
+    np.testing.assert_array_equal(sm.priorities(np.arange(76, 128)), pr[12:])
+    assert sm._tree.capacity == 64  # the tree follows the window, not the 140 rows
+    s.close()
+
+
+def test_priorities_survive_close_and_reopen(path):
+    """Priorities saved at commit load again in a reader and in a reopened writer; max priority too."""
+    s, sm, rows, pr = prioritized_setup(path)
+    sm.update_priorities(rows[:2], np.array([7.0, 0.25]))
+    s.close()
+    want = np.concatenate([[7.0, 0.25], pr[2:]])
+    with Sampler(path, 16, strategy="prioritized", seed=0, as_torch=False) as r:
+        np.testing.assert_allclose(r.priorities(rows), want)
+    w = ReplayStore.open(path, "a", commit_seconds=3600.0)
+    sm2 = Sampler(w, 16, strategy="prioritized", seed=0, as_torch=False)
+    np.testing.assert_allclose(sm2.priorities(rows), want)
+    append(w, 128, 130, 0)
+    np.testing.assert_allclose(sm2.priorities(np.array([128, 129])), [7.0, 7.0])
+    sm2.update_priorities(np.array([129]), np.array([0.5]))
+    sm2.close()  # a closed sampler's updates still go out with the store's next commit
+    w.close()
+    with Sampler(path, 16, strategy="prioritized", seed=0, as_torch=False) as r:
+        np.testing.assert_allclose(r.priorities(np.array([128, 129])), [7.0, 0.5])
+
+
+def test_one_prioritized_sampler_per_writable_store(path):
+    """A second prioritized sampler on the same writer is refused until the first closes."""
+    s = new_store(path)
+    append(s, 0, 10, 0)
+    first = Sampler(s, 4, strategy="prioritized", as_torch=False)
+    with pytest.raises(SamplerError, match="already attached"):
+        Sampler(s, 4, strategy="prioritized", as_torch=False)
+    first.close()
+    Sampler(s, 4, strategy="prioritized", as_torch=False).sample()
+    s.close()
+
+
+# ---------------------------------------------------------------- determinism and HDF5
+@pytest.mark.parametrize("strategy", ["uniform", "stratified", "prioritized"])
+def test_same_seed_same_batches(filled, path, strategy):
+    """Two samplers with one seed over the same committed rows give identical batches."""
+    kw = {"actor_fractions": {"expert": 0.2, "dqn": 0.5, "random": 0.3}} if strategy == "stratified" else {}
+
+    def batches(seed, source):
+        with Sampler(source, 128, strategy=strategy, seed=seed, as_torch=False, **kw) as sm:
+            out = []
+            for _ in range(4):
+                b = sm.sample()
+                out.append(b)
+                if strategy == "prioritized":
+                    sm.update_priorities(b["row"], (b["row"] % 13 + 1).astype(float))
+            return out
+
+    filled.commit()
+    a, b, c = batches(7, path), batches(7, path), batches(8, path)
+    for x, y in zip(a, b):
+        for k in x:
+            assert np.array_equal(x[k], y[k]), k
+    assert not all(np.array_equal(x["row"], y["row"]) for x, y in zip(a, c))
+
+
+@pytest.fixture
+def no_hdf5(monkeypatch):
+    """Make every h5py read or open raise, for as long as the test runs after it is requested."""
+
+    def refuse(*a, **k):
+        raise AssertionError("an HDF5 call happened while sampling")
+
+    def arm():
+        for name in ("__getitem__", "read_direct", "__array__"):
+            monkeypatch.setattr(h5py.Dataset, name, refuse)
+        monkeypatch.setattr(h5py.File, "__init__", refuse)
+        monkeypatch.setattr(h5py.Group, "__getitem__", refuse)
+        monkeypatch.setattr(h5py.h5f, "open", refuse)  # the low-level opens, too
+        monkeypatch.setattr(h5py.h5d, "open", refuse)
+
+    return arm
+
+
+@pytest.mark.parametrize("mode", ["r", "a"])
+def test_no_hdf5_call_per_batch(path, no_hdf5, monkeypatch, mode):
+    """sample() and update_priorities() run with every h5py read refused, also after new commits."""
+    s = new_store(path, window=300)
+    append(s, 0, 200, pattern(0, 200))
+    if mode == "r":
+        s.close()
+        s = ReplayStore.open(path, "r")
+    samplers = [Sampler(s, 32, seed=0, as_torch=False),
+                Sampler(s, 32, strategy="stratified", actor_fractions={"dqn": 0.5, "random": 0.5}, seed=0),
+                Sampler(s, 32, strategy="prioritized", seed=0)]
+    no_hdf5()
+    for sm in samplers:
+        b = sm.sample()
+        if sm.strategy == "prioritized":
+            sm.update_priorities(b["row"], torch.rand(32) + 0.1)
+        sm.sample()
+    monkeypatch.undo()
+    if mode == "a":
+        append(s, 200, 400, pattern(200, 400))
+    else:
+        w = ReplayStore.open(path, "a")
+        append(w, 200, 400, pattern(200, 400))
+        w.close()
+    no_hdf5()
+    for sm in samplers:
+        b = sm.sample()
+        assert int(b["row"].min()) >= 100 and int(b["row"].max()) >= 200
+    monkeypatch.undo()
+    s.close()
+
+
+# ---------------------------------------------------------------- another process
+CHILD = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from store import Sampler
+    path, final, block = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    sm = Sampler(path, 64, seed=0, as_torch=False)
+    print("ready", flush=True)
+    seen, bad, batches, last = [], 0, 0, -1
+    while last < final:
+        b = sm.sample()
+        batches += 1
+        lo, n = sm.rows_in_window
+        r = b["row"]
+        ok = ((r >= lo) & (r < n) & (b["state"] == r[:, None]).all(1) & (b["next_state"][:, 0] == r + 1)
+              & (b["reward"] == r) & (b["discrete_action"] == r % 7) & (b["continuous_action"][:, 1] == -r))
+        bad += int((~ok).sum())
+        if n != last:
+            seen.append(n)
+            last = n
+            print("saw", n, flush=True)
+    print(json.dumps({"seen": seen, "bad": bad, "batches": batches}), flush=True)
+""")
+
+
+def test_sampler_in_another_process_sees_only_committed_rows(path, tmp_path):
+    """A sampler process follows a live writer: only commit-boundary row counts, every value as written."""
+    block, rounds = 300, 8
+    s = new_store(path, window=1000)
+    append(s, 0, block, pattern(0, block))
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    child = subprocess.Popen([sys.executable, str(script), str(path), str(block * rounds), str(block)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        for k in range(1, rounds):
+            assert child.stdout.readline().split()[0] == "saw"
+            # Rows written to the file but not committed yet must stay invisible meanwhile.
+            append(s, k * block, k * block + block // 2, pattern(0, block // 2), commit=False)
+            s._tables["transitions"].flush_stage()
+            append(s, k * block + block // 2, (k + 1) * block, pattern(0, block - block // 2))
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["bad"] == 0
+    assert result["seen"] == [block * k for k in range(1, rounds + 1)]
+    s.close()
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5, True, "8", None])
+def test_bad_batch_size(filled, batch_size):
+    """A batch size that is not a positive int is refused and named."""
+    with pytest.raises(SamplerError, match=r"batch_size=.*expected a positive int"):
+        Sampler(filled, batch_size)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"strategy": "rank"}, r"strategy='rank' is unknown; expected one of \['uniform', 'stratified', 'prioritized'\]"),
+    ({"strategy": "stratified"}, r"needs actor_fractions.*'expert': \.\.\."),
+    ({"strategy": "stratified", "actor_fractions": {"expert": 0.5, "human": 0.5}},
+     r"actor 'human', which is not in the store's vocabulary \['expert', 'dqn', 'random'\]"),
+    ({"strategy": "stratified", "actor_fractions": {"expert": 0.5, "dqn": 0.4}}, r"sum to 0\.9; they must sum to 1"),
+    ({"strategy": "stratified", "actor_fractions": {"expert": -0.5, "dqn": 1.5}}, r"actor_fractions\['expert'\]=-0\.5: expected a number in \[0, 1\]"),
+    ({"actor_fractions": {"expert": 1.0}}, r"actor_fractions given with strategy='uniform'"),
+    ({"strategy": "prioritized", "alpha": -1}, r"alpha=-1: expected a finite number >= 0"),
+    ({"strategy": "prioritized", "beta": float("nan")}, r"beta=nan: expected a finite number >= 0"),
+    ({"seed": -1}, r"seed=-1: expected None or a non-negative int"),
+    ({"columns": ["state", "qvalue"]}, r"unknown or none"),
+])
+def test_bad_configuration(filled, kwargs, match):
+    """Each invalid configuration raises a SamplerError (a ValueError) naming what was wrong."""
+    with pytest.raises(SamplerError, match=match) as e:
+        Sampler(filled, 8, **kwargs)
+    assert isinstance(e.value, ValueError)
+
+
+def test_bad_source(tmp_path):
+    """A source that is neither a store nor a path is a TypeError; a missing path says so."""
+    with pytest.raises(TypeError, match="source must be a ReplayStore or a path to one, got int"):
+        Sampler(3, 8)
+    with pytest.raises(FileNotFoundError, match="no store at"):
+        Sampler(tmp_path / "missing.h5", 8)
+
+
+def test_empty_store_raises_empty_window(path):
+    """Sampling a store with no committed rows is an EmptyWindowError (a ValueError)."""
+    s = new_store(path)
+    append(s, 0, 10, 0, commit=False)
+    with pytest.raises(EmptyWindowError, match="no committed rows yet"):
+        Sampler(s, 8).sample()
+    s.close()
+
+
+@pytest.mark.parametrize("rows, priorities, match", [
+    ([70, 71], [1.0, -0.5], r"priority -0\.5 for row 71 is negative or not finite"),
+    ([70, 71], [np.nan, 1.0], r"priority nan for row 70 is negative or not finite"),
+    ([70], [np.inf], r"priority inf for row 70 is negative or not finite"),
+    ([10, 70], [1.0, 1.0], r"row 10 is outside the window \[64, 128\)"),
+    ([128], [1.0], r"row 128 is outside the window \[64, 128\)"),
+    ([70.0], [1.0], r"rows must be a 1-D integer array"),
+    ([70, 71], [1.0], r"same shape as rows \(2,\)"),
+])
+def test_bad_priorities(path, rows, priorities, match):
+    """update_priorities refuses bad rows or priorities, and changes nothing."""
+    s, sm, wrows, pr = prioritized_setup(path)
+    with pytest.raises(SamplerError, match=match):
+        sm.update_priorities(np.array(rows), np.array(priorities))
+    np.testing.assert_array_equal(sm.priorities(wrows), pr)
+    s.close()
+
+
+def test_update_priorities_needs_prioritized(filled):
+    """A uniform sampler has no priorities to update."""
+    with pytest.raises(SamplerError, match="strategy is 'uniform', not 'prioritized'"):
+        Sampler(filled, 8).update_priorities([1], [1.0])
+
+
+def test_all_zero_priorities(path):
+    """A window whose priorities are all zero cannot be sampled, and says how to fix it."""
+    s, sm, rows, pr = prioritized_setup(path)
+    sm.update_priorities(rows, np.zeros(len(rows)))
+    with pytest.raises(EmptyWindowError, match="has priority 0; give some rows a positive priority"):
+        sm.sample()
+    s.close()
