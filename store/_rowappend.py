@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from ._schema import ACTOR, Column
-from ._validate import castable, dtype_error, nonfinite_error, shape_error
+from ._validate import castable, check_int_range, dtype_error, nonfinite_error, shape_error
 from .errors import DTypeError, MissingActorError, MissingColumnError, UnknownColumnError
 
 _MISSING = object()
@@ -41,6 +41,7 @@ def _coerce_array(col: Column, v, stage, i):
     # an empty list has no dtype of its own (numpy says float64): nothing to cast
     if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
         raise dtype_error("append", col, arr.dtype)
+    check_int_range("append", col, arr)
     stage[i] = arr
 
 
@@ -63,6 +64,7 @@ def _coerce_scalar(col: Column, v, stage, i):
             raise shape_error("append", col, arr.shape, ())
         if arr.dtype == object or not castable(arr.dtype, col.dtype):
             raise dtype_error("append", col, arr.dtype)
+        check_int_range("append", col, arr)
         v = arr
     try:
         stage[i] = v
@@ -77,7 +79,7 @@ def build_append(store, tw):
     schema = store.schema
     auto = set(schema.auto_columns)
     ns = {"np": np, "math": math, "_M": _MISSING, "_isnan": math.isnan, "_isfinite": math.isfinite,
-          "_time": time.time, "ndarray": np.ndarray, "_castok": castable, "_shape": shape_error,
+          "_time": time.time, "ndarray": np.ndarray, "_castok": castable, "_intrange": check_int_range, "_shape": shape_error,
           "_dtype": dtype_error, "_nonfinite": nonfinite_error, "_missing": _missing, "_unknown": _unknown,
           "_ca": _coerce_array, "_cs": _coerce_scalar, "NAMES": schema.names, "MissingActorError": MissingActorError,
           "LOOKUP": store.actors._lookup, "ACTORS": store.actors, "store": store, "tw": tw,
@@ -103,6 +105,7 @@ def build_append(store, tw):
                 "try:",
                 f"    if {n}.shape != S{k}: raise _shape('append', C{k}, {n}.shape, S{k})",
                 f"    if {n}.dtype is not D{k} and not _castok({n}.dtype, D{k}): raise _dtype('append', C{k}, {n}.dtype)",
+                *([f"    if {n}.dtype is not D{k}: _intrange('append', C{k}, {n})"] if c.dtype.kind in "iu" else []),
                 f"    ST{k}[i] = {n}",
                 "except AttributeError:",
                 f"    _ca(C{k}, {n}, ST{k}, i)",
@@ -122,7 +125,9 @@ def build_append(store, tw):
                 f"        raise DTypeError('append: column {n} got ' + repr({n}) + ', which does not fit {c.dtype}') from e",
             ]
             if check:
-                body.append(f"    if not _isfinite({n}): raise _nonfinite('append', C{k})")
+                # a Python float can overflow a narrower float column: check the stored value there
+                stored = n if c.dtype.itemsize >= 8 else f"ST{k}[i]"
+                body.append(f"    if not _isfinite({stored}): raise _nonfinite('append', C{k})")
             body += ["else:", f"    _cs(C{k}, {n}, ST{k}, i)"]
     ns["KA"] = list(schema.names).index(ACTOR)
     ns["STA"] = tw.stage[ACTOR]

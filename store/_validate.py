@@ -18,13 +18,31 @@ _CAST_OK: dict[tuple, bool] = {}
 
 
 def castable(src: np.dtype, dst: np.dtype) -> bool:
-    """Same-kind casts only: float64 -> float32 is fine, float -> int or int -> bool is not."""
+    """Same-kind casts only: float64 -> float32 is fine, float -> int or int -> bool is not.
+
+    Any int -> int cast passes here (int64 -> uint8 included): ``check_int_range`` then checks
+    the values, because numpy wraps an integer that does not fit without a word.
+    """
     key = (src, dst)
     ok = _CAST_OK.get(key)
     if ok is None:
-        ok = _CAST_OK[key] = bool(np.can_cast(src, dst, casting="same_kind")) and not (
+        ok = _CAST_OK[key] = bool(np.can_cast(src, dst, casting="same_kind")
+                                  or (src.kind in "iu" and dst.kind in "iu")) and not (
             dst.kind == "b" and src.kind != "b")
     return ok
+
+
+def check_int_range(where: str, col: Column, arr: np.ndarray) -> None:
+    """Raise if integer values do not fit ``col``'s integer dtype (a cast would wrap them)."""
+    if arr.size and arr.dtype.kind in "iu" and col.dtype.kind in "iu" and not np.can_cast(arr.dtype, col.dtype):
+        info = np.iinfo(col.dtype)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < info.min or hi > info.max:
+            bad = lo if lo < info.min else hi
+            raise DTypeError(
+                f"{where}: column {col.name!r} got value {bad}, outside the range of {col.dtype} "
+                f"[{info.min}, {info.max}]; a cast would wrap it. Widen the column's dtype or fix the value"
+            )
 
 
 def dtype_error(where: str, col: Column, got) -> DTypeError:
@@ -77,6 +95,7 @@ def block_column(where: str, col: Column, value, n: int | None) -> np.ndarray:
     if arr.dtype != col.dtype:
         if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
             raise dtype_error(where, col, arr.dtype)
+        check_int_range(where, col, arr)
         arr = arr.astype(col.dtype)
     if col.is_float and not col.allow_nonfinite and arr.size and not np.isfinite(arr).all():
         bad = int(np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0])
