@@ -96,7 +96,8 @@ def _declared_expert(meta: dict, expected: dict, names) -> tuple[str | None, flo
     return actor, None, EXPERT_TOLERANCE, ""
 
 
-def composition_anomalies(names, meta, expected, codes, whole, over_time) -> list[Anomaly]:
+def composition_anomalies(names, meta, expected, codes, whole, episodes) -> list[Anomaly]:
+    """``episodes``: the per-episode table of ``_stats.episode_table`` (or None without episodes)."""
     out: list[Anomaly] = []
     n = whole["total"]
     if n == 0:
@@ -135,7 +136,7 @@ def composition_anomalies(names, meta, expected, codes, whole, over_time) -> lis
                                f"{source} declares an expert share for {expert!r}, which is not in the vocabulary "
                                f"{list(names)}; set metadata 'expert_actor' or expected['expert_actor']"))
         else:
-            out += _expert_share(expert, declared, tol, source, whole, over_time, single)
+            out += _expert_share(expert, names.index(expert), declared, tol, source, whole, codes, episodes, single)
     for a, (m, t) in expected.get("actor_fractions", {}).items():
         if a not in names:
             out.append(Anomaly("EXPECTED_ACTOR_UNKNOWN", "error",
@@ -149,7 +150,12 @@ def composition_anomalies(names, meta, expected, codes, whole, over_time) -> lis
     return out
 
 
-def _expert_share(expert, declared, tol, source, whole, over_time, single) -> list[Anomaly]:
+DRIFT_SEGMENTS = 10
+DRIFT_Z = 4.0
+MIN_UNITS = 5
+
+
+def _expert_share(expert, code, declared, tol, source, whole, codes, episodes, single) -> list[Anomaly]:
     out = []
     n = whole["total"]
     got = whole["fractions"][expert]
@@ -158,24 +164,58 @@ def _expert_share(expert, declared, tol, source, whole, over_time, single) -> li
             "EXPERT_FRACTION", "error",
             f"the expert {expert!r} holds {got:.4f} of the rows; {source} declares {declared} (tolerance {tol})",
             actor=expert, rows=[0, n], details={"realised": got, "declared": declared, "tolerance": tol}))
-    if single:
-        return out  # the single-actor finding already explains every bucket
-    fr = np.array(over_time["fractions"][expert], np.float64)
-    sizes = np.array(over_time["stop"]) - np.array(over_time["start"])
-    band = tol + 4 * np.sqrt(max(declared * (1 - declared), 1e-12) / np.maximum(1, sizes))
-    off = np.abs(fr - declared) > band
-    if off.any() and len(fr) >= 3:
-        idx = np.flatnonzero(off)
-        trend = sps.linregress(np.arange(len(fr)), fr)
-        out.append(Anomaly(
-            "EXPERT_FRACTION_DRIFT", "warning",
-            f"the expert share leaves {declared} ± band in {len(idx)} of {len(fr)} buckets of "
-            f"{over_time['bucket_rows']} rows (from {fr[idx[0]]:.3f} at row {over_time['start'][idx[0]]}; "
-            f"slope {trend.slope:+.4f} per bucket)",
-            actor=expert, rows=[int(over_time["start"][idx[0]]), int(over_time["stop"][idx[-1]])],
-            details={"buckets_off": int(len(idx)), "buckets": int(len(fr)), "slope_per_bucket": num(trend.slope),
-                     "slope_p_value": num(trend.pvalue), "min": num(fr.min()), "max": num(fr.max())}))
+    if not single:  # with a single actor, the share is 0 everywhere and SINGLE_ACTOR says why
+        drift = _drift(expert, code, declared, tol, codes, episodes)
+        if drift is not None:
+            out.append(drift)
     return out
+
+
+def _drift(expert, code, declared, tol, codes, episodes) -> Anomaly | None:
+    """The expert share of each of ``DRIFT_SEGMENTS`` consecutive segments of rows against the
+    declared share. Episodes are the sampling units (an expert often acts a whole episode, so rows
+    are not independent): a segment is off when its share misses ``declared`` by more than ``tol``
+    and by more than ``DRIFT_Z`` cluster-robust standard errors."""
+    n = len(codes)
+    if episodes is not None and len(episodes["length"]):
+        first, length, x = episodes["first"], episodes["length"], episodes["counts"][:, code]
+        unit = "episodes"
+    else:
+        first, length, x = np.arange(n), np.ones(n, np.int64), (codes == code).astype(np.int64)
+        unit = "rows"
+    seg_rows = max(1, math.ceil(n / DRIFT_SEGMENTS))
+    seg = first // seg_rows
+    # Variance per row pooled over the whole store (episode-clustered): a segment that happens to
+    # hold none of the rare long expert episodes would otherwise look impossibly precise.
+    p_all = x.sum() / max(1, length.sum())
+    var_row = float(((x - p_all * length) ** 2).sum()) / max(1, length.sum())
+    fracs, zs, off = [], [], []
+    for k in range(int(seg.max()) + 1 if len(seg) else 0):
+        sel = seg == k
+        if sel.sum() < MIN_UNITS:
+            fracs.append(None)
+            zs.append(None)
+            continue
+        nn, xx = length[sel].sum(), x[sel].sum()
+        f = xx / nn
+        se = math.sqrt(var_row / nn)
+        z = (f - declared) / se if se > 0 else (math.inf if f != declared else 0.0)
+        fracs.append(float(f))
+        zs.append(num(z))
+        if abs(f - declared) > tol and abs(z) > DRIFT_Z:
+            off.append(k)
+    if not off:
+        return None
+    valid = [(k, f) for k, f in enumerate(fracs) if f is not None]
+    slope = sps.linregress(*zip(*valid)) if len(valid) >= 3 else None
+    return Anomaly(
+        "EXPERT_FRACTION_DRIFT", "warning",
+        f"the expert share misses {declared} ± {tol} in {len(off)} of {len(fracs)} segments of {seg_rows} rows "
+        f"(segment shares {[round(f, 3) if f is not None else None for f in fracs]})",
+        actor=expert, rows=[int(off[0] * seg_rows), int(min(n, (off[-1] + 1) * seg_rows))],
+        details={"segment_rows": seg_rows, "segment_fractions": fracs, "segment_z": zs, "segments_off": off,
+                 "units": unit, "slope_per_segment": num(slope.slope) if slope else None,
+                 "slope_p_value": num(slope.pvalue) if slope else None})
 
 
 def reward_anomalies(names, codes, reward) -> list[Anomaly]:

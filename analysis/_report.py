@@ -96,6 +96,12 @@ class AuditReport:
     def codes(self) -> list[str]:
         return [a.code if isinstance(a, Anomaly) else a["code"] for a in self.anomalies]
 
+    def to_markdown(self, figures: dict[str, str] | None = None) -> str:
+        """A readable report; ``figures`` maps plot names to image files beside it."""
+        from ._markdown import to_markdown
+
+        return to_markdown(self, figures)
+
     def summary(self) -> str:
         """A few lines for a terminal."""
         s, c = self.store, self.composition
@@ -119,12 +125,16 @@ def _sev(a) -> str:
     return a.severity if isinstance(a, Anomaly) else a["severity"]
 
 
-def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool = False) -> AuditReport:
+BIG_STORE = 100_000  # rows from which progress="auto" shows a bar
+
+
+def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool | str = False) -> AuditReport:
     """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``).
 
     ``expected`` states what the run should look like, e.g. ``{"expert_fraction": (0.26, 0.02)}``
     (see ``analysis._anomalies.EXPECTED_KEYS``). ``bucket_rows`` sets the size of the row buckets
     of the over-time composition (default: a round number giving about 50 buckets).
+    ``progress``: a tqdm bar over the stages (``"auto"``: only for stores of 100k rows or more).
     """
     from tqdm.auto import tqdm
 
@@ -133,15 +143,15 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
         raise ValueError(f"bucket_rows={bucket_rows}: expected a positive number of rows")
     t0 = time.perf_counter()
     timings = {}
-    bar = tqdm(STAGES, desc="audit", disable=not progress, leave=False)
-    stage = iter(bar)
-
-    def tick(name):
-        timings[name] = round(time.perf_counter() - t0, 4)
-        next(stage, None)
-        bar.set_postfix_str(name)
-
     with open_store(path) as s:
+        show = (len(s) >= BIG_STORE) if progress == "auto" else bool(progress)
+        bar = tqdm(total=len(STAGES), desc="audit", disable=not show, leave=False)
+
+        def tick(name):
+            timings[name] = round(time.perf_counter() - t0, 4)
+            bar.update(1)
+            bar.set_postfix_str(name)
+
         names = s.actors.names
         cols = [c for c in ("actor", "episode", "reward", "done", "time") if c in s.schema]
         raw = s.read(cols)
@@ -167,6 +177,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
         table = _stats.episode_table(raw["episode"], codes, reward, raw["done"], len(names))
         episodes = _stats.episodes_by_actor(table, names)
     else:
+        table = None
         episodes = {"status": "the store has no episode/done columns"}
     tick("episodes")
     training = _training.steps_section(steps_raw, names)
@@ -176,7 +187,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
                                     declared if isinstance(declared, dict) else None)
     tick("training")
     meta = store["metadata"]
-    anomalies = (_anomalies.composition_anomalies(names, meta, expected, codes, whole, composition["over_time"])
+    anomalies = (_anomalies.composition_anomalies(names, meta, expected, codes, whole, table)
                  + _anomalies.reward_anomalies(names, codes, reward)
                  + _anomalies.telemetry_anomalies(names, meta, expected, steps_raw, training, samples,
                                                   samples_raw, bvb))

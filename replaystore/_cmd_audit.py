@@ -1,0 +1,75 @@
+"""``replaystore audit PATH --out DIR``: report.json, report.md and PNG plots; exit status for CI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+FAIL_LEVELS = ("error", "warning", "info")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="the store file to audit (also while it is being written)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for report.json, report.md and plots")
+    p.add_argument("--fail-on", choices=FAIL_LEVELS, default=None,
+                   help="exit with status 1 when an anomaly of this severity or worse is found")
+    p.add_argument("--expert-fraction", nargs=2, type=float, metavar=("MEAN", "TOL"),
+                   help="the expert share the run should show, e.g. --expert-fraction 0.26 0.02")
+    p.add_argument("--expect", metavar="JSON", help='more expectations as JSON, e.g. \'{"td_ratio_max": 3}\'')
+    p.add_argument("--bucket-rows", type=int, default=None, help="rows per bucket of the over-time composition")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def _expected(args) -> dict | None:
+    exp = {}
+    if args.expect:
+        try:
+            exp = json.loads(args.expect)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--expect {args.expect!r} is not JSON: {e}") from None
+        if not isinstance(exp, dict):
+            raise ValueError(f"--expect must be a JSON object, got {args.expect!r}")
+    if args.expert_fraction:
+        exp["expert_fraction"] = tuple(args.expert_fraction)
+    return exp or None
+
+
+def run(args) -> int:
+    from store.errors import StoreError
+
+    try:
+        return _run(args)
+    except (StoreError, ValueError, TypeError, KeyError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    from tqdm.auto import tqdm
+
+    from analysis import audit, plots
+
+    report = audit(args.path, _expected(args), bucket_rows=args.bucket_rows, progress="auto")
+    os.makedirs(args.out, exist_ok=True)
+    figures = {}
+    if not args.no_plots:
+        big = report.store["rows"] >= 100_000
+        d = report.to_dict()
+        for name, fn in tqdm(plots.FIGURES.items(), desc="plots", disable=not big, leave=False):
+            fig = fn(d)
+            fig.savefig(os.path.join(args.out, f"{name}.png"), dpi=80)
+            figures[name] = f"{name}.png"
+    with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
+        f.write(report.to_json())
+    with open(os.path.join(args.out, "report.md"), "w", encoding="utf-8") as f:
+        f.write(report.to_markdown(figures))
+    print(report.summary())
+    print(f"report: {os.path.join(args.out, 'report.md')} (and report.json, {len(figures)} plots)")
+    if args.fail_on and report.anomalies_at_least(args.fail_on):
+        n = len(report.anomalies_at_least(args.fail_on))
+        print(f"failing: {n} anomaly(ies) of severity {args.fail_on} or worse", file=sys.stderr)
+        return 1
+    return 0
