@@ -61,7 +61,7 @@ class Comparison:
             return f"no regression: {self.compared} values match the baseline"
         lines = [f"{len(self.differences)} difference(s) from the baseline ({self.compared} values compared):"]
         for d in self.differences[:limit]:
-            tol = f" (tolerance {d.tolerance})" if d.tolerance else ""
+            tol = f" (tolerance {d.tolerance})" if d.tolerance and d.tolerance != DEFAULT_TOLERANCE else ""
             lines.append(f"  {d.kind}: {d.path}: baseline {d.baseline!r} -> candidate {d.candidate!r}{tol}")
         if len(self.differences) > limit:
             lines.append(f"  ... and {len(self.differences) - limit} more")
@@ -166,11 +166,12 @@ def compare(baseline, candidate, tolerances=None) -> Comparison:
     diffs += [Difference(p, "added", None, v) for p, v in fc.items() if p not in fb]
     key = lambda a: (a["code"], a["severity"], a.get("actor"))  # noqa: E731
     ab, ac = Counter(map(key, base["anomalies"])), Counter(map(key, cand["anomalies"]))
-    for k in sorted((ac - ab).elements(), key=str):
-        diffs.append(Difference(f"anomalies[{k[0]}]", "new_anomaly", None, {"severity": k[1], "actor": k[2]}))
-    for k in sorted((ab - ac).elements(), key=str):
-        diffs.append(Difference(f"anomalies[{k[0]}]", "resolved_anomaly", {"severity": k[1], "actor": k[2]}, None))
-    return Comparison(diffs, compared=len(fb) + len(base["anomalies"]))
+    found = [Difference(f"anomalies[{k[0]}]", "new_anomaly", None, {"severity": k[1], "actor": k[2]})
+             for k in sorted((ac - ab).elements(), key=str)]
+    found += [Difference(f"anomalies[{k[0]}]", "resolved_anomaly", {"severity": k[1], "actor": k[2]}, None)
+              for k in sorted((ab - ac).elements(), key=str)]
+    # Anomalies first: they say what went wrong; the numbers after say by how much.
+    return Comparison(found + diffs, compared=len(fb) + len(base["anomalies"]))
 
 
 def assert_audit_matches(path, baseline, tolerances=None) -> Comparison:

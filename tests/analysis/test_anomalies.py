@@ -1,0 +1,132 @@
+"""Each anomaly the audit must raise, on stores built to show it (and not on a healthy one)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analysis_helpers import recorded, rows_block
+
+from analysis import Anomaly, audit
+from analysis._synthetic import corrupt
+from store import ReplayStore, Schema
+
+
+def by_code(report) -> dict:
+    return {a.code: a for a in report.anomalies}
+
+
+def test_healthy_run_has_no_anomaly():
+    """The healthy recorded buffer, expert mixed in at the declared 0.26, raises nothing."""
+    assert [] == audit(recorded("healthy")).anomalies
+
+
+def test_incident_is_caught():
+    """Every frame stored as 'dqn' while expert_ratio=0.26: SINGLE_ACTOR and EXPERT_FRACTION errors."""
+    a = by_code(audit(recorded("incident")))
+    assert ("error", "dqn", [0, 3072]) == (a["SINGLE_ACTOR"].severity, a["SINGLE_ACTOR"].actor, a["SINGLE_ACTOR"].rows)
+    assert "expert_ratio" in a["SINGLE_ACTOR"].message
+    assert ("error", 0.0) == (a["EXPERT_FRACTION"].severity, a["EXPERT_FRACTION"].details["realised"])
+    assert "EXPERT_FRACTION_DRIFT" not in a  # SINGLE_ACTOR already explains every segment
+
+
+def test_single_actor_without_declared_expert_is_a_warning(tmp_path):
+    """One actor of two holds every row, with no metadata about the other: a warning, not an error."""
+    path = tmp_path / "one.h5"
+    with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("expert", "dqn"), window=100) as s:
+        s.extend(rows_block(40, "dqn"))
+    a = by_code(audit(path))
+    assert "warning" == a["SINGLE_ACTOR"].severity
+    assert "vocabulary" in a["SINGLE_ACTOR"].message
+
+
+def test_expected_expert_fraction_overrides_metadata():
+    """expected={'expert_fraction': (0.5, 0.02)} flags the healthy run, whose share is ~0.26."""
+    a = by_code(audit(recorded("healthy"), expected={"expert_fraction": (0.5, 0.02)}))
+    assert "expected['expert_fraction']" in a["EXPERT_FRACTION"].message
+    assert (0.5, 0.02) == (a["EXPERT_FRACTION"].details["declared"], a["EXPERT_FRACTION"].details["tolerance"])
+
+
+def test_drift_of_the_expert_share(make_run):
+    """The expert share sliding from 0.26 to 0 over a run is flagged with the rows concerned."""
+    a = by_code(audit(make_run(rows=20_000, window=4096, drift_to=0.0, telemetry=False)))
+    d = a["EXPERT_FRACTION_DRIFT"]
+    assert ("warning", "expert") == (d.severity, d.actor)
+    assert d.rows[1] == 20_000 and d.rows[0] > 0
+    assert d.details["slope_per_segment"] < 0
+
+
+def test_corrupt_store_raises_each_expected_code():
+    """The corrupt recorded buffer shows every damage it was built with."""
+    a = by_code(audit(recorded("corrupt")))
+    assert {"UNKNOWN_ACTOR_CODE", "NONFINITE_REWARD", "NONFINITE_LOSS", "BATCH_COMPOSITION", "TD_IMBALANCE",
+            "SAMPLE_ACTOR_MISMATCH", "EXPERT_FRACTION"} <= set(a)
+    assert ([500, 502], {"7": 2}) == (a["UNKNOWN_ACTOR_CODE"].rows, a["UNKNOWN_ACTOR_CODE"].details["codes"])
+    assert [900, 901] == a["NONFINITE_REWARD"].rows
+    assert [100, 102] == a["NONFINITE_LOSS"].steps
+    assert ("dqn", "warning") == (a["TD_IMBALANCE"].actor, a["TD_IMBALANCE"].severity)
+    assert a["BATCH_COMPOSITION"].details["p_value"] < 1e-3
+
+
+def test_batch_composition_consistent_on_healthy_run():
+    """Uniform sampling from the buffer passes the chi-square test."""
+    b = audit(recorded("healthy")).batch_vs_buffer
+    assert b["test"]["p_value"] > 1e-3
+    assert b["max_abs_diff"] < 0.03
+
+
+def test_td_threshold_is_configurable(make_run):
+    """td_ratio_max in expected moves the TD-imbalance threshold (2.5x apart: flagged at 2, not at 5)."""
+    path = make_run()
+    assert "TD_IMBALANCE" not in by_code(audit(path))
+    assert "TD_IMBALANCE" in by_code(audit(path, expected={"td_ratio_max": 2.0}))
+
+
+def test_nonfinite_telemetry_values(tmp_path, make_run):
+    """A NaN td_abs_mean for an actor that was sampled is an error; NaN where it was not sampled is not."""
+    from analysis._synthetic import RunSpec, write_run
+
+    path = tmp_path / "nan.h5"
+    write_run(path, RunSpec(rows=1200, window=512, train_steps=80, batch_size=32, samples_every=2))
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        td = f["tables/train_steps/td_abs_mean"]
+        row = td[5]
+        row[0] = np.nan
+        td[5] = row
+    corrupt(path)
+    a = by_code(audit(path))
+    assert [5, 6] == a["NONFINITE_TD_ABS_MEAN"].steps
+    assert "expert" == a["NONFINITE_TD_ABS_MEAN"].actor
+
+
+def test_empty_store_and_no_telemetry(empty_store, make_run):
+    """An empty store is a warning that says so; a store without telemetry gets an info and 'no telemetry'."""
+    r = audit(empty_store)
+    assert ["EMPTY_STORE", "NO_TELEMETRY"] == r.codes()
+    assert "no telemetry" == r.training["status"] == r.samples["status"] == r.batch_vs_buffer["status"]
+    r2 = audit(make_run(telemetry=False))
+    assert ["NO_TELEMETRY"] == r2.codes()
+
+
+def test_expected_is_validated():
+    """Unknown keys and malformed values in expected raise and say what is accepted."""
+    with pytest.raises(ValueError, match="unknown key.*'expert_frac'.*known keys"):
+        audit(recorded("healthy"), expected={"expert_frac": (0.26, 0.02)})
+    with pytest.raises(ValueError, match=r"expected a pair \(mean, tolerance\)"):
+        audit(recorded("healthy"), expected={"expert_fraction": 0.26})
+    with pytest.raises(TypeError, match="expected must be a dict"):
+        audit(recorded("healthy"), expected=[("expert_fraction", 0.26)])
+
+
+def test_actor_fractions_expectation():
+    """expected['actor_fractions'] checks each named actor, and names outside the vocabulary are errors."""
+    a = by_code(audit(recorded("healthy"), expected={"actor_fractions": {"dqn": (0.5, 0.05), "ghost": (0.1, 0.1)}}))
+    assert "dqn" == a["ACTOR_FRACTION"].actor
+    assert "ghost" in a["EXPECTED_ACTOR_UNKNOWN"].message
+
+
+def test_anomaly_severity_is_checked():
+    """An Anomaly with an unknown severity is refused."""
+    with pytest.raises(ValueError, match="severity 'fatal'"):
+        Anomaly("X", "fatal", "m")
