@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import _sampler_state
+from ._sampler_gather import GatherPlan
 from ._sampler_index import ActorRows, largest_remainder
 from ._schema import ACTOR
 from ._store import ReplayStore
@@ -104,6 +105,7 @@ class Sampler:
         if clash:
             raise SamplerError(f"the schema has column(s) {clash}, whose names the sampler's batch keys use")
         self._columns = [(n, schema[n]) for n in names]
+        self._wants_actor = ACTOR in names
         n_actors = len(self.actors)
         self.last_actor_counts = np.zeros(n_actors, np.int64)
         self._n, self._lo, self._seq = 0, 0, None
@@ -191,6 +193,7 @@ class Sampler:
             return
         self._maps = s.column_maps()  # the store rebuilds them at each commit it sees
         self._mf = s.mapped_file
+        self._plan = GatherPlan(self._mf, self._maps, self._columns) if n else None
         fresh = self._seq is None or n < self._n
         lo = max(0, n - self.window)
         if self.strategy == "stratified":
@@ -265,18 +268,13 @@ class Sampler:
             actor = self._codes.copy()
         else:
             rows, weight = self._prioritized_rows()
-        batch = {}
-        maps, mf = self._maps, self._mf
-        for name, col in self._columns:
-            if name == ACTOR and actor is not None:
-                batch[name] = actor
-                continue
-            m = maps.get(name)
-            batch[name] = m.gather(mf, rows) if m is not None else np.empty((b, *col.shape), col.dtype)
+        batch = self._plan.gather(rows, skip=ACTOR if actor is not None else None)
         if actor is not None:
+            if self._wants_actor:
+                batch[ACTOR] = actor
             self.last_actor_counts = self._counts.copy()
         else:
-            codes = batch[ACTOR] if ACTOR in batch else maps[ACTOR].gather(mf, rows)
+            codes = batch[ACTOR] if self._wants_actor else self._maps[ACTOR].gather(self._mf, rows)
             self.last_actor_counts = np.bincount(codes, minlength=len(self.actors)).astype(np.int64)
         batch[ROW] = rows
         batch[WEIGHT] = np.ones(b, np.float32) if weight is None else weight

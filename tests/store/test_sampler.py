@@ -471,3 +471,36 @@ def test_all_zero_priorities(path):
     with pytest.raises(EmptyWindowError, match="has priority 0; give some rows a positive priority"):
         sm.sample()
     s.close()
+
+
+# ---------------------------------------------------------------- memory
+def _rss_anon_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "stratified", "prioritized"])
+def test_anonymous_memory_does_not_follow_store_size(tmp_path, strategy):
+    """Sampling an ~80 MB store adds far less private memory than the store holds (data stays mapped)."""
+    schema = Schema.transition((256,))
+    path = tmp_path / "big.h5"
+    n = 40_000
+    with ReplayStore.create(path, schema, actors=ACTORS, window=n, commit_every=10**9) as s:
+        for start in range(0, n, 10_000):
+            k = 10_000
+            s.extend({"actor": pattern(start, start + k), "state": np.full((k, 256), 1, "f4"),
+                      "next_state": np.full((k, 256), 2, "f4"), "discrete_action": np.zeros(k, "i4"),
+                      "continuous_action": np.zeros((k, 0), "f4"), "reward": np.zeros(k, "f4"),
+                      "done": np.zeros(k, bool)})
+    store_mb = os.path.getsize(path) / 2**20
+    kw = {"actor_fractions": {"expert": 0.5, "dqn": 0.5}} if strategy == "stratified" else {}
+    before = _rss_anon_kb()
+    with Sampler(path, 256, strategy=strategy, seed=0, as_torch=False, **kw) as sm:
+        for _ in range(50):
+            b = sm.sample()
+            assert (b["state"] == 1).all() and (b["next_state"] == 2).all()
+        grown_mb = (_rss_anon_kb() - before) / 1024
+    assert store_mb > 75
+    assert grown_mb < 16, f"private memory grew {grown_mb:.1f} MB while sampling a {store_mb:.0f} MB store"

@@ -1,0 +1,241 @@
+"""Sampler speed against an in-RAM numpy gather of the same columns, measured in the same run.
+
+    python benchmarks/bench_sampler.py                       # 1M rows, 128-float state, batch 8192
+    python benchmarks/bench_sampler.py --rows 200000 --repeats 20   # quicker
+    python benchmarks/bench_sampler.py --path /tmp/run.h5    # reuse (or keep) a store
+
+Writes a store of the standard schema (state_shape=(128,), continuous_dim=2) once, reads it
+through so the page cache is warm, then prints medians over ``--repeats`` batches of:
+the reference (every column the sampler returns loaded into RAM, ``arr[idx]`` per column), the
+sampler with each strategy (numpy and torch), h5py fancy indexing (fewer repeats: it is slow),
+and TorchRL's LazyMemmapStorage replay buffer when a Python with torchrl is found (``--torchrl-python``;
+it runs in that interpreter, on the same rows' shapes). Also the time from opening the store to
+the first batch. Targets: uniform >= 0.9x the reference, stratified >= 0.8x, prioritized >= 0.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from store import ReplayStore, Sampler, Schema
+
+STATE, CDIM = 128, 2
+FRACTIONS = {"expert": 0.25, "dqn": 0.75}
+STRATEGY_KW = {"uniform": {}, "stratified": {"actor_fractions": FRACTIONS}, "prioritized": {}}
+TARGETS = {"uniform": 0.9, "stratified": 0.8, "prioritized": 0.5}
+
+
+def write_store(path: str, rows: int) -> None:
+    rng = np.random.default_rng(0)
+    block = 65536
+    with ReplayStore.create(path, Schema.transition((STATE,), CDIM), actors=("expert", "dqn"), window=rows,
+                            commit_every=1 << 30, commit_seconds=3600.0) as s:
+        for start in tqdm(range(0, rows, block), desc="writing store", unit="block"):
+            k = min(block, rows - start)
+            s.extend({
+                "actor": np.where(rng.random(k) < 0.26, 0, 1).astype(np.uint8),
+                "state": rng.standard_normal((k, STATE), dtype=np.float32),
+                "next_state": rng.standard_normal((k, STATE), dtype=np.float32),
+                "discrete_action": rng.integers(0, 2, k).astype(np.int32),
+                "continuous_action": rng.uniform(-1, 1, (k, CDIM)).astype(np.float32),
+                "reward": rng.standard_normal(k).astype(np.float32),
+                "done": rng.random(k) < 0.01,
+            })
+
+
+def warm_page_cache(path: str) -> None:
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up (first touch, lazy imports)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def bench_reference(store: ReplayStore, batch: int, repeats: int) -> float:
+    # Every column the sampler returns, in RAM. Reading them goes through the store's mapping, so
+    # it also maps every page into this process once: the sampler runs below on a warm mapping,
+    # as it does after a while of training (the cold case is measured separately).
+    arrays = store.read()
+    n = len(store)
+    rng = np.random.default_rng(1)
+
+    def gather():
+        idx = rng.integers(0, n, batch)
+        return {k: a[idx] for k, a in arrays.items()}
+
+    ms = median_ms(gather, repeats)
+    del arrays
+    return ms
+
+
+def bench_sampler(store: ReplayStore, strategy: str, batch: int, repeats: int, as_torch: bool) -> dict:
+    sm = Sampler(store, batch, strategy=strategy, seed=0, as_torch=as_torch, **STRATEGY_KW[strategy])
+    out = {"sample_ms": median_ms(sm.sample, repeats)}
+    if strategy == "prioritized":
+        rng = np.random.default_rng(2)
+        lo, n = sm.rows_in_window
+        for start in range(lo, n, 1 << 16):  # non-trivial priorities over the whole window
+            rows = np.arange(start, min(n, start + (1 << 16)))
+            sm.update_priorities(rows, rng.exponential(1.0, len(rows)))
+        out["sample_ms"] = median_ms(sm.sample, repeats)
+        b = sm.sample()
+        rows, pr = b["row"], rng.exponential(1.0, batch)
+        out["update_ms"] = median_ms(lambda: sm.update_priorities(rows, pr), repeats)
+    sm.close()
+    return out
+
+
+def bench_cold_mapping(path: str, batch: int, repeats: int) -> float:
+    """Uniform batches from a fresh handle: each first touch of a page costs a (minor) page fault."""
+    with ReplayStore.open(path, "r") as store:
+        sm = Sampler(store, batch, seed=5, as_torch=False)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            sm.sample()
+            times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def bench_first_batch(path: str, strategy: str, batch: int, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sm = Sampler(path, batch, strategy=strategy, seed=0, as_torch=False, **STRATEGY_KW[strategy])
+        sm.sample()
+        times.append(time.perf_counter() - t)
+        sm.close()
+    return statistics.median(times) * 1e3
+
+
+def bench_h5py(path: str, n: int, batch: int, repeats: int) -> float:
+    rng = np.random.default_rng(3)
+    with h5py.File(path, "r") as f:
+        g = f["transitions"]
+        cols = [g[c] for c in g]
+
+        def gather():
+            idx = np.unique(rng.integers(0, n, batch))  # h5py needs increasing, unique indices
+            return [d[idx] for d in cols]
+
+        return median_ms(gather, repeats)
+
+
+TORCHRL_SCRIPT = textwrap.dedent("""
+    import json, statistics, sys, tempfile, time
+    import torch
+    from tensordict import TensorDict
+    from torchrl.data import LazyMemmapStorage, ReplayBuffer
+    torch.set_num_threads(1)
+    n, batch, repeats, scratch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    rb = ReplayBuffer(storage=LazyMemmapStorage(n, scratch_dir=scratch), batch_size=batch)
+    block = 65536
+    g = torch.Generator().manual_seed(0)
+    for start in range(0, n, block):
+        k = min(block, n - start)
+        rb.extend(TensorDict({
+            "state": torch.randn(k, 128, generator=g), "next_state": torch.randn(k, 128, generator=g),
+            "discrete_action": torch.randint(0, 2, (k,), dtype=torch.int32, generator=g),
+            "continuous_action": torch.rand(k, 2, generator=g), "reward": torch.randn(k, generator=g),
+            "done": torch.rand(k, generator=g) < 0.01, "actor": torch.randint(0, 2, (k,), dtype=torch.uint8, generator=g),
+            "episode": torch.zeros(k, dtype=torch.int64), "step": torch.zeros(k, dtype=torch.int64),
+            "time": torch.zeros(k, dtype=torch.float64)}, batch_size=[k]))
+    rb.sample()
+    t = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); rb.sample(); t.append(time.perf_counter() - t0)
+    import torchrl
+    print(json.dumps({"sample_ms": statistics.median(t) * 1e3, "version": torchrl.__version__}))
+""")
+
+
+def bench_torchrl(python: str | None, n: int, batch: int, repeats: int) -> dict | str:
+    if not python or not os.path.exists(python):
+        return "skipped: no Python with torchrl given (--torchrl-python)"
+    scratch = tempfile.mkdtemp(prefix="bench_trl_")
+    try:
+        r = subprocess.run([python, "-c", TORCHRL_SCRIPT, str(n), str(batch), str(repeats), scratch],
+                           capture_output=True, text=True, timeout=1800,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+        if r.returncode != 0:
+            return "failed: " + r.stderr.strip().splitlines()[-1]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=8192)
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--h5-repeats", type=int, default=3)
+    ap.add_argument("--path", help="store to reuse (written there first if missing); default: a temp file")
+    ap.add_argument("--torchrl-python", default="/tmp/trl/bin/python",
+                    help="a Python interpreter where torchrl imports (a separate venv); '' to skip")
+    args = ap.parse_args()
+
+    tmp = None
+    path = args.path
+    if path is None:
+        tmp = tempfile.mkdtemp(prefix="bench_sampler_")
+        path = os.path.join(tmp, "run.h5")
+    try:
+        if not os.path.exists(path):
+            write_store(path, args.rows)
+        warm_page_cache(path)
+        store = ReplayStore.open(path, "r")
+        n, b = len(store), args.batch
+        print(f"store: {n:,} rows, {os.path.getsize(path) / 2**20:.0f} MiB, batch {b}, "
+              f"{args.repeats} repeats (medians)")
+        ref = bench_reference(store, b, args.repeats)
+        rows_s = lambda ms: b / ms * 1e3  # noqa: E731
+        print(f"{'':34s}{'ms/batch':>9s}{'rows/s':>12s}{'vs in-RAM':>11s}")
+        line = lambda name, ms, extra="": print(f"{name:34s}{ms:9.2f}{rows_s(ms):12,.0f}{ref / ms:10.2f}x {extra}")  # noqa: E731
+        line("in-RAM numpy gather (reference)", ref)
+        for strategy in ("uniform", "stratified", "prioritized"):
+            for as_torch in (False, True):
+                r = bench_sampler(store, strategy, b, args.repeats, as_torch)
+                ok = "ok" if ref / r["sample_ms"] >= TARGETS[strategy] else f"below target {TARGETS[strategy]}x"
+                line(f"Sampler {strategy} ({'torch' if as_torch else 'numpy'})", r["sample_ms"], ok)
+                if "update_ms" in r and not as_torch:
+                    print(f"{'  update_priorities (one batch)':34s}{r['update_ms']:9.2f}")
+        store.close()
+        line("Sampler uniform, cold mapping", bench_cold_mapping(path, b, args.repeats),
+             f"(first {args.repeats} batches of a fresh handle)")
+        line("h5py fancy indexing", bench_h5py(path, n, b, args.h5_repeats), f"({args.h5_repeats} repeats)")
+        trl = bench_torchrl(args.torchrl_python, n, b, args.repeats)
+        if isinstance(trl, dict):
+            line(f"TorchRL {trl['version']} LazyMemmapStorage", trl["sample_ms"], "(own process, same shapes)")
+        else:
+            print(f"TorchRL LazyMemmapStorage: {trl}")
+        for strategy in ("uniform", "stratified", "prioritized"):
+            print(f"open {n:,}-row store -> first batch ({strategy}): {bench_first_batch(path, strategy, b):.1f} ms")
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
