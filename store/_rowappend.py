@@ -139,7 +139,7 @@ def build_append(store, tw):
 def append(*, actor=_M, {', '.join(params)}, **extra):
     if store._tw is None: store._check_writable('append')
     if extra: raise _unknown(NAMES, extra)
-    if actor.__class__ is bool: code = ACTORS.code(str(actor))
+    if actor.__class__ is bool or actor.__class__ is np.bool_: code = ACTORS.code(actor)  # raises: True == 1 in LOOKUP
     else:
         try: code = LOOKUP[actor]
         except (KeyError, TypeError):

@@ -263,7 +263,8 @@ class ReplayStore:
             return f
         except OSError as e:
             msg = str(e)
-            if "lock" in msg.lower() or getattr(e, "errno", None) == 11:
+            # "unable to lock", not "lock": HDF5's truncation and superblock errors say "sblock"
+            if "unable to lock" in msg.lower() or getattr(e, "errno", None) == 11:
                 raise StoreLockedError(
                     f"{self.path} is locked by a live HDF5 writer; open it with mode='r' once that writer has "
                     "published a commit record, or wait for it to close"
@@ -274,17 +275,19 @@ class ReplayStore:
 
     def _check_h5_attrs(self, f: h5py.File) -> None:
         a = f.attrs
-        if a.get("format") != FORMAT_NAME:
+        fmt = a.get("format")  # read before close(): a closed file's attrs read as None
+        if fmt != FORMAT_NAME:
             f.close()
             raise NotAStoreError(
                 f"{self.path} is an HDF5 file but not a replaystore store (root attribute 'format' is "
-                f"{a.get('format')!r}, expected {FORMAT_NAME!r})"
+                f"{fmt!r}, expected {FORMAT_NAME!r})"
             )
         version = a.get("format_version")
         try:
-            _commit.check_version(int(version), self.path)
+            version = int(version)  # a numpy integer would print as np.int64(2) in the message
         except (TypeError, ValueError):
-            f.close()
+            pass
+        try:
             _commit.check_version(version, self.path)
         except Exception:
             f.close()
