@@ -58,6 +58,10 @@ class Sampler:
     BEWARE: priorities are saved in the store only when the source is a writable store (at each
     of its commits; the last ones when it closes). On a read-only store they start from what the
     writer saved and live in memory only. One prioritized sampler per writable store at a time.
+
+    BEWARE: the order of rows within a batch follows the strategy: random for uniform, grouped
+    by actor code for stratified, by ring slot (``row % window``) for prioritized. Shuffle if a
+    consumer splits batches and needs the parts alike.
     """
 
     def __init__(self, source, batch_size: int, *, strategy: str = "uniform",
