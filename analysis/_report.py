@@ -136,7 +136,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     of the over-time composition (default: a round number giving about 50 buckets).
     ``progress``: a tqdm bar over the stages (``"auto"``: only for stores of 100k rows or more).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     expected = _anomalies.check_expected(expected)
     if bucket_rows is not None and int(bucket_rows) < 1:

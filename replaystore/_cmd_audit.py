@@ -48,7 +48,7 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from analysis import audit, plots
 
