@@ -87,7 +87,10 @@ class Actors:
         arr = np.asarray(actors)
         if arr.dtype.kind in "US" or arr.dtype == object:
             flat = arr.reshape(-1)
-            uniq, inv = np.unique(flat.astype(str) if arr.dtype.kind == "S" else flat, return_inverse=True)
+            try:
+                uniq, inv = np.unique(flat.astype(str) if arr.dtype.kind == "S" else flat, return_inverse=True)
+            except TypeError:  # unorderable objects (None among names): code() names the bad one
+                uniq, inv = flat, np.arange(flat.size)
             table = np.array([self.code(u if not isinstance(u, bytes) else u.decode()) for u in uniq.tolist()],
                              dtype=np.uint8)
             return table[inv].reshape(arr.shape)
