@@ -152,6 +152,8 @@ BAD_BLOCKS = {
     "no actor": (dict(actor=DROP), errors.MissingActorError, r"extend: no actor given; every row needs actor="),
     "unknown actor name": (dict(actor=np.array(["expert"] * 9 + ["ppo"])), errors.UnknownActorError,
                            r"actor 'ppo' is not in the store's vocabulary \['expert', 'dqn', 'random'\]"),
+    "actor None among names": (dict(actor=["expert"] * 9 + [None]), errors.MissingActorError,
+                               r"actor=None: every row needs an actor tag, one of \['expert', 'dqn', 'random'\]"),
     "actor code out of range": (dict(actor=np.arange(10)), errors.UnknownActorError,
                                 r"actor code 3 is not in the vocabulary .* expected codes in \[0, 2\]"),
     "actor as floats": (dict(actor=np.zeros(10)), errors.UnknownActorError,
