@@ -8,7 +8,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats as sps
 
 from ._stats import num
 
@@ -207,6 +206,8 @@ def _drift(expert, code, declared, tol, codes, episodes) -> Anomaly | None:
     if not off:
         return None
     valid = [(k, f) for k, f in enumerate(fracs) if f is not None]
+    from scipy import stats as sps  # imported here: scipy.stats costs ~0.7 s, loaders do not need it
+
     slope = sps.linregress(*zip(*valid)) if len(valid) >= 3 else None
     return Anomaly(
         "EXPERT_FRACTION_DRIFT", "warning",
