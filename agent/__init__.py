@@ -1,8 +1,24 @@
 """The hybrid DQN that writes and learns from a replaystore store, every frame tagged by its actor.
 
-Public names: ``AgentConfig``, ``Agent``, ``HybridDQN``, ``TrainMetrics``, ``train``,
-``load_network``, ``save_checkpoint``, ``per_actor_stats``, ``CartPoleExpert``, ``HybridCartPole``,
-``make_env``, ``env_spec``, ``evaluate_greedy``, ``evaluate_expert``, ``evaluate_random``, ``errors``.
+A run in three lines (what ``replaystore train`` and ``replaystore demo`` call)::
+
+    from agent import AgentConfig, train
+    summary = train(AgentConfig(env_id="CartPole-v1", total_steps=25_000, expert_ratio=0.26), "runs/demo.h5",
+                    eval_episodes=10)
+    summary["eval_greedy_mean"], summary["expert_fraction"]
+
+Or by hand, with a store open for appending::
+
+    agent = Agent(config, store, env_spec(env))
+    agent.step(state, discrete_action, continuous_action, reward, next_state, done, actor="expert")
+    metrics = agent.train_step()        # TrainMetrics: per-actor counts, |TD|, reward, Q
+    metrics.batch_frac_dqn, metrics.td_err_mean_expert
+
+Modules: ``_config`` (AgentConfig), ``_network`` (HybridDQN), ``_envs`` (HybridCartPole-v1),
+``_policy`` (expert, epsilon-greedy, who decides), ``_nstep`` (n-step targets from stored rows),
+``_learner`` (double DQN + AWR, per-actor gradient norms), ``_metrics`` (TrainMetrics),
+``_trainlog`` (telemetry tables, [BATCH]/[BUFFER] lines), ``_checkpoint``, ``_agent``, ``_loop``,
+``_evaluate``. Loggers: ``"agent"``.
 """
 
 from . import errors
@@ -21,3 +37,5 @@ __all__ = ["ActorMixer", "Agent", "AgentConfig", "CartPoleExpert", "EnvSpec", "H
            "HybridDQN", "TrainMetrics", "env_spec", "epsilon_at", "errors", "evaluate_expert", "evaluate_greedy",
            "evaluate_random", "load_network", "make_env", "nstep_targets", "per_actor_stats", "register_envs",
            "run_metadata", "save_checkpoint", "store_schema", "train"]
+
+register_envs()  # so that gym.make("HybridCartPole-v1") works once agent is imported

@@ -14,7 +14,7 @@ from store import Column, ReplayStore, Schema
 from ._agent import Agent
 from ._config import AgentConfig
 from ._envs import env_action, env_spec, make_env
-from ._evaluate import evaluate_greedy
+from ._evaluate import evaluate_expert, evaluate_greedy, evaluate_random
 from ._nstep import TRUNCATED
 from ._policy import ActorMixer, CartPoleExpert, epsilon_at
 from .errors import CheckpointError, ConfigError
@@ -110,6 +110,11 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
         r = evaluate_greedy(agent.net, config.env_id, eval_episodes, seed=10_000 + config.seed)
         summary["eval_greedy_returns"] = r
         summary["eval_greedy_mean"] = float(np.mean(r))
+        # the two reference points, on the same episode seeds
+        summary["eval_random_mean"] = float(np.mean(evaluate_random(config.env_id, eval_episodes, 10_000 + config.seed)))
+        if expert is not None:
+            summary["eval_expert_mean"] = float(np.mean(evaluate_expert(config.env_id, eval_episodes,
+                                                                        10_000 + config.seed)))
     return summary
 
 

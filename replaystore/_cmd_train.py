@@ -90,5 +90,7 @@ def run(args) -> int:
         print(f"  checkpoint: {summary['checkpoint']}")
         if "eval_greedy_mean" in summary:
             print(f"  greedy DQN alone over {len(summary['eval_greedy_returns'])} episodes: "
-                  f"mean return {summary['eval_greedy_mean']:.1f}")
+                  f"mean return {summary['eval_greedy_mean']:.1f} (random policy "
+                  f"{summary['eval_random_mean']:.1f}"
+                  + (f", expert {summary['eval_expert_mean']:.1f})" if "eval_expert_mean" in summary else ")"))
     return 0

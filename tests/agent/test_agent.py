@@ -121,3 +121,19 @@ def test_train_step_before_any_row_fails(tmp_path):
     with pytest.raises(errors.ConfigError, match="no rows yet"):
         a.train_step()
     a.store.close()
+
+
+def test_stratified_and_prioritized_strategies(tmp_path):
+    """The stratified sampler fixes the batch composition; the prioritized one takes TD-error priorities."""
+    a = make_agent(tmp_path, sampler_strategy="stratified", actor_fractions={"expert": 0.5, "dqn": 0.5})
+    fill(a, 100)
+    assert [8, 8] == a.train_step().batch_count.tolist()
+    a.close()
+    a.store.close()
+    b = make_agent(tmp_path, name="p.h5", sampler_strategy="prioritized")
+    fill(b, 100)
+    b.train_step()
+    pri = b._sampler.priorities(np.arange(100))
+    assert (pri > 0).all() and len(set(np.round(pri, 6).tolist())) > 1
+    b.close()
+    b.store.close()
