@@ -7,7 +7,6 @@ comparison, and TD recomputation under a saved checkpoint.
 >>> analysis.load_transitions("run.h5").groupby("actor", observed=False).reward.describe()  # doctest: +SKIP
 """
 
-from . import plots
 from ._anomalies import EXPECTED_KEYS, SEVERITIES, Anomaly
 from ._compare import BaselineFormatError, Comparison, Difference, assert_audit_matches, compare
 from ._load import load_train_samples, load_train_steps, load_transitions
@@ -19,3 +18,12 @@ __all__ = [
     "REPORT_FORMAT", "REPORT_VERSION", "SEVERITIES", "assert_audit_matches", "audit", "compare",
     "load_train_samples", "load_train_steps", "load_transitions", "plots", "recompute_td",
 ]
+
+
+def __getattr__(name):
+    # matplotlib is imported on first use of analysis.plots, not by the loaders.
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
