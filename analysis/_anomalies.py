@@ -50,6 +50,14 @@ class Anomaly:
         return asdict(self)
 
 
+def run_setting(meta: dict, key: str, default=None):
+    """A run setting from the store's metadata: top level first, then the agent's ``config`` dict."""
+    if key in meta:
+        return meta[key]
+    cfg = meta.get("config")
+    return cfg.get(key, default) if isinstance(cfg, dict) else default
+
+
 def check_expected(expected) -> dict:
     """Validate the user's ``expected`` mapping; unknown keys and malformed values raise."""
     if expected is None:
@@ -85,11 +93,11 @@ def _mean_tol(where: str, v) -> tuple[float, float]:
 
 
 def _declared_expert(meta: dict, expected: dict, names) -> tuple[str | None, float | None, float, str]:
-    actor = expected.get("expert_actor", meta.get("expert_actor", "expert"))
+    actor = expected.get("expert_actor", run_setting(meta, "expert_actor", "expert"))
     if "expert_fraction" in expected:
         mean, tol = expected["expert_fraction"]
         return actor, mean, tol, "expected['expert_fraction']"
-    r = meta.get("expert_ratio")
+    r = run_setting(meta, "expert_ratio")
     if isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r):
         return actor, float(r), EXPERT_TOLERANCE, "metadata 'expert_ratio'"
     return actor, None, EXPERT_TOLERANCE, ""
@@ -261,7 +269,8 @@ def telemetry_anomalies(names, meta, expected, steps_raw, steps_sec, samples_sec
         p, diff = bvb["test"]["p_value"], bvb["max_abs_diff"]
         if p is not None and p < BATCH_P_VALUE and diff is not None and diff > tol:
             worst = max(names, key=lambda x: abs((bvb["observed_fractions"][x] or 0) - (bvb["expected_fractions"][x] or 0)))
-            prio = str(meta.get("sampler", meta.get("strategy", ""))).lower() == "prioritized"
+            strategy = run_setting(meta, "sampler_strategy", run_setting(meta, "sampler", ""))
+            prio = str(strategy).lower() == "prioritized"
             out.append(Anomaly(
                 "BATCH_COMPOSITION", "info" if prio else "error",
                 f"training batches hold {bvb['observed_fractions'][worst]:.4f} {worst!r} rows where the buffer "

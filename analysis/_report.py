@@ -182,7 +182,9 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     tick("episodes")
     training = _training.steps_section(steps_raw, names)
     samples = _training.samples_section(samples_raw, names, codes)
-    declared = expected.get("batch_fractions") or store["metadata"].get("actor_fractions")
+    declared = expected.get("batch_fractions")
+    if declared is None and _anomalies.run_setting(store["metadata"], "sampler_strategy") == "stratified":
+        declared = _anomalies.run_setting(store["metadata"], "actor_fractions")
     bvb = _training.batch_vs_buffer(steps_raw, names, codes, raw.get("time", np.zeros(0)), store["window"],
                                     declared if isinstance(declared, dict) else None)
     tick("training")

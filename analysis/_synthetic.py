@@ -39,6 +39,7 @@ class RunSpec:
     telemetry: bool = True
     seed: int = 0
     commit_every: int = 4096
+    metadata: dict = field(default_factory=dict)  # merged over the default run metadata
 
 
 def write_run(path, spec: RunSpec) -> None:
@@ -47,7 +48,7 @@ def write_run(path, spec: RunSpec) -> None:
     n, names = spec.rows, ("expert", "dqn")
     meta = {"env_id": "Synthetic-v0", "seed": spec.seed, "expert_ratio": spec.expert_ratio,
             "sampler": "uniform", "batch_size": spec.batch_size, "gamma": 0.99, "n_step": 1,
-            "generator": "analysis._synthetic"}
+            "generator": "analysis._synthetic", **spec.metadata}
     p0 = spec.expert_ratio if spec.actual_expert_ratio is None else spec.actual_expert_ratio
     p = np.full(n, p0) if spec.drift_to is None else np.linspace(p0, spec.drift_to, n)
     lengths = rng.integers(8, 64, size=n // 8 + 2)

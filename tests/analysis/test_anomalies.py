@@ -130,3 +130,23 @@ def test_anomaly_severity_is_checked():
     """An Anomaly with an unknown severity is refused."""
     with pytest.raises(ValueError, match="severity 'fatal'"):
         Anomaly("X", "fatal", "m")
+
+
+def test_agent_config_in_metadata_is_read(tmp_path):
+    """expert_actor and expert_ratio nested in the agent's metadata['config'] are honoured."""
+    path = tmp_path / "cfg.h5"
+    with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("demo", "dqn"), window=100,
+                            metadata={"config": {"expert_actor": "demo", "expert_ratio": 0.3}}) as s:
+        s.extend(rows_block(40, "dqn"))
+    a = by_code(audit(path))
+    assert "error" == a["SINGLE_ACTOR"].severity
+    assert "'demo'" in a["SINGLE_ACTOR"].message and "demo" == a["EXPERT_FRACTION"].actor
+
+
+def test_stratified_sampler_is_checked_against_its_declared_fractions(make_run):
+    """With a stratified sampler declared, batches are compared with its actor_fractions, not the buffer."""
+    meta = {"config": {"sampler_strategy": "stratified", "actor_fractions": {"expert": 0.5, "dqn": 0.5}}}
+    r = audit(make_run(metadata=meta))
+    assert "declared actor_fractions" == r.batch_vs_buffer["method"]
+    assert 0.5 == r.batch_vs_buffer["expected_fractions"]["expert"]
+    assert "BATCH_COMPOSITION" in by_code(r)
