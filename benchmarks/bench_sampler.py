@@ -72,38 +72,59 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def bench_reference(store: ReplayStore, batch: int, repeats: int) -> float:
-    # Every column the sampler returns, in RAM. Reading them goes through the store's mapping, so
-    # it also maps every page into this process once: the sampler runs below on a warm mapping,
-    # as it does after a while of training (the cold case is measured separately).
-    arrays = store.read()
-    n = len(store)
+def reference_gather(arrays: dict, n: int, batch: int):
+    """The reference: ``arr[idx]`` for every column the sampler returns, arrays in RAM."""
     rng = np.random.default_rng(1)
 
     def gather():
         idx = rng.integers(0, n, batch)
         return {k: a[idx] for k, a in arrays.items()}
 
-    ms = median_ms(gather, repeats)
-    del arrays
-    return ms
+    return gather
 
 
-def bench_sampler(store: ReplayStore, strategy: str, batch: int, repeats: int, as_torch: bool) -> dict:
+def make_sampler(store: ReplayStore, strategy: str, batch: int, as_torch: bool) -> Sampler:
     sm = Sampler(store, batch, strategy=strategy, seed=0, as_torch=as_torch, **STRATEGY_KW[strategy])
-    out = {"sample_ms": median_ms(sm.sample, repeats)}
     if strategy == "prioritized":
         rng = np.random.default_rng(2)
+        sm.sample()
         lo, n = sm.rows_in_window
         for start in range(lo, n, 1 << 16):  # non-trivial priorities over the whole window
             rows = np.arange(start, min(n, start + (1 << 16)))
             sm.update_priorities(rows, rng.exponential(1.0, len(rows)))
-        out["sample_ms"] = median_ms(sm.sample, repeats)
-        b = sm.sample()
-        rows, pr = b["row"], rng.exponential(1.0, batch)
-        out["update_ms"] = median_ms(lambda: sm.update_priorities(rows, pr), repeats)
-    sm.close()
-    return out
+    return sm
+
+
+def interleaved_medians(fns: dict, repeats: int, rounds: int = 5) -> dict:
+    """Each function runs ``repeats / rounds`` times in a row (as a training loop calls one sampler),
+    in ``rounds`` rounds with a new order each round; the figure is the median of all its calls.
+
+    Consecutive calls keep what matters in real use (the allocator reuses the last batch's
+    memory); the rounds spread the load that comes and goes on a shared machine over everyone.
+    (Interleaving single calls instead made every contender, the reference too, about 2x slower
+    here: each call then frees and faults in memory of another size.)
+    """
+    times = {k: [] for k in fns}
+    keys = list(fns)
+    order = np.random.default_rng(6)
+    per = max(1, repeats // rounds)
+    with tqdm(total=per * rounds * len(keys), desc="sampling", unit="batch", leave=False) as bar:
+        for _ in range(rounds):
+            for i in order.permutation(len(keys)):
+                fn = fns[keys[i]]
+                fn()  # warm-up: the previous contender's memory is freed, this one's comes back
+                for _ in range(per):
+                    t = time.perf_counter()
+                    fn()
+                    times[keys[i]].append(time.perf_counter() - t)
+                bar.update(per)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def bench_update(sm: Sampler, batch: int, repeats: int) -> float:
+    rng = np.random.default_rng(4)
+    rows, pr = sm.sample()["row"], rng.exponential(1.0, batch)
+    return median_ms(lambda: sm.update_priorities(rows, pr), repeats)
 
 
 def bench_cold_mapping(path: str, batch: int, repeats: int) -> float:
@@ -209,18 +230,30 @@ def main() -> None:
         n, b = len(store), args.batch
         print(f"store: {n:,} rows, {os.path.getsize(path) / 2**20:.0f} MiB, batch {b}, "
               f"{args.repeats} repeats (medians)")
-        ref = bench_reference(store, b, args.repeats)
+        # Reading every column into RAM goes through the store's mapping, so it also maps every page
+        # into this process once: the samplers below run on a warm mapping, as after a while of
+        # training (a fresh handle's first batches are measured separately, "cold mapping").
+        arrays = store.read()
+        fns = {"ref": reference_gather(arrays, n, b)}
+        samplers = {}
+        for strategy in ("uniform", "stratified", "prioritized"):
+            for as_torch in (False, True):
+                sm = samplers[strategy, as_torch] = make_sampler(store, strategy, b, as_torch)
+                fns[strategy, as_torch] = sm.sample
+        med = interleaved_medians(fns, args.repeats)
+        del arrays, fns
+        ref = med["ref"]
         rows_s = lambda ms: b / ms * 1e3  # noqa: E731
         print(f"{'':34s}{'ms/batch':>9s}{'rows/s':>12s}{'vs in-RAM':>11s}")
         line = lambda name, ms, extra="": print(f"{name:34s}{ms:9.2f}{rows_s(ms):12,.0f}{ref / ms:10.2f}x {extra}")  # noqa: E731
         line("in-RAM numpy gather (reference)", ref)
-        for strategy in ("uniform", "stratified", "prioritized"):
-            for as_torch in (False, True):
-                r = bench_sampler(store, strategy, b, args.repeats, as_torch)
-                ok = "ok" if ref / r["sample_ms"] >= TARGETS[strategy] else f"below target {TARGETS[strategy]}x"
-                line(f"Sampler {strategy} ({'torch' if as_torch else 'numpy'})", r["sample_ms"], ok)
-                if "update_ms" in r and not as_torch:
-                    print(f"{'  update_priorities (one batch)':34s}{r['update_ms']:9.2f}")
+        for (strategy, as_torch), sm in samplers.items():
+            ms = med[strategy, as_torch]
+            ok = "ok" if ref / ms >= TARGETS[strategy] else f"below target {TARGETS[strategy]}x"
+            line(f"Sampler {strategy} ({'torch' if as_torch else 'numpy'})", ms, ok)
+        print(f"{'update_priorities (one batch)':34s}{bench_update(samplers['prioritized', False], b, args.repeats):9.2f}")
+        for sm in samplers.values():
+            sm.close()
         store.close()
         line("Sampler uniform, cold mapping", bench_cold_mapping(path, b, args.repeats),
              f"(first {args.repeats} batches of a fresh handle)")
