@@ -7,14 +7,14 @@ comparison, and TD recomputation under a saved checkpoint.
 >>> analysis.load_transitions("run.h5").groupby("actor", observed=False).reward.describe()  # doctest: +SKIP
 """
 
-from ._anomalies import EXPECTED_KEYS, SEVERITIES, Anomaly
+from ._anomalies import ANOMALY_CODES, EXPECTED_KEYS, SEVERITIES, Anomaly
 from ._compare import BaselineFormatError, Comparison, Difference, assert_audit_matches, compare
 from ._load import load_train_samples, load_train_steps, load_transitions
 from ._recompute import recompute_td
 from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, audit
 
 __all__ = [
-    "Anomaly", "AuditReport", "BaselineFormatError", "Comparison", "Difference", "EXPECTED_KEYS",
+    "ANOMALY_CODES", "Anomaly", "AuditReport", "BaselineFormatError", "Comparison", "Difference", "EXPECTED_KEYS",
     "REPORT_FORMAT", "REPORT_VERSION", "SEVERITIES", "assert_audit_matches", "audit", "compare",
     "load_train_samples", "load_train_steps", "load_transitions", "plots", "recompute_td",
 ]

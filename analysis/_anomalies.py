@@ -13,6 +13,32 @@ from ._stats import num
 
 SEVERITIES = ("info", "warning", "error")
 
+ANOMALY_CODES = {
+    "EMPTY_STORE": "warning: no committed rows yet",
+    "NO_TELEMETRY": "info: no training telemetry yet; training checks skipped",
+    "UNKNOWN_ACTOR_CODE": "error: rows or training samples carry actor codes outside the vocabulary",
+    "SINGLE_ACTOR": "error (warning without a declared second actor): one actor holds every row although the "
+                    "vocabulary or the run's metadata says more acted: the incident's signature",
+    "ACTOR_ABSENT": "info: an actor of the vocabulary holds no row while others do",
+    "EXPERT_UNKNOWN": "warning: an expert share is declared for an actor that is not in the vocabulary",
+    "EXPERT_FRACTION": "error: the realised expert share misses the declared one (metadata expert_ratio or expected)",
+    "EXPERT_FRACTION_DRIFT": "warning: the expert share misses the declared one in some segments of the run",
+    "ACTOR_FRACTION": "error: an actor's share misses expected['actor_fractions']",
+    "EXPECTED_ACTOR_UNKNOWN": "error: expected['actor_fractions'] names an actor outside the vocabulary",
+    "NONFINITE_REWARD": "error: NaN or infinite rewards, per actor",
+    "NONFINITE_LOSS": "error: NaN or infinite training loss",
+    "NONFINITE_TD_ABS_MEAN": "error: NaN or infinite mean |TD| of an actor at steps that sampled it",
+    "NONFINITE_Q_MEAN": "error: NaN or infinite mean Q of an actor at steps that sampled it",
+    "NONFINITE_TD_ERROR": "error: NaN or infinite per-sample TD errors",
+    "NONFINITE_Q": "error: NaN or infinite per-sample Q values",
+    "SAMPLE_ROW_OUTSIDE": "error: training samples name rows the store does not hold",
+    "SAMPLE_ACTOR_MISMATCH": "error: a training sample's actor differs from the actor stored at its row",
+    "TD_IMBALANCE": "warning: one actor's mean |TD error| is far above another's",
+    "BATCH_COMPOSITION": "error (info under prioritized sampling): batch shares inconsistent with the buffer "
+                         "or the declared sampler fractions (chi-square p < 1e-3 and a share off by more "
+                         "than the tolerance)",
+}
+
 # Defaults a user overrides through audit(expected=...); see EXPECTED_KEYS.
 EXPERT_TOLERANCE = 0.05      # |realised - declared expert fraction|
 BATCH_TOLERANCE = 0.03       # max |observed - expected batch fraction| before the test counts

@@ -150,3 +150,13 @@ def test_stratified_sampler_is_checked_against_its_declared_fractions(make_run):
     assert "declared actor_fractions" == r.batch_vs_buffer["method"]
     assert 0.5 == r.batch_vs_buffer["expected_fractions"]["expert"]
     assert "BATCH_COMPOSITION" in by_code(r)
+
+
+def test_every_raised_code_is_documented():
+    """Each anomaly code the recorded buffers raise is listed in ANOMALY_CODES with its severity."""
+    from analysis import ANOMALY_CODES
+
+    for name in ("incident", "corrupt"):
+        for a in audit(recorded(name)).anomalies:
+            assert a.code in ANOMALY_CODES
+            assert a.severity in ANOMALY_CODES[a.code]

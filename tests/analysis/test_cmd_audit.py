@@ -81,3 +81,10 @@ def test_compare_tolerance_options(tmp_path, capsys):
     assert 0 == main(["compare", str(base), golden("healthy"), "--tolerance", "rewards.per_actor.*.mean=0.05"])
     assert 2 == main(["compare", str(base), golden("healthy"), "--tolerance", "nonsense"])
     assert "expected PATTERN=NUMBER" in capsys.readouterr().err
+
+
+def test_audit_of_an_empty_store_says_so(tmp_path, capsys, empty_store):
+    """An empty store is audited (exit 0) and the summary says there is nothing yet and no telemetry."""
+    assert 0 == main(["audit", empty_store, "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "EMPTY_STORE" in out and "no telemetry" in out

@@ -109,3 +109,10 @@ def test_audit_bad_input(tmp_path):
         audit(p)
     with pytest.raises(ValueError, match="bucket_rows=0"):
         audit(recorded("healthy"), bucket_rows=0)
+
+
+def test_progress_bar_over_stages(capsys):
+    """progress=True draws a tqdm bar over the audit stages on stderr."""
+    audit(recorded("healthy"), progress=True)
+    err = capsys.readouterr().err
+    assert "audit" in err and "6/6" in err
