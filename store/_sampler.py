@@ -1,6 +1,6 @@
 """``Sampler``: batches of committed rows from the replay window, gathered through the mapping.
 
-Each ``sample()`` checks for new commits (one ``os.stat`` in a reader; a counter in the
+Each ``sample()`` checks for new commits (one ``os.stat`` in a reader; one identity check in the
 writer's own process), draws row ids by its strategy, and gathers every column from the
 memory-mapped chunks with numpy into fresh arrays: no HDF5 call, and memory that follows the
 window and the pages touched, not the store. With ``as_torch`` the arrays are wrapped by
@@ -113,6 +113,7 @@ class Sampler:
         n_actors = len(self.actors)
         self.last_actor_counts = np.zeros(n_actors, np.int64)
         self._n, self._lo, self._seq = 0, 0, None
+        self._record = None
         self._index: ActorRows | None = None
         self._tree: SumTree | None = None
         self._state: _sampler_state.PriorityState | None = None
@@ -192,9 +193,13 @@ class Sampler:
             raise ClosedStoreError(f"sample: the store {s.path} is closed")
         if s.has_new_commits():
             s.refresh()
-        seq, n = s.commit_seq, len(s)
-        if seq == self._seq and n == self._n:
+        # The store swaps in a new commit record at each commit it makes or sees (a writer's own
+        # commits included), so one identity check covers both processes.
+        record = s._record
+        if record is self._record:
             return
+        self._record = record
+        seq, n = s.commit_seq, len(s)
         self._maps = s.column_maps()  # the store rebuilds them at each commit it sees
         self._mf = s.mapped_file
         self._plan = GatherPlan(self._mf, self._maps, self._columns) if n else None

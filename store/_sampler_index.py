@@ -6,6 +6,8 @@ import numpy as np
 
 # A list drops the rows that left the window once they are this many and at least half of it.
 _COMPACT_MIN = 4096
+# Up to this many actors in a block, rows are split by one pass per actor, else by one sort.
+_SCAN_ACTORS = 8
 
 
 class ActorRows:
@@ -26,13 +28,18 @@ class ActorRows:
         if len(codes) == 0:
             return
         n_actors = len(self._rows)
-        order = np.argsort(codes, kind="stable")  # rows of one actor stay ascending
         counts = np.bincount(codes, minlength=n_actors)
         if len(counts) > n_actors:
             raise ValueError(f"actor code {len(counts) - 1} outside the vocabulary of {n_actors} actors")
+        present = np.flatnonzero(counts).tolist()
+        if len(present) <= _SCAN_ACTORS:  # one comparison pass per actor beats a sort
+            for a in present:
+                self._append(a, np.flatnonzero(codes == a) + first_row)
+            return
+        order = np.argsort(codes, kind="stable")  # rows of one actor stay ascending
         order += first_row
         at = 0
-        for a in np.flatnonzero(counts).tolist():
+        for a in present:
             k = int(counts[a])
             self._append(a, order[at:at + k])
             at += k

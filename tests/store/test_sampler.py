@@ -16,6 +16,8 @@ import torch
 from scipy import stats
 
 from store import ReplayStore, Sampler, Schema
+from store._sampler_index import ActorRows, largest_remainder
+from store._sumtree import SumTree
 from store.errors import EmptyWindowError, SamplerError
 
 ACTORS = ("expert", "dqn", "random")
@@ -504,3 +506,61 @@ def test_anonymous_memory_does_not_follow_store_size(tmp_path, strategy):
         grown_mb = (_rss_anon_kb() - before) / 1024
     assert store_mb > 75
     assert grown_mb < 16, f"private memory grew {grown_mb:.1f} MB while sampling a {store_mb:.0f} MB store"
+
+
+# ---------------------------------------------------------------- building blocks
+@pytest.mark.parametrize("n_actors", [3, 20])
+def test_actor_rows_match_a_rescan(n_actors):
+    """Per-actor lists built block by block (scan and sort paths) equal a rescan of the window."""
+    rng = np.random.default_rng(n_actors)
+    codes = rng.integers(0, n_actors, 30_000).astype(np.uint8)
+    idx = ActorRows(n_actors)
+    at, window = 0, 7_000
+    while at < len(codes):
+        k = int(rng.integers(1, 3_000))
+        idx.extend(codes[at:at + k], at)
+        at = min(len(codes), at + k)
+        lo = max(0, at - window)
+        idx.trim(lo)
+        for a in range(n_actors):
+            assert np.array_equal(idx.rows(a), lo + np.flatnonzero(codes[lo:at] == a)), (a, lo, at)
+    assert idx.capacity() <= 2 * (window + n_actors * 4096) + n_actors * 1024
+
+
+def test_largest_remainder_sums_and_is_close():
+    """Counts sum to the total, each within one of its quota, zero fractions get zero rows."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        f = rng.dirichlet(np.ones(5)) * (rng.random(5) > 0.3)
+        if f.sum() == 0:
+            continue
+        f /= f.sum()
+        total = int(rng.integers(1, 10_000))
+        c = largest_remainder(f, total)
+        assert c.sum() == total
+        assert (np.abs(c - f * total) < 1).all()
+        assert (c[f == 0] == 0).all()
+
+
+def test_sum_tree_against_cumsum():
+    """find() agrees with a search over the leaves' running sum, after repeated sets and a grow."""
+    rng = np.random.default_rng(1)
+    t = SumTree(1000)
+    values = np.zeros(t.capacity)
+    for _ in range(5):
+        leaves = rng.integers(0, 1000, 400)
+        v = rng.exponential(1.0, 400) * (rng.random(400) > 0.2)
+        t.set(leaves, v)
+        values[leaves] = v  # numpy's last-wins, as SumTree.set documents
+        np.testing.assert_allclose(t.total, values.sum())
+    t.grow(70_000)
+    assert t.capacity == 1 << 17
+    t.set_range(60_000, np.full(100, 2.0))
+    values = np.concatenate([values, np.zeros(t.capacity - len(values))])
+    values[60_000:60_100] = 2.0
+    prefix = np.sort(rng.random(5000)) * values.sum()
+    want = np.searchsorted(np.cumsum(values), prefix, side="right")
+    got = t.find(prefix)
+    close = np.isclose(np.cumsum(values)[np.minimum(want, len(values) - 1)], prefix)  # ties at edges
+    assert np.array_equal(got[~close], want[~close])
+    assert (values[got] > 0).all()
