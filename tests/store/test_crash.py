@@ -8,6 +8,7 @@ the store with nothing but ``ReplayStore.open``.
 from __future__ import annotations
 
 import random
+import shutil
 import time
 
 import pytest
@@ -18,17 +19,27 @@ import writer_proc
 from conftest import append_writer_rows, check_writer_rows
 
 
-def kill_and_check(spawn_writer, path, rng: random.Random, *, fsync: bool, trial: int) -> int:
-    """One trial: start a writer (on a new or a recovered store), kill it, verify and resume."""
+def kill_and_check(spawn_writer, path, rng: random.Random, *, fsync: bool, trial: int,
+                   left_dead: int | None, recover: bool) -> int | None:
+    """One trial: start a writer (on a new store, or resuming one), kill it, verify, and resume.
+
+    ``left_dead``: the row count a previous trial left behind without recovering it (the writer
+    process's own 'a' open must recover it). With ``recover`` False this trial leaves its store
+    dead in turn and returns the row count it saw; otherwise it returns None.
+    """
     resume = path.exists()
     args = ["--mode", "append" if resume else "create", "--seed", str(rng.randrange(2**31)),
             "--commit-every", str(rng.choice([1, 16, 64, 500]))]
     w = spawn_writer(path, *(args + (["--fsync"] if fsync else [])))
     start = w.wait_ready()
+    where = f"trial {trial} ({args}, fsync={fsync}): "
+    if left_dead is not None:
+        assert start == left_dead, f"{where}the writer's recovery kept {start} rows, {left_dead} were committed"
+    early = ReplayStore.open(path, "r")  # held across the kill, the recovery and the new rows
     time.sleep(rng.uniform(0.0, 0.25))
     w.kill()
     promised = max(w.reported_commits(), default=start)
-    where = f"trial {trial} (seed args {args}, promised {promised}): "
+    where += f"promised {promised}: "
 
     # A reader needs no tool and no flag, and says the writer died.
     with ReplayStore.open(path, "r") as r:
@@ -37,6 +48,11 @@ def kill_and_check(spawn_writer, path, rng: random.Random, *, fsync: bool, trial
         check_writer_rows(r, 0, n, where)
         state = r.writer_state
         assert (state["live"], state["died"]) == (False, True), f"{where}writer_state {state}"
+        if left_dead is not None:  # the writer process's own recovery is on record
+            assert state["recovery"]["rows_kept"] == left_dead, f"{where}recovery {state['recovery']}"
+    if not recover:
+        early.close()
+        return n
 
     # Appending recovers: exactly the committed rows are kept, and the recovery is on record.
     with ReplayStore.open(path, "a") as s:
@@ -47,21 +63,25 @@ def kill_and_check(spawn_writer, path, rng: random.Random, *, fsync: bool, trial
         assert s.commit() == n + 37
         one = writer_proc.given(writer_proc.make_rows(n + 37, n + 38))
         s.append(**{k: v[0] for k, v in one.items()})
-    with ReplayStore.open(path, "r") as r:
-        assert len(r) == n + 38
-        check_writer_rows(r, 0, n + 38, where)
-        assert r.writer_state == {"live": False, "died": False, "recovery": rec}
-        assert r.actor_counts().sum() == n + 38
-    return n + 38
+    for r in (ReplayStore.open(path, "r"), early):
+        with r:
+            assert r.refresh() == n + 38, where
+            check_writer_rows(r, 0, n + 38, where)
+            assert r.writer_state == {"live": False, "died": False, "recovery": rec}
+            assert r.actor_counts().sum() == n + 38
+    return None
 
 
 def run_trials(spawn_writer, tmp_path, trials: int, seed: int, fsync_every: int) -> None:
     rng = random.Random(seed)
     path = None
+    left_dead = None
     for t in range(trials):
-        if path is None or rng.random() < 0.5:  # new store, or keep killing writers of a recovered one
-            path = tmp_path / f"run{t}.h5"
-        kill_and_check(spawn_writer, path, rng, fsync=(t % fsync_every == fsync_every - 1), trial=t)
+        last = t == trials - 1
+        if left_dead is None and (path is None or rng.random() < 0.5):
+            path = tmp_path / f"run{t}.h5"  # else keep killing writers of the same store
+        left_dead = kill_and_check(spawn_writer, path, rng, fsync=(t % fsync_every == fsync_every - 1), trial=t,
+                                   left_dead=left_dead, recover=last or rng.random() < 0.7)
 
 
 def test_kill_minus_nine_loses_no_committed_row(spawn_writer, tmp_path):
@@ -80,3 +100,29 @@ def test_kill_during_fsync_mode(spawn_writer, tmp_path):
 def test_kill_minus_nine_many_trials(spawn_writer, tmp_path):
     """The same contract over 200 kills (every 5th with fsync=True)."""
     run_trials(spawn_writer, tmp_path, trials=200, seed=1, fsync_every=5)
+
+
+def test_copy_of_a_killed_store(spawn_writer, tmp_path):
+    """A store copied (file and .commit) after its writer was killed opens from the copy, 'r' and 'a',
+    with at least every reported commit; the copy's stale .commit (another inode) is not trusted."""
+    path = tmp_path / "run.h5"
+    w = spawn_writer(path, "--mode", "create", "--seed", "5", "--commit-every", "16")
+    w.wait_ready()
+    while max(w.reported_commits(), default=0) < 3000:
+        time.sleep(0.01)
+    w.kill()
+    promised = max(w.reported_commits())
+    copy = tmp_path / "copy.h5"
+    shutil.copyfile(path, copy)
+    shutil.copyfile(f"{path}.commit", f"{copy}.commit")
+    with ReplayStore.open(copy, "r") as r:
+        n = len(r)
+        assert n >= promised
+        check_writer_rows(r, 0, n)
+    with ReplayStore.open(copy, "a") as s:
+        assert len(s) == n
+        append_writer_rows(s, n, n + 10)
+    with ReplayStore.open(copy, "r") as r:
+        check_writer_rows(r, 0, n + 10)
+    with ReplayStore.open(path, "r") as r:  # the original is untouched by all this
+        assert len(r) >= promised and r.writer_state["died"] is True
