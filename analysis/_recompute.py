@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -25,10 +27,50 @@ def _nstep(reward, episode, done, terminal, valid, gamma):
     return g, last, discount
 
 
+def _batch(net, maps, mf, rows, hi, n, gamma, has_trunc):
+    """``(q, target)`` of ``rows`` under ``net``: n-step return plus the bootstrapped max Q."""
+    import torch
+
+    win = rows[:, None] + np.arange(n, dtype=np.int64)
+    valid = win < hi
+    flat = np.minimum(win, hi - 1).reshape(-1)
+    g = {c: maps[c].gather(mf, flat).reshape(win.shape) for c in ("reward", "episode", "done")}
+    done = g["done"].astype(bool)
+    term = done & ~maps[TRUNCATED].gather(mf, flat).reshape(win.shape).astype(bool) if has_trunc else done
+    ret, last, discount = _nstep(g["reward"], g["episode"], done, term, valid, gamma)
+    action = maps["discrete_action"].gather(mf, rows).astype(np.int64)
+    q_all = net(torch.from_numpy(maps["state"].gather(mf, rows)))[0]
+    if action.size and (action.min() < 0 or action.max() >= q_all.shape[1]):
+        bad = int(action[(action < 0) | (action >= q_all.shape[1])][0])
+        raise ValueError(f"row discrete_action {bad} is outside the checkpoint's {q_all.shape[1]} discrete "
+                         "actions: checkpoint and store differ")
+    q = q_all.gather(1, torch.from_numpy(action)[:, None])[:, 0].double().numpy()
+    boot = net(torch.from_numpy(maps["next_state"].gather(mf, rows + last)))[0].max(1).values.double().numpy()
+    return q, ret + discount * boot
+
+
+def resolve_checkpoint(s, checkpoint) -> str:
+    """A checkpoint path: ``checkpoint`` itself, or for an int the checkpoint recorded in the store at
+    that training step (its ``relpath`` beside the store is used when the absolute path is gone, as
+    after copying a run's folder elsewhere)."""
+    if isinstance(checkpoint, bool) or not isinstance(checkpoint, (int, np.integer)):
+        return os.fspath(checkpoint)
+    found = [c for c in s.checkpoints if c.get("step") == int(checkpoint)]
+    if not found:
+        raise ValueError(f"no checkpoint at training step {checkpoint} is recorded in {s.path}; recorded steps: "
+                         f"{[c.get('step') for c in s.checkpoints]}. Pass a step from that list or a file path")
+    c = found[-1]
+    p = c["path"]
+    if not os.path.exists(p) and c.get("relpath"):
+        p = os.path.join(os.path.dirname(os.path.abspath(s.path)), c["relpath"])
+    return p
+
+
 def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = True) -> pd.DataFrame:
     """One row per transition of the replay window: ``row``, ``actor`` (Categorical), ``actor_code``,
     ``episode``, ``step``, ``reward``, ``done``, ``q`` (Q of the stored discrete action),
-    ``target`` and ``td_error`` (target - q), under the network saved in ``checkpoint``.
+    ``target`` and ``td_error`` (target - q), under the network saved in ``checkpoint`` (a file
+    path, or the training step of a checkpoint recorded in the store).
 
     The target is the checkpoint's n-step return (``meta["gamma"]``, ``meta["n_step"]``) plus the
     discounted ``max_a Q(s', a)`` of the same network: a checkpoint's target network is not part
@@ -43,15 +85,17 @@ def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = T
 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size={batch_size}: expected a positive number of rows")
-    net, meta = load_network(checkpoint)
-    missing = [k for k in ("gamma", "n_step") if k not in meta]
-    if missing:
-        raise ValueError(f"checkpoint {checkpoint}: its meta lacks {missing}; load_network must return "
-                         "meta with 'gamma' and 'n_step'")
-    gamma, n = float(meta["gamma"]), int(meta["n_step"])
-    if n < 1 or not 0 <= gamma <= 1:
-        raise ValueError(f"checkpoint {checkpoint}: n_step={n}, gamma={gamma}; expected n_step >= 1, 0 <= gamma <= 1")
     with open_store(path) as s:
+        checkpoint = resolve_checkpoint(s, checkpoint)
+        net, meta = load_network(checkpoint)
+        missing = [k for k in ("gamma", "n_step") if k not in meta]
+        if missing:
+            raise ValueError(f"checkpoint {checkpoint}: its meta lacks {missing}; load_network must return "
+                             "meta with 'gamma' and 'n_step'")
+        gamma, n = float(meta["gamma"]), int(meta["n_step"])
+        if n < 1 or not 0 <= gamma <= 1:
+            raise ValueError(f"checkpoint {checkpoint}: n_step={n}, gamma={gamma}; expected n_step >= 1, "
+                             "0 <= gamma <= 1")
         lo, hi = s.window_start(), len(s)
         want = getattr(net, "state_shape", None)
         if want is not None and tuple(want) != s.schema["state"].shape:
@@ -60,30 +104,10 @@ def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = T
         maps, mf = s.column_maps(), s.mapped_file
         has_trunc = TRUNCATED in s.schema
         parts = []
-        offsets = np.arange(n, dtype=np.int64)
-        starts = range(lo, hi, int(batch_size))
         with torch.no_grad():
-            for b0 in tqdm(starts, desc="recompute TD", unit="batch", disable=not progress):
+            for b0 in tqdm(range(lo, hi, int(batch_size)), desc="recompute TD", unit="batch", disable=not progress):
                 rows = np.arange(b0, min(hi, b0 + int(batch_size)), dtype=np.int64)
-                win = rows[:, None] + offsets
-                valid = win < hi
-                flat = np.minimum(win, hi - 1).reshape(-1)
-                g = {c: maps[c].gather(mf, flat).reshape(win.shape) for c in ("reward", "episode", "done")}
-                done = g["done"].astype(bool)
-                term = done & ~maps[TRUNCATED].gather(mf, flat).reshape(win.shape).astype(bool) if has_trunc else done
-                ret, last, discount = _nstep(g["reward"], g["episode"], done, term, valid, gamma)
-                state = torch.from_numpy(maps["state"].gather(mf, rows))
-                nxt = torch.from_numpy(maps["next_state"].gather(mf, rows + last))
-                action = maps["discrete_action"].gather(mf, rows).astype(np.int64)
-                q_all = net(state)[0]
-                if action.size and (action.min() < 0 or action.max() >= q_all.shape[1]):
-                    bad = int(action[(action < 0) | (action >= q_all.shape[1])][0])
-                    raise ValueError(f"row discrete_action {bad} is outside the checkpoint's {q_all.shape[1]} "
-                                     "discrete actions: checkpoint and store differ")
-                q = q_all.gather(1, torch.from_numpy(action)[:, None])[:, 0].double().numpy()
-                boot = net(nxt)[0].max(1).values.double().numpy()
-                target = ret + discount * boot
-                parts.append((rows, q, target))
+                parts.append((rows, *_batch(net, maps, mf, rows, hi, n, gamma, has_trunc)))
         names = s.actors.names
         rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         cols = s.read(["actor", "episode", "step", "reward", "done"], lo, hi)

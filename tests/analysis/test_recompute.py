@@ -78,3 +78,17 @@ def test_bad_arguments(store, checkpoint, tmp_path):
         recompute_td(store, checkpoint[0], batch_size=0)
     with pytest.raises(ValueError, match="no checkpoint.*does not exist"):  # agent.errors.CheckpointError
         recompute_td(store, tmp_path / "none.pt")
+
+
+def test_checkpoint_by_recorded_step(tmp_path, checkpoint):
+    """An int picks the checkpoint recorded in the store at that step; an unrecorded step is refused."""
+    path = tmp_path / "rec.h5"
+    with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("expert", "dqn"), window=20) as s:
+        s.extend(rows_block(25, "dqn"))
+        s.record_checkpoint(7, checkpoint[0])
+    by_step = recompute_td(str(path), 7, progress=False)
+    by_path = recompute_td(str(path), checkpoint[0], progress=False)
+    assert by_path["td_error"].tolist() == by_step["td_error"].tolist()
+    assert list(range(5, 25)) == by_step["row"].tolist()
+    with pytest.raises(ValueError, match=r"no checkpoint at training step 8.*recorded steps: \[7\]"):
+        recompute_td(str(path), 8, progress=False)
