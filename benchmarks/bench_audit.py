@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,6 +38,14 @@ def timed(fn, repeat: int) -> tuple[float, object]:
 
 
 def main() -> int:
+    tmp = tempfile.mkdtemp(prefix="bench_audit_")
+    try:
+        return run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: str) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--path", help="reuse (or create) the store here instead of a temporary file")
@@ -49,7 +58,6 @@ def main() -> int:
     from analysis import audit, load_transitions
     from analysis._synthetic import RunSpec, write_run
 
-    tmp = tempfile.mkdtemp(prefix="bench_audit_")
     path = args.path or os.path.join(tmp, "run.h5")
     if not os.path.exists(path):
         spec = RunSpec(rows=args.rows, window=args.rows, state_shape=(16,), train_steps=args.rows // 4,
@@ -65,7 +73,7 @@ def main() -> int:
 
     t_h5, ref = timed(h5py_read, args.repeat)
     t_load, df = timed(lambda: load_transitions(path), args.repeat)
-    assert_rows = len(df) == len(ref["actor"])
+    same_rows = len(df) == len(ref["actor"])
     t_audit, report = timed(lambda: audit(path), args.repeat)
     t_full, _ = timed(lambda: _audit_and_write(path, out), args.repeat)
     t = time.perf_counter()
@@ -78,7 +86,7 @@ def main() -> int:
     print(f"store: {len(df)} rows, tables {report.store['tables']}")
     print(f"plain h5py read of {len(COLUMNS)} columns: {t_h5 * 1e3:8.1f} ms (reference)")
     print(f"load_transitions (same columns + Categorical): {t_load * 1e3:8.1f} ms  "
-          f"ratio {t_load / t_h5:.2f}x the reference  (rows match: {assert_rows})")
+          f"ratio {t_load / t_h5:.2f}x the reference  (rows match: {same_rows})")
     print(f"audit() without plots:            {t_audit:6.2f} s")
     print(f"audit + 6 plots + report files:   {t_full:6.2f} s  (target < 5 s)")
     print(f"`replaystore audit` fresh process: {t_cli:6.2f} s  (imports included)")
