@@ -146,16 +146,18 @@ def composition_anomalies(names, meta, expected, codes, whole, episodes) -> list
     expert, declared, tol, source = _declared_expert(meta, expected, names)
     present = [x for x in names if whole["counts"][x] > 0]
     single = False
-    if len(names) > 1 and len(present) == 1:
+    others_declared = len(present) == 1 and (
+        (declared is not None and declared > 0 and expert != present[0])
+        or any(m > 0 for a, (m, _) in expected.get("actor_fractions", {}).items() if a != present[0]))
+    if len(present) == 1 and (len(names) > 1 or others_declared):
+        # Also with a one-actor vocabulary: a run that declares an expert share but could only
+        # tag 'dqn' lost the expert's tags before they reached the store.
         single = True
         only = present[0]
-        others_declared = (declared is not None and declared > 0 and expert != only) or any(
-            m > 0 for a, (m, _) in expected.get("actor_fractions", {}).items() if a != only)
-        sev = "error" if others_declared else "warning"
         why = (f"the run declares {source}={declared} for actor {expert!r}" if declared and expert != only
                else f"the vocabulary lists {list(names)}")
         out.append(Anomaly(
-            "SINGLE_ACTOR", sev,
+            "SINGLE_ACTOR", "error" if others_declared else "warning",
             f"every one of the {n} rows is tagged {only!r}, but {why}: actor tags were probably dropped "
             "on the way to the store", actor=only, rows=[0, n], details={"vocabulary": list(names)}))
     elif len(present) > 1:

@@ -160,3 +160,18 @@ def test_every_raised_code_is_documented():
         for a in audit(recorded(name)).anomalies:
             assert a.code in ANOMALY_CODES
             assert a.severity in ANOMALY_CODES[a.code]
+
+
+def test_single_actor_vocabulary_with_a_declared_expert(tmp_path):
+    """A store that could only tag 'dqn' while the run declares expert_ratio=0.26 is the incident too."""
+    path = tmp_path / "dqn_only.h5"
+    with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("dqn",), window=100,
+                            metadata={"expert_ratio": 0.26}) as s:
+        s.extend(rows_block(40, "dqn"))
+    a = by_code(audit(path))
+    assert ("error", "dqn") == (a["SINGLE_ACTOR"].severity, a["SINGLE_ACTOR"].actor)
+    assert "warning" == a["EXPERT_UNKNOWN"].severity
+    path2 = tmp_path / "dqn_only_no_expert.h5"
+    with ReplayStore.create(path2, Schema.transition((4,), continuous_dim=1), actors=("dqn",), window=100) as s:
+        s.extend(rows_block(40, "dqn"))
+    assert ["NO_TELEMETRY"] == audit(path2).codes()  # one actor declared, one acted: nothing wrong
