@@ -540,7 +540,9 @@ class ReplayStore:
         t = self._tables[name]
         where = f"extend_table({name!r})"
         n = block_length(where, columns)
-        check_names(where, t.schema, columns, (), True)
+        check_names(where, t.schema, columns, (), ACTOR in columns)
+        if ACTOR in t.schema:  # a table's actor column holds vocabulary codes too (names accepted)
+            columns = {**columns, ACTOR: self.actors.codes(columns[ACTOR])}
         t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
         return n
 
