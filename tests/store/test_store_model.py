@@ -10,6 +10,7 @@ store, and the store-filled episode/step/time columns.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -21,15 +22,25 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from store import ReplayStore, errors
+from store import Column, ReplayStore, Schema, errors
 from store._format import PREFIX_EVERY
 
 from conftest import same_bits
 from strategies import StoreConfig, block_sizes, given_auto, random_block, seeds, store_configs
 
 
+LOG = "log"
+
+
+def log_schema(n_actors: int) -> Schema:
+    """A telemetry-like table kept beside the transitions (committed with them)."""
+    return Schema((Column("step", np.dtype("int64")), Column("loss", np.dtype("float32"), (), True),
+                   Column("actor", np.dtype("uint8")), Column("per_actor", np.dtype("int32"), (n_actors,))))
+
+
 class Model:
-    """What the store should hold: every appended row, and how many of them are committed."""
+    """What the store should hold: every appended row, and how many of them are committed;
+    likewise for a second table, small JSON extras and the checkpoint log."""
 
     def __init__(self, config: StoreConfig):
         self.config = config
@@ -40,6 +51,23 @@ class Model:
         self.committed = 0
         self.next_episode = 0
         self.next_step = 0
+        self.log: list[dict[str, np.ndarray]] = []
+        self.log_total = 0
+        self.log_committed = 0
+        self.extra: dict = {}
+        self.extra_committed: dict = {}
+        self.checkpoints: list[dict] = []
+
+    def commit_all(self) -> None:
+        """A commit covers every table and the JSON state, whatever triggered it."""
+        self.committed = self.total
+        self.log_committed = self.log_total
+        self.extra_committed = json.loads(json.dumps(self.extra))
+
+    def log_rows(self) -> dict[str, np.ndarray]:
+        sch = log_schema(len(self.config.actors))
+        return {c.name: np.concatenate([np.empty((0, *c.shape), c.dtype)] + [b[c.name] for b in self.log])
+                for c in sch}
 
     def add(self, block: dict[str, np.ndarray], n: int, time_lo: float, time_hi: float, give) -> None:
         """Add rows as the store should keep them, filling auto columns as the store promises."""
@@ -65,7 +93,7 @@ class Model:
 
     def auto_commit(self) -> None:
         if self.total - self.committed >= self.config.commit_every:
-            self.committed = self.total
+            self.commit_all()
 
     def rows(self) -> dict[str, np.ndarray]:
         if self._cat is None:
@@ -80,7 +108,16 @@ class Model:
 
 
 def check_rows(model: Model, handle: ReplayStore, where: str) -> None:
-    """Every committed row of ``handle`` equals the model's, bit for bit; time within its bracket."""
+    """Every committed row of ``handle`` equals the model's, bit for bit; time within its bracket.
+    The second table, the JSON extras and the checkpoint log match what was committed too."""
+    assert handle.tables == {"transitions": model.committed, LOG: model.log_committed}, where
+    log = handle.read_table(LOG)
+    for name, v in model.log_rows().items():
+        assert same_bits(v[:model.log_committed], log[name]), f"{where}: table {LOG!r} column {name!r}"
+    for key in set(model.extra) | set(model.extra_committed):
+        assert handle.get_extra(key, "<absent>") == model.extra_committed.get(key, "<absent>"), f"{where}: extra {key!r}"
+    got_ckpt = [{k: v for k, v in c.items() if k != "time"} for c in handle.checkpoints]
+    assert got_ckpt == model.checkpoints, f"{where}: checkpoints"
     n = model.committed
     assert len(handle) == n, f"{where}: {len(handle)} rows visible, model has {n} committed"
     got = handle.read()
@@ -135,6 +172,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.writer = ReplayStore.create(self.path, config.schema, actors=config.actors, window=config.window,
                                          metadata=metadata, commit_every=config.commit_every,
                                          commit_seconds=3600.0, chunk_bytes=config.chunk_bytes)
+        self.writer.create_table(LOG, log_schema(len(config.actors)))
+        self.writer.commit()
         self.reader = ReplayStore.open(self.path, "r")
         assert self.reader.metadata == metadata
         assert self.reader.schema == config.schema
@@ -185,13 +224,44 @@ class StoreMachine(RuleBasedStateMachine):
     @rule()
     def commit(self):
         assert self.writer.commit() == self.model.total
-        self.model.committed = self.model.total
+        self.model.commit_all()
 
-    @rule(read_between=st.booleans(), commit_every=st.sampled_from([None, 1, 50, 100_000]))
-    def close_and_reopen(self, read_between, commit_every):
+    @rule(n=st.integers(0, 60), seed=seeds, by_name=st.booleans())
+    def extend_log(self, n, seed, by_name):
+        """Rows of the second table: visible at the next commit, whatever triggers it."""
+        rng = np.random.default_rng(seed)
+        actors = self.model.config.actors
+        block = {"step": rng.integers(-2**62, 2**62, n), "loss": rng.standard_normal(n).astype("f4"),
+                 "actor": rng.integers(0, len(actors), n).astype(np.uint8),
+                 "per_actor": rng.integers(-2**31, 2**31, (n, len(actors))).astype(np.int32)}
+        if n:
+            block["loss"][rng.random(n) < 0.2] = np.nan  # declared allow_nonfinite: kept as is
+        given = dict(block, actor=np.array(actors)[block["actor"]] if by_name and n else block["actor"])
+        assert self.writer.extend_table(LOG, given) == n
+        self.model.log.append(block)
+        self.model.log_total += n
+
+    @rule(key=st.sampled_from(["a", "b"]), value=st.recursive(
+        st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=6))
+    def set_extra(self, key, value):
+        """Small JSON state: visible at the next commit."""
+        self.writer.set_extra(key, value)
+        self.model.extra[key] = value
+
+    @rule(step=st.integers(0, 10**9), info=st.dictionaries(st.sampled_from(["loss", "note"]), st.integers(0, 9), max_size=2))
+    def record_checkpoint(self, step, info):
+        """A checkpoint note commits everything at once."""
+        self.writer.record_checkpoint(step, f"ckpt/{step}.pt", **info)
+        self.model.checkpoints.append({"step": step, "path": f"ckpt/{step}.pt", **info})
+        self.model.commit_all()
+
+    @rule(read_between=st.booleans(), commit_every=st.sampled_from([None, 1, 50, 100_000]), recreate_table=st.booleans())
+    def close_and_reopen(self, read_between, commit_every, recreate_table):
         """Close (which commits) and reopen for appending; auto columns continue where they were."""
         self.writer.close()
-        self.model.committed = self.model.total
+        self.model.commit_all()
         assert self.writer.closed
         if read_between:
             with ReplayStore.open(self.path, "r") as r:
@@ -202,6 +272,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.writer = ReplayStore.open(self.path, "a", commit_every=self.model.config.commit_every,
                                        commit_seconds=3600.0)
         assert len(self.writer) == self.model.total
+        if recreate_table:  # declaring an existing table again with its schema is a no-op
+            self.writer.create_table(LOG, log_schema(len(self.model.config.actors)))
 
     @rule()
     def open_reader(self):
@@ -279,7 +351,7 @@ class StoreMachine(RuleBasedStateMachine):
         try:
             if self.writer is not None:
                 self.writer.close()
-                self.model.committed = self.model.total
+                self.model.commit_all()
                 with ReplayStore.open(self.path, "r") as r:
                     check_rows(self.model, r, "reader after final close")
                     check_counts(self.model, r, self.rng, "reader after final close")
