@@ -14,6 +14,7 @@ from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, audit
 # Fields that change from one audit of the same file to the next (wall clock, paths, durations).
 VOLATILE = ("generated",)
 DEFAULT_TOLERANCE = {"abs": 1e-9, "rel": 1e-6}
+IGNORE = "ignore"  # a tolerance that leaves matching paths out of the comparison
 
 
 class BaselineFormatError(ValueError):
@@ -125,14 +126,16 @@ def _check_tolerances(tolerances) -> dict:
         raise TypeError(f"tolerances must be {{path pattern: abs or {{'abs': x, 'rel': y}}}}, got {type(tolerances).__name__}")
     out = {}
     for k, v in tolerances.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+        if v == IGNORE:
+            out[k] = {"ignore": True}
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
             out[k] = {"abs": float(v), "rel": 0.0}
         elif isinstance(v, dict) and set(v) <= {"abs", "rel"} and all(
                 isinstance(x, (int, float)) and x >= 0 for x in v.values()):
             out[k] = {"abs": float(v.get("abs", 0.0)), "rel": float(v.get("rel", 0.0))}
         else:
-            raise ValueError(f"tolerances[{k!r}]={v!r}: expected a number >= 0 (absolute) or "
-                             "{'abs': x, 'rel': y}")
+            raise ValueError(f"tolerances[{k!r}]={v!r}: expected a number >= 0 (absolute), "
+                             "{'abs': x, 'rel': y}, or 'ignore'")
     return out
 
 
@@ -146,7 +149,8 @@ def compare(baseline, candidate, tolerances=None) -> Comparison:
     """Differences between two audits, ignoring volatile fields (``generated``: path, times).
 
     ``tolerances`` maps glob patterns over dotted paths (``"composition.whole.fractions.*"``,
-    ``"rewards.per_actor.*.mean"``) to an absolute tolerance or ``{"abs": x, "rel": y}``; the longest
+    ``"rewards.per_actor.*.mean"``) to an absolute tolerance, ``{"abs": x, "rel": y}``, or
+    ``"ignore"`` (e.g. ``{"store.metadata.*": "ignore"}`` between two runs); the longest
     matching pattern wins; other numbers must agree to ``abs 1e-9 + rel 1e-6``. Anomalies are
     compared by (code, severity, actor): a new one or a resolved one is a difference.
     """
@@ -156,14 +160,16 @@ def compare(baseline, candidate, tolerances=None) -> Comparison:
     strip = lambda d: {k: v for k, v in d.items() if k not in VOLATILE and k != "anomalies"}  # noqa: E731
     fb, fc = _flatten(strip(base), "", {}), _flatten(strip(cand), "", {})
     diffs = []
+    ignored = lambda p: _tolerance_for(p, tolerances).get("ignore", False)  # noqa: E731
     for path, b in fb.items():
+        tol = _tolerance_for(path, tolerances)
+        if tol.get("ignore"):
+            continue
         if path not in fc:
             diffs.append(Difference(path, "missing", b, None))
-            continue
-        tol = _tolerance_for(path, tolerances)
-        if not _close(b, fc[path], tol):
+        elif not _close(b, fc[path], tol):
             diffs.append(Difference(path, "changed", b, fc[path], tol))
-    diffs += [Difference(p, "added", None, v) for p, v in fc.items() if p not in fb]
+    diffs += [Difference(p, "added", None, v) for p, v in fc.items() if p not in fb and not ignored(p)]
     key = lambda a: (a["code"], a["severity"], a.get("actor"))  # noqa: E731
     ab, ac = Counter(map(key, base["anomalies"])), Counter(map(key, cand["anomalies"]))
     found = [Difference(f"anomalies[{k[0]}]", "new_anomaly", None, {"severity": k[1], "actor": k[2]})

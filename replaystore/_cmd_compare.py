@@ -13,7 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", action="append", default=[], metavar="PATTERN=VALUE",
                    help="absolute tolerance for report paths matching a glob, e.g. "
                         "'composition.*.fractions.*=0.02' (repeatable)")
-    p.add_argument("--tolerances", metavar="FILE", help="JSON file {pattern: abs or {abs, rel}}")
+    p.add_argument("--ignore", action="append", default=[], metavar="PATTERN",
+                   help="leave report paths matching a glob out, e.g. 'store.metadata.*' (repeatable)")
+    p.add_argument("--tolerances", metavar="FILE", help='JSON file {pattern: abs, {"abs": x, "rel": y} or "ignore"}')
     p.add_argument("--json", metavar="FILE", help="also write the differences as JSON")
 
 
@@ -33,6 +35,7 @@ def _tolerances(args) -> dict:
             sep = ""
         if not sep or not pattern:
             raise ValueError(f"--tolerance {item!r}: expected PATTERN=NUMBER, e.g. 'rewards.*.mean=0.05'")
+    tol.update({pattern: "ignore" for pattern in args.ignore})
     return tol
 
 

@@ -88,3 +88,11 @@ def test_audit_of_an_empty_store_says_so(tmp_path, capsys, empty_store):
     assert 0 == main(["audit", empty_store, "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "EMPTY_STORE" in out and "no telemetry" in out
+
+
+def test_compare_ignore_option(capsys):
+    """--ignore PATTERN leaves paths out: the rest of the differences still count."""
+    assert 1 == main(["compare", golden("healthy"), golden("healthy").replace("healthy", "corrupt"),
+                      "--ignore", "store.*"])
+    out = capsys.readouterr().out
+    assert "store.metadata" not in out and "composition" in out

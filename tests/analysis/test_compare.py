@@ -75,3 +75,13 @@ def test_bad_tolerances_and_inputs():
         compare(golden("healthy"), golden("healthy"), {"x": -1})
     with pytest.raises(TypeError, match="expected an AuditReport"):
         compare(golden("healthy"), 3)
+
+
+def test_ignored_paths():
+    """'ignore' leaves matching paths out, changed, missing or added."""
+    base = audit(recorded("healthy")).to_dict()
+    cand = json.loads(json.dumps(base))
+    cand["store"]["metadata"]["seed"] = 99
+    cand["store"]["metadata"]["git"] = "abc"
+    assert not compare(base, cand).ok
+    assert compare(base, cand, {"store.metadata.*": "ignore"}).ok
