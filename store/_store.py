@@ -653,6 +653,7 @@ class ReplayStore:
         total = np.asarray(self._record.actor_counts, np.int64)
         if start <= 0:
             return total
+        start = min(int(start), len(self))  # past the end: no rows (the prefix row there is not committed)
         k = start // PREFIX_EVERY
         prefix = self.column_maps(ACTOR_PREFIX)[_PREFIX_SCHEMA_NAME].gather(self._mf, np.array([k]))[0]
         tail = self.read([ACTOR], k * PREFIX_EVERY, start)[ACTOR]
