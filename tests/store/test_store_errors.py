@@ -419,3 +419,14 @@ def test_bad_telemetry_rows(writer_store, changes, error, match):
     assert_nothing_lost(s)
     assert s.tables[TRAIN_SAMPLES] == 4
     assert s.read_table(TRAIN_SAMPLES)["actor"].tolist() == [1, 2, 0, 1]
+
+
+def test_actor_counts_past_the_end(store_path):
+    """actor_counts(start) with start at or past the committed rows counts no rows (like a slice),
+    also past the next 4096-row prefix boundary, whose index row is not committed yet."""
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS) as s:
+        append_writer_rows(s, 0, 5000)
+    with ReplayStore.open(store_path) as r:
+        assert r.actor_counts(4999).tolist() == [0, 1, 0]  # row 4999 is actor 4999 % 3 == 1
+        for start in (5000, 5001, 8191, 8192, 9000, 10**9):
+            assert r.actor_counts(start).tolist() == [0, 0, 0], start
