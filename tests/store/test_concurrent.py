@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from store import ReplayStore
+from store import ReplayStore, errors
 
 import writer_proc
 from conftest import assert_columns_equal, check_writer_rows
@@ -83,3 +83,16 @@ def test_reader_opened_before_writer_process_is_killed(spawn_writer, store_path)
 def test_reader_follows_long_write(spawn_writer, store_path):
     """The same check over 400,000 rows."""
     assert read_alongside(spawn_writer, store_path, total=400_000, seed=11) >= 2
+
+
+def test_second_writer_process_is_refused(spawn_writer, store_path):
+    """While a writer process lives, opening the store 'a' from another process raises
+    StoreLockedError naming that process; once it is killed, 'a' recovers the store."""
+    w = spawn_writer(store_path, "--mode", "create", "--seed", "2", "--commit-every", "50")
+    w.wait_ready()
+    with pytest.raises(errors.StoreLockedError, match=rf"is being written by process {w.proc.pid} on .*one writer at a time"):
+        ReplayStore.open(store_path, "a")
+    w.kill()
+    with ReplayStore.open(store_path, "a") as s:
+        assert s.writer_state["recovery"]["dead_pid"] == w.proc.pid
+        check_writer_rows(s, 0, len(s))
