@@ -7,13 +7,14 @@ def _f(x, digits: int = 4) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
-        return f"{x:.{digits}g}"
+        return f"{x:.0f}" if 1e4 <= abs(x) < 1e15 else f"{x:.{digits}g}"
     return str(x)
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_f(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    cell = lambda c: _f(c).replace("|", "\\|")  # noqa: E731  (a '|' inside a cell would end it)
+    out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return out + [""]
 
 

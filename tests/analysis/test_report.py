@@ -116,3 +116,11 @@ def test_progress_bar_over_stages(capsys):
     audit(recorded("healthy"), progress=True)
     err = capsys.readouterr().err
     assert "audit" in err and "6/6" in err
+
+
+def test_markdown_tables_escape_pipes(healthy):
+    """Headers and cells holding '|' (as in '|TD|') are escaped so tables keep their columns."""
+    md = healthy.to_markdown()
+    line = next(ln for ln in md.splitlines() if ln.startswith("| actor | batch rows"))
+    assert "mean \\|TD\\|" in line
+    assert 7 == line.replace("\\|", "").count("|")
