@@ -76,7 +76,7 @@ def batch_vs_buffer(report) -> Figure:
     for n in names:
         line, = ax2.plot(t["step_start"], _f(t["observed"][n]), label=f"{n} batches")
         ax2.plot(t["step_start"], _f(t["expected"][n]), ls="--", color=line.get_color(), label=f"{n} buffer")
-    ax2.set(xlabel="training step", ylabel="fraction", ylim=(0, 1), title="Over training")
+    ax2.set(xlabel="training step", ylabel="fraction", ylim=(-0.03, 1.03), title="Over training")  # 0 and 1 stay visible
     ax2.legend(fontsize=8)
     return fig
 
