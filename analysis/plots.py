@@ -76,7 +76,8 @@ def batch_vs_buffer(report) -> Figure:
     for n in names:
         line, = ax2.plot(t["step_start"], _f(t["observed"][n]), label=f"{n} batches")
         ax2.plot(t["step_start"], _f(t["expected"][n]), ls="--", color=line.get_color(), label=f"{n} buffer")
-    ax2.set(xlabel="training step", ylabel="fraction", ylim=(-0.03, 1.03), title="Over training")  # 0 and 1 stay visible
+    # margins so that shares of exactly 0 or 1 (the incident) do not vanish into the frame
+    ax2.set(xlabel="training step", ylabel="fraction", ylim=(-0.03, 1.03), title="Over training")
     ax2.legend(fontsize=8)
     return fig
 
