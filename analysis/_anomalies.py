@@ -89,7 +89,8 @@ def check_expected(expected) -> dict:
     if expected is None:
         return {}
     if not isinstance(expected, dict):
-        raise TypeError(f"expected must be a dict such as {{'expert_fraction': (0.26, 0.02)}}, got {type(expected).__name__}")
+        raise TypeError("expected must be a dict such as {'expert_fraction': (0.26, 0.02)}, "
+                        f"got {type(expected).__name__}")
     unknown = sorted(set(expected) - set(EXPECTED_KEYS))
     if unknown:
         raise ValueError(f"expected: unknown key(s) {unknown}; known keys: "
@@ -296,7 +297,8 @@ def telemetry_anomalies(names, meta, expected, steps_raw, steps_sec, samples_sec
         tol = float(expected.get("batch_tolerance", BATCH_TOLERANCE))
         p, diff = bvb["test"]["p_value"], bvb["max_abs_diff"]
         if p is not None and p < BATCH_P_VALUE and diff is not None and diff > tol:
-            worst = max(names, key=lambda x: abs((bvb["observed_fractions"][x] or 0) - (bvb["expected_fractions"][x] or 0)))
+            obs, exp = bvb["observed_fractions"], bvb["expected_fractions"]
+            worst = max(names, key=lambda x: abs((obs[x] or 0) - (exp[x] or 0)))
             strategy = run_setting(meta, "sampler_strategy", run_setting(meta, "sampler", ""))
             prio = str(strategy).lower() == "prioritized"
             out.append(Anomaly(

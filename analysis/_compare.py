@@ -123,7 +123,8 @@ def _check_tolerances(tolerances) -> dict:
     if tolerances is None:
         return {}
     if not isinstance(tolerances, dict):
-        raise TypeError(f"tolerances must be {{path pattern: abs or {{'abs': x, 'rel': y}}}}, got {type(tolerances).__name__}")
+        raise TypeError("tolerances must be {path pattern: abs, {'abs': x, 'rel': y} or 'ignore'}, "
+                        f"got {type(tolerances).__name__}")
     out = {}
     for k, v in tolerances.items():
         if v == IGNORE:
