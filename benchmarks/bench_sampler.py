@@ -9,8 +9,14 @@ through so the page cache is warm, then prints medians over ``--repeats`` batche
 the reference (every column the sampler returns loaded into RAM, ``arr[idx]`` per column), the
 sampler with each strategy (numpy and torch), h5py fancy indexing (fewer repeats: it is slow),
 and TorchRL's LazyMemmapStorage replay buffer when a Python with torchrl is found (``--torchrl-python``;
-it runs in that interpreter, on the same rows' shapes). Also the time from opening the store to
-the first batch. Targets: uniform >= 0.9x the reference, stratified >= 0.8x, prioritized >= 0.5x.
+it runs in that interpreter, on the same rows' shapes). Also the first batches of a fresh handle
+(its mapping cold: pages are faulted in as they are first touched) and the time from opening the
+store to the first batch. Targets: uniform >= 0.9x the reference, stratified >= 0.8x,
+prioritized >= 0.5x, uniform ahead of TorchRL.
+
+The reference and the six sampler settings run in 5 rounds of consecutive calls, in a shuffled
+order each round, and each figure is the median of all its calls: on a machine shared with
+other jobs, load that comes and goes then falls on everyone alike. Run it a few times anyway.
 """
 
 from __future__ import annotations
