@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 
 import nbformat
 from analysis_helpers import recorded
@@ -31,8 +33,19 @@ def test_notebook_is_committed_without_outputs():
     assert [] == [i for i, c in enumerate(code) if c.outputs or c.execution_count is not None]
 
 
-def test_notebook_runs_on_the_incident(monkeypatch):
+def _pin_kernel_to_this_interpreter(tmp_path, monkeypatch) -> None:
+    # JUPYTER_PATH comes first in the kernelspec search, before a user's own 'python3' kernel.
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (this interpreter)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+
+
+def test_notebook_runs_on_the_incident(tmp_path, monkeypatch):
     """Executed with a real python3 kernel on incident.h5, every cell runs and the verdict names the incident."""
+    _pin_kernel_to_this_interpreter(tmp_path, monkeypatch)
     monkeypatch.setenv("REPLAYSTORE_STORE", recorded("incident"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOK, as_version=4)
