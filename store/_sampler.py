@@ -48,8 +48,10 @@ class Sampler:
     ((8, 2), [2, 6], ['actor', 'continuous_action', 'discrete_action'])
 
     Strategies: ``"uniform"``; ``"stratified"``: exact per-batch counts per actor from
-    ``actor_fractions`` (largest-remainder rounding); ``"prioritized"``: proportional
-    prioritized replay with ``alpha`` and ``beta``, fed by ``update_priorities``.
+    ``actor_fractions`` (largest-remainder rounding), uniform within each actor's rows;
+    ``"prioritized"``: proportional prioritized replay with ``alpha`` and ``beta``, fed by
+    ``update_priorities`` (one draw in each of ``batch_size`` equal slices of the priority mass).
+    Uniform and stratified draw with replacement.
 
     ``source`` is a ``ReplayStore`` (reader or writer) or a path (opened read-only and closed
     with the sampler). ``columns`` picks the transition columns to return (default: all).
@@ -132,6 +134,10 @@ class Sampler:
             )
         out = np.zeros(len(self.actors), np.float64)
         for name, frac in fractions.items():
+            if not isinstance(name, str):
+                raise SamplerError(
+                    f"actor_fractions key {name!r}: expected actor names (str) from {list(self.actors.names)}"
+                )
             if name not in self.actors.names:
                 raise SamplerError(
                     f"actor_fractions names actor {name!r}, which is not in the store's vocabulary "

@@ -411,6 +411,7 @@ def test_bad_batch_size(filled, batch_size):
     ({"strategy": "stratified", "actor_fractions": {"expert": 0.5, "human": 0.5}},
      r"actor 'human', which is not in the store's vocabulary \['expert', 'dqn', 'random'\]"),
     ({"strategy": "stratified", "actor_fractions": {"expert": 0.5, "dqn": 0.4}}, r"sum to 0\.9; they must sum to 1"),
+    ({"strategy": "stratified", "actor_fractions": {0: 0.5, 1: 0.5}}, r"key 0: expected actor names \(str\)"),
     ({"strategy": "stratified", "actor_fractions": {"expert": -0.5, "dqn": 1.5}}, r"actor_fractions\['expert'\]=-0\.5: expected a number in \[0, 1\]"),
     ({"actor_fractions": {"expert": 1.0}}, r"actor_fractions given with strategy='uniform'"),
     ({"strategy": "prioritized", "alpha": -1}, r"alpha=-1: expected a finite number >= 0"),
