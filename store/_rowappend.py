@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -20,6 +21,12 @@ from ._validate import castable, check_int_range, dtype_error, nonfinite_error, 
 from .errors import DTypeError, MissingActorError, MissingColumnError, UnknownColumnError
 
 _MISSING = object()
+
+# A row with NaN/inf makes the finiteness dot (and a float64 -> float32 cast that overflows) emit
+# numpy RuntimeWarnings just before we raise NonFiniteError for it. The error says it all; these
+# warnings are ignored for the generated code only (np.errstate per row would cost more than the row).
+GENERATED_MODULE = "store._rowappend_generated"
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=GENERATED_MODULE.replace(".", r"\."))
 
 
 def _missing(schema_names, name):
@@ -78,7 +85,7 @@ def build_append(store, tw):
     """Return ``append(*, actor, **columns)`` bound to ``store`` and its transitions writer ``tw``."""
     schema = store.schema
     auto = set(schema.auto_columns)
-    ns = {"np": np, "math": math, "_M": _MISSING, "_isnan": math.isnan, "_isfinite": math.isfinite,
+    ns = {"__name__": GENERATED_MODULE, "np": np, "math": math, "_M": _MISSING, "_isnan": math.isnan, "_isfinite": math.isfinite,
           "_time": time.time, "ndarray": np.ndarray, "_castok": castable, "_intrange": check_int_range, "_shape": shape_error,
           "_dtype": dtype_error, "_nonfinite": nonfinite_error, "_missing": _missing, "_unknown": _unknown,
           "_ca": _coerce_array, "_cs": _coerce_scalar, "NAMES": schema.names, "MissingActorError": MissingActorError,

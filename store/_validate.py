@@ -96,7 +96,8 @@ def block_column(where: str, col: Column, value, n: int | None) -> np.ndarray:
         if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
             raise dtype_error(where, col, arr.dtype)
         check_int_range(where, col, arr)
-        arr = arr.astype(col.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow to inf is rejected just below
+            arr = arr.astype(col.dtype)
     if col.is_float and not col.allow_nonfinite and arr.size and not np.isfinite(arr).all():
         bad = int(np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0])
         raise nonfinite_error(where, col, bad)
