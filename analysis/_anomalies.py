@@ -31,6 +31,7 @@ ANOMALY_CODES = {
     "NONFINITE_Q_MEAN": "error: NaN or infinite mean Q of an actor at steps that sampled it",
     "NONFINITE_TD_ERROR": "error: NaN or infinite per-sample TD errors",
     "NONFINITE_Q": "error: NaN or infinite per-sample Q values",
+    "TELEMETRY_SHAPE": "error: train_steps per-actor columns do not match the vocabulary; training checks skipped",
     "SAMPLE_ROW_OUTSIDE": "error: training samples name rows the store does not hold",
     "SAMPLE_ACTOR_MISMATCH": "error: a training sample's actor differs from the actor stored at its row",
     "TD_IMBALANCE": "warning: one actor's mean |TD error| is far above another's",

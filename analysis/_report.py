@@ -162,6 +162,14 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
                  "checkpoints": len(s.checkpoints), "columns": list(s.schema.names)}
         spath = s.path
     tick("load")
+    shape_errors = []
+    if steps_raw is not None and steps_raw["batch_count"].shape[1:] != (len(names),):
+        shape_errors.append(Anomaly(
+            "TELEMETRY_SHAPE", "error",
+            f"train_steps holds per-actor columns of {steps_raw['batch_count'].shape[1:]} entries, but the "
+            f"vocabulary has {len(names)} actors {list(names)}: the trainer wrote telemetry for another "
+            "vocabulary; training checks skipped", steps=[int(steps_raw["step"][0]), int(steps_raw["step"][-1]) + 1]))
+        steps_raw = None
     n = store["rows"]
     codes = raw["actor"]
     reward = raw.get("reward", np.zeros(n, np.float32))
@@ -189,7 +197,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
                                     declared if isinstance(declared, dict) else None)
     tick("training")
     meta = store["metadata"]
-    anomalies = (_anomalies.composition_anomalies(names, meta, expected, codes, whole, table)
+    anomalies = shape_errors + (_anomalies.composition_anomalies(names, meta, expected, codes, whole, table)
                  + _anomalies.reward_anomalies(names, codes, reward)
                  + _anomalies.telemetry_anomalies(names, meta, expected, steps_raw, training, samples,
                                                   samples_raw, bvb))

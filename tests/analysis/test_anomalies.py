@@ -175,3 +175,19 @@ def test_single_actor_vocabulary_with_a_declared_expert(tmp_path):
     with ReplayStore.create(path2, Schema.transition((4,), continuous_dim=1), actors=("dqn",), window=100) as s:
         s.extend(rows_block(40, "dqn"))
     assert ["NO_TELEMETRY"] == audit(path2).codes()  # one actor declared, one acted: nothing wrong
+
+
+def test_telemetry_for_another_vocabulary(tmp_path):
+    """train_steps written for 3 actors in a 2-actor store is an error, not a crash."""
+    from store import TRAIN_STEPS, train_steps_schema
+
+    path = tmp_path / "shape.h5"
+    with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("expert", "dqn"), window=100) as s:
+        s.extend(rows_block(40, "dqn"))
+        s.create_table(TRAIN_STEPS, train_steps_schema(3))
+        f3 = np.zeros((2, 3), "f4")
+        s.extend_table(TRAIN_STEPS, {"step": np.arange(2), "time": np.zeros(2), "loss": np.zeros(2, "f4"),
+                                     "batch_count": np.ones((2, 3), "i4"), "td_abs_mean": f3, "reward_mean": f3,
+                                     "q_mean": f3, "grad_norm": f3})
+    a = by_code(audit(path))
+    assert "error" == a["TELEMETRY_SHAPE"].severity and [0, 2] == a["TELEMETRY_SHAPE"].steps
