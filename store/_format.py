@@ -59,7 +59,9 @@ def open_h5(path, mode: str, chunk_bytes: int) -> h5py.File:
     return h5py.File(
         path,
         mode,
-        alignment_threshold=max(MIN_CHUNK_BYTES, chunk_bytes // 2),
+        # every chunk holds at least chunk_bytes / 2 (rows_per_chunk * row_bytes > chunk_bytes - row_bytes):
+        # a threshold above that let 4 KiB stores' 4080-byte chunks land off even their dtype's itemsize
+        alignment_threshold=chunk_bytes // 2,
         alignment_interval=chunk_bytes,
         rdcc_nbytes=0,
     )
