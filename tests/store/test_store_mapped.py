@@ -109,3 +109,27 @@ def test_read_slice_rules(mapped_store):
     assert len(r.read(["value"], start=10, stop=5)["value"]) == 0
     with pytest.raises(KeyError, match=r"read: unknown column\(s\) \['nope'\]"):
         r.read(["nope"])
+
+
+def test_every_chunk_is_aligned_in_small_stores(tmp_path):
+    """With 4 KiB chunks and rows that do not divide them (24- and 12-byte rows give 4,080- and
+    4,092-byte chunks), every chunk of every table still starts on a 4 KiB boundary, so the mapped
+    views (which need offsets that are multiples of the dtype's size) can read them."""
+    path = tmp_path / "small.h5"
+    schema = Schema.transition((3,), state_dtype="float64", extra=[Column("odd", np.dtype("int32"), (3,))])
+    log = Schema((Column("per_actor", np.dtype("int32"), (3,)), Column("x", np.dtype("float64"), (3,))))
+    with ReplayStore.create(path, schema, actors=("a", "b", "c"), window=1, chunk_bytes=4096) as s:
+        s.create_table("log", log)
+        for k in range(6):
+            s.extend_table("log", {"per_actor": np.full((400, 3), k, "i4"), "x": np.full((400, 3), k, "f8")})
+            n = 700
+            s.extend({"actor": np.arange(n) % 3, "state": np.full((n, 3), k, "f8"), "next_state": np.zeros((n, 3)),
+                      "discrete_action": np.zeros(n, "i4"), "continuous_action": np.zeros((n, 0), "f4"),
+                      "reward": np.zeros(n, "f4"), "done": np.zeros(n, bool), "odd": np.full((n, 3), k, "i4")})
+            s.commit()
+    with ReplayStore.open(path) as r:
+        for table in ("transitions", "log"):
+            for name, m in r.column_maps(table).items():
+                assert (m.chunk_elem * m.column.dtype.itemsize % 4096 == 0).all(), (table, name)
+        assert r.read(["state"])["state"][:, 0].tolist() == np.repeat(np.arange(6.0), 700).tolist()
+        assert r.read_table("log", ["x"])["x"][:, 2].tolist() == np.repeat(np.arange(6.0), 400).tolist()
