@@ -290,7 +290,7 @@ class Sampler:
             self.last_actor_counts = self._counts.copy()
         else:
             codes = batch[ACTOR] if self._wants_actor else self._maps[ACTOR].gather(self._mf, rows)
-            self.last_actor_counts = np.bincount(codes, minlength=len(self.actors)).astype(np.int64)
+            self.last_actor_counts = np.bincount(codes, minlength=len(self.actors)).astype(np.int64, copy=False)
         batch[ROW] = rows
         batch[WEIGHT] = np.ones(b, np.float32) if weight is None else weight
         if self.as_torch:
