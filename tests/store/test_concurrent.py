@@ -36,7 +36,7 @@ def read_alongside(spawn_writer, path, total: int, seed: int, mode: str = "creat
                 rows = np.sort(rng.integers(0, n, size=min(n, 512)))
                 maps = r.column_maps()
                 got = {c: m.gather(r.mapped_file, rows) for c, m in maps.items()}
-                want = {c: v[rows] for c, v in writer_proc.make_rows(0, n).items()}
+                want = writer_proc.rows_at(rows)
                 assert_columns_equal(want, got, columns=[c for c in want if c in got], where=f"gather at {n}: ")
             counts = r.actor_counts()
             assert counts.tolist() == np.bincount(np.arange(n) % 3, minlength=3).tolist()
@@ -71,7 +71,7 @@ def test_reader_opened_before_writer_process_is_killed(spawn_writer, store_path)
     w.wait_ready()
     with ReplayStore.open(store_path, "r") as r:
         while r.refresh() < 2_000:
-            pass
+            assert w.proc.poll() is None, f"writer exited early: {w.stderr()}"
         w.kill()
         n = r.refresh()
         assert n >= max(w.reported_commits())

@@ -109,6 +109,7 @@ def test_copy_of_a_killed_store(spawn_writer, tmp_path):
     w = spawn_writer(path, "--mode", "create", "--seed", "5", "--commit-every", "16")
     w.wait_ready()
     while max(w.reported_commits(), default=0) < 3000:
+        assert w.proc.poll() is None, f"writer exited early: {w.stderr()}"
         time.sleep(0.01)
     w.kill()
     promised = max(w.reported_commits())

@@ -26,7 +26,12 @@ GIVEN = ("state", "next_state", "discrete_action", "continuous_action", "reward"
 
 def make_rows(start: int, stop: int) -> dict[str, np.ndarray]:
     """Rows ``[start, stop)`` exactly as the writer appends them, plus the episode/step it expects."""
-    i = np.arange(start, stop, dtype=np.int64)
+    return rows_at(np.arange(start, stop, dtype=np.int64))
+
+
+def rows_at(i: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows with ids ``i`` (any order, repeats allowed), as ``make_rows`` gives them."""
+    i = np.asarray(i, dtype=np.int64)
     f = i.astype(np.float32)
     return {
         "state": np.repeat(f[:, None], 3, axis=1),
