@@ -237,31 +237,39 @@ class Sampler:
             self._loaded = None
             if saved is not None:
                 st.max_priority = max(float(saved[1]["max_priority"]), 0.0) or 1.0
-            self._fill_new_rows(lo, n)
+            leaf_values = np.zeros(self._tree.capacity, np.float64)
+            self._fill_new_rows(lo, n, leaf_values)
             if saved is not None:
                 raw, meta = saved
                 known = np.arange(max(lo, int(meta["rows"]) - w), min(n, int(meta["rows"])), dtype=np.int64) % w
                 known = known[known < len(raw)]
                 st.raw[known] = raw[known]
-            self._tree.set_range(0, st.raw ** self.alpha)
+                leaf_values[known] = raw[known] ** self.alpha
+            self._tree.set_range(0, leaf_values)
         else:
             if need > self._tree.capacity:
                 self._tree.grow(need)
                 st.raw = np.concatenate([st.raw, np.zeros(self._tree.capacity - len(st.raw))])
-            self._fill_new_rows(max(self._n, lo), n, tree=True)
+            self._fill_new_rows(max(self._n, lo), n)
         st.rows = n
 
-    def _fill_new_rows(self, start: int, stop: int, tree: bool = False) -> None:
-        """Rows ``[start, stop)`` get the max priority seen so far (their leaves wrap around)."""
+    def _fill_new_rows(self, start: int, stop: int, leaf_values: np.ndarray | None = None) -> None:
+        """Rows ``[start, stop)`` get the max priority seen so far (their leaves wrap around).
+
+        Their tree leaves are set too, or written into ``leaf_values`` when the tree is being built.
+        """
         st, w = self._state, self.window
         start = max(start, stop - w)
         value = st.max_priority
+        powered = value ** self.alpha
         while start < stop:
             leaf = start % w
             k = min(stop - start, w - leaf)
             st.raw[leaf:leaf + k] = value
-            if tree:
-                self._tree.set_range(leaf, np.full(k, value ** self.alpha))
+            if leaf_values is None:
+                self._tree.set_range(leaf, np.full(k, powered))
+            else:
+                leaf_values[leaf:leaf + k] = powered
             start += k
 
     # ------------------------------------------------------------------ sampling
