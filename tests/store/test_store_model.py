@@ -57,9 +57,11 @@ class Model:
         self.extra: dict = {}
         self.extra_committed: dict = {}
         self.checkpoints: list[dict] = []
+        self.new_commit = False  # a commit record was written since the long-lived reader refreshed
 
     def commit_all(self) -> None:
         """A commit covers every table and the JSON state, whatever triggered it."""
+        self.new_commit = True
         self.committed = self.total
         self.log_committed = self.log_total
         self.extra_committed = json.loads(json.dumps(self.extra))
@@ -175,6 +177,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.writer.create_table(LOG, log_schema(len(config.actors)))
         self.writer.commit()
         self.reader = ReplayStore.open(self.path, "r")
+        self.model.new_commit = False
         assert self.reader.metadata == metadata
         assert self.reader.schema == config.schema
         assert self.reader.actors.names == config.actors
@@ -285,7 +288,9 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule()
     def refresh_reader(self):
-        """The reader opened at the start follows every commit since."""
+        """The reader opened at the start follows every commit since; has_new_commits() said whether there was one."""
+        assert self.reader.has_new_commits() is self.model.new_commit
+        self.model.new_commit = False
         assert self.reader.refresh() == self.model.committed
         assert self.reader.has_new_commits() is False
         check_rows(self.model, self.reader, "refreshed reader")
