@@ -6,7 +6,7 @@ on the very tensors a step produces: ``per_actor_stats`` (one index_add_ and one
 the actor codes) plus building the ``TrainMetrics``. For reference, the same metrics by a
 Python loop over the batch are timed too. Target: metrics under 2% of a step.
 
-    .venv/bin/python benchmarks/bench_agent_metrics.py [--rows 50000] [--batches 64,256,1024]
+    .venv/bin/python benchmarks/bench_agent_metrics.py [--rows 50000] [--batches 64,128,1024,8192]
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def bench(batch: int, rows: int, steps: int, tmp: str) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=50_000, help="rows in the store sampled from")
-    p.add_argument("--batches", default="64,256,1024", help="batch sizes to measure (comma-separated)")
-    p.add_argument("--steps", type=int, default=300, help="timed training steps per batch size")
+    p.add_argument("--batches", default="64,128,1024,8192", help="batch sizes to measure (comma-separated)")
+    p.add_argument("--steps", type=int, default=200, help="timed training steps per batch size")
     args = p.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
