@@ -85,7 +85,8 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
             agent.frames = len(store)  # the store is the record of frames taken, checkpointed or not
             agent.start_new_episode()
             store.set_extra("resumes", store.get_extra("resumes", []) + [
-                {"train_step": agent.train_steps, "frames": agent.frames, "time": time.time()}])
+                {"train_step": agent.train_steps, "frames": agent.frames, "time": time.time(),
+                 "config": config.to_dict()}])
         expert = CartPoleExpert(spec) if config.expert_ratio > 0 else None
         rng = np.random.default_rng((config.seed, agent.frames))
         mixer = ActorMixer(agent.net, expert, spec, config.expert_ratio, config.expert_actor, config.dqn_actor, rng)

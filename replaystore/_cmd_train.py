@@ -11,7 +11,8 @@ import sys
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--env", default="CartPole-v1", help="gymnasium id: CartPole-v1 or HybridCartPole-v1")
+    p.add_argument("--env", default=None,
+                   help="gymnasium id: CartPole-v1 (default) or HybridCartPole-v1; on --resume, the store's")
     p.add_argument("--steps", type=int, default=None, help="environment frames the store should hold at the end")
     p.add_argument("--expert-ratio", type=float, default=None, help="probability the expert decides a frame")
     p.add_argument("--out", required=True, help="the store to write (.h5)")
@@ -36,7 +37,7 @@ def build_config(args):
 
         with ReplayStore.open(args.out, "r") as s:
             base = dict(s.metadata.get("config", {}))
-    changes = {"env_id": args.env}
+    changes = {"env_id": args.env or base.get("env_id", "CartPole-v1")}
     for flag, field in (("steps", "total_steps"), ("expert_ratio", "expert_ratio"), ("seed", "seed")):
         v = getattr(args, flag)
         if v is not None:
@@ -50,7 +51,7 @@ def build_config(args):
         except json.JSONDecodeError:
             changes[key.strip()] = value  # a bare string such as --set sampler_strategy=stratified
     merged = {**base, **changes}
-    if args.resume and base and base.get("env_id") != args.env:
+    if args.resume and base and base.get("env_id") != changes["env_id"]:
         raise ConfigError(f"--resume: {args.out} was trained on {base.get('env_id')!r}; pass --env {base.get('env_id')}")
     return AgentConfig.from_dict(merged)
 

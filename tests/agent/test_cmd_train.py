@@ -22,13 +22,15 @@ def test_train_command_writes_a_store(tmp_path, capsys):
 
 
 def test_train_command_resume_keeps_recorded_config(tmp_path, capsys):
-    """--resume takes the recorded config, changes only what is passed, and appends."""
+    """--resume takes the recorded config (env included), changes only what is passed, and appends."""
     out = tmp_path / "demo.h5"
     common = ["--set", "learning_starts=200", "--set", "batch_size=8", "--eval-episodes", "0", "--quiet"]
-    assert 0 == main(["train", "--steps", "250", "--out", str(out), *common])
+    assert 0 == main(["train", "--env", "HybridCartPole-v1", "--steps", "250", "--out", str(out), *common])
     assert 0 == main(["train", "--steps", "300", "--out", str(out), "--resume", "--quiet", "--eval-episodes", "0"])
     with ReplayStore.open(out) as r:
         assert 300 == len(r)
+        assert (300, 1) == r.read(["continuous_action"])["continuous_action"].shape
+        assert 8 == r.get_extra("resumes")[0]["config"]["batch_size"]
         assert [51, 101] == [c["step"] for c in r.checkpoints]
 
 
