@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import os
 
 import numpy as np
@@ -50,7 +51,6 @@ class Agent:
         self.frames = 0
         self._sampler = None
         self._new_episode: dict | None = None
-        self._cdim = spec.continuous_dim
 
     # ------------------------------------------------------------------ acting
     def step(self, state, discrete_action, continuous_action, reward, next_state, done, *, actor,
@@ -60,7 +60,11 @@ class Agent:
         ``done``: the episode ended with this transition (terminated or cut by a time limit);
         ``truncated``: it ended by a time limit only, so ``next_state`` is bootstrapped.
         """
-        d = int(discrete_action)
+        try:
+            d = operator.index(discrete_action)
+        except TypeError:
+            raise TransitionError(f"step: discrete_action={discrete_action!r} ({type(discrete_action).__name__}) "
+                                  "is not an integer; pass the index of the discrete action") from None
         if not 0 <= d < self.spec.n_discrete:
             raise TransitionError(f"step: discrete_action={discrete_action!r} is outside [0, {self.spec.n_discrete})")
         extra = self._new_episode or {}
@@ -124,10 +128,9 @@ class Agent:
         batch = Batch(
             state=torch.as_tensor(b["state"]).float(),
             discrete_action=torch.as_tensor(b["discrete_action"]).long(),
-            continuous_action=torch.as_tensor(b["continuous_action"]).float() if self._cdim
-            else torch.zeros((len(rows), 0)),
+            continuous_action=torch.as_tensor(b["continuous_action"]).float(),
             reward=reward, codes=codes, returns=returns, boot_state=boot_state.float(), discount=discount,
-            weight=torch.as_tensor(b["weight"]).float() if "weight" in b else torch.ones(len(rows)),
+            weight=torch.as_tensor(b["weight"]).float(),
         )
         step = self.train_steps + 1
         measure = cfg.grad_norm_every > 0 and step % cfg.grad_norm_every == 0

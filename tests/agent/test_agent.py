@@ -71,6 +71,8 @@ def test_step_rejects_bad_discrete_action_and_shape(tmp_path):
     a = make_agent(tmp_path, spec=HYBRID)
     with pytest.raises(errors.TransitionError, match=r"discrete_action=2 is outside \[0, 2\)"):
         a.step(S, 2, np.zeros(1, "f4"), 1.0, S, False, actor="dqn")
+    with pytest.raises(errors.TransitionError, match=r"discrete_action=1.5 \(float\) is not an integer"):
+        a.step(S, 1.5, np.zeros(1, "f4"), 1.0, S, False, actor="dqn")
     with pytest.raises(ValueError, match="continuous_action"):
         a.step(S, 1, np.zeros(2, "f4"), 1.0, S, False, actor="dqn")
     a.store.close()
