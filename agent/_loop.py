@@ -40,6 +40,19 @@ def default_checkpoint_dir(out_path) -> str:
     return root + ".ckpt"
 
 
+def resolve_checkpoint(store_path, entry: dict) -> str:
+    """The file of a checkpoint entry: its recorded path, or its path relative to the store if moved."""
+    path = entry["path"]
+    if not os.path.exists(path) and "relpath" in entry:
+        moved = os.path.join(os.path.dirname(os.path.abspath(os.fspath(store_path))), entry["relpath"])
+        if os.path.exists(moved):
+            return moved
+    if not os.path.exists(path):
+        raise CheckpointError(f"the store's latest checkpoint {path} (step {entry['step']}) is missing; "
+                              "restore the file or start a new store")
+    return path
+
+
 def _open_for_resume(config: AgentConfig, out_path):
     store = ReplayStore.open(out_path, "a", commit_every=config.commit_every)
     try:
@@ -49,7 +62,7 @@ def _open_for_resume(config: AgentConfig, out_path):
                               "resume with the same --env")
         if not store.checkpoints:
             raise CheckpointError(f"--resume: {out_path} records no checkpoint to resume from; start a new store")
-        return store, store.checkpoints[-1]
+        return store, resolve_checkpoint(out_path, store.checkpoints[-1])
     except BaseException:
         store.close()
         raise
@@ -81,7 +94,7 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
     try:
         agent = Agent(config, store, spec)
         if resume:
-            agent.load_checkpoint(latest["path"])
+            agent.load_checkpoint(latest)
             agent.frames = len(store)  # the store is the record of frames taken, checkpointed or not
             agent.start_new_episode()
             store.set_extra("resumes", store.get_extra("resumes", []) + [

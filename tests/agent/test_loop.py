@@ -97,3 +97,16 @@ def test_hybrid_env_trains_the_continuous_head(tmp_path):
         ca = r.read(["continuous_action"])["continuous_action"]
         assert (300, 1) == ca.shape
         assert (np.abs(ca) <= 1).all() and ca.std() > 0
+
+
+def test_resume_after_moving_the_run_folder(tmp_path):
+    """A run folder moved elsewhere resumes from its checkpoint found relative to the store."""
+    import shutil
+
+    train(tiny_config(total_steps=250), tmp_path / "a" / "run.h5", progress=False)
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    s = train(tiny_config(total_steps=300), tmp_path / "b" / "run.h5", resume=True, progress=False)
+    assert (300, 101) == (s["frames"], s["train_steps"])
+    shutil.rmtree(tmp_path / "b" / "run.ckpt")
+    with pytest.raises(CheckpointError, match=r"latest checkpoint .* \(step 101\) is missing"):
+        train(tiny_config(total_steps=350), tmp_path / "b" / "run.h5", resume=True, progress=False)
