@@ -127,3 +127,32 @@ def test_copy_of_a_killed_store(spawn_writer, tmp_path):
         check_writer_rows(r, 0, n + 10)
     with ReplayStore.open(path, "r") as r:  # the original is untouched by all this
         assert len(r) >= promised and r.writer_state["died"] is True
+
+
+def test_kill_during_recovery(spawn_writer, tmp_path):
+    """Writers killed while they start on a dead store (importing, opening 'a', recovering, first
+    appends) never lose the rows committed before: recovery can itself be interrupted and redone."""
+    rng = random.Random(99)
+    path = tmp_path / "run.h5"
+    w = spawn_writer(path, "--mode", "create", "--seed", "1", "--commit-every", "16")
+    w.wait_ready()
+    while max(w.reported_commits(), default=0) < 500:
+        assert w.proc.poll() is None, f"writer exited early: {w.stderr()}"
+        time.sleep(0.005)
+    w.kill()
+    kept = max(w.reported_commits())
+    for trial in range(8):
+        w = spawn_writer(path, "--mode", "append", "--seed", str(trial), "--commit-every", "16")
+        time.sleep(rng.uniform(0.0, 0.3))
+        w.kill()
+        kept = max([kept, *w.reported_commits()])
+        with ReplayStore.open(path, "r") as r:
+            n = len(r)
+            assert n >= kept, f"trial {trial}: {n} rows, {kept} were committed"
+            check_writer_rows(r, 0, n, f"trial {trial}: ")
+        kept = n
+    with ReplayStore.open(path, "a") as s:
+        assert len(s) == kept
+        append_writer_rows(s, kept, kept + 5)
+    with ReplayStore.open(path, "r") as r:
+        check_writer_rows(r, 0, kept + 5)
