@@ -61,6 +61,11 @@ class Actors:
             raise UnknownActorError(
                 f"actor={actor!r}: a bool is not an actor; expected a name from {list(self.names)} or its code"
             )
+        if isinstance(actor, (float, np.floating)):  # 1.0 == 1 would find code 1 in the lookup table
+            raise UnknownActorError(
+                f"actor={actor!r}: a float is not an actor code; expected a name from {list(self.names)} "
+                "or an integer code (extend() refuses float actor columns the same way)"
+            )
         try:
             return self._lookup[actor]
         except (KeyError, TypeError):

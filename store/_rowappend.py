@@ -86,7 +86,8 @@ def build_append(store, tw):
     schema = store.schema
     auto = set(schema.auto_columns)
     ns = {"__name__": GENERATED_MODULE, "np": np, "math": math, "_M": _MISSING, "_isnan": math.isnan, "_isfinite": math.isfinite,
-          "_time": time.time, "ndarray": np.ndarray, "_castok": castable, "_intrange": check_int_range, "_shape": shape_error,
+          "_time": time.time, "ndarray": np.ndarray, "_castok": castable, "_intrange": check_int_range,
+          "NOT_CODES": frozenset({bool, np.bool_, float, np.float16, np.float32, np.float64, np.longdouble}), "_shape": shape_error,
           "_dtype": dtype_error, "_nonfinite": nonfinite_error, "_missing": _missing, "_unknown": _unknown,
           "_ca": _coerce_array, "_cs": _coerce_scalar, "NAMES": schema.names, "MissingActorError": MissingActorError,
           "LOOKUP": store.actors._lookup, "ACTORS": store.actors, "store": store, "tw": tw,
@@ -146,7 +147,7 @@ def build_append(store, tw):
 def append(*, actor=_M, {', '.join(params)}, **extra):
     if store._tw is None: store._check_writable('append')
     if extra: raise _unknown(NAMES, extra)
-    if actor.__class__ is bool or actor.__class__ is np.bool_: code = ACTORS.code(actor)  # raises: True == 1 in LOOKUP
+    if actor.__class__ in NOT_CODES: code = ACTORS.code(actor)  # raises: True == 1.0 == 1 in LOOKUP
     else:
         try: code = LOOKUP[actor]
         except (KeyError, TypeError):
