@@ -86,7 +86,9 @@ def test_largest_vocabulary():
     (None, errors.MissingActorError, r"actor=None: every row needs an actor tag, one of \['expert', 'dqn'\]"),
     (True, errors.UnknownActorError, r"actor=True: a bool is not an actor"),
     (np.False_, errors.UnknownActorError, r"a bool is not an actor"),
-    (1.5, errors.UnknownActorError, r"actor 1.5 is not in the store's vocabulary"),
+    (1.5, errors.UnknownActorError, r"actor=1.5: a float is not an actor code"),
+    (1.0, errors.UnknownActorError, r"actor=1.0: a float is not an actor code"),
+    (np.float32(0.0), errors.UnknownActorError, r"a float is not an actor code"),
     (b"dqn", errors.UnknownActorError, r"actor b'dqn' is not in"),
 ])
 def test_code_of_unknown_actor(actor, error, match):
