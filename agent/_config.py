@@ -181,8 +181,3 @@ def _nonneg_int(name, v):
 def _unit(name, v):
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0.0 <= v <= 1.0):
         raise ConfigError(f"{name}={v!r}: expected a number in [0, 1]")
-
-
-def config_fields() -> tuple[dataclasses.Field, ...]:
-    return dataclasses.fields(AgentConfig)
-
