@@ -50,6 +50,36 @@ def append_writer_rows(store: ReplayStore, start: int, stop: int) -> None:
     store.extend(writer_proc.given(writer_proc.make_rows(start, stop)))
 
 
+COMMITTED = 300  # rows in the writer_store fixture
+DROP = object()  # in row()/block() changes: leave that column out
+
+
+def row(i: int, **changes) -> dict:
+    """The writer_proc row ``i`` as append() keywords (actor included), with ``changes`` applied."""
+    r = {k: v[0] for k, v in writer_proc.given(writer_proc.make_rows(i, i + 1)).items()}
+    r["actor"] = writer_proc.ACTORS[int(r["actor"])]
+    r.update(changes)
+    return {k: v for k, v in r.items() if v is not DROP}
+
+
+def block(start: int, stop: int, **changes) -> dict:
+    """The writer_proc rows ``[start, stop)`` as an extend() block, with ``changes`` applied."""
+    b = writer_proc.given(writer_proc.make_rows(start, stop))
+    b.update(changes)
+    return {k: v for k, v in b.items() if v is not DROP}
+
+
+def assert_nothing_lost(s: ReplayStore, committed: int = COMMITTED) -> None:
+    """The store holds exactly its committed rows and accepts the next valid row after them."""
+    assert s.commit() == committed, "a rejected call left rows behind"
+    check_writer_rows(s, 0, committed)
+    s.append(**row(committed))
+    assert s.commit() == committed + 1
+    check_writer_rows(s, 0, committed + 1)
+    with ReplayStore.open(s.path, "r") as r:
+        check_writer_rows(r, 0, committed + 1)
+
+
 @pytest.fixture
 def store_path(tmp_path) -> Path:
     return tmp_path / "run.h5"

@@ -18,38 +18,7 @@ from store import ReplayStore, Schema, errors
 from store._commit import record_path
 
 import writer_proc
-from conftest import append_writer_rows, check_writer_rows
-
-COMMITTED = 300  # rows in the writer_store fixture
-
-
-def row(i: int, **changes) -> dict:
-    """The writer_proc row ``i`` as append() keywords (actor included), with ``changes`` applied."""
-    r = {k: v[0] for k, v in writer_proc.given(writer_proc.make_rows(i, i + 1)).items()}
-    r["actor"] = writer_proc.ACTORS[int(r["actor"])]
-    r.update(changes)
-    return {k: v for k, v in r.items() if v is not DROP}
-
-
-def block(start: int, stop: int, **changes) -> dict:
-    b = writer_proc.given(writer_proc.make_rows(start, stop))
-    b.update(changes)
-    return {k: v for k, v in b.items() if v is not DROP}
-
-
-DROP = object()
-
-
-def assert_nothing_lost(s: ReplayStore, committed: int = COMMITTED) -> None:
-    """The store holds exactly its committed rows and accepts the next valid row after them."""
-    assert s.commit() == committed, "a rejected call left rows behind"
-    check_writer_rows(s, 0, committed)
-    s.append(**row(committed))
-    assert s.commit() == committed + 1
-    check_writer_rows(s, 0, committed + 1)
-    with ReplayStore.open(s.path, "r") as r:
-        check_writer_rows(r, 0, committed + 1)
-
+from conftest import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, row
 
 # --------------------------------------------------------------------------- append(), one row
 BAD_ROWS = {
@@ -391,45 +360,3 @@ def test_create_bad_arguments(store_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         ReplayStore.create(store_path, **args)
     assert not store_path.exists()
-
-
-# --------------------------------------------------------------------------- telemetry tables
-def _samples(n: int, **changes) -> dict:
-    b = {"step": np.arange(n), "row": np.arange(n), "actor": np.arange(n) % 3, "td_error": np.zeros(n, "f4"),
-         "q": np.zeros(n, "f4"), "target": np.zeros(n, "f4")}
-    b.update(changes)
-    return {k: v for k, v in b.items() if v is not DROP}
-
-
-@pytest.mark.parametrize("changes, error, match", [
-    (dict(actor=DROP), errors.MissingActorError, r"extend_table\('train_samples'\): no actor given"),
-    (dict(actor=np.array([0, 1, 3, 0])), errors.UnknownActorError, r"actor code 3 is not in the vocabulary"),
-    (dict(actor=np.array(["expert", "ppo", "dqn", "dqn"])), errors.UnknownActorError, r"actor 'ppo' is not in"),
-    (dict(row=DROP), errors.MissingColumnError, r"extend_table\('train_samples'\): missing required column\(s\) \['row'\]"),
-    (dict(step=np.zeros(4)), errors.DTypeError, r"column 'step' got dtype float64, which cannot be cast safely to int64"),
-    (dict(bogus=np.zeros(4)), errors.UnknownColumnError, r"unknown column\(s\) \['bogus'\]"),
-])
-def test_bad_telemetry_rows(writer_store, changes, error, match):
-    """A telemetry table's actor column is held to the vocabulary like the transitions' (names or codes);
-    bad blocks raise and keep nothing, in the table or the transitions."""
-    from store import TRAIN_SAMPLES, train_samples_schema
-
-    s = writer_store
-    s.create_table(TRAIN_SAMPLES, train_samples_schema())
-    s.extend_table(TRAIN_SAMPLES, _samples(4, actor=np.array(["dqn", "random", "expert", "dqn"])))
-    with pytest.raises(error, match=match):
-        s.extend_table(TRAIN_SAMPLES, _samples(4, **changes))
-    assert_nothing_lost(s)
-    assert s.tables[TRAIN_SAMPLES] == 4
-    assert s.read_table(TRAIN_SAMPLES)["actor"].tolist() == [1, 2, 0, 1]
-
-
-def test_actor_counts_past_the_end(store_path):
-    """actor_counts(start) with start at or past the committed rows counts no rows (like a slice),
-    also past the next 4096-row prefix boundary, whose index row is not committed yet."""
-    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS) as s:
-        append_writer_rows(s, 0, 5000)
-    with ReplayStore.open(store_path) as r:
-        assert r.actor_counts(4999).tolist() == [0, 1, 0]  # row 4999 is actor 4999 % 3 == 1
-        for start in (5000, 5001, 8191, 8192, 9000, 10**9):
-            assert r.actor_counts(start).tolist() == [0, 0, 0], start
