@@ -91,12 +91,15 @@ class CommitRecord:
         if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
             raise NotAStoreError(f"{where}: not a replaystore commit record")
         check_version(d.get("format_version"), where)
-        return cls(
-            uuid=d["uuid"], seq=int(d["seq"]), attrs=d["attrs"],
-            tables={k: TableRecord.from_json(t) for k, t in d["tables"].items()},
-            actor_counts=list(d["actor_counts"]), writer=d["writer"], h5_inode=int(d.get("h5_inode", 0)),
-            recovery=d.get("recovery"), checkpoints=list(d.get("checkpoints", [])), extra=d.get("extra", {}),
-        )
+        try:
+            return cls(
+                uuid=d["uuid"], seq=int(d["seq"]), attrs=d["attrs"],
+                tables={k: TableRecord.from_json(t) for k, t in d["tables"].items()},
+                actor_counts=list(d["actor_counts"]), writer=d["writer"], h5_inode=int(d.get("h5_inode", 0)),
+                recovery=d.get("recovery"), checkpoints=list(d.get("checkpoints", [])), extra=d.get("extra", {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise NotAStoreError(f"{where}: commit record is damaged ({type(e).__name__}: {e})") from e
 
     def bytes_needed(self) -> int:
         """The file length that every committed row lies within."""

@@ -125,11 +125,19 @@ class ReplayStore:
         widest = max(c.row_bytes for c in schema)
         if widest > chunk_bytes:
             raise ValueError(f"chunk_bytes={chunk_bytes} is smaller than one row of the widest column ({widest} bytes)")
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise StoreNotFoundError(f"cannot create {path}: the folder {parent} does not exist; create it first")
         try:
             os.remove(_commit.record_path(path))  # a stale record of a deleted store must not be trusted
         except FileNotFoundError:
             pass
-        f = open_h5(path, "x", chunk_bytes)
+        # Build the empty store beside its final name and link it into place only when complete:
+        # a writer killed during create() leaves a stray ``.creating`` file, never a half-made store.
+        tmp = f"{path}.creating"
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        f = open_h5(tmp, "x", chunk_bytes)
         try:
             a = f.attrs
             a["format"] = FORMAT_NAME
@@ -141,18 +149,25 @@ class ReplayStore:
             a["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             a["metadata"] = meta_json
             a["chunk_bytes"] = chunk_bytes
-            a["committed"] = json.dumps({TRANSITIONS: 0, ACTOR_PREFIX: 0})
             a["actor_counts"] = json.dumps([0] * len(actors))
             a["checkpoints"] = "[]"
             a["extra"] = "{}"
-            self = cls._new(path, "a")
-            self._init_writer(f, create=True, commit_every=commit_every, commit_seconds=commit_seconds, fsync=fsync)
-        except BaseException:
+            TableWriter(f, TRANSITIONS, schema, chunk_bytes, 1, 0, create=True)
+            prefix = TableWriter(f, ACTOR_PREFIX, _prefix_schema(len(actors)), chunk_bytes, 1, 0, create=True)
+            prefix.write_block({_PREFIX_SCHEMA_NAME: np.zeros((1, len(actors)), np.int64)}, 1)
+            a["committed"] = json.dumps({TRANSITIONS: 0, ACTOR_PREFIX: 1})
+            f.flush()
+            if fsync:
+                os.fsync(f.id.get_vfd_handle())
+        finally:
             f.close()
-            raise
-        self._prefix_writer().write_block({_PREFIX_SCHEMA_NAME: np.zeros((1, len(actors)), np.int64)}, 1)
-        self.commit()
-        return self
+        try:
+            os.link(tmp, path)  # fails, unlike rename, if someone created ``path`` meanwhile
+        except FileExistsError:
+            os.remove(tmp)
+            raise FileExistsError(f"{path} was created by someone else while this store was being made") from None
+        os.remove(tmp)
+        return cls.open(path, "a", commit_every=commit_every, commit_seconds=commit_seconds, fsync=fsync)
 
     @classmethod
     def open(cls, path, mode: str = "r", *, commit_every: int = 4096, commit_seconds: float = 1.0,
@@ -198,7 +213,7 @@ class ReplayStore:
 
     # ------------------------------------------------------------------ opening
     def _open_reader(self) -> None:
-        got = _commit.read_record(self.path)
+        got = self._read_record()
         if got is not None and got[0].h5_inode == os.stat(self.path).st_ino:
             self._use_record(*got)
             return
@@ -210,7 +225,7 @@ class ReplayStore:
             f.close()
 
     def _open_writer(self, commit_every, commit_seconds, fsync) -> None:
-        got = _commit.read_record(self.path)
+        got = self._read_record()
         prev = got[0] if got is not None and got[0].h5_inode == os.stat(self.path).st_ino else None
         if prev is not None and _commit.writer_alive(prev.writer):
             w = prev.writer
@@ -234,7 +249,7 @@ class ReplayStore:
             if prev is not None and prev.uuid != f.attrs["uuid"]:
                 prev = None
             committed = prev.tables if prev is not None else None
-            self._init_writer(f, create=False, commit_every=commit_every, commit_seconds=commit_seconds,
+            self._init_writer(f, commit_every=commit_every, commit_seconds=commit_seconds,
                               fsync=fsync, committed=committed, prev=prev)
         except BaseException:
             f.close()
@@ -244,6 +259,16 @@ class ReplayStore:
             self._recovered = {"writer_died": True, "rows_kept": self._committed_rows, "at": time.time(),
                                "dead_pid": prev.writer.get("pid")}
         self.commit()
+
+    def _read_record(self):
+        """The commit record, or None when there is none or it is unreadable (the HDF5 file's own
+        attributes then say what was committed; they are written before every commit's flush)."""
+        try:
+            return _commit.read_record(self.path)
+        except NotAStoreError as e:
+            warnings.warn(f"{e}; ignoring it and reading the committed rows from the HDF5 file itself "
+                          "(the record is rewritten at the next commit)", RuntimeWarning, stacklevel=4)
+            return None
 
     def _open_h5_checked(self, mode: str) -> h5py.File:
         if not h5py.is_hdf5(self.path):
@@ -330,7 +355,7 @@ class ReplayStore:
         self.window = int(record.attrs["window"])
         self.metadata = json.loads(record.attrs["metadata"])
 
-    def _init_writer(self, f, *, create, commit_every, commit_seconds, fsync, committed=None, prev=None):
+    def _init_writer(self, f, *, commit_every, commit_seconds, fsync, committed=None, prev=None):
         self._f = f
         self.commit_every = int(commit_every)
         self.commit_seconds = float(commit_seconds)
@@ -349,18 +374,17 @@ class ReplayStore:
         self._recovery_attr = json.loads(a["recovery"]) if "recovery" in a else None
         stage = max(256, min(self.commit_every, 16384))
         prefix = TableWriter(f, ACTOR_PREFIX, _prefix_schema(len(self.actors)), chunk_bytes, 1,
-                             rows.get(ACTOR_PREFIX, 0), create=create)
+                             rows.get(ACTOR_PREFIX, 0), create=False)
         tw = _TransitionWriter(f, TRANSITIONS, self.schema, chunk_bytes, stage, rows.get(TRANSITIONS, 0),
-                               create=create, prefix=prefix, counts=counts)
+                               create=False, prefix=prefix, counts=counts)
         self._tables = {TRANSITIONS: tw, ACTOR_PREFIX: prefix}
         for name in f.get("tables", {}):
             g = f[group_path(name)]
             self._tables[name] = TableWriter(f, name, Schema.from_json(g.attrs["schema"]), chunk_bytes, 1024,
                                              rows.get(name, 0), create=False)
         for t in self._tables.values():
-            if not create:
-                t.truncate_to(rows.get(t.name, 0))
-                t.load_offsets()
+            t.truncate_to(rows.get(t.name, 0))  # rows a dead writer left past its last commit
+            t.load_offsets()
         self._tw = tw
         self._uuid = str(a["uuid"])
         self._attrs = self._attrs_from_h5(f)
