@@ -78,4 +78,6 @@ def create_column_dataset(group: h5py.Group, column: Column, chunk_bytes: int):
         maxshape=(None, *column.shape),
         chunks=(rpc, *column.shape),
         dtype=column.dtype,
+        # rows past the committed count are never read, so HDF5 need not pre-fill new chunks
+        fill_time="never",
     )

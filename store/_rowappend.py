@@ -165,5 +165,6 @@ def append(*, actor=_M, {', '.join(params)}, **extra):
 """
     exec(compile(src, f"<replaystore append for {len(schema)} columns>", "exec"), ns)
     fn = ns["append"]
+    fn.__source__ = src  # for debugging: print(store.append.__source__)
     fn.__doc__ = "Append one row (generated for this store's schema; see ReplayStore.append)."
     return fn
