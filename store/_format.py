@@ -24,9 +24,17 @@ FORMAT_VERSION = 1
 TRANSITIONS = "transitions"
 ACTOR_PREFIX = "actor_prefix"
 PREFIX_EVERY = 4096  # granularity of the actor prefix-count index, in transition rows
+PREFIX_COLUMN = "counts"
 
 MIN_CHUNK_BYTES = 4096
 MAX_CHUNK_BYTES = 2 * 1024 * 1024  # 2 MiB chunks on 2 MiB boundaries gather fastest (DESIGN.md)
+
+
+def prefix_schema(n_actors: int):
+    """The actor prefix-count index: row k holds the per-actor counts of rows [0, k * PREFIX_EVERY)."""
+    from ._schema import Schema
+
+    return Schema((Column(PREFIX_COLUMN, np.dtype("int64"), (n_actors,)),))
 
 
 def group_path(table: str) -> str:

@@ -8,7 +8,6 @@ the writer, never see a torn row, and see the prefix grow when they call ``refre
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import uuid as _uuid
@@ -18,64 +17,24 @@ from collections.abc import Mapping, Sequence
 import h5py
 import numpy as np
 
-from . import _commit, _sampler_state
+from . import _commit
 from ._actors import Actors
 from ._commit import CommitRecord, TableRecord
-from ._format import (ACTOR_PREFIX, FORMAT_NAME, FORMAT_VERSION, PREFIX_EVERY, TRANSITIONS,
-                      choose_chunk_bytes, group_path, open_h5)
+from ._format import (ACTOR_PREFIX, FORMAT_NAME, FORMAT_VERSION, PREFIX_COLUMN, TRANSITIONS, choose_chunk_bytes,
+                      group_path, open_h5, prefix_schema)
 from ._mapped import ColumnMap, MappedFile
-from ._schema import ACTOR, Column, Schema
-from ._validate import block_column, block_length, check_names
+from ._schema import ACTOR, Schema
+from ._reading import ReadingMixin
 from ._rowappend import build_append
 from ._salvage import salvage
 from ._writer import TableWriter
-from .errors import (ClosedStoreError, DTypeError, MissingActorError, NotAStoreError, ReadOnlyError,
-                     SchemaError, ShapeError, StoreLockedError, StoreNotFoundError, TruncatedStoreError,
-                     UnknownActorError)
+from ._writing import TransitionWriter, WritingMixin, json_attr
+from .errors import NotAStoreError, SchemaError, StoreLockedError, StoreNotFoundError, TruncatedStoreError
 
-_PREFIX_SCHEMA_NAME = "counts"
 _MODES = ("r", "a")
 
 
-def _prefix_schema(n_actors: int) -> Schema:
-    return Schema((Column(_PREFIX_SCHEMA_NAME, np.dtype("int64"), (n_actors,)),))
-
-
-def _json_attr(value, what: str) -> str:
-    try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{what} must be JSON-serializable (str, numbers, lists, dicts); {e}") from e
-
-
-class _TransitionWriter(TableWriter):
-    """Counts actors as blocks reach the file, and feeds the actor prefix-count index."""
-
-    def __init__(self, *args, prefix: TableWriter, counts: np.ndarray, **kw):
-        super().__init__(*args, **kw)
-        self.prefix = prefix
-        self.counts = counts
-
-    def write_block(self, block, n):
-        if n == 0:
-            return
-        r0 = self.rows_written
-        codes = block[ACTOR][:n]
-        nxt = (r0 // PREFIX_EVERY + 1) * PREFIX_EVERY
-        done = 0
-        rows = []
-        while nxt <= r0 + n:
-            upto = nxt - r0
-            self.counts += np.bincount(codes[done:upto], minlength=len(self.counts))
-            rows.append(self.counts.copy())
-            done, nxt = upto, nxt + PREFIX_EVERY
-        self.counts += np.bincount(codes[done:n], minlength=len(self.counts))
-        super().write_block(block, n)
-        if rows:
-            self.prefix.write_block({_PREFIX_SCHEMA_NAME: np.stack(rows)}, len(rows))
-
-
-class ReplayStore:
+class ReplayStore(ReadingMixin, WritingMixin):
     """A replay buffer kept as one HDF5 file, every row tagged with its actor.
 
     >>> import tempfile, os
@@ -113,7 +72,7 @@ class ReplayStore:
         if window <= 0:
             raise ValueError(f"window={window}: expected a positive number of rows (the replay window)")
         _check_commit_policy(commit_every, commit_seconds)
-        meta_json = _json_attr(dict(metadata or {}), "metadata")
+        meta_json = json_attr(dict(metadata or {}), "metadata")
         if os.path.exists(path):
             raise FileExistsError(
                 f"{path} already exists; open it with ReplayStore.open(path, 'a') to append, or remove it first"
@@ -153,8 +112,8 @@ class ReplayStore:
             a["checkpoints"] = "[]"
             a["extra"] = "{}"
             TableWriter(f, TRANSITIONS, schema, chunk_bytes, 1, 0, create=True)
-            prefix = TableWriter(f, ACTOR_PREFIX, _prefix_schema(len(actors)), chunk_bytes, 1, 0, create=True)
-            prefix.write_block({_PREFIX_SCHEMA_NAME: np.zeros((1, len(actors)), np.int64)}, 1)
+            prefix = TableWriter(f, ACTOR_PREFIX, prefix_schema(len(actors)), chunk_bytes, 1, 0, create=True)
+            prefix.write_block({PREFIX_COLUMN: np.zeros((1, len(actors)), np.int64)}, 1)
             a["committed"] = json.dumps({TRANSITIONS: 0, ACTOR_PREFIX: 1})
             f.flush()
             if fsync:
@@ -373,9 +332,9 @@ class ReplayStore:
         self._extra = json.loads(a.get("extra", "{}")) if prev is None else dict(prev.extra)
         self._recovery_attr = json.loads(a["recovery"]) if "recovery" in a else None
         stage = max(256, min(self.commit_every, 16384))
-        prefix = TableWriter(f, ACTOR_PREFIX, _prefix_schema(len(self.actors)), chunk_bytes, 1,
+        prefix = TableWriter(f, ACTOR_PREFIX, prefix_schema(len(self.actors)), chunk_bytes, 1,
                              rows.get(ACTOR_PREFIX, 0), create=False)
-        tw = _TransitionWriter(f, TRANSITIONS, self.schema, chunk_bytes, stage, rows.get(TRANSITIONS, 0),
+        tw = TransitionWriter(f, TRANSITIONS, self.schema, chunk_bytes, stage, rows.get(TRANSITIONS, 0),
                                create=False, prefix=prefix, counts=counts)
         self._tables = {TRANSITIONS: tw, ACTOR_PREFIX: prefix}
         for name in f.get("tables", {}):
@@ -399,299 +358,6 @@ class ReplayStore:
 
     def _prefix_writer(self) -> TableWriter:
         return self._tables[ACTOR_PREFIX]
-
-    # ------------------------------------------------------------------ writing
-    def _resume_episode_counters(self) -> None:
-        self._next_episode = 0
-        self._next_step = 0
-        n = self._tw.rows_written
-        if n and {"episode", "step"} <= set(self.schema.names):
-            ep = int(self._tw.datasets["episode"][n - 1])
-            st = int(self._tw.datasets["step"][n - 1])
-            done = bool(self._tw.datasets["done"][n - 1]) if self._has_done else False
-            self._next_episode, self._next_step = (ep + 1, 0) if done else (ep, st + 1)
-
-    def _check_writable(self, where: str) -> None:
-        if self._closed:
-            raise ClosedStoreError(f"{where}: the store {self.path} is closed; reopen it with ReplayStore.open(path, 'a')")
-        if self._tw is None:
-            raise ReadOnlyError(f"{where}: the store {self.path} is open read-only; open it with mode='a' to append")
-
-    def append(self, *, actor, **columns) -> None:
-        """Append one row. ``actor`` (a name or code from the vocabulary) is required.
-
-        Values are validated (shape, safe dtype cast, finiteness) and copied into a staging block;
-        the block goes to the file when full, and rows become durable and visible at the next
-        commit. A store opened for appending replaces this method with code generated for its
-        schema (``_rowappend.py``); here only a read-only or closed store arrives.
-        """
-        self._check_writable("append")
-
-    def extend(self, columns: Mapping) -> int:
-        """Append a block of rows: a mapping of column name to an array with one entry per row.
-
-        ``actor`` may hold names or codes. The whole block is validated before any of it is kept.
-        Returns the number of rows added.
-        """
-        self._check_writable("extend")
-        n = block_length("extend", columns)
-        check_names("extend", self.schema, columns, self._auto, ACTOR in columns)
-        block = {}
-        for c in self.schema:
-            if c.name == ACTOR:
-                block[ACTOR] = self.actors.codes(columns[ACTOR])
-                if block[ACTOR].shape != (n,):
-                    raise ShapeError(f"extend: column 'actor' got shape {block[ACTOR].shape}, expected ({n},)")
-            elif c.name in columns:
-                block[c.name] = block_column("extend", c, columns[c.name], n)
-        self._fill_auto_block(block, n)
-        self._tw.add_block(block, n)
-        if n and ("episode" in self._auto or "step" in self._auto):
-            last_done = bool(block["done"][-1]) if self._has_done else False
-            ep, st = int(block["episode"][-1]), int(block["step"][-1])
-            self._next_episode, self._next_step = (ep + 1, 0) if last_done else (ep, st + 1)
-        if self._tw.rows - self._committed_rows >= self.commit_every or \
-                time.time() - self._last_commit >= self.commit_seconds:
-            self.commit()
-        return n
-
-    def _fill_auto_block(self, block: dict, n: int) -> None:
-        done = block["done"].astype(bool) if self._has_done else np.zeros(n, bool)
-        if "episode" in self._auto and "episode" not in block:
-            ended_before = np.concatenate([[0], np.cumsum(done[:-1], dtype=np.int64)]) if n else np.zeros(0, np.int64)
-            block["episode"] = self._next_episode + ended_before
-        if "step" in self._auto and "step" not in block:
-            idx = np.arange(n, dtype=np.int64)
-            starts = np.zeros(n, np.int64)
-            if n > 1:
-                starts[1:] = np.where(done[:-1], idx[1:], 0)
-            first = np.maximum.accumulate(starts) if n else starts
-            block["step"] = idx - first + np.where(first == 0, self._next_step, 0)
-        if "time" in self._auto and "time" not in block:
-            block["time"] = np.full(n, time.time())
-
-    # ------------------------------------------------------------------ committing
-    def commit(self) -> int:
-        """Make every row appended so far durable and visible; returns the committed row count."""
-        if self._closed:
-            raise ClosedStoreError(f"commit: the store {self.path} is closed")
-        if self._tw is None:
-            raise ReadOnlyError(f"commit: the store {self.path} is open read-only")
-        return self._commit("open")
-
-    def _commit(self, state: str) -> int:
-        f = self._f
-        for hook in tuple(self._commit_hooks):
-            _sampler_state.save(f, hook(), self._extra)
-        for t in self._tables.values():
-            t.flush_stage()
-        rows = {name: t.rows_written for name, t in self._tables.items()}
-        a = f.attrs
-        a["committed"] = json.dumps(rows)
-        a["actor_counts"] = json.dumps(self._tw.counts.tolist())
-        small = (_json_attr(self._checkpoints, "checkpoints"), _json_attr(self._extra, "extra"))
-        if small != self._written_small:  # rarely changes: skip two attribute rewrites per commit
-            a["checkpoints"], a["extra"] = small
-            self._written_small = small
-        if self._recovered is not None:
-            a["recovery"] = json.dumps(self._recovered)
-            self._recovery_attr = self._recovered
-        f.flush()
-        if self.fsync:
-            os.fsync(f.id.get_vfd_handle())
-        tables = {name: TableRecord(t.schema.to_json(), rows[name], t.refresh_offsets(rows[name]))
-                  for name, t in self._tables.items()}
-        self._seq += 1
-        record = CommitRecord(
-            uuid=self._uuid, seq=self._seq, attrs=self._attrs, tables=tables,
-            actor_counts=self._tw.counts.tolist(), writer=_commit.this_writer(state),
-            h5_inode=os.stat(self.path).st_ino, recovery=self._recovery_attr,
-            checkpoints=list(self._checkpoints), extra=dict(self._extra),
-        )
-        _commit.write_record(self.path, record, self.fsync)
-        self._use_record(record, None)
-        self._committed_rows = rows[TRANSITIONS]
-        self._last_commit = time.time()
-        return self._committed_rows
-
-    def close(self) -> None:
-        """Commit what is pending (if writing) and release the file. Closing twice is harmless."""
-        if self._closed:
-            return
-        try:
-            if self._f is not None:
-                self._commit("closed")
-        finally:
-            self._closed = True
-            if self._f is not None:
-                self._f.close()
-                self._f = None
-                self._tw = None
-            self._mf.close()
-            self._maps = {}
-
-    def __enter__(self) -> "ReplayStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        # A writer that is garbage-collected still commits; failures here cannot be raised.
-        try:
-            if not getattr(self, "_closed", True):
-                self.close()
-        except Exception:
-            pass
-
-    # ------------------------------------------------------------------ tables (training telemetry)
-    def create_table(self, name: str, schema: Schema) -> None:
-        """Declare an append-only table (e.g. training telemetry); no-op if it exists with this schema."""
-        self._check_writable("create_table")
-        if not name.isidentifier() or name in (TRANSITIONS, ACTOR_PREFIX):
-            raise ValueError(f"table name {name!r} is reserved or not an identifier")
-        if name in self._tables:
-            if self._tables[name].schema != schema:
-                raise SchemaError(f"table {name!r} exists with another schema: {self._tables[name].schema.names}")
-            return
-        self._tables[name] = TableWriter(self._f, name, schema, self._chunk_bytes, 1024, 0, create=True)
-
-    def extend_table(self, name: str, columns: Mapping) -> int:
-        """Append a block of rows to table ``name``; visible at the next commit."""
-        self._check_writable("extend_table")
-        if name not in self._tables or name in (TRANSITIONS, ACTOR_PREFIX):
-            raise KeyError(f"no table {name!r}; create it first with create_table(name, schema)")
-        t = self._tables[name]
-        where = f"extend_table({name!r})"
-        n = block_length(where, columns)
-        check_names(where, t.schema, columns, (), ACTOR in columns)
-        if ACTOR in t.schema:  # a table's actor column holds vocabulary codes too (names accepted)
-            columns = {**columns, ACTOR: self.actors.codes(columns[ACTOR])}
-        t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
-        return n
-
-    @property
-    def tables(self) -> dict[str, int]:
-        """Committed rows of each user-visible table, transitions included."""
-        return {k: t.rows for k, t in self._record.tables.items() if k != ACTOR_PREFIX}
-
-    def table_schema(self, name: str) -> Schema:
-        return Schema.from_json(self._table_record(name).schema_json)
-
-    def record_checkpoint(self, step: int, path: str, **info) -> None:
-        """Note a checkpoint in the store's log (durable now: this commits)."""
-        self._check_writable("record_checkpoint")
-        entry = {"step": int(step), "path": os.fspath(path), "time": time.time(), **info}
-        _json_attr(entry, "checkpoint info")
-        self._checkpoints.append(entry)
-        self.commit()
-
-    @property
-    def checkpoints(self) -> list[dict]:
-        return list(self._record.checkpoints)
-
-    def set_extra(self, key: str, value) -> None:
-        """Small JSON state kept with the next commit (for other parts of the store)."""
-        self._check_writable("set_extra")
-        _json_attr(value, f"extra[{key!r}]")
-        self._extra[key] = value
-
-    def get_extra(self, key: str, default=None):
-        return self._record.extra.get(key, default)
-
-    # ------------------------------------------------------------------ reading
-    def __len__(self) -> int:
-        return self._record.tables[TRANSITIONS].rows if self._record else 0
-
-    def refresh(self) -> int:
-        """Pick up commits made since this reader opened (or last refreshed); returns ``len(self)``."""
-        if self._closed:
-            raise ClosedStoreError(f"refresh: the store {self.path} is closed")
-        if self._tw is not None or self._sig is None:
-            return len(self)
-        sig = _commit.record_signature(self.path)
-        if sig is not None and sig != self._sig:
-            got = _commit.read_record(self.path)
-            if got is not None:
-                self._use_record(*got)
-        return len(self)
-
-    def has_new_commits(self) -> bool:
-        """Cheap (one stat) check for commits a refresh would pick up."""
-        return self._tw is None and self._sig is not None and _commit.record_signature(self.path) != self._sig
-
-    @property
-    def commit_seq(self) -> int:
-        """Increases at every commit this handle has seen."""
-        return self._record.seq
-
-    def _table_record(self, name: str) -> TableRecord:
-        try:
-            return self._record.tables[name]
-        except KeyError:
-            raise KeyError(f"no table {name!r} in {self.path}; tables: {sorted(self.tables)}") from None
-
-    def column_maps(self, table: str = TRANSITIONS) -> dict[str, ColumnMap]:
-        """Where each stored column's committed rows lie in the mapped file (for samplers)."""
-        if self._closed:
-            raise ClosedStoreError(f"the store {self.path} is closed")
-        m = self._maps.get(table)
-        if m is None:
-            rec = self._table_record(table)
-            schema = Schema.from_json(rec.schema_json)
-            m = self._maps[table] = {n: ColumnMap(schema[n], rpc, off) for n, (rpc, off) in rec.chunks.items()}
-        return m
-
-    @property
-    def mapped_file(self) -> MappedFile:
-        return self._mf
-
-    def read_table(self, name: str, columns=None, start: int | None = None, stop: int | None = None) -> dict:
-        """Committed rows ``[start, stop)`` of table ``name`` as numpy arrays (read through the mapping)."""
-        if self._closed:
-            raise ClosedStoreError(f"read: the store {self.path} is closed")
-        rec = self._table_record(name)
-        schema = Schema.from_json(rec.schema_json)
-        names = schema.names if columns is None else ([columns] if isinstance(columns, str) else list(columns))
-        unknown = [c for c in names if c not in schema]
-        if unknown:
-            raise KeyError(f"read: unknown column(s) {unknown}; {name!r} has {list(schema.names)}")
-        lo, hi, _ = slice(start, stop).indices(rec.rows)
-        hi = max(lo, hi)
-        maps = self.column_maps(name)
-        out = {}
-        for c in names:
-            m = maps.get(c)
-            out[c] = m.read(self._mf, lo, hi) if m is not None else np.empty((hi - lo, *schema[c].shape), schema[c].dtype)
-        return out
-
-    def read(self, columns=None, start: int | None = None, stop: int | None = None) -> dict[str, np.ndarray]:
-        """Committed transition rows ``[start, stop)`` (Python slice rules) as numpy arrays."""
-        return self.read_table(TRANSITIONS, columns, start, stop)
-
-    def window_start(self) -> int:
-        return max(0, len(self) - self.window)
-
-    def actor_counts(self, start: int = 0) -> np.ndarray:
-        """Per-actor counts of committed rows ``[start, len)`` from the maintained counts and prefix index."""
-        total = np.asarray(self._record.actor_counts, np.int64)
-        if start <= 0:
-            return total
-        start = min(int(start), len(self))  # past the end: no rows (the prefix row there is not committed)
-        k = start // PREFIX_EVERY
-        prefix = self.column_maps(ACTOR_PREFIX)[_PREFIX_SCHEMA_NAME].gather(self._mf, np.array([k]))[0]
-        tail = self.read([ACTOR], k * PREFIX_EVERY, start)[ACTOR]
-        return total - prefix - np.bincount(tail, minlength=len(self.actors))
-
-    def actor_composition(self, window: bool = True) -> dict:
-        """``{"total", "counts", "fractions"}`` per actor name, over the replay window or the whole store."""
-        counts = self.actor_counts(self.window_start() if window else 0)
-        total = int(counts.sum())
-        return {
-            "total": total,
-            "counts": {n: int(c) for n, c in zip(self.actors.names, counts)},
-            "fractions": {n: (float(c) / total if total else 0.0) for n, c in zip(self.actors.names, counts)},
-        }
 
     # ------------------------------------------------------------------ status
     @property
