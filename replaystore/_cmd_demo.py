@@ -60,5 +60,6 @@ def run(args) -> int:
         path=store, out=os.path.join(args.out, "audit"), fail_on="error", bucket_rows=None, no_plots=False,
         expect=None, expert_fraction=None)
     rc = _cmd_audit.run(audit_args)
-    print(f"\nstore: {store}   inspect it with: replaystore info {store}")
+    exe = os.path.join(os.path.relpath(os.path.dirname(sys.executable)), "replaystore")
+    print(f"\nstore: {store}   inspect it with: {exe} info {store}")
     return rc

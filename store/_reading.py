@@ -109,16 +109,3 @@ class ReadingMixin:
             "counts": {n: int(c) for n, c in zip(self.actors.names, counts)},
             "fractions": {n: (float(c) / total if total else 0.0) for n, c in zip(self.actors.names, counts)},
         }
-
-    # ------------------------------------------------------------------ status
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def writer_state(self) -> dict:
-        """``{"live": bool, "died": bool}`` for the last writer, plus the last recovery, if any."""
-        w = self._record.writer
-        live = _commit.writer_alive(w) if self._tw is None else True
-        died = self._tw is None and w.get("state") == "open" and not live
-        return {"live": live, "died": died, "recovery": self._record.recovery}
