@@ -60,6 +60,39 @@ def _flatten(name: str, arr: np.ndarray) -> dict[str, np.ndarray]:
     return {f"{name}_{i}": flat[:, i] for i in range(flat.shape[1])}
 
 
+def _columns(raw: dict, columns, names, *, per_actor: bool = False) -> dict[str, object]:
+    """Frame columns from raw arrays: ``actor`` as a Categorical plus its raw ``actor_code``,
+    per-actor arrays (``per_actor``) as ``<column>_<actor>``, other arrays flattened, scalars as is."""
+    data: dict[str, object] = {}
+    for c in columns:
+        v = raw[c.name]
+        if c.name == "actor":
+            data["actor"] = actor_categorical(v, names)
+            data["actor_code"] = v
+        elif per_actor and c.shape == (len(names),):
+            data.update({f"{c.name}_{a}": v[:, i] for i, a in enumerate(names)})
+        elif c.shape:
+            data.update(_flatten(c.name, v))
+        else:
+            data[c.name] = v
+    return data
+
+
+def _load_table(path, table: str, default_schema, *, per_actor: bool) -> pd.DataFrame:
+    """A telemetry table as a frame; empty, with ``attrs["table_present"] = False``, when absent."""
+    with open_store(path) as s:
+        names = s.actors.names
+        present = table in s.tables
+        schema = s.table_schema(table) if present else default_schema(len(names))
+        raw = s.read_table(table) if present else {c.name: np.empty((0, *c.shape), c.dtype) for c in schema}
+        df = pd.DataFrame(_columns(raw, schema, names, per_actor=per_actor), copy=False)
+        df.attrs.update(_frame_attrs(s))
+        df.attrs["table_present"] = present
+        if "actor" in raw:
+            df.attrs["unknown_actor_codes"] = _unknown_codes(raw["actor"], len(names))
+        return df
+
+
 def load_transitions(path, columns=None, *, start: int | None = None, stop: int | None = None) -> pd.DataFrame:
     """Committed transition rows as a DataFrame.
 
@@ -90,14 +123,7 @@ def load_transitions(path, columns=None, *, start: int | None = None, stop: int 
         names = s.actors.names
         data: dict[str, object] = {"row": np.arange(lo, hi, dtype=np.int64)}
         codes = raw["actor"]
-        for c in wanted:
-            if c == "actor":
-                data["actor"] = actor_categorical(codes, names)
-                data["actor_code"] = codes
-            elif schema[c].shape:
-                data.update(_flatten(c, raw[c]))
-            else:
-                data[c] = raw[c]
+        data.update(_columns(raw, [schema[c] for c in wanted], names))
         if "actor" not in data:
             data["actor_code"] = codes
         df = pd.DataFrame(data, copy=False)
@@ -119,46 +145,11 @@ def load_train_steps(path) -> pd.DataFrame:
     has not written telemetry yet gives an empty frame with these columns and
     ``df.attrs["table_present"] == False``.
     """
-    with open_store(path) as s:
-        names = s.actors.names
-        present = TRAIN_STEPS in s.tables
-        schema = s.table_schema(TRAIN_STEPS) if present else train_steps_schema(len(names))
-        raw = s.read_table(TRAIN_STEPS) if present else {c.name: np.empty((0, *c.shape), c.dtype) for c in schema}
-        data = {}
-        for c in schema:
-            if c.shape == (len(names),):
-                for i, a in enumerate(names):
-                    data[f"{c.name}_{a}"] = raw[c.name][:, i]
-            elif c.shape:
-                data.update(_flatten(c.name, raw[c.name]))
-            else:
-                data[c.name] = raw[c.name]
-        df = pd.DataFrame(data, copy=False)
-        df.attrs.update(_frame_attrs(s))
-        df.attrs["table_present"] = present
-        return df
+    return _load_table(path, TRAIN_STEPS, train_steps_schema, per_actor=True)
 
 
 def load_train_samples(path) -> pd.DataFrame:
     """Per-sample training telemetry: ``step``, ``row``, ``actor`` (Categorical), ``actor_code``,
     ``td_error``, ``q``, ``target``. Empty (with ``attrs["table_present"] == False``) when the
     training has not written any."""
-    with open_store(path) as s:
-        names = s.actors.names
-        present = TRAIN_SAMPLES in s.tables
-        schema = s.table_schema(TRAIN_SAMPLES) if present else train_samples_schema()
-        raw = s.read_table(TRAIN_SAMPLES) if present else {c.name: np.empty((0, *c.shape), c.dtype) for c in schema}
-        data = {}
-        for c in schema:
-            if c.name == "actor":
-                data["actor"] = actor_categorical(raw["actor"], names)
-                data["actor_code"] = raw["actor"]
-            elif c.shape:
-                data.update(_flatten(c.name, raw[c.name]))
-            else:
-                data[c.name] = raw[c.name]
-        df = pd.DataFrame(data, copy=False)
-        df.attrs.update(_frame_attrs(s))
-        df.attrs["table_present"] = present
-        df.attrs["unknown_actor_codes"] = _unknown_codes(raw["actor"], len(names)) if "actor" in raw else {}
-        return df
+    return _load_table(path, TRAIN_SAMPLES, lambda n_actors: train_samples_schema(), per_actor=False)

@@ -36,30 +36,19 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from bench_store import CDIM, STATE, make_rows  # the same rows as the store benchmark
 from store import ReplayStore, Sampler, Schema
-
-STATE, CDIM = 128, 2
 FRACTIONS = {"expert": 0.25, "dqn": 0.75}
 STRATEGY_KW = {"uniform": {}, "stratified": {"actor_fractions": FRACTIONS}, "prioritized": {}}
 TARGETS = {"uniform": 0.9, "stratified": 0.8, "prioritized": 0.5}
 
 
 def write_store(path: str, rows: int) -> None:
-    rng = np.random.default_rng(0)
     block = 65536
     with ReplayStore.create(path, Schema.transition((STATE,), CDIM), actors=("expert", "dqn"), window=rows,
                             commit_every=1 << 30, commit_seconds=3600.0) as s:
         for start in tqdm(range(0, rows, block), desc="writing store", unit="block"):
-            k = min(block, rows - start)
-            s.extend({
-                "actor": np.where(rng.random(k) < 0.26, 0, 1).astype(np.uint8),
-                "state": rng.standard_normal((k, STATE), dtype=np.float32),
-                "next_state": rng.standard_normal((k, STATE), dtype=np.float32),
-                "discrete_action": rng.integers(0, 2, k).astype(np.int32),
-                "continuous_action": rng.uniform(-1, 1, (k, CDIM)).astype(np.float32),
-                "reward": rng.standard_normal(k).astype(np.float32),
-                "done": rng.random(k) < 0.01,
-            })
+            s.extend(make_rows(min(block, rows - start), seed=start))
 
 
 def warm_page_cache(path: str) -> None:
