@@ -1,10 +1,14 @@
 """Forensic analysis of replaystore runs: loaders to pandas, the audit report, plots, regression
 comparison, and TD recomputation under a saved checkpoint.
 
->>> import analysis                                        # doctest: +SKIP
->>> report = analysis.audit("run.h5")                      # doctest: +SKIP
->>> print(report.summary())                                # doctest: +SKIP
->>> analysis.load_transitions("run.h5").groupby("actor", observed=False).reward.describe()  # doctest: +SKIP
+The recorded incident buffer (every frame stored as 'dqn' while the run declared an expert):
+
+>>> import analysis
+>>> report = analysis.audit("tests/data/incident.h5")
+>>> [(a.code, a.severity) for a in report.anomalies]
+[('SINGLE_ACTOR', 'error'), ('EXPERT_FRACTION', 'error')]
+>>> analysis.load_transitions("tests/data/healthy.h5").actor.value_counts().to_dict()
+{'dqn': 2257, 'expert': 815}
 """
 
 from ._anomalies import ANOMALY_CODES, EXPECTED_KEYS, SEVERITIES, Anomaly
