@@ -124,8 +124,18 @@ def check_version(version, where: str) -> None:
         )
 
 
+# A record's signature: (inode, mtime, size) from one fstat, plus its first bytes, which hold
+# "seq". File timestamps tick with the kernel's coarse clock (milliseconds) and inode numbers are
+# reused at once, so two commits close together can share inode, mtime and size; the seq cannot.
+_HEAD = 160
+
+
+def _signature(st: os.stat_result, head: bytes) -> tuple:
+    return (st.st_ino, st.st_mtime_ns, st.st_size, head[:_HEAD])
+
+
 def read_record(path) -> tuple[CommitRecord, tuple] | None:
-    """The record and a cheap signature of it (to tell whether it changed), or None if absent."""
+    """The record and its signature (to tell whether it changed), or None if absent."""
     p = record_path(path)
     try:
         with open(p, "rb") as f:
@@ -133,15 +143,19 @@ def read_record(path) -> tuple[CommitRecord, tuple] | None:
             text = f.read()
     except FileNotFoundError:
         return None
-    return CommitRecord.from_json(text.decode("utf-8"), p), (st.st_ino, st.st_mtime_ns, st.st_size)
+    return CommitRecord.from_json(text.decode("utf-8"), p), _signature(st, text)
 
 
 def record_signature(path) -> tuple | None:
+    """The current record's signature: one open, fstat and short read (a few microseconds)."""
     try:
-        st = os.stat(record_path(path))
+        fd = os.open(record_path(path), os.O_RDONLY)
     except FileNotFoundError:
         return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    try:
+        return _signature(os.fstat(fd), os.read(fd, _HEAD))
+    finally:
+        os.close(fd)
 
 
 def write_record(path, record: CommitRecord, fsync: bool) -> None:
