@@ -356,9 +356,6 @@ class ReplayStore(ReadingMixin, WritingMixin):
         self._resume_episode_counters()
         self.append = build_append(self, tw)
 
-    def _prefix_writer(self) -> TableWriter:
-        return self._tables[ACTOR_PREFIX]
-
     # ------------------------------------------------------------------ status
     @property
     def closed(self) -> bool:

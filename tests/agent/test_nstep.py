@@ -8,7 +8,7 @@ import pytest
 from agent import nstep_targets
 from agent._nstep import NStepGatherer
 
-from agent_helpers import CARTPOLE, make_agent
+from agent_helpers import make_agent
 
 S = np.zeros(4, "f4")
 C0 = np.zeros(0, "f4")

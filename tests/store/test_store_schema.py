@@ -64,7 +64,7 @@ def test_bad_column_name(name):
 @pytest.mark.parametrize("dtype", UNSUPPORTED_DTYPES)
 def test_unsupported_dtype(dtype):
     """Strings, objects, complex, datetimes and raw bytes are refused; the message names the dtype."""
-    with pytest.raises(errors.SchemaError, match=rf"column 'x': dtype .* is not supported; expected bool, int, uint or float"):
+    with pytest.raises(errors.SchemaError, match=r"column 'x': dtype .* is not supported; expected bool, int, uint or float"):
         Column("x", np.dtype(dtype))
 
 
