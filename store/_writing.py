@@ -132,10 +132,7 @@ class WritingMixin:
     # ------------------------------------------------------------------ committing
     def commit(self) -> int:
         """Make every row appended so far durable and visible; returns the committed row count."""
-        if self._closed:
-            raise ClosedStoreError(f"commit: the store {self.path} is closed")
-        if self._tw is None:
-            raise ReadOnlyError(f"commit: the store {self.path} is open read-only")
+        self._check_writable("commit")
         return self._commit("open")
 
     def _commit(self, state: str) -> int:
