@@ -149,9 +149,9 @@ class WritingMixin:
         if small != self._written_small:  # rarely changes: skip two attribute rewrites per commit
             a["checkpoints"], a["extra"] = small
             self._written_small = small
-        if self._recovered is not None:
+        if self._recovered is not None:  # written once, at the first commit after a recovery
             a["recovery"] = json.dumps(self._recovered)
-            self._recovery_attr = self._recovered
+            self._recovery_attr, self._recovered = self._recovered, None
         f.flush()
         if self.fsync:
             os.fsync(f.id.get_vfd_handle())
