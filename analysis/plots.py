@@ -108,30 +108,31 @@ def reward_histograms(report) -> Figure:
     return fig
 
 
+def _two_histograms(ok: bool, missing: str, left: tuple, right: tuple) -> Figure:
+    """Two histogram panels side by side, each ``(histogram, title, xlabel)``; or two notes."""
+    fig, axes = _fig(2, 10.0)
+    for ax, (hist, title, xlabel) in zip(axes, (left, right)):
+        if ok:
+            _hist(ax, hist(), title, xlabel)
+        else:
+            _empty(fig, ax, missing)
+    return fig
+
+
 def return_histograms(report) -> Figure:
     """Per-actor distribution of episode returns and lengths (episodes by majority actor)."""
-    d = _d(report)
-    e = d["episodes"]
-    fig, (ax1, ax2) = _fig(2, 10.0)
-    if "return_histogram" not in e or not e["ended"]:
-        _empty(fig, ax2, "no ended episodes")
-        return _empty(fig, ax1, "no ended episodes")
-    _hist(ax1, e["return_histogram"], "Episode return, by majority actor", "return")
-    _hist(ax2, e["length_histogram"], "Episode length, by majority actor", "steps")
-    return fig
+    e = _d(report)["episodes"]
+    return _two_histograms("return_histogram" in e and bool(e["ended"]), "no ended episodes",
+                           (lambda: e["return_histogram"], "Episode return, by majority actor", "return"),
+                           (lambda: e["length_histogram"], "Episode length, by majority actor", "steps"))
 
 
 def td_error_histograms(report) -> Figure:
     """Per-actor distribution of |TD error| from the per-sample telemetry, on log-spaced bins."""
-    d = _d(report)
-    s = d["samples"]
-    fig, (ax1, ax2) = _fig(2, 10.0)
-    if s.get("status") != "ok":
-        _empty(fig, ax2, "no telemetry")
-        return _empty(fig, ax1, "no telemetry")
-    _hist(ax1, s["td_abs_histogram"], "|TD error| per sample, by actor", "|TD error|")
-    _hist(ax2, s["q_histogram"], "Q per sample, by actor", "Q(s, a)")
-    return fig
+    s = _d(report)["samples"]
+    return _two_histograms(s.get("status") == "ok", "no telemetry",
+                           (lambda: s["td_abs_histogram"], "|TD error| per sample, by actor", "|TD error|"),
+                           (lambda: s["q_histogram"], "Q per sample, by actor", "Q(s, a)"))
 
 
 def q_over_steps(report) -> Figure:
