@@ -15,8 +15,7 @@ def summarize(store) -> dict:
     win = store.actor_composition(window=True)
     ws = store.writer_state
     rec = ws.get("recovery") or None
-    size = os.path.getsize(store.path)
-    side = _commit.record_path(store.path)
+    files = [os.stat(p) for p in (store.path, _commit.record_path(store.path)) if os.path.exists(p)]
     return {
         "path": os.path.abspath(store.path),
         "format_version": FORMAT_VERSION,
@@ -31,7 +30,10 @@ def summarize(store) -> dict:
         "columns": [{"name": c.name, "dtype": c.dtype.name, "shape": list(c.shape)} for c in store.schema],
         "tables": store.tables,
         "checkpoints": len(store.checkpoints),
-        "size_bytes": size + (os.path.getsize(side) if os.path.exists(side) else 0),
+        # Chunk space is allocated a chunk at a time but written as rows arrive: the unwritten
+        # rest of a chunk is a hole, so the bytes on disk can be far fewer than the file's length.
+        "size_bytes": sum(st.st_blocks * 512 for st in files),
+        "apparent_bytes": sum(st.st_size for st in files),
         "writer": {
             "live": ws["live"],
             "died": ws["died"],
@@ -48,7 +50,8 @@ def format_summary(s: dict) -> str:
         f"store          {s['path']}",
         f"format         replaystore v{s['format_version']}",
         f"rows           {s['rows']:,} committed (window {s['window']:,}: {s['window_rows']:,} rows in it)",
-        f"size on disk   {s['size_bytes'] / 1e6:,.2f} MB",
+        f"size on disk   {s['size_bytes'] / 1e6:,.2f} MB (file length {s['apparent_bytes'] / 1e6:,.2f} MB; "
+        "chunk space not yet written is sparse)",
         "actors         " + ("(none)" if not s["actors"] else ""),
     ]
     for name, a in s["actors"].items():
