@@ -81,6 +81,13 @@ def _coerce_scalar(col: Column, v, stage, i):
         raise nonfinite_error("append", col)
 
 
+def _nonfinite_in(columns, stage, i):
+    """Raise for the first of ``columns`` whose staged row ``i`` holds NaN or inf."""
+    for col in columns:
+        if not np.isfinite(stage[col.name][i]).all():
+            raise nonfinite_error("append", col)
+
+
 def build_append(store, tw):
     """Return ``append(*, actor, **columns)`` bound to ``store`` and its transitions writer ``tw``."""
     schema = store.schema
@@ -93,6 +100,8 @@ def build_append(store, tw):
           "LOOKUP": store.actors._lookup, "ACTORS": store.actors, "store": store, "tw": tw,
           "OverflowError": OverflowError, "DTypeError": DTypeError}
     params, body = [], []
+    # columns staged side by side: one dot per group checks them all, after they are staged
+    grouped = {name for _, _, names in tw.finite_groups for name in names}
     for k, c in enumerate(schema):
         if c.name == ACTOR:
             continue
@@ -118,7 +127,7 @@ def build_append(store, tw):
                 "except AttributeError:",
                 f"    _ca(C{k}, {n}, ST{k}, i)",
             ]
-            if check:
+            if check and c.name not in grouped:
                 # check the stored (cast) row: a float64 value can overflow float32
                 body.append(f"if _isnan(({n} if {n}.__class__ is ndarray and {n}.dtype is D{k} else ST{k}[i]){flat}.dot(Z{k})): "
                             f"raise _nonfinite('append', C{k})")
@@ -137,6 +146,10 @@ def build_append(store, tw):
                 stored = n if c.dtype.itemsize >= 8 else f"ST{k}[i]"
                 body.append(f"    if not _isfinite({stored}): raise _nonfinite('append', C{k})")
             body += ["else:", f"    _cs(C{k}, {n}, ST{k}, i)"]
+    for g, (matrix, zeros, names) in enumerate(tw.finite_groups):
+        ns[f"G{g}"], ns[f"GZ{g}"], ns[f"GC{g}"] = matrix, zeros, [schema[n] for n in names]
+        body.append(f"if _isnan(G{g}[i].dot(GZ{g})): _nonfinite_in(GC{g}, tw.stage, i)")
+    ns["_nonfinite_in"] = _nonfinite_in
     ns["KA"] = list(schema.names).index(ACTOR)
     ns["STA"] = tw.stage[ACTOR]
     track = ""

@@ -13,6 +13,39 @@ from ._format import create_column_dataset, group_path, rows_per_chunk
 from ._schema import Schema
 
 
+def _staging(schema: Schema, rows: int):
+    """Staging arrays, one per column. The float array columns whose finiteness is checked, when
+    there are several of one dtype, are views side by side in one matrix, so one dot product per
+    row checks them all (the one-row append's costliest check). Returns the arrays and the groups
+    as ``(matrix, zeros, column names)``."""
+    stage: dict[str, np.ndarray] = {}
+    groups = []
+    by_dtype: dict = {}
+    for c in schema:
+        if c.is_float and not c.allow_nonfinite and c.shape and c.row_bytes:
+            by_dtype.setdefault(c.dtype, []).append(c)
+    for dtype, cols in by_dtype.items():
+        if len(cols) < 2:
+            continue
+        widths = [int(np.prod(c.shape)) for c in cols]
+        matrix = np.empty((rows, sum(widths)), dtype)
+        views, off = {}, 0
+        for c, w in zip(cols, widths):
+            view = matrix[:, off:off + w].reshape(rows, *c.shape)  # splits a contiguous axis: a view
+            if not np.shares_memory(view, matrix):
+                views = None
+                break
+            views[c.name] = view
+            off += w
+        if views:
+            stage.update(views)
+            groups.append((matrix, np.zeros(matrix.shape[1], dtype), tuple(views)))
+    for c in schema:
+        if c.name not in stage:
+            stage[c.name] = np.empty((rows, *c.shape), c.dtype)
+    return stage, groups
+
+
 class TableWriter:
     def __init__(self, f: h5py.File, name: str, schema: Schema, chunk_bytes: int, stage_rows: int,
                  committed_rows: int, create: bool):
@@ -30,7 +63,7 @@ class TableWriter:
         self.datasets = {c.name: g[c.name] for c in self.stored}
         self.rpc = {c.name: rows_per_chunk(c, chunk_bytes) for c in self.stored}
         self.stage_rows = int(stage_rows)
-        self.stage = {c.name: np.empty((self.stage_rows, *c.shape), c.dtype) for c in schema}
+        self.stage, self.finite_groups = _staging(schema, self.stage_rows)
         self.n_staged = 0
         self.rows_written = committed_rows  # rows in the HDF5 datasets (committed or not)
         self.offsets: dict[str, np.ndarray] = {c.name: np.empty(0, np.int64) for c in self.stored}
