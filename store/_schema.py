@@ -46,7 +46,7 @@ class Column:
         object.__setattr__(self, "dtype", dt)
         object.__setattr__(self, "shape", shape)
 
-    @property
+    @functools.cached_property  # read at every commit and refresh; np.prod is slow for a tuple
     def row_bytes(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
