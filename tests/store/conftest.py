@@ -131,6 +131,13 @@ class WriterProcess:
         done = text if text.endswith("\n") else text.rsplit("\n", 1)[0]
         return [int(x) for x in done.splitlines() if x and x[0].isdigit()]
 
+    def wait_for_commits(self, rows: int, poll: float = 0.01) -> None:
+        """Block until the writer has reported a commit of at least ``rows`` rows (it must keep running)."""
+        while max(self.reported_commits(), default=0) < rows:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"writer exited early: {self.stderr()}")
+            time.sleep(poll)
+
     def kill(self) -> None:
         self.proc.kill()  # SIGKILL
         self.proc.wait()

@@ -108,9 +108,7 @@ def test_copy_of_a_killed_store(spawn_writer, tmp_path):
     path = tmp_path / "run.h5"
     w = spawn_writer(path, "--mode", "create", "--seed", "5", "--commit-every", "16")
     w.wait_ready()
-    while max(w.reported_commits(), default=0) < 3000:
-        assert w.proc.poll() is None, f"writer exited early: {w.stderr()}"
-        time.sleep(0.01)
+    w.wait_for_commits(3000, poll=0.01)
     w.kill()
     promised = max(w.reported_commits())
     copy = tmp_path / "copy.h5"
@@ -136,9 +134,7 @@ def test_kill_during_recovery(spawn_writer, tmp_path):
     path = tmp_path / "run.h5"
     w = spawn_writer(path, "--mode", "create", "--seed", "1", "--commit-every", "16")
     w.wait_ready()
-    while max(w.reported_commits(), default=0) < 500:
-        assert w.proc.poll() is None, f"writer exited early: {w.stderr()}"
-        time.sleep(0.005)
+    w.wait_for_commits(500, poll=0.005)
     w.kill()
     kept = max(w.reported_commits())
     for trial in range(8):
