@@ -20,10 +20,12 @@ def _d(report) -> dict:
     return report if isinstance(report, dict) else report.to_dict()
 
 
-def _empty(fig: Figure, ax, text: str) -> Figure:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=12, color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _empty(fig: Figure, text: str, *axes) -> Figure:
+    """A note (e.g. "no telemetry") in place of a plot on each of ``axes``."""
+    for ax in axes:
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=12, color="0.4")
+        ax.set_xticks([])
+        ax.set_yticks([])
     return fig
 
 
@@ -39,7 +41,7 @@ def actor_fractions_over_time(report) -> Figure:
     ot = d["composition"]["over_time"]
     fig, (ax,) = _fig()
     if not ot["start"]:
-        return _empty(fig, ax, "no rows")
+        return _empty(fig, "no rows", ax)
     x = np.array(ot["start"], float)
     ys = [np.nan_to_num(np.array(v, float)) for v in ot["fractions"].values()]
     unknown = np.array(ot["unknown_codes"], float) / np.maximum(1, np.array(ot["stop"]) - x)
@@ -62,8 +64,7 @@ def batch_vs_buffer(report) -> Figure:
     b = d["batch_vs_buffer"]
     fig, (ax1, ax2) = _fig(2, 10.0)
     if b.get("status") != "ok":
-        _empty(fig, ax2, "no telemetry")
-        return _empty(fig, ax1, "no telemetry")
+        return _empty(fig, "no telemetry", ax1, ax2)
     names = list(b["observed_fractions"])
     x = np.arange(len(names))
     ax1.bar(x - 0.2, [b["expected_fractions"][n] or 0 for n in names], 0.4, label="buffer (expected)")
@@ -103,7 +104,7 @@ def reward_histograms(report) -> Figure:
     d = _d(report)
     fig, (ax,) = _fig()
     if not d["store"]["rows"]:
-        return _empty(fig, ax, "no rows")
+        return _empty(fig, "no rows", ax)
     _hist(ax, d["rewards"]["histogram"], "Reward per step, by actor", "reward")
     return fig
 
@@ -111,11 +112,10 @@ def reward_histograms(report) -> Figure:
 def _two_histograms(ok: bool, missing: str, left: tuple, right: tuple) -> Figure:
     """Two histogram panels side by side, each ``(histogram, title, xlabel)``; or two notes."""
     fig, axes = _fig(2, 10.0)
+    if not ok:
+        return _empty(fig, missing, *axes)
     for ax, (hist, title, xlabel) in zip(axes, (left, right)):
-        if ok:
-            _hist(ax, hist(), title, xlabel)
-        else:
-            _empty(fig, ax, missing)
+        _hist(ax, hist(), title, xlabel)
     return fig
 
 
@@ -141,8 +141,7 @@ def q_over_steps(report) -> Figure:
     t = d["training"]
     fig, (ax1, ax2) = _fig(2, 10.0)
     if t.get("status") != "ok":
-        _empty(fig, ax2, "no telemetry")
-        return _empty(fig, ax1, "no telemetry")
+        return _empty(fig, "no telemetry", ax1, ax2)
     tr = t["trend"]
     for n in tr["q_mean"]:
         ax1.plot(tr["step_start"], _f(tr["q_mean"][n]), marker=".", label=n)
