@@ -239,9 +239,9 @@ class ReplayStore(ReadingMixin, WritingMixin):
             )
         try:
             f = h5py.File(self.path, "r")
-            chunk_bytes = int(f.attrs.get("chunk_bytes", 0)) if f.attrs.get("format") == FORMAT_NAME else 0
             self._check_h5_attrs(f)
             if mode != "r":
+                chunk_bytes = int(f.attrs["chunk_bytes"])
                 f.close()
                 f = open_h5(self.path, mode, chunk_bytes)
             return f
@@ -309,10 +309,14 @@ class ReplayStore(ReadingMixin, WritingMixin):
         self._sig = sig
         self._maps = {}
         self._mf.ensure(record.bytes_needed())
-        self.schema = Schema.from_json(record.attrs["schema"])
-        self.actors = Actors.from_json(record.attrs["actors"])
-        self.window = int(record.attrs["window"])
-        self.metadata = json.loads(record.attrs["metadata"])
+        self._set_identity(record.attrs)
+
+    def _set_identity(self, attrs: dict) -> None:
+        """Schema, actors, window and metadata from the store's attributes (record or HDF5)."""
+        self.schema = Schema.from_json(attrs["schema"])
+        self.actors = Actors.from_json(attrs["actors"])
+        self.window = int(attrs["window"])
+        self.metadata = json.loads(attrs["metadata"])
 
     def _init_writer(self, f, *, commit_every, commit_seconds, fsync, committed=None, prev=None):
         self._f = f
@@ -320,11 +324,9 @@ class ReplayStore(ReadingMixin, WritingMixin):
         self.commit_seconds = float(commit_seconds)
         self.fsync = bool(fsync)
         a = f.attrs
-        self.schema = Schema.from_json(a["schema"])
-        self.actors = Actors.from_json(a["actors"])
-        self.window = int(a["window"])
-        self.metadata = json.loads(a["metadata"])
-        chunk_bytes = int(a["chunk_bytes"])
+        self._attrs = self._attrs_from_h5(f)
+        self._set_identity(self._attrs)
+        chunk_bytes = self._attrs["chunk_bytes"]
         self._chunk_bytes = chunk_bytes
         rows = json.loads(a["committed"]) if committed is None else {k: t.rows for k, t in committed.items()}
         counts = np.asarray(json.loads(a["actor_counts"]) if prev is None else prev.actor_counts, np.int64)
@@ -346,7 +348,6 @@ class ReplayStore(ReadingMixin, WritingMixin):
             t.load_offsets()
         self._tw = tw
         self._uuid = str(a["uuid"])
-        self._attrs = self._attrs_from_h5(f)
         self._written_small = None
         self._seq = 0 if prev is None else prev.seq
         self._last_commit = time.time()
