@@ -34,13 +34,28 @@ class ReadingMixin:
         return len(self)
 
     def has_new_commits(self) -> bool:
-        """Cheap (one stat) check for commits a refresh would pick up."""
+        """Cheap check (one open, fstat and short read) for commits a refresh would pick up."""
         return self._tw is None and self._sig is not None and _commit.record_signature(self.path) != self._sig
 
     @property
     def commit_seq(self) -> int:
         """Increases at every commit this handle has seen."""
         return self._record.seq
+
+    @property
+    def tables(self) -> dict[str, int]:
+        """Committed rows of each user-visible table, transitions included."""
+        return {k: t.rows for k, t in self._record.tables.items() if k != ACTOR_PREFIX}
+
+    def table_schema(self, name: str) -> Schema:
+        return Schema.from_json(self._table_record(name).schema_json)
+
+    @property
+    def checkpoints(self) -> list[dict]:
+        return list(self._record.checkpoints)
+
+    def get_extra(self, key: str, default=None):
+        return self._record.extra.get(key, default)
 
     def _table_record(self, name: str) -> TableRecord:
         try:

@@ -226,14 +226,6 @@ class WritingMixin:
         t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
         return n
 
-    @property
-    def tables(self) -> dict[str, int]:
-        """Committed rows of each user-visible table, transitions included."""
-        return {k: t.rows for k, t in self._record.tables.items() if k != ACTOR_PREFIX}
-
-    def table_schema(self, name: str) -> Schema:
-        return Schema.from_json(self._table_record(name).schema_json)
-
     def record_checkpoint(self, step: int, path: str, **info) -> None:
         """Note a checkpoint in the store's log (durable now: this commits)."""
         self._check_writable("record_checkpoint")
@@ -242,15 +234,8 @@ class WritingMixin:
         self._checkpoints.append(entry)
         self.commit()
 
-    @property
-    def checkpoints(self) -> list[dict]:
-        return list(self._record.checkpoints)
-
     def set_extra(self, key: str, value) -> None:
         """Small JSON state kept with the next commit (for other parts of the store)."""
         self._check_writable("set_extra")
         json_attr(value, f"extra[{key!r}]")
         self._extra[key] = value
-
-    def get_extra(self, key: str, default=None):
-        return self._record.extra.get(key, default)
