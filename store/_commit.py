@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._format import FORMAT_NAME, FORMAT_VERSION
+from ._schema import Schema
 from .errors import FormatVersionError, NotAStoreError
 
 SUFFIX = ".commit"
@@ -107,8 +108,6 @@ class CommitRecord:
         for t in self.tables.values():
             if t.rows == 0:
                 continue
-            from ._schema import Schema  # local: avoids parsing on every import path
-
             schema = Schema.from_json(t.schema_json)
             for name, (rpc, offsets) in t.chunks.items():
                 last = t.rows - 1
