@@ -17,8 +17,9 @@ import warnings
 import numpy as np
 
 from ._schema import ACTOR, Column
-from ._validate import castable, check_int_range, dtype_error, nonfinite_error, shape_error
-from .errors import DTypeError, MissingActorError, MissingColumnError, UnknownColumnError
+from ._validate import (castable, check_int_range, dtype_error, missing_actor_error, nonfinite_error, shape_error,
+                        unknown_columns_error)
+from .errors import DTypeError, MissingColumnError
 
 _MISSING = object()
 
@@ -31,13 +32,6 @@ warnings.filterwarnings("ignore", category=RuntimeWarning, module=GENERATED_MODU
 
 def _missing(schema_names, name):
     return MissingColumnError(f"append: missing required column {name!r}; the schema declares {list(schema_names)}")
-
-
-def _unknown(schema_names, extra):
-    return UnknownColumnError(
-        f"append: unknown column(s) {sorted(extra)}; the schema declares {list(schema_names)}. "
-        "Add them to the schema at creation (Schema.transition(..., extra=[Column(...)]))"
-    )
 
 
 def _coerce_array(col: Column, v, stage, i):
@@ -95,8 +89,8 @@ def build_append(store, tw):
     ns = {"__name__": GENERATED_MODULE, "np": np, "math": math, "_M": _MISSING, "_isnan": math.isnan, "_isfinite": math.isfinite,
           "_time": time.time, "ndarray": np.ndarray, "_castok": castable, "_intrange": check_int_range,
           "NOT_CODES": frozenset({bool, np.bool_, float, np.float16, np.float32, np.float64, np.longdouble}), "_shape": shape_error,
-          "_dtype": dtype_error, "_nonfinite": nonfinite_error, "_missing": _missing, "_unknown": _unknown,
-          "_ca": _coerce_array, "_cs": _coerce_scalar, "NAMES": schema.names, "MissingActorError": MissingActorError,
+          "_dtype": dtype_error, "_nonfinite": nonfinite_error, "_missing": _missing, "_unknown": unknown_columns_error, "_no_actor": missing_actor_error,
+          "_ca": _coerce_array, "_cs": _coerce_scalar, "NAMES": schema.names, 
           "LOOKUP": store.actors._lookup, "ACTORS": store.actors, "store": store, "tw": tw,
           "OverflowError": OverflowError, "DTypeError": DTypeError}
     params, body = [], []
@@ -159,12 +153,12 @@ def build_append(store, tw):
     src = f"""
 def append(*, actor=_M, {', '.join(params)}, **extra):
     if store._tw is None: store._check_writable('append')
-    if extra: raise _unknown(NAMES, extra)
+    if extra: raise _unknown('append', NAMES, extra)
     if actor.__class__ in NOT_CODES: code = ACTORS.code(actor)  # raises: True == 1.0 == 1 in LOOKUP
     else:
         try: code = LOOKUP[actor]
         except (KeyError, TypeError):
-            if actor is _M: raise MissingActorError("append: no actor given; every row needs actor= one of " + repr(list(ACTORS.names)) + " (there is no default: the actor tag is what the store exists to keep)")
+            if actor is _M: raise _no_actor('append', ACTORS.names)
             code = ACTORS.code(actor)
     i = tw.n_staged
     now = _time()

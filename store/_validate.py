@@ -67,20 +67,29 @@ def nonfinite_error(where: str, col: Column, row: int | None = None) -> NonFinit
     )
 
 
-def check_names(where: str, schema: Schema, given, optional: tuple[str, ...], actor_given: bool) -> None:
+def missing_actor_error(where: str, actors) -> MissingActorError:
+    return MissingActorError(
+        f"{where}: no actor given; every row needs actor= one of {list(actors)} "
+        "(there is no default: the actor tag is what the store exists to keep)"
+    )
+
+
+def unknown_columns_error(where: str, schema_names, unknown) -> UnknownColumnError:
+    return UnknownColumnError(
+        f"{where}: unknown column(s) {sorted(unknown)}; the schema declares {list(schema_names)}. "
+        "Add them to the schema at creation (Schema.transition(..., extra=[Column(...)]))"
+    )
+
+
+def check_names(where: str, schema: Schema, given, optional: tuple[str, ...], actor_given: bool,
+                actors) -> None:
     """Raise for a missing actor, missing required columns or unknown extra columns."""
     if not actor_given and ACTOR in schema:
-        raise MissingActorError(
-            f"{where}: no actor given; every row needs actor= one of the store's actors "
-            "(there is no default: the actor tag is what the store exists to keep)"
-        )
+        raise missing_actor_error(where, actors)
     names = set(given)
-    unknown = sorted(names - set(schema.names))
+    unknown = names - set(schema.names)
     if unknown:
-        raise UnknownColumnError(
-            f"{where}: unknown column(s) {unknown}; the schema declares {list(schema.names)}. "
-            "Add them to the schema at creation (Schema.transition(..., extra=[Column(...)]))"
-        )
+        raise unknown_columns_error(where, schema.names, unknown)
     missing = sorted(set(schema.names) - names - set(optional) - {ACTOR})
     if missing:
         raise MissingColumnError(f"{where}: missing required column(s) {missing}")

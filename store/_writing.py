@@ -94,7 +94,7 @@ class WritingMixin:
         """
         self._check_writable("extend")
         n = block_length("extend", columns)
-        check_names("extend", self.schema, columns, self._auto, ACTOR in columns)
+        check_names("extend", self.schema, columns, self._auto, ACTOR in columns, self.actors.names)
         block = {}
         for c in self.schema:
             if c.name == ACTOR:
@@ -220,7 +220,7 @@ class WritingMixin:
         t = self._tables[name]
         where = f"extend_table({name!r})"
         n = block_length(where, columns)
-        check_names(where, t.schema, columns, (), ACTOR in columns)
+        check_names(where, t.schema, columns, (), ACTOR in columns, self.actors.names)
         if ACTOR in t.schema:  # a table's actor column holds vocabulary codes too (names accepted)
             columns = {**columns, ACTOR: self.actors.codes(columns[ACTOR])}
         t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
