@@ -146,6 +146,10 @@ class Schema:
         return tuple(n for n in AUTO_COLUMNS if n in self._by_name)
 
     def to_json(self) -> str:
+        return self._json
+
+    @functools.cached_property  # written into the commit record for every table at every commit
+    def _json(self) -> str:
         return json.dumps([c.to_dict() for c in self.columns])
 
     @classmethod
