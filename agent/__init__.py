@@ -2,7 +2,7 @@
 
 A run in three lines (what ``replaystore train`` and ``replaystore demo`` call)::
 
-    from agent import AgentConfig, train
+    from replaystore.agent import AgentConfig, train
     summary = train(AgentConfig(env_id="CartPole-v1", total_steps=25_000, expert_ratio=0.26), "runs/demo.h5",
                     eval_episodes=10)
     summary["eval_greedy_mean"], summary["expert_fraction"]
@@ -18,7 +18,7 @@ Modules: ``_config`` (AgentConfig), ``_network`` (HybridDQN), ``_envs`` (HybridC
 ``_policy`` (expert, epsilon-greedy, who decides), ``_nstep`` (n-step targets from stored rows),
 ``_learner`` (double DQN + AWR, per-actor gradient norms), ``_metrics`` (TrainMetrics),
 ``_trainlog`` (telemetry tables, [BATCH]/[BUFFER] lines), ``_checkpoint``, ``_agent``, ``_loop``,
-``_evaluate``. Loggers: ``"agent"``.
+``_evaluate``. Loggers: ``"replaystore.agent"``.
 """
 
 from . import errors

@@ -19,7 +19,7 @@ from ._nstep import TRUNCATED, NStepGatherer
 from ._trainlog import TrainLog, batch_line, buffer_line
 from .errors import CheckpointError, ConfigError, TransitionError
 
-log = logging.getLogger("agent")
+log = logging.getLogger("replaystore.agent")
 
 
 class Agent:
@@ -91,7 +91,7 @@ class Agent:
     # ------------------------------------------------------------------ learning
     def _get_sampler(self):
         if self._sampler is None:
-            from store import Sampler
+            from replaystore.store import Sampler
 
             if self.store.commit() == 0:
                 raise ConfigError("train_step: the store has no rows yet; step() some transitions first")

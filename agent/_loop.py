@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from store import Column, ReplayStore, Schema
+from replaystore.store import Column, ReplayStore, Schema
 
 from ._agent import Agent
 from ._config import AgentConfig
@@ -19,7 +19,7 @@ from ._nstep import TRUNCATED
 from ._policy import ActorMixer, CartPoleExpert, epsilon_at
 from .errors import CheckpointError, ConfigError
 
-log = logging.getLogger("agent")
+log = logging.getLogger("replaystore.agent")
 
 
 def run_metadata(config: AgentConfig) -> dict:

@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 
-from store import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
+from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
 
 from ._metrics import TrainMetrics
 
-log = logging.getLogger("agent")
+log = logging.getLogger("replaystore.agent")
 
 _PER_ACTOR = ("batch_count", "td_abs_mean", "reward_mean", "q_mean", "grad_norm")
 

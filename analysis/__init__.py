@@ -3,7 +3,7 @@ comparison, and TD recomputation under a saved checkpoint.
 
 The recorded incident buffer (every frame stored as 'dqn' while the run declared an expert):
 
->>> import analysis
+>>> import replaystore.analysis as analysis
 >>> report = analysis.audit("tests/data/incident.h5")
 >>> [(a.code, a.severity) for a in report.anomalies]
 [('SINGLE_ACTOR', 'error'), ('EXPERT_FRACTION', 'error')]
@@ -30,4 +30,4 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(".plots", __name__)
-    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    raise AttributeError(f"module 'replaystore.analysis' has no attribute {name!r}")

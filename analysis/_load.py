@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from store import TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore, train_samples_schema, train_steps_schema
+from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore, train_samples_schema, train_steps_schema
 
 # The columns a transition frame holds unless the caller names others.
 DEFAULT_COLUMNS = ("actor", "episode", "step", "reward", "done", "time")

@@ -81,7 +81,7 @@ def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = T
     import torch
     from tqdm import tqdm
 
-    from agent import load_network  # analysis needs the agent only to rebuild a network
+    from replaystore.agent import load_network  # analysis needs the agent only to rebuild a network
 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size={batch_size}: expected a positive number of rows")

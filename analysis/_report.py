@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from store import FORMAT_VERSION, TRAIN_SAMPLES, TRAIN_STEPS
+from replaystore.store import FORMAT_VERSION, TRAIN_SAMPLES, TRAIN_STEPS
 
 from . import _anomalies, _stats, _training
 from ._anomalies import Anomaly

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from store import TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore, Schema, train_samples_schema, train_steps_schema
+from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore, Schema, train_samples_schema, train_steps_schema
 
 T0 = 1_700_000_000.0   # synthetic start of the run (seconds since the epoch)
 DT = 0.001             # synthetic seconds between transitions

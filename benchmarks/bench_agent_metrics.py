@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agent import Agent, AgentConfig, EnvSpec, TrainMetrics, per_actor_stats, store_schema
-from store import ReplayStore
+from replaystore.agent import Agent, AgentConfig, EnvSpec, TrainMetrics, per_actor_stats, store_schema
+from replaystore.store import ReplayStore
 
 
 def _fill(store, rows: int, seed: int = 0) -> None:

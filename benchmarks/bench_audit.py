@@ -23,8 +23,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 COLUMNS = ("actor", "episode", "step", "reward", "done", "time")
 
 
@@ -55,8 +53,8 @@ def run(tmp: str) -> int:
 
     import h5py
 
-    from analysis import audit, load_transitions
-    from analysis._synthetic import RunSpec, write_run
+    from replaystore.analysis import audit, load_transitions
+    from replaystore.analysis._synthetic import RunSpec, write_run
 
     path = args.path or os.path.join(tmp, "run.h5")
     if not os.path.exists(path):
@@ -95,7 +93,7 @@ def run(tmp: str) -> int:
 
 
 def _audit_and_write(path, out) -> None:
-    from analysis import audit, plots
+    from replaystore.analysis import audit, plots
 
     report = audit(path)
     files = plots.save_figures(report, out)

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench_store import CDIM, STATE, make_rows  # the same rows as the store benchmark
-from store import ReplayStore, Sampler, Schema
+from replaystore.store import ReplayStore, Sampler, Schema
 FRACTIONS = {"expert": 0.25, "dqn": 0.75}
 STRATEGY_KW = {"uniform": {}, "stratified": {"actor_fractions": FRACTIONS}, "prioritized": {}}
 TARGETS = {"uniform": 0.9, "stratified": 0.8, "prioritized": 0.5}

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from store import ReplayStore, Schema
+from replaystore.store import ReplayStore, Schema
 
 STATE = 128
 CDIM = 2

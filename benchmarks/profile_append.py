@@ -18,8 +18,8 @@ import time
 
 from bench_store import CDIM, STATE, NumpyRows, make_rows, per_row_calls
 
-from store import ReplayStore, Schema
-from store import _writer
+from replaystore.store import ReplayStore, Schema
+from replaystore.store import _writer
 
 
 def timed_store(path, n, calls, schema, **kw):

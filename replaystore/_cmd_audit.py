@@ -37,7 +37,7 @@ def _expected(args) -> dict | None:
 
 
 def run(args) -> int:
-    from store.errors import StoreError
+    from replaystore.store.errors import StoreError
 
     try:
         return _run(args)
@@ -50,7 +50,7 @@ def run(args) -> int:
 def _run(args) -> int:
     from tqdm import tqdm
 
-    from analysis import audit, plots
+    from replaystore.analysis import audit, plots
 
     report = audit(args.path, _expected(args), bucket_rows=args.bucket_rows, progress="auto")
     os.makedirs(args.out, exist_ok=True)

@@ -40,10 +40,10 @@ def _tolerances(args) -> dict:
 
 
 def run(args) -> int:
-    from store.errors import StoreError
+    from replaystore.store.errors import StoreError
 
     try:
-        from analysis import compare
+        from replaystore.analysis import compare
 
         c = compare(args.baseline, args.candidate, _tolerances(args))
     except (StoreError, ValueError, TypeError, KeyError, OSError) as e:

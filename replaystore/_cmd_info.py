@@ -12,9 +12,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from store import ReplayStore
-    from store._summary import format_summary, summarize
-    from store.errors import StoreError
+    from replaystore.store import ReplayStore
+    from replaystore.store._summary import format_summary, summarize
+    from replaystore.store.errors import StoreError
 
     try:
         with ReplayStore.open(args.path, "r") as s:

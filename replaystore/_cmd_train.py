@@ -28,12 +28,12 @@ def add_arguments(p) -> None:
 
 def build_config(args):
     """An ``AgentConfig`` from the parsed flags (on resume, the store's recorded config is the base)."""
-    from agent import AgentConfig
-    from agent.errors import ConfigError
+    from replaystore.agent import AgentConfig
+    from replaystore.agent.errors import ConfigError
 
     base = {}
     if args.resume:
-        from store import ReplayStore
+        from replaystore.store import ReplayStore
 
         with ReplayStore.open(args.out, "r") as s:
             base = dict(s.metadata.get("config", {}))
@@ -61,15 +61,15 @@ def run(args) -> int:
 
     from tqdm.auto import tqdm
 
-    from agent import train
-    from agent.errors import AgentError
-    from store.errors import StoreError
+    from replaystore.agent import train
+    from replaystore.agent.errors import AgentError
+    from replaystore.store.errors import StoreError
 
     class _TqdmHandler(logging.Handler):
         def emit(self, record):
             tqdm.write(self.format(record))
 
-    log = logging.getLogger("agent")
+    log = logging.getLogger("replaystore.agent")
     if not args.quiet and not log.handlers:
         log.addHandler(_TqdmHandler())
         log.setLevel(logging.INFO)

@@ -13,7 +13,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing pinned dependencies (torch CPU wheel, h5py, pandas, ...)" >&2
   log="$venv/install.log"
   if ! { "$venv/bin/python" -m pip install --disable-pip-version-check -r "$root/requirements.txt" &&
-         "$venv/bin/python" -m pip install --disable-pip-version-check --no-deps --no-build-isolation --config-settings editable_mode=compat -e "$root"; } >"$log" 2>&1; then
+         "$venv/bin/python" -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e "$root"; } >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "[setup] pip install failed; full log in $log" >&2
     exit 1

@@ -23,10 +23,8 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from analysis import audit  # noqa: E402
-from analysis._synthetic import RunSpec, corrupt, drop_sidecar, write_run  # noqa: E402
+from replaystore.analysis import audit
+from replaystore.analysis._synthetic import RunSpec, corrupt, drop_sidecar, write_run
 
 DATA = os.path.join(ROOT, "tests", "data")
 SMALL = dict(rows=3072, window=1024, train_steps=200, batch_size=32, samples_every=8)

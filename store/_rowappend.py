@@ -26,7 +26,7 @@ _MISSING = object()
 # A row with NaN/inf makes the finiteness dot (and a float64 -> float32 cast that overflows) emit
 # numpy RuntimeWarnings just before we raise NonFiniteError for it. The error says it all; these
 # warnings are ignored for the generated code only (np.errstate per row would cost more than the row).
-GENERATED_MODULE = "store._rowappend_generated"
+GENERATED_MODULE = "replaystore.store._rowappend_generated"
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=GENERATED_MODULE.replace(".", r"\."))
 
 

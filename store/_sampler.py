@@ -34,7 +34,7 @@ class Sampler:
     """Batches of committed rows from the replay window ``[max(0, N - window), N)``.
 
     >>> import tempfile, os
-    >>> from store import Schema
+    >>> from replaystore.store import Schema
     >>> p = os.path.join(tempfile.mkdtemp(), "run.h5")
     >>> with ReplayStore.create(p, Schema.transition((2,)), actors=("expert", "dqn")) as s:
     ...     _ = s.extend({"actor": ["expert"] * 4 + ["dqn"] * 12, "state": np.zeros((16, 2), "f4"),
@@ -68,7 +68,7 @@ class Sampler:
 
     def __init__(self, source, batch_size: int, *, strategy: str = "uniform",
                  actor_fractions: Mapping[str, float] | None = None, alpha: float = 0.6, beta: float = 0.4,
-                 seed: int | None = None, as_torch: bool = True, columns: Sequence[str] | None = None):
+                 seed: int | None = None, as_torch: bool = False, columns: Sequence[str] | None = None):
         if strategy not in STRATEGIES:
             raise SamplerError(f"strategy={strategy!r} is unknown; expected one of {list(STRATEGIES)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
@@ -79,6 +79,13 @@ class Sampler:
             raise SamplerError(f"as_torch={as_torch!r}: expected True (torch tensors) or False (numpy arrays)")
         self.strategy = strategy
         self.batch_size = int(batch_size)
+        if as_torch:
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                raise SamplerError("as_torch=True asks for torch tensors, but torch is not installed; install it "
+                                   "with `pip install 'replaystore[agent]'`, or pass as_torch=False for numpy "
+                                   "arrays") from None
         self.as_torch = as_torch
         self.alpha = _check_number("alpha", alpha, "the priority exponent, 0 = uniform")
         self.beta = beta

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent import Agent, AgentConfig, EnvSpec, store_schema
-from store import ReplayStore
+from replaystore.agent import Agent, AgentConfig, EnvSpec, store_schema
+from replaystore.store import ReplayStore
 
 CARTPOLE = EnvSpec((4,), 2, 0)
 HYBRID = EnvSpec((4,), 2, 1)

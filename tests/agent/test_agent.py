@@ -9,10 +9,10 @@ import pathlib
 import numpy as np
 import pytest
 
-import agent as agent_pkg
-from agent import Agent, errors
-from store import ReplayStore
-from store.errors import MissingActorError, UnknownActorError
+import replaystore.agent as agent_pkg
+from replaystore.agent import Agent, errors
+from replaystore.store import ReplayStore
+from replaystore.store.errors import MissingActorError, UnknownActorError
 
 from agent_helpers import CARTPOLE, HYBRID, fill, make_agent, tiny_config
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import pytest
 
-from agent import load_network, save_checkpoint
-from agent.errors import CheckpointError
+from replaystore.agent import load_network, save_checkpoint
+from replaystore.agent.errors import CheckpointError
 
 from agent_helpers import HYBRID, fill, make_agent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from replaystore.cli import main
-from store import ReplayStore
+from replaystore.store import ReplayStore
 
 
 def test_train_command_writes_a_store(tmp_path, capsys):

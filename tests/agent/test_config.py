@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from agent import AgentConfig
-from agent.errors import ConfigError
+from replaystore.agent import AgentConfig
+from replaystore.agent.errors import ConfigError
 
 
 @pytest.mark.parametrize("kw,match", [

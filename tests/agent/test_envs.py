@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agent import CartPoleExpert, HybridCartPole, env_spec, evaluate_expert, make_env
-from agent.errors import EnvironmentSpecError
+from replaystore.agent import CartPoleExpert, HybridCartPole, env_spec, evaluate_expert, make_env
+from replaystore.agent.errors import EnvironmentSpecError
 
 
 def test_hybrid_action_space_and_spec():
@@ -60,7 +60,7 @@ def test_expert_balances_the_pole():
 
 def test_expert_refuses_other_environments():
     """The CartPole expert on an env with other spaces is an error, not a wrong controller."""
-    from agent import EnvSpec
+    from replaystore.agent import EnvSpec
 
     with pytest.raises(ValueError, match="CartPoleExpert drives CartPole"):
         CartPoleExpert(EnvSpec((3,), 3, 0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agent import AgentConfig, HybridDQN
-from agent._learner import Batch, Learner
+from replaystore.agent import AgentConfig, HybridDQN
+from replaystore.agent._learner import Batch, Learner
 
 
 def _batch(B=32, seed=0, cdim=1):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import replaystore
-from agent import train
-from agent.errors import CheckpointError, ConfigError
-from store import TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore
+from replaystore.agent import train
+from replaystore.agent.errors import CheckpointError, ConfigError
+from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore
 
 from agent_helpers import tiny_config
 
@@ -77,8 +77,8 @@ def test_resume_needs_same_env_and_a_checkpoint(tmp_path):
     train(tiny_config(total_steps=250), out, progress=False)
     with pytest.raises(ConfigError, match="recorded on env 'CartPole-v1', not 'HybridCartPole-v1'"):
         train(tiny_config(total_steps=300, env_id="HybridCartPole-v1"), out, resume=True, progress=False)
-    from agent import store_schema
-    from agent._envs import EnvSpec
+    from replaystore.agent import store_schema
+    from replaystore.agent._envs import EnvSpec
 
     bare = tmp_path / "bare.h5"
     ReplayStore.create(bare, store_schema(EnvSpec((4,), 2, 0)), metadata={"env_id": "CartPole-v1"}).close()

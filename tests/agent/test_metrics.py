@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent import TrainMetrics, per_actor_stats
+from replaystore.agent import TrainMetrics, per_actor_stats
 
 
 def reference(codes, td, reward, q, n_actors):

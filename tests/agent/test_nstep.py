@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent import nstep_targets
-from agent._nstep import NStepGatherer
+from replaystore.agent import nstep_targets
+from replaystore.agent._nstep import NStepGatherer
 
 from agent_helpers import make_agent
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent import ActorMixer, CartPoleExpert, EnvSpec, HybridDQN, epsilon_at
+from replaystore.agent import ActorMixer, CartPoleExpert, EnvSpec, HybridDQN, epsilon_at
 
 SPEC = EnvSpec((4,), 2, 1)
 

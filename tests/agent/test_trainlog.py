@@ -6,8 +6,8 @@ import logging
 
 import numpy as np
 
-from agent._trainlog import batch_line, buffer_line
-from store import TRAIN_SAMPLES, TRAIN_STEPS
+from replaystore.agent._trainlog import batch_line, buffer_line
+from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS
 
 from agent_helpers import fill, make_agent
 
@@ -41,9 +41,9 @@ def test_lines_appear_at_their_cadence_with_the_right_numbers(tmp_path, caplog):
     """[BATCH] every 5 steps with that step's counts, [BUFFER] every 10 with the store's counts."""
     a = make_agent(tmp_path, log_batch_every=5, log_buffer_every=10)
     fill(a, 200, expert_every=4)
-    caplog.set_level(logging.INFO, logger="agent")
+    caplog.set_level(logging.INFO, logger="replaystore.agent")
     metrics = [a.train_step() for _ in range(20)]
-    lines = [r.getMessage() for r in caplog.records if r.name == "agent"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "replaystore.agent"]
     expected = []
     for m in metrics:
         if m.step % 5 == 0:

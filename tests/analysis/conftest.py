@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from analysis_helpers import TINY
 
-from analysis._synthetic import RunSpec, write_run
-from store import ReplayStore, Schema
+from replaystore.analysis._synthetic import RunSpec, write_run
+from replaystore.store import ReplayStore, Schema
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from analysis_helpers import recorded, rows_block
 
-from analysis import Anomaly, audit
-from analysis._synthetic import corrupt
-from store import ReplayStore, Schema
+from replaystore.analysis import Anomaly, audit
+from replaystore.analysis._synthetic import corrupt
+from replaystore.store import ReplayStore, Schema
 
 
 def by_code(report) -> dict:
@@ -83,7 +83,7 @@ def test_td_threshold_is_configurable(make_run):
 
 def test_nonfinite_telemetry_values(tmp_path, make_run):
     """A NaN td_abs_mean for an actor that was sampled is an error; NaN where it was not sampled is not."""
-    from analysis._synthetic import RunSpec, write_run
+    from replaystore.analysis._synthetic import RunSpec, write_run
 
     path = tmp_path / "nan.h5"
     write_run(path, RunSpec(rows=1200, window=512, train_steps=80, batch_size=32, samples_every=2))
@@ -154,7 +154,7 @@ def test_stratified_sampler_is_checked_against_its_declared_fractions(make_run):
 
 def test_every_raised_code_is_documented():
     """Each anomaly code the recorded buffers raise is listed in ANOMALY_CODES with its severity."""
-    from analysis import ANOMALY_CODES
+    from replaystore.analysis import ANOMALY_CODES
 
     for name in ("incident", "corrupt"):
         for a in audit(recorded(name)).anomalies:
@@ -179,7 +179,7 @@ def test_single_actor_vocabulary_with_a_declared_expert(tmp_path):
 
 def test_telemetry_for_another_vocabulary(tmp_path):
     """train_steps written for 3 actors in a 2-actor store is an error, not a crash."""
-    from store import TRAIN_STEPS, train_steps_schema
+    from replaystore.store import TRAIN_STEPS, train_steps_schema
 
     path = tmp_path / "shape.h5"
     with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("expert", "dqn"), window=100) as s:

@@ -7,7 +7,7 @@ import json
 import pytest
 from analysis_helpers import RECORDED, golden, recorded
 
-from analysis import BaselineFormatError, assert_audit_matches, audit, compare
+from replaystore.analysis import BaselineFormatError, assert_audit_matches, audit, compare
 
 
 @pytest.mark.parametrize("name", RECORDED)

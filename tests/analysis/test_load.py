@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import load_train_samples, load_train_steps, load_transitions
-from store import ReplayStore, Schema, errors
+from replaystore.analysis import load_train_samples, load_train_steps, load_transitions
+from replaystore.store import ReplayStore, Schema, errors
 
 from analysis_helpers import recorded, rows_block
 

@@ -10,7 +10,7 @@ import nbformat
 from analysis_helpers import recorded
 from nbclient import NotebookClient
 
-from analysis import plots
+from replaystore.analysis import plots
 
 NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                         "notebooks", "forensics.ipynb")

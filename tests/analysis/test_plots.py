@@ -6,7 +6,7 @@ import pytest
 from analysis_helpers import golden, recorded
 from matplotlib.figure import Figure
 
-from analysis import AuditReport, audit, plots
+from replaystore.analysis import AuditReport, audit, plots
 
 
 @pytest.fixture(scope="module")

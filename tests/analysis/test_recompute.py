@@ -7,15 +7,15 @@ import pytest
 import torch
 from analysis_helpers import rows_block
 
-from analysis import recompute_td
-from store import ReplayStore, Schema
+from replaystore.analysis import recompute_td
+from replaystore.store import ReplayStore, Schema
 
 GAMMA, N = 0.9, 3
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    from agent import HybridDQN, save_checkpoint
+    from replaystore.agent import HybridDQN, save_checkpoint
 
     torch.manual_seed(0)
     net = HybridDQN((4,), n_discrete=3, continuous_dim=1, hidden=(8,))

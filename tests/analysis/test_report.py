@@ -7,8 +7,8 @@ import json
 import pytest
 from analysis_helpers import recorded, rows_block
 
-from analysis import AuditReport, BaselineFormatError, audit
-from store import ReplayStore, Schema, errors
+from replaystore.analysis import AuditReport, BaselineFormatError, audit
+from replaystore.store import ReplayStore, Schema, errors
 
 
 @pytest.fixture(scope="module")

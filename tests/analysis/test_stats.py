@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis import _stats
+from replaystore.analysis import _stats
 
 
 def test_describe_counts_nonfinite_and_uses_finite_values():

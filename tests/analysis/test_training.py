@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis import _training
+from replaystore.analysis import _training
 
 NAMES = ("expert", "dqn")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store import ReplayStore
+from replaystore.store import ReplayStore
 
 import writer_proc
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from store import ReplayStore, errors
+from replaystore.store import ReplayStore, errors
 
 import writer_proc
 from conftest import assert_columns_equal, check_writer_rows

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from store import ReplayStore
+from replaystore.store import ReplayStore
 
 import writer_proc
 from conftest import append_writer_rows, check_writer_rows

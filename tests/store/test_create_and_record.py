@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from store import ReplayStore, Schema
-from store.errors import StoreNotFoundError
+from replaystore.store import ReplayStore, Schema
+from replaystore.store.errors import StoreNotFoundError
 
 CREATOR = """
 import sys
-from store import ReplayStore, Schema
+from replaystore.store import ReplayStore, Schema
 print("go", flush=True)
 while True:
     ReplayStore.create(sys.argv[1], Schema.transition((64,), continuous_dim=2), window=100_000).close()
@@ -81,7 +81,7 @@ def test_damaged_record_falls_back_to_the_hdf5_file(tmp_path, damage):
 def test_signature_changes_with_every_commit(tmp_path):
     """Commits in quick succession with records of equal size still change the signature
     (inode numbers are reused and mtimes tick coarsely; the seq in the record's head is unique)."""
-    from store import _commit
+    from replaystore.store import _commit
 
     path = str(tmp_path / "run.h5")
     with ReplayStore.create(path, Schema.transition((4,)), window=100) as s:

@@ -9,12 +9,12 @@ import warnings
 import numpy as np
 import pytest
 
-from store import ReplayStore
+from replaystore.store import ReplayStore
 
 WRITER = """
 import os, signal, sys
 import numpy as np
-from store import ReplayStore, Schema
+from replaystore.store import ReplayStore, Schema
 s = ReplayStore.create(sys.argv[1], Schema.transition((8,)), window=10000)
 for i in range(5000):
     s.append(actor="expert" if i % 3 == 0 else "dqn", state=np.full(8, i, "f4"), next_state=np.full(8, i + 1, "f4"),

@@ -15,10 +15,10 @@ import pytest
 import torch
 from scipy import stats
 
-from store import ReplayStore, Sampler, Schema
-from store._sampler_index import ActorRows, largest_remainder
-from store._sumtree import SumTree
-from store.errors import EmptyWindowError, SamplerError
+from replaystore.store import ReplayStore, Sampler, Schema
+from replaystore.store._sampler_index import ActorRows, largest_remainder
+from replaystore.store._sumtree import SumTree
+from replaystore.store.errors import EmptyWindowError, SamplerError
 
 ACTORS = ("expert", "dqn", "random")
 SCHEMA = Schema.transition((3,), continuous_dim=2, discrete_dtype="int16")
@@ -119,7 +119,7 @@ def test_uniform_rows_stay_in_window_and_committed(filled):
 def test_torch_batch_dtypes_zero_copy_and_threads_untouched(filled):
     """as_torch gives one tensor per column with the schema's dtype, plus row/actor/weight."""
     threads = torch.get_num_threads()
-    b = next(iter(Sampler(filled, 64, seed=0)))
+    b = next(iter(Sampler(filled, 64, seed=0, as_torch=True)))
     assert torch.get_num_threads() == threads
     assert set(b) == set(SCHEMA.names) | {"row", "weight"}
     for c in SCHEMA:
@@ -347,7 +347,7 @@ def test_no_hdf5_call_per_batch(path, no_hdf5, monkeypatch, mode):
 CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from store import Sampler
+    from replaystore.store import Sampler
     path, final, block = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     sm = Sampler(path, 64, seed=0, as_torch=False)
     print("ready", flush=True)
@@ -565,3 +565,12 @@ def test_sum_tree_against_cumsum():
     close = np.isclose(np.cumsum(values)[np.minimum(want, len(values) - 1)], prefix)  # ties at edges
     assert np.array_equal(got[~close], want[~close])
     assert (values[got] > 0).all()
+
+
+def test_numpy_by_default_and_a_clear_error_for_torch_without_torch(filled, monkeypatch):
+    """The light core returns numpy; asking for tensors where torch is missing names the extra."""
+    b = Sampler(filled, 8, seed=0).sample()
+    assert all(isinstance(v, np.ndarray) for v in b.values())
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    with pytest.raises(SamplerError, match=r"torch is not installed.*replaystore\[agent\]"):
+        Sampler(filled, 8, seed=0, as_torch=True)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from store import Actors, errors
+from replaystore.store import Actors, errors
 
 from strategies import actor_vocabularies
 

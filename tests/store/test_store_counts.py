@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from store import ReplayStore
+from replaystore.store import ReplayStore
 
 import writer_proc
 from conftest import append_writer_rows

@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from store import ReplayStore, Schema, errors
-from store._commit import record_path
+from replaystore.store import ReplayStore, Schema, errors
+from replaystore.store._commit import record_path
 
 import writer_proc
 from conftest import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, row

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from store import FORMAT_VERSION, TRAIN_STEPS, Column, ReplayStore, Schema, train_steps_schema
+from replaystore.store import FORMAT_VERSION, TRAIN_STEPS, Column, ReplayStore, Schema, train_steps_schema
 
 import writer_proc
 from conftest import append_writer_rows

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store import Column, ReplayStore, Schema
+from replaystore.store import Column, ReplayStore, Schema
 
 N_ROWS = 9_000
 SCHEMA = Schema.transition((3,), continuous_dim=0, discrete_dtype="int16", extra=[

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from store import Column, ReplayStore, Schema, errors
-from store._format import PREFIX_EVERY
+from replaystore.store import Column, ReplayStore, Schema, errors
+from replaystore.store._format import PREFIX_EVERY
 
 from conftest import same_bits
 from strategies import StoreConfig, block_sizes, given_auto, random_block, seeds, store_configs

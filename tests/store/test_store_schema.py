@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store import Column, Schema, errors
+from replaystore.store import Column, Schema, errors
 
 from strategies import UNSUPPORTED_DTYPES, columns, identifiers, not_identifiers, store_configs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from store import TRAIN_SAMPLES, errors, train_samples_schema
+from replaystore.store import TRAIN_SAMPLES, errors, train_samples_schema
 
 from conftest import DROP, assert_nothing_lost
 

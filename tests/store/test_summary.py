@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from store import ReplayStore, Schema
+from replaystore.store import ReplayStore, Schema
 
 
 def _store(path, n=300):

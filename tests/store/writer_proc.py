@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from store import Column, ReplayStore, Schema
+from replaystore.store import Column, ReplayStore, Schema
 
 ACTORS = ("expert", "dqn", "random")
 EPISODE_LEN = 11  # a row with id % 11 == 10 ends its episode
