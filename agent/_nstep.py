@@ -51,26 +51,26 @@ class NStepGatherer:
         self.gamma = float(gamma)
         self.has_truncated = TRUNCATED in store.schema
         self._offsets = np.arange(self.n, dtype=np.int64)
+        self._columns = ["reward", "episode", "done"] + ([TRUNCATED] if self.has_truncated else [])
 
     def __call__(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(G, boot_rows, discount)``: bootstrap from ``next_state[boot_rows]`` times ``discount``."""
         rows = np.asarray(rows, np.int64)
-        maps = self.store.column_maps()
-        mf = self.store.mapped_file
         committed = len(self.store)
         win = rows[:, None] + self._offsets
         valid = win < committed
         flat = np.minimum(win, committed - 1).reshape(-1)
         shape = win.shape
-        reward = maps["reward"].gather(mf, flat).reshape(shape)
-        episode = maps["episode"].gather(mf, flat).reshape(shape)
-        done = maps["done"].gather(mf, flat).reshape(shape).astype(bool)
+        cols = self.store.gather(flat, self._columns)
+        reward = cols["reward"].reshape(shape)
+        episode = cols["episode"].reshape(shape)
+        done = cols["done"].reshape(shape).astype(bool)
         if self.has_truncated:
-            terminal = done & ~maps[TRUNCATED].gather(mf, flat).reshape(shape).astype(bool)
+            terminal = done & ~cols[TRUNCATED].reshape(shape).astype(bool)
         else:
             terminal = done
         G, last, discount = nstep_targets(reward, episode, done, terminal, valid, self.gamma)
         return G, rows + last, discount
 
     def next_states(self, boot_rows: np.ndarray) -> np.ndarray:
-        return self.store.column_maps()["next_state"].gather(self.store.mapped_file, boot_rows)
+        return self.store.gather(boot_rows, "next_state")["next_state"]

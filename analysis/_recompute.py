@@ -27,25 +27,25 @@ def _nstep(reward, episode, done, terminal, valid, gamma):
     return g, last, discount
 
 
-def _batch(net, maps, mf, rows, hi, n, gamma, has_trunc):
+def _batch(net, s, rows, hi, n, gamma, has_trunc):
     """``(q, target)`` of ``rows`` under ``net``: n-step return plus the bootstrapped max Q."""
     import torch
 
     win = rows[:, None] + np.arange(n, dtype=np.int64)
     valid = win < hi
     flat = np.minimum(win, hi - 1).reshape(-1)
-    g = {c: maps[c].gather(mf, flat).reshape(win.shape) for c in ("reward", "episode", "done")}
+    g = {c: v.reshape(win.shape) for c, v in s.gather(flat, ["reward", "episode", "done"]).items()}
     done = g["done"].astype(bool)
-    term = done & ~maps[TRUNCATED].gather(mf, flat).reshape(win.shape).astype(bool) if has_trunc else done
+    term = done & ~s.gather(flat, TRUNCATED)[TRUNCATED].reshape(win.shape).astype(bool) if has_trunc else done
     ret, last, discount = _nstep(g["reward"], g["episode"], done, term, valid, gamma)
-    action = maps["discrete_action"].gather(mf, rows).astype(np.int64)
-    q_all = net(torch.from_numpy(maps["state"].gather(mf, rows)))[0]
+    action = s.gather(rows, "discrete_action")["discrete_action"].astype(np.int64)
+    q_all = net(torch.from_numpy(s.gather(rows, "state")["state"]))[0]
     if action.size and (action.min() < 0 or action.max() >= q_all.shape[1]):
         bad = int(action[(action < 0) | (action >= q_all.shape[1])][0])
         raise ValueError(f"row discrete_action {bad} is outside the checkpoint's {q_all.shape[1]} discrete "
                          "actions: checkpoint and store differ")
     q = q_all.gather(1, torch.from_numpy(action)[:, None])[:, 0].double().numpy()
-    boot = net(torch.from_numpy(maps["next_state"].gather(mf, rows + last)))[0].max(1).values.double().numpy()
+    boot = net(torch.from_numpy(s.gather(rows + last, "next_state")["next_state"]))[0].max(1).values.double().numpy()
     return q, ret + discount * boot
 
 
@@ -101,13 +101,12 @@ def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = T
         if want is not None and tuple(want) != s.schema["state"].shape:
             raise ValueError(f"checkpoint {checkpoint} takes states of shape {tuple(want)}, but the store's "
                              f"'state' column has shape {s.schema['state'].shape}: checkpoint and store differ")
-        maps, mf = s.column_maps(), s.mapped_file
         has_trunc = TRUNCATED in s.schema
         parts = []
         with torch.no_grad():
             for b0 in tqdm(range(lo, hi, int(batch_size)), desc="recompute TD", unit="batch", disable=not progress):
                 rows = np.arange(b0, min(hi, b0 + int(batch_size)), dtype=np.int64)
-                parts.append((rows, *_batch(net, maps, mf, rows, hi, n, gamma, has_trunc)))
+                parts.append((rows, *_batch(net, s, rows, hi, n, gamma, has_trunc)))
         names = s.actors.names
         rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         cols = s.read(["actor", "episode", "step", "reward", "done"], lo, hi)

@@ -97,6 +97,35 @@ class ReadingMixin:
             out[c] = m.read(self._mf, lo, hi) if m is not None else np.empty((hi - lo, *schema[c].shape), schema[c].dtype)
         return out
 
+    def gather(self, rows, columns=None, table: str = TRANSITIONS) -> dict[str, np.ndarray]:
+        """Committed rows ``rows`` (any order, repeats allowed) of ``columns`` as new numpy arrays.
+
+        The one random-access read that the sampler, the agent's n-step targets and the analysis
+        use: it goes through the mapping, never through HDF5. Every row must be committed.
+        """
+        if self._closed:
+            raise ClosedStoreError(f"gather: the store {self.path} is closed")
+        rec = self._table_record(table)
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+            raise TypeError(f"gather: rows must be a 1-d array of integer row ids, got dtype {rows.dtype} and "
+                            f"shape {rows.shape}")
+        rows = rows.astype(np.int64, copy=False)
+        if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= rec.rows):
+            raise IndexError(f"gather: row ids must lie in [0, {rec.rows}) (the committed rows of {table!r}); got "
+                             f"min {int(rows.min())}, max {int(rows.max())}")
+        maps = self.column_maps(table)
+        schema = Schema.from_json(rec.schema_json) if table != TRANSITIONS else self.schema
+        names = schema.names if columns is None else ([columns] if isinstance(columns, str) else list(columns))
+        unknown = [c for c in names if c not in schema]
+        if unknown:
+            raise KeyError(f"gather: unknown column(s) {unknown}; {table!r} has {list(schema.names)}")
+        out = {}
+        for c in names:
+            m = maps.get(c)
+            out[c] = m.gather(self._mf, rows) if m is not None else np.empty((len(rows), *schema[c].shape), schema[c].dtype)
+        return out
+
     def read(self, columns=None, start: int | None = None, stop: int | None = None) -> dict[str, np.ndarray]:
         """Committed transition rows ``[start, stop)`` (Python slice rules) as numpy arrays."""
         return self.read_table(TRANSITIONS, columns, start, stop)

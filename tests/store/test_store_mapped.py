@@ -133,3 +133,27 @@ def test_every_chunk_is_aligned_in_small_stores(tmp_path):
                 assert (m.chunk_elem * m.column.dtype.itemsize % 4096 == 0).all(), (table, name)
         assert r.read(["state"])["state"][:, 0].tolist() == np.repeat(np.arange(6.0), 700).tolist()
         assert r.read_table("log", ["x"])["x"][:, 2].tolist() == np.repeat(np.arange(6.0), 400).tolist()
+
+
+def test_public_gather_matches_read_and_refuses_uncommitted_rows(tmp_path):
+    """store.gather(rows, columns) returns the rows read() returns, in the order asked, and only committed ones."""
+    path = str(tmp_path / "g.h5")
+    schema = Schema.transition((3,))
+    with ReplayStore.create(path, schema, actors=("expert", "dqn")) as s:
+        n = 300
+        s.extend({"actor": ["expert", "dqn", "dqn"] * (n // 3), "state": np.arange(n * 3).reshape(n, 3),
+                  "next_state": np.arange(n * 3).reshape(n, 3) + 1, "discrete_action": np.arange(n) % 2,
+                  "continuous_action": np.zeros((n, 0)), "reward": np.arange(n) / 7, "done": np.arange(n) % 9 == 8})
+        s.commit()
+        rows = np.array([299, 0, 5, 5, 150])
+        got = s.gather(rows, ["state", "actor", "reward"])
+        full = s.read()
+        for c in ("state", "actor", "reward"):
+            np.testing.assert_array_equal(full[c][rows], got[c])
+        assert list(s.gather(rows)) == list(schema.names)
+        with pytest.raises(IndexError, match=r"\[0, 300\).*max 300"):
+            s.gather(np.array([300]), "state")
+        with pytest.raises(TypeError, match="integer row ids"):
+            s.gather(np.array([0.5]), "state")
+        with pytest.raises(KeyError, match="unknown column"):
+            s.gather(rows, "nope")
