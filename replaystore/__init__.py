@@ -29,6 +29,7 @@ _EXPORTS = {
     "Column": ("replaystore.store", "Column"),
     "Actors": ("replaystore.store", "Actors"),
     "Sampler": ("replaystore.store", "Sampler"),
+    "Run": ("replaystore.store", "Run"),
     "FORMAT_VERSION": ("replaystore.store", "FORMAT_VERSION"),
     "audit": ("replaystore.analysis", "audit"),
     "AuditReport": ("replaystore.analysis", "AuditReport"),

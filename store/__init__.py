@@ -1,6 +1,7 @@
 """replaystore's store: an RL replay buffer kept as a chunked HDF5 file with a mandatory actor column.
 
-Public names: ``Schema``, ``Column``, ``ReplayStore``, ``Actors``, ``errors``, ``FORMAT_VERSION``.
+Public names: ``Schema``, ``Column``, ``ReplayStore``, ``Actors``, ``errors``, ``FORMAT_VERSION``,
+``Run`` (a folder of shards, one store per writing process).
 """
 
 from . import errors
@@ -9,7 +10,8 @@ from ._format import FORMAT_VERSION, TRANSITIONS
 from ._schema import Column, Schema
 from ._sampler import Sampler
 from ._store import ReplayStore
+from ._run import Run
 from ._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
 
-__all__ = ["Actors", "Column", "FORMAT_VERSION", "ReplayStore", "Sampler", "Schema", "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors",
+__all__ = ["Actors", "Column", "FORMAT_VERSION", "ReplayStore", "Run", "Sampler", "Schema", "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors",
            "train_samples_schema", "train_steps_schema"]

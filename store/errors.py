@@ -105,3 +105,15 @@ class SamplerError(StoreError, ValueError):
 
 class EmptyWindowError(SamplerError):
     """There is nothing to sample from (no committed rows, or none of a requested actor)."""
+
+
+# A run of shards (store/_run.py): kept apart from the list above so each part's errors stay together.
+__all__ += ["RunError", "ShardMismatchError"]
+
+
+class RunError(StoreError, ValueError):
+    """A run folder is missing, damaged, of an unknown format version, or used the wrong way."""
+
+
+class ShardMismatchError(RunError):
+    """A shard's schema, actor vocabulary or window differs from its run's record."""

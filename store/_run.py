@@ -1,0 +1,218 @@
+"""``Run``: one folder of shards, one ``ReplayStore`` per writing process, under one record.
+
+Layout of a run folder::
+
+    run.json               the record: format, version, uuid, schema, actors, window, metadata
+    shards/<name>.h5       one store per writing process (plus its ``.commit`` record)
+
+The record is written once, atomically, at creation and never changes, so readers need no lock
+and no file is ever written by two processes: each shard has its own writer (the store's own
+lock refuses a second one). Shards are found by listing the folder, so a shard that a new worker
+creates mid-run appears to every reader at its next look.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid as _uuid
+from collections.abc import Mapping, Sequence
+
+from ._actors import Actors
+from ._schema import Schema
+from ._store import ReplayStore
+from .errors import RunError, ShardMismatchError, StoreNotFoundError
+
+RUN_FORMAT = "replaystore-run"
+RUN_FORMAT_VERSION = 1
+RECORD = "run.json"
+SHARDS = "shards"
+SHARD_SUFFIX = ".h5"
+# A shard name becomes a file name: keep it to characters that mean the same on every filesystem.
+_SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class Run:
+    """A run: many shards (one ``ReplayStore`` each) that share one schema, vocabulary and window.
+
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "run")
+    >>> run = Run.create(p, Schema.transition((2,)), actors=("expert", "dqn"), window=1000)
+    >>> with run.create_shard("worker-0") as s:
+    ...     s.append(actor="dqn", state=np.zeros(2, "f4"), next_state=np.ones(2, "f4"),
+    ...              discrete_action=1, continuous_action=np.zeros(0, "f4"), reward=1.0, done=False)
+    >>> Run.open(p).shards(), Run.open(p).rows()
+    (['worker-0'], {'worker-0': 1})
+
+    The window applies to each shard: a sampler over the run draws from the last ``window``
+    committed rows of every shard.
+    """
+
+    def __init__(self, path: str, record: dict):
+        self.path = path
+        self.uuid: str = record["uuid"]
+        self.schema = Schema.from_json(record["schema"])
+        self.actors = Actors.from_json(record["actors"])
+        self.window = int(record["window"])
+        self.metadata: dict = json.loads(record["metadata"])
+        self.created: str = record["created"]
+        self.format_version = int(record["format_version"])
+        self._schema_json = record["schema"]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(cls, path, schema: Schema, actors: Sequence[str] = ("expert", "dqn"), window: int = 1_000_000,
+               metadata: Mapping | None = None) -> "Run":
+        """Make a run folder at ``path`` (absent, or an empty folder) and write its record."""
+        path = os.fspath(path)
+        if not isinstance(schema, Schema):
+            raise TypeError(f"schema must be a store.Schema (e.g. Schema.transition((4,))), got {type(schema).__name__}")
+        actors = Actors.coerce(actors)
+        if isinstance(window, bool) or int(window) != window or int(window) <= 0:
+            raise ValueError(f"window={window!r}: expected a positive number of rows (each shard's replay window)")
+        try:
+            meta = json.dumps(dict(metadata or {}))
+        except TypeError as e:
+            raise TypeError(f"metadata must be JSON-serializable (str, numbers, lists, dicts): {e}") from None
+        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+            raise FileExistsError(f"{path} already exists and is not an empty folder; open it with Run.open(path) "
+                                  "or choose a new path")
+        os.makedirs(os.path.join(path, SHARDS), exist_ok=True)
+        record = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "uuid": str(_uuid.uuid4()),
+                  "schema": schema.to_json(), "actors": actors.to_json(), "window": int(window),
+                  "metadata": meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        _write_atomic(os.path.join(path, RECORD), json.dumps(record, indent=1))
+        return cls(path, record)
+
+    @classmethod
+    def open(cls, path) -> "Run":
+        """Read the run record at ``path``; the shards are opened one by one when asked for."""
+        path = os.fspath(path)
+        rec_path = os.path.join(path, RECORD)
+        if not os.path.isdir(path):
+            raise StoreNotFoundError(f"no run at {path}: not a folder (a run is a folder made by Run.create)")
+        try:
+            with open(rec_path, encoding="utf-8") as fh:
+                record = json.load(fh)
+        except FileNotFoundError:
+            raise RunError(f"{path} is a folder but not a run: it has no {RECORD} (made by Run.create)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunError(f"{rec_path} is damaged: not valid JSON ({e}); a run's record is written once, "
+                           "atomically, so the file was changed by something else") from None
+        if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
+            got = record.get("format") if isinstance(record, dict) else type(record).__name__
+            raise RunError(f"{rec_path} is not a replaystore run record (format {got!r}, expected {RUN_FORMAT!r})")
+        version = record.get("format_version")
+        if version != RUN_FORMAT_VERSION:
+            raise RunError(f"{rec_path} has run format version {version!r}; this replaystore reads version "
+                           f"{RUN_FORMAT_VERSION}. Upgrade replaystore to read newer runs.")
+        missing = [k for k in ("uuid", "schema", "actors", "window", "metadata", "created") if k not in record]
+        if missing:
+            raise RunError(f"{rec_path} lacks {missing}; the record is damaged")
+        return cls(path, record)
+
+    @staticmethod
+    def is_run(path) -> bool:
+        """True when ``path`` is a folder holding a run record (cheap: one stat)."""
+        return os.path.isfile(os.path.join(os.fspath(path), RECORD))
+
+    # ------------------------------------------------------------------ shards
+    def shard_path(self, name: str) -> str:
+        if not isinstance(name, str) or not _SHARD_NAME.fullmatch(name):
+            raise ValueError(f"shard name {name!r}: expected 1-64 letters, digits, '_', '.' or '-' starting "
+                             "with a letter or digit (it becomes a file name), e.g. 'worker-0'")
+        return os.path.join(self.path, SHARDS, name + SHARD_SUFFIX)
+
+    def shards(self) -> list[str]:
+        """The names of the shards in the folder now, sorted (a shard appears once it is created)."""
+        folder = os.path.join(self.path, SHARDS)
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            raise RunError(f"{self.path}: its {SHARDS}/ folder is missing; the run was moved or damaged") from None
+        return sorted(n[:-len(SHARD_SUFFIX)] for n in names
+                      if n.endswith(SHARD_SUFFIX) and _SHARD_NAME.fullmatch(n[:-len(SHARD_SUFFIX)]))
+
+    def create_shard(self, name: str, **options) -> ReplayStore:
+        """A writing store for shard ``name``: created with the run's schema, actors and window,
+        or, if it exists (a restarted worker), reopened for appending after its committed rows.
+
+        ``options`` go to ``ReplayStore.create``/``open`` (``commit_every``, ``commit_seconds``,
+        ``fsync``). A second live writer of the same shard gets the store's ``StoreLockedError``.
+        """
+        path = self.shard_path(name)
+        open_opts = {k: v for k, v in options.items() if k != "chunk_bytes"}
+        if not os.path.exists(path):
+            meta = dict(self.metadata, run={"uuid": self.uuid, "shard": name})
+            try:
+                return ReplayStore.create(path, self.schema, actors=self.actors.names, window=self.window,
+                                          metadata=meta, **options)
+            except FileExistsError:
+                pass  # another process created it first: open it, and its lock decides
+        return self.open_shard(name, "a", **open_opts)
+
+    def open_shard(self, name: str, mode: str = "r", **options) -> ReplayStore:
+        """Open shard ``name`` (``"r"`` to read, also while its writer runs; ``"a"`` to append),
+        refusing one whose schema, vocabulary, window or run differs from the run's record."""
+        path = self.shard_path(name)
+        if not os.path.exists(path):
+            raise StoreNotFoundError(f"run {self.path} has no shard {name!r}; shards: {self.shards()}")
+        store = ReplayStore.open(path, mode, **options)
+        try:
+            self.check_shard(store, name)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def check_shard(self, store: ReplayStore, name: str) -> None:
+        """Raise ``ShardMismatchError`` unless ``store`` matches the run's record."""
+        where = f"shard {name!r} of run {self.path}"
+        if store.schema.to_json() != self._schema_json:
+            raise ShardMismatchError(
+                f"{where} has columns {_describe(store.schema)}, but the run's schema is {_describe(self.schema)}; "
+                "a shard must be written with the run's schema (make it with run.create_shard)")
+        if store.actors.names != self.actors.names:
+            raise ShardMismatchError(
+                f"{where} has actor vocabulary {list(store.actors.names)}, but the run's is "
+                f"{list(self.actors.names)}; codes would mean different actors. Make shards with run.create_shard")
+        if int(store.window) != self.window:
+            raise ShardMismatchError(f"{where} has window {store.window}, the run's record says {self.window}")
+        owner = store.metadata.get("run", {}).get("uuid") if isinstance(store.metadata.get("run"), dict) else None
+        if owner != self.uuid:
+            raise ShardMismatchError(f"{where} belongs to run {owner!r}, not to this run ({self.uuid}); it was "
+                                     "copied in from elsewhere. Move it out, or export and re-append its rows")
+
+    def rows(self) -> dict[str, int]:
+        """Committed rows per shard, read from each shard's commit record."""
+        out = {}
+        for name in self.shards():
+            with self.open_shard(name) as s:
+                out[name] = len(s)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path!r}: {len(self.shards())} shards, actors {list(self.actors.names)}>"
+
+
+def _describe(schema: Schema) -> str:
+    return "[" + ", ".join(f"{c.name}:{c.dtype}{list(c.shape)}" for c in schema) + "]"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write ``text`` beside ``path``, fsync it, rename it into place, fsync the folder: a reader
+    sees the whole record or none, and it survives power loss."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
