@@ -66,6 +66,17 @@ class Sampler:
     consumer splits batches and needs the parts alike.
     """
 
+    def __new__(cls, source=None, *args, **kwargs):
+        # A run of shards (store/_run.py) is sampled by its own class, as if its shards were one store.
+        from ._run import Run
+
+        if cls is Sampler and (isinstance(source, Run) or (isinstance(source, (str, os.PathLike))
+                                                          and Run.is_run(source))):
+            from ._run_sampler import RunSampler
+
+            return RunSampler(source if isinstance(source, Run) else Run.open(source), *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, source, batch_size: int, *, strategy: str = "uniform",
                  actor_fractions: Mapping[str, float] | None = None, alpha: float = 0.6, beta: float = 0.4,
                  seed: int | None = None, as_torch: bool = False, columns: Sequence[str] | None = None):
