@@ -86,7 +86,6 @@ class RunSampler:
             raise SamplerError(f"columns={list(names)}: unknown or none; the run has {list(run.schema.names)}")
         self._columns = list(names)
         self._gather_cols = [c for c in names if not (c == ACTOR and strategy == "stratified")]
-        self._codes_col = [ACTOR] if ACTOR not in self._gather_cols else []
         if strategy == "stratified":
             self._fractions = _check_fractions(actor_fractions, self.actors)
             self._counts = largest_remainder(self._fractions, self.batch_size)
@@ -231,9 +230,9 @@ class RunSampler:
             sh = np.searchsorted(ends, pos, side="right")
             local = pos - (ends - per[:, a])[sh]
             r = np.empty(k, np.int64)
-            for s in np.unique(sh).tolist():
-                m = sh == s
-                r[m] = self._shards[s].index.rows(a)[local[m]]
+            cuts = np.flatnonzero(np.diff(sh)) + 1  # sorted draws: each shard's are one slice
+            for x, z in zip(np.r_[0, cuts].tolist(), np.r_[cuts, k].tolist()):
+                np.take(self._shards[int(sh[x])].index.rows(a), local[x:z], out=r[x:z])
             shards.append(sh)
             rows.append(r)
             codes.append(np.full(k, a, np.uint8))
@@ -260,14 +259,18 @@ class RunSampler:
                 break
             shard[bad] = np.minimum(np.searchsorted(ends, self._rng.random(int(bad.sum())) * total, side="right"),
                                     len(totals) - 1)
-        order = np.argsort(shard, kind="stable")
-        shard, prefix = shard[order], prefix[order]
+        # ascending prefixes land in ascending shards: each shard's draws are one slice
+        # (a redrawn one out of order is put back in place by the stable sort)
+        if len(shard) > 1 and (np.diff(shard) < 0).any():
+            order = np.argsort(shard, kind="stable")
+            shard, prefix = shard[order], prefix[order]
         rows = np.empty(b, np.int64)
         values = np.empty(b)
-        for s in np.unique(shard).tolist():
-            m = np.flatnonzero(shard == s)
+        cuts = np.flatnonzero(np.diff(shard)) + 1
+        for a, z in zip(np.r_[0, cuts].tolist(), np.r_[cuts, b].tolist()):
+            s = int(shard[a])
             sh, t = self._shards[s], self._shards[s].tree
-            local = np.clip(prefix[m] - (ends[s] - totals[s]), 0.0, np.nextafter(totals[s], 0))
+            local = np.clip(prefix[a:z] - (ends[s] - totals[s]), 0.0, np.nextafter(totals[s], 0))
             leaves = t.find(local, cums[s])
             v = t.tree[t.capacity + leaves]
             bad = v <= 0
@@ -275,22 +278,23 @@ class RunSampler:
                 leaves[bad] = t.find(self._rng.random(int(bad.sum())) * totals[s], cums[s])
                 v = t.tree[t.capacity + leaves]
                 bad = v <= 0
-            rows[m] = sh.lo + (leaves - sh.lo) % self.window
-            values[m] = v
+            rows[a:z] = sh.lo + (leaves - sh.lo) % self.window
+            values[a:z] = v
         weight = (values.min() / values) ** self.beta  # (N P(i))^-beta / max_j: N and the total cancel
         return shard, rows, weight.astype(np.float32)
 
     def _gather(self, shard: np.ndarray, rows: np.ndarray) -> dict:
-        cols = self._gather_cols + (["_codes"] if self._codes_col and self.strategy != "stratified" else [])
-        want = [ACTOR if c == "_codes" else c for c in cols]
+        want = self._gather_cols + ([ACTOR] if ACTOR not in self._gather_cols and self.strategy != "stratified" else [])
         cuts = np.flatnonzero(np.diff(shard)) + 1
-        starts, stops = np.r_[0, cuts], np.r_[cuts, len(shard)]
+        starts, stops = np.r_[0, cuts].tolist(), np.r_[cuts, len(shard)].tolist()
         if len(starts) == 1:  # one shard: its arrays are the batch
-            got = self._shards[int(shard[0])].store.gather(rows, list(dict.fromkeys(want)))
-            return {c: got[w] for c, w in zip(cols, want)}
-        parts = [self._shards[int(shard[a])].store.gather(rows[a:z], list(dict.fromkeys(want)))
-                 for a, z in zip(starts.tolist(), stops.tolist())]
-        return {c: np.concatenate([p[w] for p in parts]) for c, w in zip(cols, want)}
+            got = self._shards[int(shard[0])].store.gather(rows, want)
+        else:
+            parts = [self._shards[int(shard[a])].store.gather(rows[a:z], want) for a, z in zip(starts, stops)]
+            got = {c: np.concatenate([p[c] for p in parts]) for c in want}
+        if ACTOR in got and ACTOR not in self._columns:
+            got["_codes"] = got.pop(ACTOR)
+        return got
 
     # ------------------------------------------------------------------ priorities
     def update_priorities(self, rows, priorities, shards=None) -> None:
