@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("replaystore._cmd_train", "train the hybrid DQN with an expert mixed in, writing a store"),
     "audit": ("replaystore._cmd_audit", "forensic audit of a store: report.json, report, plots"),
     "compare": ("replaystore._cmd_compare", "compare a store's audit against a baseline report"),
+    "export": ("replaystore._cmd_export", "write a store's or run's committed rows as Parquet (local or fsspec URL)"),
 }
 
 
