@@ -11,17 +11,19 @@ The recorded incident buffer (every frame stored as 'dqn' while the run declared
 {'dqn': 2257, 'expert': 815}
 """
 
+from ._audit_runs import audit_runs, write_comparison
 from ._anomalies import ANOMALY_CODES, EXPECTED_KEYS, SEVERITIES, Anomaly
 from ._export import ExportedFile, export_parquet, provenance
 from ._compare import BaselineFormatError, Comparison, Difference, assert_audit_matches, compare
 from ._load import load_train_samples, load_train_steps, load_transitions
 from ._recompute import recompute_td
 from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, audit
+from ._run_audit import RunAuditReport, audit_run
 
 __all__ = [
     "ANOMALY_CODES", "Anomaly", "AuditReport", "BaselineFormatError", "Comparison", "Difference", "EXPECTED_KEYS", "ExportedFile",
-    "REPORT_FORMAT", "REPORT_VERSION", "SEVERITIES", "assert_audit_matches", "audit", "compare", "export_parquet",
-    "load_train_samples", "load_train_steps", "load_transitions", "plots", "provenance", "recompute_td",
+    "REPORT_FORMAT", "REPORT_VERSION", "RunAuditReport", "SEVERITIES", "assert_audit_matches", "audit", "audit_run", "audit_runs", "compare", "export_parquet",
+    "load_train_samples", "load_train_steps", "load_transitions", "plots", "provenance", "recompute_td", "write_comparison",
 ]
 
 

@@ -129,7 +129,8 @@ BIG_STORE = 100_000  # rows from which progress="auto" shows a bar
 
 
 def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool | str = False) -> AuditReport:
-    """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``).
+    """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``); a run
+    folder (or ``Run``) gets a ``RunAuditReport`` over its shards (see ``_run_audit.py``).
 
     ``expected`` states what the run should look like, e.g. ``{"expert_fraction": (0.26, 0.02)}``
     (see ``analysis._anomalies.EXPECTED_KEYS``). ``bucket_rows`` sets the size of the row buckets
@@ -138,6 +139,12 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     """
     from tqdm import tqdm
 
+    from replaystore.store import Run
+
+    if isinstance(path, Run) or (isinstance(path, (str, os.PathLike)) and Run.is_run(path)):
+        from ._run_audit import audit_run  # a run of shards: one audit per shard, named in every finding
+
+        return audit_run(path, expected, bucket_rows=bucket_rows, progress=progress)
     expected = _anomalies.check_expected(expected)
     if bucket_rows is not None and int(bucket_rows) < 1:
         raise ValueError(f"bucket_rows={bucket_rows}: expected a positive number of rows")

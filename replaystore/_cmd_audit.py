@@ -11,7 +11,8 @@ FAIL_LEVELS = ("error", "warning", "info")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="the store file to audit (also while it is being written)")
+    p.add_argument("path", nargs="+", help="the store file or run folder to audit (also while it is being written); "
+                   "several with --engine")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for report.json, report.md and plots")
     p.add_argument("--fail-on", choices=FAIL_LEVELS, default=None,
                    help="exit with status 1 when an anomaly of this severity or worse is found")
@@ -20,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expect", metavar="JSON", help='more expectations as JSON, e.g. \'{"td_ratio_max": 3}\'')
     p.add_argument("--bucket-rows", type=int, default=None, help="rows per bucket of the over-time composition")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    from . import _cmd_audit_runs
+
+    _cmd_audit_runs.add_arguments(p)
 
 
 def _expected(args) -> dict | None:
@@ -52,6 +56,11 @@ def _run(args) -> int:
 
     from replaystore.analysis import audit, plots
 
+    from . import _cmd_audit_runs
+
+    if _cmd_audit_runs.wanted(args):  # a run of shards, or many runs compared
+        return _cmd_audit_runs.run(args, _expected(args))
+    args.path = args.path[0]
     report = audit(args.path, _expected(args), bucket_rows=args.bucket_rows, progress="auto")
     os.makedirs(args.out, exist_ok=True)
     figures = {}
