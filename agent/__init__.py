@@ -18,13 +18,15 @@ Modules: ``_config`` (AgentConfig), ``_network`` (HybridDQN), ``_envs`` (HybridC
 ``_policy`` (expert, epsilon-greedy, who decides), ``_nstep`` (n-step targets from stored rows),
 ``_learner`` (double DQN + AWR, per-actor gradient norms), ``_metrics`` (TrainMetrics),
 ``_trainlog`` (telemetry tables, [BATCH]/[BUFFER] lines), ``_checkpoint``, ``_agent``, ``_loop``,
-``_evaluate``. Loggers: ``"replaystore.agent"``.
+``_evaluate``, ``_distributed`` (N acting workers writing the shards of a run, one learner:
+``train_distributed``). Loggers: ``"replaystore.agent"``.
 """
 
 from . import errors
 from ._agent import Agent
 from ._checkpoint import load_network, save_checkpoint
 from ._config import AgentConfig
+from ._distributed import train_distributed, worker_status
 from ._envs import HYBRID_CARTPOLE_ID, EnvSpec, HybridCartPole, env_spec, make_env, register_envs
 from ._evaluate import evaluate_expert, evaluate_greedy, evaluate_random
 from ._loop import run_metadata, store_schema, train
@@ -36,6 +38,7 @@ from ._policy import ActorMixer, CartPoleExpert, epsilon_at
 __all__ = ["ActorMixer", "Agent", "AgentConfig", "CartPoleExpert", "EnvSpec", "HYBRID_CARTPOLE_ID", "HybridCartPole",
            "HybridDQN", "TrainMetrics", "env_spec", "epsilon_at", "errors", "evaluate_expert", "evaluate_greedy",
            "evaluate_random", "load_network", "make_env", "nstep_targets", "per_actor_stats", "register_envs",
-           "run_metadata", "save_checkpoint", "store_schema", "train"]
+           "run_metadata", "save_checkpoint", "store_schema", "train",
+           "train_distributed", "worker_status"]
 
 register_envs()  # so that gym.make("HybridCartPole-v1") works once agent is imported

@@ -24,6 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint-dir", default=None, help="where checkpoints go (default: beside the store)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no [BATCH]/[BUFFER] lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--workers", type=int, default=None,
+                   help="N acting processes, each writing its own shard of a run folder at --out, one learner")
+    p.add_argument("--engine", choices=["ray", "mp"], default="mp", help="how --workers run (default mp)")
 
 
 def build_config(args):
@@ -75,6 +78,17 @@ def run(args) -> int:
         log.setLevel(logging.INFO)
     try:
         config = build_config(args)
+        if args.workers:  # distributed acting: agent/_distributed.py
+            from replaystore.agent import train_distributed
+
+            if args.resume:
+                raise ValueError("--resume with --workers: a run's workers resume their shards by themselves "
+                                 "after a crash; start a new run folder to train again")
+
+            summary = train_distributed(config, args.out, workers=args.workers, engine=args.engine,
+                                        progress=not args.quiet, eval_episodes=args.eval_episodes)
+            print(json.dumps(summary, indent=2) if args.json else _distributed_lines(summary))
+            return 0
         summary = train(config, args.out, resume=args.resume, progress=not args.quiet,
                         checkpoint_dir=args.checkpoint_dir, eval_episodes=args.eval_episodes)
     except (AgentError, StoreError, FileExistsError, TypeError, ValueError) as e:
@@ -95,3 +109,16 @@ def run(args) -> int:
                   f"{summary['eval_random_mean']:.1f}"
                   + (f", expert {summary['eval_expert_mean']:.1f})" if "eval_expert_mean" in summary else ")"))
     return 0
+
+
+def _distributed_lines(s: dict) -> str:
+    comp = s["composition"] or {"counts": {}, "fractions": {}}
+    lines = [f"wrote run {s['run']}: {s['frames']} frames from {s['workers']} workers ({s['engine']}), "
+             f"{s['train_steps']} training steps in {s['elapsed_s']:.0f} s ({s['frames_per_s']:.0f} frames/s)",
+             "  composition: " + ", ".join(f"{n} {c} ({comp['fractions'][n]:.1%})" for n, c in comp["counts"].items())]
+    for w, r in zip(s["worker_metrics"], s["restarts"]):
+        lines.append(f"  {w['worker']}: {w['frames']} frames, {w['episodes']} episodes, {w['frames_per_s']:.0f} "
+                     f"frames/s, expert {w['expert_fraction']:.1%}, restarts {r}, weights v{w['weights_version']}")
+    if "eval_greedy_mean" in s:
+        lines.append(f"  greedy DQN alone: mean return {s['eval_greedy_mean']:.1f}")
+    return "\n".join(lines)

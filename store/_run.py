@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from ._actors import Actors
 from ._schema import Schema
 from ._store import ReplayStore
-from .errors import RunError, ShardMismatchError, StoreNotFoundError
+from .errors import RunError, ShardMismatchError, StoreLockedError, StoreNotFoundError
 
 RUN_FORMAT = "replaystore-run"
 RUN_FORMAT_VERSION = 1
@@ -187,10 +187,16 @@ class Run:
                                      "copied in from elsewhere. Move it out, or export and re-append its rows")
 
     def rows(self) -> dict[str, int]:
-        """Committed rows per shard, read from each shard's commit record."""
+        """Committed rows per shard, read from each shard's commit record (0 for a shard whose
+        writer is still making it and has published no commit yet)."""
         out = {}
         for name in self.shards():
-            with self.open_shard(name) as s:
+            try:
+                s = self.open_shard(name)
+            except StoreLockedError:
+                out[name] = 0
+                continue
+            with s:
                 out[name] = len(s)
         return out
 

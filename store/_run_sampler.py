@@ -104,6 +104,28 @@ class RunSampler:
         """Shard names by index (``batch["shard"]``); new shards are appended as they appear."""
         return [s.name for s in self._shards]
 
+    def shard_store(self, index: int) -> ReplayStore:
+        """The read handle of shard ``index`` (as in ``batch["shard"]``), e.g. to gather n-step rows."""
+        return self._shards[int(index)].store
+
+    def composition(self) -> dict:
+        """Committed rows per actor name over all shards (their whole stores, not only the windows)."""
+        counts = np.zeros(len(self.actors), np.int64)
+        for sh in self._shards:
+            counts += sh.store.actor_counts(0)
+        total = int(counts.sum())
+        return {"total": total, "counts": {n: int(c) for n, c in zip(self.actors.names, counts)},
+                "fractions": {n: (float(c) / total if total else 0.0) for n, c in zip(self.actors.names, counts)}}
+
+    def committed(self) -> int:
+        """Rows in all shards' windows as of the last batch (call ``sample`` or ``refresh`` first)."""
+        return int(sum(sh.size for sh in self._shards))
+
+    def refresh(self) -> int:
+        """Look for new shards and commits now; returns the rows in all windows."""
+        self._sync()
+        return self.committed()
+
     # ------------------------------------------------------------------ following the run
     def _discover(self) -> None:
         for name in self.run.shards():
