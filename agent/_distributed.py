@@ -259,7 +259,7 @@ class _RunLearner:
     def committed(self) -> int:
         if self.sampler is None:
             return sum(self.run.rows().values())
-        return self.sampler.refresh()
+        return self.sampler.store.refresh()
 
     def ensure_sampler(self) -> None:
         if self.sampler is None:
@@ -272,7 +272,9 @@ class _RunLearner:
     def step(self) -> TrainMetrics:
         cfg = self.cfg
         b = self.sampler.sample()
-        shard, rows = b["shard"], b["row"]
+        src = self.sampler.store  # the run's RunSource: run-wide row ids -> (shard, row there)
+        rows = b["row"]
+        shard, local = src.locate(rows)
         codes = torch.from_numpy(b["actor"].astype(np.int64))
         reward = torch.from_numpy(b["reward"]).float()
         returns = np.empty(len(rows), np.float32)
@@ -282,8 +284,8 @@ class _RunLearner:
             m = np.flatnonzero(shard == s)
             g = self._nstep.get(s)
             if g is None:
-                g = self._nstep[s] = NStepGatherer(self.sampler.shard_store(s), cfg.n_step, cfg.gamma)
-            G, boot_rows, d = g(rows[m])
+                g = self._nstep[s] = NStepGatherer(src.shard_store(s), cfg.n_step, cfg.gamma)
+            G, boot_rows, d = g(local[m])
             returns[m], disc[m], boot[m] = G, d, g.next_states(boot_rows)
         batch = Batch(state=torch.from_numpy(b["state"]).float(),
                       discrete_action=torch.from_numpy(b["discrete_action"]).long(),
@@ -296,11 +298,11 @@ class _RunLearner:
         m = TrainMetrics(step, out.loss, out.td_loss, out.awr_loss, self.actors, count, td_abs, rew, q, out.grad_norm)
         self.trainlog.add_step(m)
         if cfg.sampler_strategy == "prioritized":
-            self.sampler.update_priorities(rows, out.td.abs().numpy() + 1e-6, shards=shard)
+            self.sampler.update_priorities(rows, out.td.abs().numpy() + 1e-6)
         if cfg.log_batch_every and step % cfg.log_batch_every == 0:
             log.info(batch_line(step, count, self.actors, cfg.dqn_actor))
         if cfg.log_buffer_every and step % cfg.log_buffer_every == 0:
-            log.info(buffer_line(step, self.sampler.composition(), cfg.dqn_actor))
+            log.info(buffer_line(step, self.sampler.store.composition(), cfg.dqn_actor))
         self.steps = step
         return m
 
@@ -369,7 +371,7 @@ def train_distributed(config: AgentConfig, run_path, *, workers: int, engine: st
                      "gamma": config.gamma, "n_step": config.n_step, "actors": list(config.actors)})
     learner.trainlog.flush()
     lstore.record_checkpoint(learner.steps, ckpt, frames=n, relpath=os.path.relpath(ckpt, run_path))
-    composition = learner.sampler.composition() if learner.sampler is not None else None
+    composition = learner.sampler.store.composition() if learner.sampler is not None else None
     if learner.sampler is not None:
         learner.sampler.close()
     lstore.close()

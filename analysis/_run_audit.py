@@ -22,7 +22,7 @@ from ._report import SEVERITY_RANK, AuditReport, audit, jsonable
 
 RUN_REPORT_FORMAT = "replaystore-run-audit"
 # A shard whose share of an actor sits this far (absolute) and this many binomial standard errors
-# from the other shards' pooled share is flagged: far enough to matter, too far to be chance.
+# from the median shard's share is flagged: far enough to matter, too far to be chance.
 OUTLIER_SHARE = 0.10
 OUTLIER_SIGMAS = 5.0
 
@@ -118,22 +118,30 @@ def audit_run(path, expected=None, *, bucket_rows=None, progress=False) -> RunAu
 
 
 def _outlier_shards(per_shard: dict, names: list) -> list:
-    """A shard whose share of an actor differs from the rest of the run's by far more than chance."""
+    """A shard whose share of an actor is far, and far beyond chance, from the median shard's.
+
+    The median, not the pooled share: one bad shard among few would drag a pooled or
+    leave-one-out reference toward itself and make its healthy neighbours look odd.
+    """
+    live = {sh: s for sh, s in per_shard.items() if s["rows"]}
+    if len(live) < 2:
+        return []
     out = []
-    for sh, s in per_shard.items():
-        n = s["rows"]
-        rest_n = sum(o["rows"] for k, o in per_shard.items() if k != sh)
-        if not n or not rest_n:
-            continue
+    for sh, s in live.items():
+        worst = None
         for a in names:
-            rest = sum(o["counts"][a] for k, o in per_shard.items() if k != sh) / rest_n
+            ref = float(np.median([o["fractions"][a] for o in live.values()]))
             got = s["fractions"][a]
-            se = math.sqrt(max(rest * (1 - rest), 1e-12) / n + max(rest * (1 - rest), 1e-12) / rest_n)
-            if abs(got - rest) >= OUTLIER_SHARE and abs(got - rest) / se >= OUTLIER_SIGMAS:
-                out.append({"shard": sh, "code": "SHARD_COMPOSITION", "severity": "error", "actor": a,
-                            "message": f"shard {sh!r}: actor {a!r} holds {got:.4f} of its {n} rows, the other "
-                                       f"shards {rest:.4f} of {rest_n}: this shard's worker records actors "
-                                       "differently", "details": {"share": got, "others": rest}})
+            se = math.sqrt(max(ref * (1 - ref), 1.0 / s["rows"]) / s["rows"])
+            if abs(got - ref) >= OUTLIER_SHARE and abs(got - ref) / se >= OUTLIER_SIGMAS:
+                if worst is None or abs(got - ref) > abs(worst[1] - worst[2]):
+                    worst = (a, got, ref)
+        if worst is not None:
+            a, got, ref = worst
+            out.append({"shard": sh, "code": "SHARD_COMPOSITION", "severity": "error", "actor": a,
+                        "message": f"shard {sh!r}: actor {a!r} holds {got:.4f} of its {s['rows']} rows, the median "
+                                   f"shard {ref:.4f}: this shard's worker records actors differently",
+                        "details": {"share": got, "median_shard": ref}})
     return out
 
 

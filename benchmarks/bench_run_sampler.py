@@ -20,11 +20,11 @@ import tempfile
 import numpy as np
 from tqdm import tqdm
 
-from bench_sampler import FRACTIONS, interleaved_medians, warm_page_cache
+from bench_sampler import interleaved_medians, warm_page_cache
 from bench_store import CDIM, STATE, make_rows
 from replaystore.store import ReplayStore, Run, Sampler, Schema
 
-KW = {"uniform": {}, "stratified": {"actor_fractions": FRACTIONS}, "prioritized": {}}
+KW = {"uniform": {}, "stratified": {"actor_fractions": {"expert": 0.25, "dqn": 0.75}}, "prioritized": {}}
 TARGET = 0.85
 
 
@@ -38,11 +38,7 @@ def prioritize(sm, rng) -> None:
     """Non-trivial priorities on every row the sampler holds (one large batch of updates per round)."""
     for _ in range(8):
         b = sm.sample()
-        pr = rng.exponential(1.0, len(b["row"]))
-        if "shard" in b:
-            sm.update_priorities(b["row"], pr, shards=b["shard"])
-        else:
-            sm.update_priorities(b["row"], pr)
+        sm.update_priorities(b["row"], rng.exponential(1.0, len(b["row"])))
 
 
 def main() -> None:

@@ -38,6 +38,11 @@ class ReadingMixin:
         return self._tw is None and self._sig is not None and _commit.record_signature(self.path) != self._sig
 
     @property
+    def uuid(self) -> str:
+        """The store's identity, made by ``create`` (a copy of the file keeps it)."""
+        return self._record.uuid
+
+    @property
     def commit_seq(self) -> int:
         """Increases at every commit this handle has seen."""
         return self._record.seq

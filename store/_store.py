@@ -165,9 +165,6 @@ class ReplayStore(ReadingMixin, WritingMixin):
         self._mf = MappedFile(path)
         self._maps: dict[str, dict[str, ColumnMap]] = {}
         self._recovered: dict | None = None
-        # Sampler hook (store/_sampler_state.py): callables run at the start of every commit; what
-        # one returns (e.g. a prioritized Sampler's priorities) is saved under /sampler with it.
-        self._commit_hooks: list = []
         return self
 
     # ------------------------------------------------------------------ opening

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _commit, _sampler_state
+from . import _commit
 from ._commit import CommitRecord, TableRecord
 from ._format import ACTOR_PREFIX, PREFIX_COLUMN, PREFIX_EVERY, TRANSITIONS
 from ._schema import ACTOR, Schema
@@ -137,8 +137,6 @@ class WritingMixin:
 
     def _commit(self, state: str) -> int:
         f = self._f
-        for hook in tuple(self._commit_hooks):
-            _sampler_state.save(f, hook(), self._extra)
         for t in self._tables.values():
             t.flush_stage()
         rows = {name: t.rows_written for name, t in self._tables.items()}

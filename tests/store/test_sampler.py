@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy import stats
 
-from replaystore.store import ReplayStore, Sampler, Schema
+from replaystore.store import Prioritized, ReplayStore, Sampler, SamplingStrategy, Schema, Stratified, Uniform
 from replaystore.store._sampler_index import ActorRows, largest_remainder
 from replaystore.store._sumtree import SumTree
 from replaystore.store.errors import EmptyWindowError, SamplerError
@@ -181,8 +181,8 @@ def test_stratified_follows_new_commits_and_sliding_window(path):
         lo, n = sm.rows_in_window
         assert b["row"].min() >= lo and b["row"].max() < n
     check_batch_matches_store(s, b)
-    assert sm._index.counts().sum() == 500
-    assert sm._index.capacity() <= 4 * 500 + 3 * 4096  # memory follows the window, not the 6450 rows
+    assert sm.strategy.index.counts().sum() == 500
+    assert sm.strategy.index.capacity() <= 4 * 500 + 3 * 4096  # memory follows the window, not the 6450 rows
     s.close()
 
 
@@ -233,14 +233,15 @@ def test_new_rows_get_max_priority_and_rows_leaving_window_are_replaced(path):
     assert sm.rows_in_window == (76, 140)
     np.testing.assert_array_equal(sm.priorities(np.arange(128, 140)), np.full(12, 9.5))
     np.testing.assert_array_equal(sm.priorities(np.arange(76, 128)), pr[12:])
-    assert sm._tree.capacity == 64  # the tree follows the window, not the 140 rows
+    assert sm.strategy.tree.capacity == 64  # the tree follows the window, not the 140 rows
     s.close()
 
 
 def test_priorities_survive_close_and_reopen(path):
-    """Priorities saved at commit load again in a reader and in a reopened writer; max priority too."""
+    """Priorities saved when the sampler closes load again in a reader and in a reopened writer; max priority too."""
     s, sm, rows, pr = prioritized_setup(path)
     sm.update_priorities(rows[:2], np.array([7.0, 0.25]))
+    sm.close()
     s.close()
     want = np.concatenate([[7.0, 0.25], pr[2:]])
     with Sampler(path, 16, strategy="prioritized", seed=0, as_torch=False) as r:
@@ -251,8 +252,8 @@ def test_priorities_survive_close_and_reopen(path):
     append(w, 128, 130, 0)
     np.testing.assert_allclose(sm2.priorities(np.array([128, 129])), [7.0, 7.0])
     sm2.update_priorities(np.array([129]), np.array([0.5]))
-    sm2.close()  # a closed sampler's updates still go out with the store's next commit
     w.close()
+    sm2.close()  # the sampler saves at close, also after its store closed
     with Sampler(path, 16, strategy="prioritized", seed=0, as_torch=False) as r:
         np.testing.assert_allclose(r.priorities(np.array([128, 129])), [7.0, 0.5])
 
@@ -325,7 +326,7 @@ def test_no_hdf5_call_per_batch(path, no_hdf5, monkeypatch, mode):
     no_hdf5()
     for sm in samplers:
         b = sm.sample()
-        if sm.strategy == "prioritized":
+        if sm.strategy.name == "prioritized":
             sm.update_priorities(b["row"], torch.rand(32) + 0.1)
         sm.sample()
     monkeypatch.undo()
@@ -416,6 +417,9 @@ def test_bad_batch_size(filled, batch_size):
     ({"actor_fractions": {"expert": 1.0}}, r"actor_fractions given with strategy='uniform'"),
     ({"strategy": "prioritized", "alpha": -1}, r"alpha=-1: expected a finite number >= 0"),
     ({"strategy": "prioritized", "beta": float("nan")}, r"beta=nan: expected a finite number >= 0"),
+    ({"alpha": 0.5}, r"alpha given with strategy='uniform'; they apply to strategy='prioritized' only"),
+    ({"strategy": Uniform(), "actor_fractions": {"expert": 1.0}}, r"actor_fractions given with the strategy object"),
+    ({"strategy": 3}, r"strategy=3 is unknown"),
     ({"seed": -1}, r"seed=-1: expected None or a non-negative int"),
     ({"columns": ["state", "qvalue"]}, r"unknown or none"),
 ])
@@ -574,3 +578,46 @@ def test_numpy_by_default_and_a_clear_error_for_torch_without_torch(filled, monk
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     with pytest.raises(SamplerError, match=r"torch is not installed.*replaystore\[agent\]"):
         Sampler(filled, 8, seed=0, as_torch=True)
+
+
+# ---------------------------------------------------------------- strategies as objects
+def test_strategy_names_any_case_and_objects_alike(filled):
+    """A name in any case and the matching strategy object give the same batches for one seed."""
+    fr = {"expert": 0.2, "dqn": 0.8}
+    pairs = [({"strategy": "UNIFORM"}, {"strategy": Uniform()}),
+             ({"strategy": "Stratified", "actor_fractions": fr}, {"strategy": Stratified(fr)}),
+             ({"strategy": "prioritized", "alpha": 0.5, "beta": 0.3}, {"strategy": Prioritized(0.5, 0.3)})]
+    for by_name, by_object in pairs:
+        with Sampler(filled, 64, seed=4, **by_name) as a:
+            x = a.sample()
+        with Sampler(filled, 64, seed=4, **by_object) as b:  # one prioritized sampler per writer at a time
+            y = b.sample()
+        assert type(a.strategy) is type(b.strategy)
+        assert np.array_equal(x["row"], y["row"]) and np.array_equal(x["weight"], y["weight"])
+
+
+def test_a_strategy_object_serves_one_sampler(filled):
+    """Binding one strategy object to a second sampler is refused (its state follows one window)."""
+    st = Stratified({"expert": 0.5, "dqn": 0.5})
+    Sampler(filled, 8, strategy=st)
+    with pytest.raises(SamplerError, match="already serves a sampler over .*make a new strategy object"):
+        Sampler(filled, 8, strategy=st)
+
+
+def test_own_strategy_through_the_protocol(filled):
+    """A user's SamplingStrategy (here: the newest rows only) plugs in; actor counts come from the rows."""
+
+    class Newest(SamplingStrategy):
+        name = "newest"
+
+        def draw(self, rng, lo, n):
+            from replaystore.store._sampling_strategies import Draw
+            return Draw(np.arange(n - self.batch_size, n, dtype=np.int64))
+
+    sm = Sampler(filled, 16, strategy=Newest())
+    b = sm.sample()
+    assert b["row"].tolist() == list(range(2984, 3000))
+    assert sm.last_actor_counts.tolist() == np.bincount(pattern(2984, 3000), minlength=3).tolist()
+    check_batch_matches_store(filled, b)
+    with pytest.raises(SamplerError, match="strategy is 'newest', not 'prioritized'"):
+        sm.beta = 0.5
