@@ -17,6 +17,7 @@ Only the shards' public reading API is used.
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class RunSource:
         self._seq = 0
         self._folder = os.path.join(run.path, SHARDS)
         self._folder_sig = None
+        self._retry_at = 0.0
         self._closed = False
         self.refresh()
 
@@ -163,6 +165,8 @@ class RunSource:
 
     # ------------------------------------------------------------------ shards
     def _folder_changed(self) -> bool:
+        if self._folder_sig is None:  # shards still being made: look again, at most every 0.2 s
+            return time.monotonic() >= self._retry_at
         try:
             st = os.stat(self._folder)
         except FileNotFoundError:
@@ -180,10 +184,20 @@ class RunSource:
             except StoreLockedError:
                 complete = False  # its writer is still making it: look again at the next refresh
                 continue
+            if len(store) == 0:
+                # A reader opened before the writer's first commit record may never see its commits
+                # (it has no record to watch): take the shard once it has committed rows.
+                store.close()
+                complete = False
+                continue
             self.shard_names.append(name)
             self._stores.append(store)
             self._seen.append(0)
-        self._folder_sig = (st.st_mtime_ns, st.st_ino) if complete else None
+        # Racy-git rule: a folder changed within the last second may change again within the same
+        # coarse mtime tick (a shard linked in just after the listing), so its mtime proves nothing yet.
+        settled = time.time_ns() - st.st_mtime_ns > 1_000_000_000
+        self._folder_sig = (st.st_mtime_ns, st.st_ino) if complete and settled else None
+        self._retry_at = time.monotonic() + 0.2
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:
