@@ -32,6 +32,7 @@ SHARDS = "shards"
 SHARD_SUFFIX = ".h5"
 # A shard name becomes a file name: keep it to characters that mean the same on every filesystem.
 _SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+LOCK_RETRY_SECONDS = 1.0  # how long create_shard retries a shard whose HDF5 file another process holds
 
 
 class Run:
@@ -141,18 +142,29 @@ class Run:
         or, if it exists (a restarted worker), reopened for appending after its committed rows.
 
         ``options`` go to ``ReplayStore.create``/``open`` (``commit_every``, ``commit_seconds``,
-        ``fsync``). A second live writer of the same shard gets the store's ``StoreLockedError``.
+        ``fsync``). A second live writer of the same shard gets the store's ``StoreLockedError``
+        (after retrying for ``LOCK_RETRY_SECONDS``: a reader may hold a new shard's file briefly).
         """
         path = self.shard_path(name)
         open_opts = {k: v for k, v in options.items() if k != "chunk_bytes"}
-        if not os.path.exists(path):
-            meta = dict(self.metadata, run={"uuid": self.uuid, "shard": name})
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        while True:
             try:
-                return ReplayStore.create(path, self.schema, actors=self.actors.names, window=self.window,
-                                          metadata=meta, **options)
-            except FileExistsError:
-                pass  # another process created it first: open it, and its lock decides
-        return self.open_shard(name, "a", **open_opts)
+                if not os.path.exists(path):
+                    meta = dict(self.metadata, run={"uuid": self.uuid, "shard": name})
+                    try:
+                        return ReplayStore.create(path, self.schema, actors=self.actors.names, window=self.window,
+                                                  metadata=meta, **options)
+                    except FileExistsError:
+                        pass  # another process created it first: open it, and its lock decides
+                return self.open_shard(name, "a", **open_opts)
+            except StoreLockedError:
+                # A reader of a shard that has no commit record yet holds its HDF5 file for a moment
+                # (seen: a learner listing the run as a worker made its shard); a live writer
+                # holds it for good and is still refused once the retries are spent.
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def open_shard(self, name: str, mode: str = "r", **options) -> ReplayStore:
         """Open shard ``name`` (``"r"`` to read, also while its writer runs; ``"a"`` to append),
