@@ -66,6 +66,9 @@ class PlainProgress:
     def set_postfix(self, refresh: bool = False, **kw) -> None:
         self._postfix = " ".join(f"{k}={v}" for k, v in kw.items())
 
+    def set_postfix_str(self, s: str = "", refresh: bool = False) -> None:
+        self._postfix = s
+
     def close(self) -> None:
         pass
 
