@@ -27,7 +27,7 @@ EXIT_CODES = """exit status:
   0  ok
   1  findings or regression (audit --fail-on, compare, watch --fail-on)
   2  usage error or unreadable input (bad flag, missing or damaged file)
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C; for watch, Ctrl-C is the normal end: 0)"""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
