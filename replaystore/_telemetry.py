@@ -32,8 +32,11 @@ import time
 
 import numpy as np
 
-from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
+from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, Column, Schema, train_samples_schema, train_steps_schema
 from replaystore.store.errors import ShapeError, StoreError
+
+# a loop's own scalars (learning rate, epsilon, ...): one float32 column each, named by the first call
+TRAIN_SCALARS = "train_scalars"
 
 # train_steps columns with one entry per actor, and the per-sample input each mean is taken over
 PER_ACTOR = ("batch_count", "td_abs_mean", "reward_mean", "q_mean", "grad_norm")
@@ -74,6 +77,8 @@ class Telemetry:
         self.block = int(block)
         self._stage = {c.name: np.zeros((self.block, *c.shape), c.dtype) for c in train_steps_schema(n)}
         self._n = 0
+        self._scalar_names: tuple[str, ...] | None = None
+        self._scalars: list[tuple] = []  # staged (step, values) rows of train_scalars
         if isinstance(tensorboard, (str, bytes)) or hasattr(tensorboard, "__fspath__"):
             from ._tensorboard import ScalarWriter
 
@@ -82,7 +87,7 @@ class Telemetry:
 
     # ------------------------------------------------------------------ one call per training step
     def log_step(self, step: int, *, loss, actors=None, td=None, reward=None, q=None, batch_count=None,
-                 td_abs_mean=None, reward_mean=None, q_mean=None, grad_norm=None) -> None:
+                 td_abs_mean=None, reward_mean=None, q_mean=None, grad_norm=None, **scalars) -> None:
         """Record training step ``step``.
 
         Per-sample form: ``actors`` (the batch's actor names or codes) with ``td``, ``reward``
@@ -90,6 +95,8 @@ class Telemetry:
         Per-actor form: ``batch_count``, ``td_abs_mean``, ``reward_mean``, ``q_mean`` as arrays
         in vocabulary order or ``{actor name: value}``. ``grad_norm`` (per actor, when measured)
         is NaN otherwise. A mean over an actor with no sample in the batch is NaN.
+        ``**scalars``: the loop's own numbers (``lr=3e-4, epsilon=0.1``) go to a ``train_scalars``
+        table (and to TensorBoard under their names); every step must give the same names.
         """
         n = len(self.actors)
         given = {"batch_count": batch_count, "td_abs_mean": td_abs_mean, "reward_mean": reward_mean,
@@ -103,6 +110,7 @@ class Telemetry:
         elif td is not None or reward is not None or q is not None:
             raise TelemetryError(f"log_step(step={step}): td=/reward=/q= are per-sample values and need actors= "
                                  "(the batch's actor names or codes) to be split per actor")
+        extra = self._check_scalars(step, scalars) if scalars or self._scalar_names else None
         if given["batch_count"] is None:
             raise TelemetryError(f"log_step(step={step}): the batch's actors are missing; pass actors=batch['actor'] "
                                  "(with td=, reward=, q=) or batch_count= per actor")
@@ -125,9 +133,28 @@ class Telemetry:
             from ._tensorboard import buffer_scalars, step_scalars
 
             self.tensorboard.add_scalars({**step_scalars({k: v[i] for k, v in s.items()}, self.actors),
-                                          **buffer_scalars(self.store.actor_counts(), self.actors)}, int(step))
+                                          **buffer_scalars(self.store.actor_counts(), self.actors),
+                                          **dict(zip(self._scalar_names or (), extra or ()))}, int(step))
+        if extra is not None:
+            self._scalars.append((int(step), extra))
         if self._n == self.block:
             self.flush()
+
+    def _check_scalars(self, step, scalars: dict) -> tuple[float, ...]:
+        names = tuple(sorted(scalars))
+        if self._scalar_names is None:
+            clash = sorted(set(names) & {c.name for c in train_steps_schema(1)})
+            if clash:
+                raise TelemetryError(f"log_step(step={step}): scalars {clash} are train_steps columns; "
+                                     "pass them as the named arguments (loss=, ...) or rename them")
+            schema = Schema((Column("step", np.dtype("int64")),
+                             *(Column(n, np.dtype("float32"), (), True) for n in names)))
+            self.store.create_table(TRAIN_SCALARS, schema)  # on resume: the same names, or SchemaError
+            self._scalar_names = names
+        elif names != self._scalar_names:
+            raise TelemetryError(f"log_step(step={step}): scalars {list(names)} but earlier steps gave "
+                                 f"{list(self._scalar_names)}; give the same names at every step (NaN when not measured)")
+        return tuple(_float(scalars[n], f"log_step(step={step}): {n}") for n in names)
 
     def _per_actor_stats(self, step, actors, td, reward, q) -> dict:
         codes = self.store.actors.codes(as_numpy(actors, "actors")).reshape(-1).astype(np.intp)
@@ -197,6 +224,12 @@ class Telemetry:
         if self._n:
             self.store.extend_table(TRAIN_STEPS, {k: v[:self._n] for k, v in self._stage.items()})
             self._n = 0
+        if self._scalars:
+            cols = {"step": np.array([r[0] for r in self._scalars], np.int64)}
+            cols.update({n: np.array([r[1][j] for r in self._scalars], np.float32)
+                         for j, n in enumerate(self._scalar_names)})
+            self.store.extend_table(TRAIN_SCALARS, cols)
+            self._scalars = []
         if self.tensorboard is not None:
             self.tensorboard.flush()
 

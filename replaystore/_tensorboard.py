@@ -7,7 +7,8 @@ Both ways go through the same functions (``step_scalars``, ``buffer_scalars``,
   ``reward_mean/A``, ``q_mean/A`` (at steps whose batch held A) and ``grad_norm/A`` (at steps
   that measured it): x axis = training step;
 - ``buffer/rows`` and ``buffer/fraction/A``: the store's composition when the step was taken;
-- ``episode/return``, ``episode/length``: x axis = frames (rows) recorded when the episode ended.
+- ``episode/return``, ``episode/length``: x axis = frames (rows) recorded when the episode ended;
+- a loop's own scalars (``Telemetry.log_step(..., lr=...)``, table ``train_scalars``) by name.
 
 The files are written with the ``tensorboard`` package's own event writer (no torch needed).
 """
@@ -20,6 +21,8 @@ import os
 import numpy as np
 
 from replaystore.store import TRAIN_STEPS
+
+from ._telemetry import TRAIN_SCALARS
 
 
 def _event_writer():
@@ -122,6 +125,7 @@ def export(path, out, *, every: int = 1) -> dict:
         actors = tuple(s.actors.names)
         tr = s.read(["actor", "time", "reward", "done"])
         steps = s.read_table(TRAIN_STEPS) if TRAIN_STEPS in s.tables else None
+        own = s.read_table(TRAIN_SCALARS) if TRAIN_SCALARS in s.tables else None
     n_steps = n_eps = 0
     with ScalarWriter(out) as w:
         if steps is not None and len(steps["step"]):
@@ -137,6 +141,10 @@ def export(path, out, *, every: int = 1) -> dict:
                 scalars = {**step_scalars(row, actors), **buffer_scalars(onehot_cum[upto[i]], actors)}
                 w.add_scalars(scalars, int(row["step"]), wall_time=float(row["time"]))
                 n_steps += 1
+        if own is not None:
+            names = [k for k in own if k != "step"]
+            for i in range(0, len(own["step"]), int(every)):
+                w.add_scalars({n: float(own[n][i]) for n in names}, int(own["step"][i]))
         ends, rets, lens = episodes(tr["reward"], tr["done"])
         for e, r, n in zip(ends.tolist(), rets.tolist(), lens.tolist()):
             w.add_scalars(episode_scalars(r, n), e, wall_time=float(tr["time"][e - 1]))

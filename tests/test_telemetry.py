@@ -171,3 +171,36 @@ def test_agent_writes_through_telemetry():
 
     assert issubclass(TrainLog, rs.Telemetry)
     assert json.loads(json.dumps(sorted(rs.__all__))) and "Telemetry" in rs.__all__
+
+
+def test_own_scalars_go_to_their_table_and_tensorboard(store, tmp_path):
+    """**scalars land in train_scalars (same names every step) and in TensorBoard, live and exported."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from replaystore._telemetry import TRAIN_SCALARS
+    from replaystore.cli import main
+
+    tel = rs.Telemetry(store, tensorboard=tmp_path / "live")
+    tel.log_step(1, loss=0.5, batch_count=[1, 1, 0], lr=1e-3, epsilon=0.5)
+    tel.log_step(2, loss=0.4, batch_count=[1, 1, 0], lr=5e-4, epsilon=float("nan"))
+    with pytest.raises(rs.TelemetryError, match=r"scalars \['lr'\] but earlier steps gave \['epsilon', 'lr'\]"):
+        tel.log_step(3, loss=0.3, batch_count=[1, 1, 0], lr=1e-4)
+    tel.close()
+    store.close()
+    with rs.ReplayStore.open(store.path) as r:
+        t = r.read_table(TRAIN_SCALARS)
+    assert [1, 2] == t["step"].tolist()
+    np.testing.assert_array_equal(np.array([1e-3, 5e-4], np.float32), t["lr"])
+    assert 0.5 == t["epsilon"][0] and np.isnan(t["epsilon"][1])
+    assert 0 == main(["tensorboard", store.path, "--out", str(tmp_path / "exported")])
+    for d in ("live", "exported"):
+        acc = EventAccumulator(str(tmp_path / d))
+        acc.Reload()
+        assert [(1, np.float32(1e-3)), (2, np.float32(5e-4))] == [(e.step, np.float32(e.value)) for e in acc.Scalars("lr")]
+
+
+def test_own_scalar_named_like_a_column_is_refused(store):
+    """A scalar that shadows a train_steps column (e.g. q_mean passed through **scalars by mistake) is refused."""
+    tel = rs.Telemetry(store)
+    with pytest.raises(rs.TelemetryError, match=r"scalars \['time'\] are train_steps columns"):
+        tel.log_step(1, loss=0.1, batch_count=[1, 0, 0], time=3.0)
