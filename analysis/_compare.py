@@ -123,8 +123,10 @@ class Comparison:
             out.append(g)
         return out
 
-    def summary(self, limit: int = 30) -> str:
-        warn = [f"warning: tolerance pattern {p!r} matches no value of the reports (typo?)" for p in self.unmatched]
+    def summary(self, limit: int = 30, warnings: bool = True) -> str:
+        """One line per metric (``limit`` at most); ``warnings``: start with the unmatched patterns."""
+        warn = [f"warning: tolerance pattern {p!r} matches no value of the reports (typo?)"
+                for p in (self.unmatched if warnings else ())]
         if self.ok:
             return "\n".join(warn + [f"no regression: {self.compared} values match the baseline"])
         groups = self.by_metric()

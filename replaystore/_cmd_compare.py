@@ -67,7 +67,7 @@ def run(args) -> int:
     if args.json == "-":
         print(json.dumps(c.to_dict(), indent=2, default=str))
     else:
-        print(c.summary())
+        print(c.summary(warnings=False))  # the warnings went to stderr above
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(c.to_dict(), f, indent=2, default=str)

@@ -90,3 +90,26 @@ def test_watch_once_on_a_finished_store_and_fail_on(capsys, tmp_path):
     assert "SINGLE_ACTOR" in out and "failing:" in err
     assert 2 == main(["watch", str(tmp_path / "missing.h5"), "--once"])
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_watch_on_a_terminal_redraws_in_place():
+    """With stdout a terminal (a pseudo-terminal here), each frame starts by clearing the screen."""
+    import pty
+
+    leader, follower = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "replaystore", "watch", HEALTHY, "--frames", "2", "--interval", "0.1",
+                          "--audit-every", "0"], stdout=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert 0 == p.wait(timeout=60)
+    os.close(leader)
+    out = b"".join(chunks).decode()
+    assert 2 == out.count("\x1b[H\x1b[2J") and 2 == out.count("3,072 committed")
