@@ -23,13 +23,14 @@ IGNORE = "ignore"  # a tolerance that leaves matching paths out of the compariso
 # runs of 6000 frames (seeds 0, 0, 1, 2) and two of 2000 frames (seeds 0, 1). Largest differences
 # between seeds: actor shares 0.016 (whole store, 6000 rows; binomial sd 0.006), batch shares
 # 0.019, shares of over-time buckets 0.14 (120-row buckets) and 0.22 (50-row buckets), counts
-# that follow the shares rel 0.07, per-actor sample counts rel 0.11; learning outcomes (returns,
-# lengths, loss, TD, Q) rel up to 0.61 on means and 0.91 on quantiles, and means near 0 change
-# sign; an actor's count of majority episodes went 0 -> 1. So shares and counts get about 1.5-2x the measured noise and stay a real check (an expert
-# share of 0 or a single actor fails them); learning outcomes only have to keep their order of
-# magnitude (rel 0.9 plus abs 0.5: a 10x change fails), and the tails and bins of distributions
-# (min, max, quantiles, histograms), which move with every sample, are not compared. Runs much
-# shorter than 2000 frames are noisier than this: pass --tolerance, or compare with --exact.
+# that follow the shares rel 0.07, per-actor sample counts rel 0.12; learning outcomes (returns,
+# lengths, loss, TD, Q) rel up to 0.63 on means and 0.91 on quantiles, and means near 0 change
+# sign; an actor's count of majority episodes went 0 -> 1. So shares and counts get about 1.5-2x
+# the measured noise and stay a real check (an expert share of 0 or a single actor fails them);
+# learning outcomes only have to keep their order of magnitude (rel 0.9 plus abs 0.5: a 10x
+# change fails), and the tails and bins of distributions (min, max, quantiles, histograms),
+# which move with every sample, are not compared. Runs much shorter than 2000 frames are noisier
+# than this: pass --tolerance, or compare with --exact.
 RUN_TO_RUN_TOLERANCES = {
     "store.metadata.seed": IGNORE,
     "store.metadata.config.seed": IGNORE,
@@ -136,7 +137,8 @@ class Comparison:
             tol = g["tolerance"]
             tol = f" (tolerance abs {tol['abs']:g}, rel {tol['rel']:g})" if tol and tol != DEFAULT_TOLERANCE else ""
             if g["count"] == 1 or g["max_abs_diff"] is None and g["count"] == 1:
-                lines.append(f"  {g['kind']}: {g['at']}: baseline {g['baseline']!r} -> candidate {g['candidate']!r}{tol}")
+                lines.append(f"  {g['kind']}: {g['at']}: baseline {g['baseline']!r} -> "
+                             f"candidate {g['candidate']!r}{tol}")
             else:
                 worst = f"max |diff| {g['max_abs_diff']:.4g} " if g["max_abs_diff"] is not None else ""
                 lines.append(f"  {g['kind']}: {g['metric']}: {g['count']} values, {worst}at {g['at']}: "
@@ -243,7 +245,8 @@ def compare(baseline, candidate, tolerances=None, *, defaults=None) -> Compariso
     ``"ignore"`` (e.g. ``{"store.metadata.*": "ignore"}`` between two runs); the longest
     matching pattern wins. ``defaults``: tolerances of the same form consulted for paths that no
     pattern of ``tolerances`` matches (``RUN_TO_RUN_TOLERANCES`` for two runs of one setup, which
-    the command line uses; there an "ignore" wins over a longer pattern); other numbers must agree to ``abs 1e-9 + rel 1e-6``. Anomalies are
+    the command line uses; there an "ignore" wins over a longer pattern); other numbers must
+    agree to ``abs 1e-9 + rel 1e-6``. Anomalies are
     compared by (code, severity, actor): a new one or a resolved one is a difference. A pattern
     of ``tolerances`` that matches no value is listed in ``Comparison.unmatched``.
     """

@@ -153,7 +153,8 @@ class Telemetry:
             self._scalar_names = names
         elif names != self._scalar_names:
             raise TelemetryError(f"log_step(step={step}): scalars {list(names)} but earlier steps gave "
-                                 f"{list(self._scalar_names)}; give the same names at every step (NaN when not measured)")
+                                 f"{list(self._scalar_names)}; give the same names at every step "
+                                 "(NaN when not measured)")
         return tuple(_float(scalars[n], f"log_step(step={step}): {n}") for n in names)
 
     def _per_actor_stats(self, step, actors, td, reward, q) -> dict:

@@ -196,7 +196,8 @@ def test_own_scalars_go_to_their_table_and_tensorboard(store, tmp_path):
     for d in ("live", "exported"):
         acc = EventAccumulator(str(tmp_path / d))
         acc.Reload()
-        assert [(1, np.float32(1e-3)), (2, np.float32(5e-4))] == [(e.step, np.float32(e.value)) for e in acc.Scalars("lr")]
+        got = [(e.step, np.float32(e.value)) for e in acc.Scalars("lr")]
+        assert [(1, np.float32(1e-3)), (2, np.float32(5e-4))] == got
 
 
 def test_own_scalar_named_like_a_column_is_refused(store):

@@ -118,7 +118,8 @@ def test_failed_resume_keeps_the_users_store(tmp_path, capsys):
 
     out = tmp_path / "run.h5"
     assert 0 == main(["train", "--steps", "150", "--out", str(out), "--quiet", "--no-tensorboard", *TINY_TRAIN])
-    assert 2 == main(["train", "--steps", "300", "--out", str(out), "--quiet", "--resume", "--env", "HybridCartPole-v1"])
+    assert 2 == main(["train", "--steps", "300", "--out", str(out), "--quiet", "--resume",
+                      "--env", "HybridCartPole-v1"])
     assert "was trained on 'CartPole-v1'" in capsys.readouterr().err
     with ReplayStore.open(out) as r:
         assert 150 == len(r)
