@@ -27,7 +27,8 @@ class Agent:
 
     ``step(...)`` appends one transition tagged with ``actor`` (keyword-only, required, in the
     store's vocabulary); ``train_step()`` samples a batch through ``store.Sampler`` and takes one
-    gradient step, returning per-actor ``TrainMetrics`` and writing the training telemetry.
+    gradient step, returning per-actor ``TrainMetrics`` and writing the training telemetry
+    (through ``replaystore.Telemetry``; ``tensorboard=DIR`` also sends its scalars there, live).
     """
 
     def __init__(self, config: AgentConfig, store, spec: EnvSpec, *, tensorboard=None):

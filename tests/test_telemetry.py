@@ -205,3 +205,20 @@ def test_own_scalar_named_like_a_column_is_refused(store):
     tel = rs.Telemetry(store)
     with pytest.raises(rs.TelemetryError, match=r"scalars \['time'\] are train_steps columns"):
         tel.log_step(1, loss=0.1, batch_count=[1, 0, 0], time=3.0)
+
+
+def test_torch_tensors_are_accepted(store):
+    """A torch loop passes its tensors as they are (detached and moved to the CPU here)."""
+    import torch  # the [agent] extra, installed with the tests; the numpy path is tested without torch
+    tel = rs.Telemetry(store)
+    td = torch.tensor([0.5, -1.5], requires_grad=True)
+    tel.log_step(torch.tensor(4), loss=(td ** 2).mean(), actors=torch.tensor([1, 0]), td=td,
+                 reward=torch.ones(2), q=torch.tensor([2.0, 4.0]))
+    tel.log_samples(4, torch.tensor([3, 7]), torch.tensor([1, 0]), td, torch.zeros(2), torch.ones(2))
+    tel.close()
+    store.commit()
+    t = store.read_table(TRAIN_STEPS)
+    assert ([4], [[1, 1, 0]]) == (t["step"].tolist(), t["batch_count"].tolist())
+    np.testing.assert_allclose([1.5, 0.5], t["td_abs_mean"][0, :2])
+    np.testing.assert_allclose([1.25], t["loss"])
+    assert [3, 7] == store.read_table(TRAIN_SAMPLES)["row"].tolist()
