@@ -47,7 +47,8 @@ CUSTOM_LOOP = textwrap.dedent("""
         if fault == "td_imbalance":
             td = np.where(b["actor"] == 0, td * 50.0, td)
         loss = float(np.mean(td ** 2)) if not (fault == "nan_loss" and step == 100) else float("nan")
-        tel.log_step(step, loss=loss, actors=b["actor"], td=td, reward=b["reward"], q=q,
+        batch_actors = b["actor"] if fault != "batch_skew" else np.ones(64, np.uint8)  # all "dqn"
+        tel.log_step(step, loss=loss, actors=batch_actors, td=td, reward=b["reward"], q=q,
                      grad_norm={"dqn": 1.0, "expert": 0.5} if step % 10 == 0 else None)
         if step % 10 == 0:
             codes = b["actor"] if fault != "actor_mismatch" else 1 - b["actor"]
@@ -87,7 +88,7 @@ def test_custom_loop_gets_every_audit_section_the_agent_gets(tmp_path):
 
 
 @pytest.mark.parametrize("fault,code", [("nan_loss", "NONFINITE_LOSS"), ("actor_mismatch", "SAMPLE_ACTOR_MISMATCH"),
-                                        ("td_imbalance", "TD_IMBALANCE")])
+                                        ("td_imbalance", "TD_IMBALANCE"), ("batch_skew", "BATCH_COMPOSITION")])
 def test_custom_loop_faults_are_flagged_by_the_audit(tmp_path, fault, code):
     """The audit's telemetry checks fire on a custom loop's telemetry as they do on the agent's."""
     codes = [a["code"] for a in rs.audit(_custom_run(tmp_path, fault)).to_dict()["anomalies"]]
