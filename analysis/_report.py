@@ -136,7 +136,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     of the over-time composition (default: a round number giving about 50 buckets).
     ``progress``: a tqdm bar over the stages (``"auto"``: only for stores of 100k rows or more).
     """
-    from tqdm import tqdm
+    from replaystore.progress import progress as progress_bar
 
     expected = _anomalies.check_expected(expected)
     if bucket_rows is not None and int(bucket_rows) < 1:
@@ -145,7 +145,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     timings = {}
     with open_store(path) as s:
         show = (len(s) >= BIG_STORE) if progress == "auto" else bool(progress)
-        bar = tqdm(total=len(STAGES), desc="audit", disable=not show, leave=False)
+        bar = progress_bar(total=len(STAGES), desc="audit", disable=not show, leave=False)
 
         def tick(name):
             timings[name] = round(time.perf_counter() - t0, 4)
