@@ -59,20 +59,27 @@ class Prioritized(SamplingStrategy):
         self._beta = check_number("beta", value, "the importance-sampling exponent, usually in [0, 1]")
 
     def bind(self, source, batch_size):
+        super().bind(source, batch_size)  # refuses a second sampler before any file is opened
         self.window = int(source.window)
         uuid = getattr(source, "uuid", None)
         if uuid is not None:
-            f = PriorityFile(sidecar_path(source.path), uuid, self.window,
-                             writable=getattr(source, "mode", None) == "a", fsync=self.fsync)
+            try:
+                f = PriorityFile(sidecar_path(source.path), uuid, self.window,
+                                 writable=getattr(source, "mode", None) == "a", fsync=self.fsync)
+            except BaseException:
+                self.source = None  # not bound after all: the object may serve another sampler
+                raise
             try:
                 self._loaded = f.load()
-            finally:
-                if not f.writable:
-                    f.close()
+            except BaseException:
+                f.close()
+                self.source = None
+                raise
             if f.writable:
                 self._file = f
                 self._finalizer = weakref.finalize(self, f.close)  # the lock goes with the strategy
-        super().bind(source, batch_size)
+            else:
+                f.close()
         self._saved_at = time.monotonic()
 
     # ------------------------------------------------------------------ new commits
