@@ -14,8 +14,8 @@ it runs in that interpreter, on the same rows' shapes). Also the first batches o
 store to the first batch. Targets (issue 9): every strategy >= 0.9x the reference, uniform
 ahead of TorchRL. Progress bars show only when stderr is a terminal.
 
-The reference and the six sampler settings run in 5 rounds of consecutive calls, in a shuffled
-order each round, and each figure is the median of all its calls: on a machine shared with
+The reference and the six sampler settings run in ``--rounds`` rounds (5) of consecutive calls,
+in a shuffled order each round, and each figure is the median of all its calls: on a machine shared with
 other jobs, load that comes and goes then falls on everyone alike. Run it a few times anyway.
 """
 
@@ -100,7 +100,7 @@ def make_sampler(store: ReplayStore, strategy: str, batch: int, as_torch: bool) 
     return sm
 
 
-def interleaved_medians(fns: dict, repeats: int, rounds: int = 5) -> dict:
+def interleaved_medians(fns: dict, repeats: int, rounds: int) -> dict:
     """Each function runs ``repeats / rounds`` times in a row (as a training loop calls one sampler),
     in ``rounds`` rounds with a new order each round; the figure is the median of all its calls.
 
@@ -217,6 +217,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=8192)
     ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="rounds of consecutive calls per contender, in a new order each round (more rounds "
+                         "spread a busy machine's changing load more evenly)")
     ap.add_argument("--h5-repeats", type=int, default=3)
     ap.add_argument("--path", help="store to reuse (written there first if missing); default: a temp file")
     ap.add_argument("--torchrl-python", default="/tmp/trl/bin/python",
@@ -246,7 +249,7 @@ def main() -> None:
             for as_torch in (False, True):
                 sm = samplers[strategy, as_torch] = make_sampler(store, strategy, b, as_torch)
                 fns[strategy, as_torch] = sm.sample
-        med = interleaved_medians(fns, args.repeats)
+        med = interleaved_medians(fns, args.repeats, args.rounds)
         del arrays, fns
         ref = med["ref"]
         rows_s = lambda ms: b / ms * 1e3  # noqa: E731
