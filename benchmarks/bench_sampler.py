@@ -133,6 +133,13 @@ def bench_update(sm: Sampler, batch: int, repeats: int) -> float:
     return median_ms(lambda: sm.update_priorities(rows, pr), repeats)
 
 
+def bench_draw(sm: Sampler, repeats: int) -> float:
+    """The prioritized strategy's own work per batch (its caches as warm as a loop of draws leaves them)."""
+    rng = np.random.default_rng(5)
+    lo, n = sm.rows_in_window
+    return median_ms(lambda: sm.strategy.draw(rng, lo, n), repeats)
+
+
 def bench_cold_mapping(path: str, batch: int, repeats: int) -> float:
     """Uniform batches from a fresh handle: each first touch of a page costs a (minor) page fault."""
     with ReplayStore.open(path, "r") as store:
@@ -261,6 +268,8 @@ def main() -> None:
             ok = "ok" if ref / ms >= TARGETS[strategy] else f"below target {TARGETS[strategy]}x"
             line(f"Sampler {strategy} ({'torch' if as_torch else 'numpy'})", ms, ok)
         print(f"{'update_priorities (one batch)':34s}{bench_update(samplers['prioritized', False], b, args.repeats):9.2f}")
+        print(f"{'prioritized: choosing rows only':34s}{bench_draw(samplers['prioritized', False], args.repeats):9.2f}"
+              "   (the strategy's share of a batch: sum tree, weights)")
         uniform = samplers["uniform", True]
         for key, sm in samplers.items():
             if key != ("uniform", True):
