@@ -45,6 +45,8 @@ class SampleSource(Protocol):
     - ``mode``: ``"a"`` for the one handle that writes (see above); anything else reads.
     - ``shard_of(rows)``: an integer id per row (which store of a run holds it); batches then
       carry it as ``"shard"``.
+    - ``read(columns, start, stop)``: rows ``[start, stop)`` as ``gather`` gives them; a
+      stratified sampler reads new rows' actor codes with it (else with ``gather``).
     """
 
     path: str
