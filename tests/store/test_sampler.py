@@ -656,3 +656,18 @@ def test_sum_tree_set_keeps_every_node_the_sum_of_its_children(leaves, changes):
     inner = np.arange(1, t.capacity)
     assert np.array_equal(t.tree[inner], t.tree[2 * inner] + t.tree[2 * inner + 1])
     np.testing.assert_allclose(t.total, want.sum())
+
+
+def test_beta_anneals_between_batches(path):
+    """Setting sampler.beta changes the next batch's weights: beta=0 gives ones, beta=1 the full correction."""
+    s, sm, rows, pr = prioritized_setup(path, alpha=1.0, beta=0.4)
+    sm.beta = 0.0
+    assert (sm.sample()["weight"] == 1).all()
+    sm.beta = 1.0
+    b = sm.sample()
+    p = pr[b["row"] - rows[0]]
+    np.testing.assert_allclose(b["weight"], p.min() / p, rtol=1e-5)
+    assert sm.beta == 1.0 and sm.strategy.beta == 1.0
+    with pytest.raises(SamplerError, match=r"beta=-0\.1: expected a finite number >= 0"):
+        sm.beta = -0.1
+    s.close()
