@@ -1,15 +1,17 @@
-"""replaystore's store: an RL replay buffer kept as a chunked HDF5 file with a mandatory actor column.
+"""replaystore's store: an RL replay buffer kept as HDF5 segments with a mandatory actor column.
 
-Public names: ``Schema``, ``Column``, ``ReplayStore``, ``Actors``, ``errors``, ``FORMAT_VERSION``.
+Public names: ``Schema``, ``Column``, ``ReplayStore`` (with its two roles ``StoreReader`` and
+``StoreWriter``), ``Actors``, ``Sampler``, ``errors``, ``FORMAT_VERSION``, ``verify``.
 """
 
 from . import errors
 from ._actors import Actors
 from ._format import FORMAT_VERSION, TRANSITIONS
 from ._schema import Column, Schema
+from ._store import ReplayStore, StoreReader
+from ._writer import StoreWriter
 from ._sampler import Sampler
-from ._store import ReplayStore
 from ._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
 
-__all__ = ["Actors", "Column", "FORMAT_VERSION", "ReplayStore", "Sampler", "Schema", "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors",
-           "train_samples_schema", "train_steps_schema"]
+__all__ = ["Actors", "Column", "FORMAT_VERSION", "ReplayStore", "Sampler", "Schema", "StoreReader", "StoreWriter",
+           "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors", "train_samples_schema", "train_steps_schema"]

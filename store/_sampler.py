@@ -213,9 +213,7 @@ class Sampler:
             return
         self._record = record
         seq, n = s.commit_seq, len(s)
-        self._maps = s.column_maps()  # the store rebuilds them at each commit it sees
-        self._mf = s.mapped_file
-        self._plan = GatherPlan(self._mf, self._maps, self._columns) if n else None
+        self._plan = GatherPlan(s, self._columns) if n else None
         fresh = self._seq is None or n < self._n
         lo = max(0, n - self.window)
         if self.strategy == "stratified":
@@ -304,7 +302,7 @@ class Sampler:
                 batch[ACTOR] = actor
             self.last_actor_counts = self._counts.copy()
         else:
-            codes = batch[ACTOR] if self._wants_actor else self._maps[ACTOR].gather(self._mf, rows)
+            codes = batch[ACTOR] if self._wants_actor else self._store.gather(rows, [ACTOR])[ACTOR]
             self.last_actor_counts = np.bincount(codes, minlength=len(self.actors)).astype(np.int64, copy=False)
         batch[ROW] = rows
         batch[WEIGHT] = np.ones(b, np.float32) if weight is None else weight

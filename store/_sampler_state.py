@@ -2,21 +2,15 @@
 
 A prioritized ``Sampler`` on a writable store adds a ``PriorityState`` to the store's commit
 hooks. At the start of every commit the store calls it and hands what it returns to ``save``,
-which writes ``/sampler/<name>`` (a chunked, uncompressed dataset laid out like the columns)
-and puts its chunk offsets in the commit record's ``extra``. ``load`` reads it back through the
-mapping, so a reader (which must not open HDF5 while a writer lives) needs no HDF5 call either.
+which writes it with ``store.save_arrays`` (a state file per commit that changed it) and names
+the file in the commit record's ``extra``. ``load`` reads it back with ``store.load_array``.
 
-BEWARE: a reader that maps the priorities while the writer rewrites them at a commit may see
-some values from the older commit and some from the newer one (each value is whole).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._format import create_column_dataset, rows_per_chunk
-from ._mapped import ColumnMap
-from ._schema import Column
 
 EXTRA_KEY = "sampler_priority"
 GROUP = "sampler"
@@ -72,37 +66,18 @@ def attached_state(hooks: list) -> PriorityState | None:
     return None
 
 
-def save(f, got, extra: dict) -> None:
-    """Write what a commit hook returned into ``f`` and locate it in ``extra`` (called by the store)."""
+def save(store, got, extra: dict) -> None:
+    """Write what a commit hook returned with the store's next commit and locate it in ``extra``
+    (called by the store: the arrays go to state files beside the segments)."""
     if got is None:
         return
     arrays, meta = got
-    g = f.require_group(GROUP)
-    chunk_bytes = int(f.attrs["chunk_bytes"])
-    located = {}
-    for name, arr in arrays.items():
-        col = Column(name, arr.dtype)
-        d = g[name] if name in g else create_column_dataset(g, col, chunk_bytes)
-        n = len(arr)
-        d.resize(n, axis=0)
-        d[:n] = arr
-        rpc = rows_per_chunk(col, chunk_bytes)
-        offsets = [int(d.id.get_chunk_info_by_coord((k * rpc,)).byte_offset) for k in range(-(-n // rpc))]
-        located[name] = {"n": n, "dtype": arr.dtype.str, "rows_per_chunk": rpc, "offsets": offsets}
-    extra[EXTRA_KEY] = {"meta": meta, "arrays": located}
+    extra[EXTRA_KEY] = {"meta": meta, "files": store.save_arrays(EXTRA_KEY, arrays)}
 
 
 def load(store) -> tuple[np.ndarray, dict] | None:
-    """The saved raw priorities (by leaf) and their meta, read through the mapping; None if none."""
+    """The saved raw priorities (by leaf) and their meta; None if none."""
     info = store.get_extra(EXTRA_KEY)
     if not info:
         return None
-    loc = info["arrays"][PRIORITY]
-    col = Column(PRIORITY, np.dtype(loc["dtype"]))
-    n, rpc = int(loc["n"]), int(loc["rows_per_chunk"])
-    offsets = np.asarray(loc["offsets"], np.int64)
-    m = ColumnMap(col, rpc, offsets)
-    mf = store.mapped_file
-    if n:
-        mf.ensure(int(offsets[-1]) + ((n - 1) % rpc + 1) * col.dtype.itemsize)
-    return m.read(mf, 0, n).astype(np.float64, copy=False), dict(info["meta"])
+    return store.load_array(info["files"][PRIORITY]).astype(np.float64, copy=False), dict(info["meta"])

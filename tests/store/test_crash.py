@@ -103,8 +103,8 @@ def test_kill_minus_nine_many_trials(spawn_writer, tmp_path):
 
 
 def test_copy_of_a_killed_store(spawn_writer, tmp_path):
-    """A store copied (file and .commit) after its writer was killed opens from the copy, 'r' and 'a',
-    with at least every reported commit; the copy's stale .commit (another inode) is not trusted."""
+    """A store copied (file, .commit and segment folder) after its writer was killed opens from the
+    copy, 'r' and 'a', with at least every reported commit, and the original is untouched."""
     path = tmp_path / "run.h5"
     w = spawn_writer(path, "--mode", "create", "--seed", "5", "--commit-every", "16")
     w.wait_ready()
@@ -114,6 +114,7 @@ def test_copy_of_a_killed_store(spawn_writer, tmp_path):
     copy = tmp_path / "copy.h5"
     shutil.copyfile(path, copy)
     shutil.copyfile(f"{path}.commit", f"{copy}.commit")
+    shutil.copytree(f"{path}.d", f"{copy}.d")
     with ReplayStore.open(copy, "r") as r:
         n = len(r)
         assert n >= promised
