@@ -17,6 +17,8 @@ COMMANDS = {
     "train": ("replaystore._cmd_train", "train the hybrid DQN with an expert mixed in, writing a store"),
     "audit": ("replaystore._cmd_audit", "forensic audit of a store: report.json, report, plots"),
     "compare": ("replaystore._cmd_compare", "compare a store's audit against a baseline report"),
+    "verify": ("replaystore._cmd_verify", "re-read every committed row of a store and check its checksums"),
+    "convert": ("replaystore._cmd_convert", "write a format-2 copy of a store (format 1 opens read-only)"),
 }
 
 

@@ -128,6 +128,19 @@ class TableRecord:
                 {int(k): _counts(v, "segment_counts") for k, v in d.get("segment_counts", {}).items()})
         if t.first_row > t.rows:
             raise ValueError(f"first_segment={t.first_segment} starts past the {t.rows} committed rows")
+        from ._schema import Schema
+
+        schema = Schema.from_json(t.schema_json)
+        if sorted(t.offsets) != sorted(c.name for c in schema if c.row_bytes):
+            raise ValueError("its column offsets do not match its schema")
+        ends = [t.offsets[c.name] + seg * c.row_bytes for c in schema if c.row_bytes] + [t.identity + 32]
+        if max(ends) > t.file_bytes:
+            raise ValueError(f"its columns end past the {t.file_bytes} bytes of a segment")
+        local = t.rows - ((t.rows >> (seg.bit_length() - 1)) << (seg.bit_length() - 1))
+        for c, block in t.check_rows.items():
+            if len(t.tail_sums.get(c, [])) != -(-local // block) or c not in t.offsets:
+                # the checksums written with the rows say how many rows the last segment holds
+                raise ValueError(f"its {t.rows} rows disagree with the checksums of column {c!r}")
         return t
 
 

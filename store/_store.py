@@ -121,7 +121,8 @@ class ReplayStore:
         """Make ``rec`` the state every read sees: map (lazily) the segments it names."""
         views = {}
         for name, t in rec.tables.items():
-            v = SegmentedTable(self.path, rec.uuid, name, t, self._seg_cache.setdefault(name, {}))
+            v = SegmentedTable(self.path, rec.uuid, name, t, self._seg_cache.setdefault(name, {}),
+                               frozen=rec.writer.get("state") != "open" and self.mode == "r")
             v.forget_before(t.first_segment)
             if t.rows > t.first_row:  # every segment holding committed rows exists and is whole: check now
                 v.check_files(self._checked.setdefault(name, set()))
@@ -331,8 +332,7 @@ class StoreReader(ReplayStore):
         self._manifest = m
         self._set_identity(m.schema_json, m.actors_json, m.window, m.metadata_json)
         self.retain, self.chunk_bytes = m.retain, m.chunk_bytes
-        rec, self._sig = choose_record(path, m, "r")
-        self._use_record(rec)
+        rec, self._sig = use_trusted(self, path, m, "r")
         return self
 
     def _open_v1(self, f) -> None:
@@ -446,6 +446,23 @@ def _manifest_from_record(path: str, e: Exception) -> Manifest:
     return Manifest.from_record(got[0], path)
 
 
+def use_trusted(store: ReplayStore, path: str, m: Manifest, mode: str) -> tuple[CommitRecord, tuple | None]:
+    """``choose_record``, then ``store._use_record``; a record that contradicts the files (a segment
+    missing, short or foreign) gives way to the last clean close when that is a safe fallback."""
+    rec, sig = choose_record(path, m, mode)
+    try:
+        store._use_record(rec)
+        return rec, sig
+    except (DamagedStoreError, TruncatedStoreError) as e:
+        closed = m.closed(path) if m.session.get("state") != "open" else None
+        if closed is None or closed.seq == rec.seq:
+            raise
+        warnings.warn(f"{path}: the commit record contradicts the files ({e}); using the store's last clean close "
+                      f"(seq {closed.seq}, {closed.rows} rows)", RuntimeWarning, stacklevel=4)
+        store._use_record(closed)
+        return closed, None
+
+
 def choose_record(path: str, m: Manifest, mode: str) -> tuple[CommitRecord, tuple | None]:
     """The commit record to trust: the ``.commit`` file unless it is missing, damaged, foreign or
     older than the manifest's last clean close, which then wins. Refuses ("a") or warns ("r")
@@ -462,6 +479,8 @@ def choose_record(path: str, m: Manifest, mode: str) -> tuple[CommitRecord, tupl
         rec, sig = got
         if rec.uuid != m.uuid:
             problem = f"the commit record {_record.record_path(path)} belongs to another store (uuid {rec.uuid})"
+        elif rec.tables[TRANSITIONS].schema_json != m.schema_json or rec.identity.get("actors") != m.actors_json:
+            problem = f"the commit record {_record.record_path(path)} is damaged: its schema or actors differ from the store's"
         elif closed is not None and rec.seq < closed.seq:
             problem = (f"the commit record {_record.record_path(path)} is older (seq {rec.seq}, {rec.rows} rows) than "
                        f"the store's last clean close (seq {closed.seq}, {closed.rows} rows): a restored old copy?")

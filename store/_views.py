@@ -17,7 +17,7 @@ from ._mapped import ColumnMap, MappedFile
 from ._record import TableRecord
 from ._schema import Schema
 from ._segment import SegmentMap, identity_bytes
-from .errors import RowsDeletedError, TruncatedStoreError
+from .errors import DamagedStoreError, RowsDeletedError, TruncatedStoreError
 
 
 def _names(schema: Schema, columns, where: str, table: str) -> list[str]:
@@ -31,7 +31,8 @@ def _names(schema: Schema, columns, where: str, table: str) -> list[str]:
 class SegmentedTable:
     """The committed rows of one format-2 table, across its segment files."""
 
-    def __init__(self, store_path: str, store_uuid: str, name: str, rec: TableRecord, cache: dict):
+    def __init__(self, store_path: str, store_uuid: str, name: str, rec: TableRecord, cache: dict,
+                 frozen: bool = False):
         self.name = name
         self.rec = rec
         self.schema = Schema.from_json(rec.schema_json)
@@ -42,6 +43,7 @@ class SegmentedTable:
         self._folder = segment_dir(store_path)
         self._uuid = store_uuid
         self._cache = cache  # segment index -> SegmentMap, shared with the previous view of this table
+        self._frozen = frozen  # the writer closed: no committed byte of any segment may change
         self._cols = {c.name: (rec.offsets[c.name], (c.dtype, c.shape, rec.segment_rows))
                       for c in self.schema if c.row_bytes}
 
@@ -51,9 +53,26 @@ class SegmentedTable:
             s = SegmentMap(os.path.join(self._folder, segment_name(self.name, k)),
                            identity_bytes(self._uuid, self.name, k), self.rec.identity, self.rec.file_bytes, self._cols)
             self._cache[k] = s
-        if s.sealed_mtime is None and (k + 1) * self.seg_rows <= self.rows:
-            # full and checksummed: from now on any change to it is damage (see SegmentMap.check)
+        if s.sealed_mtime is None and (self._frozen or (k + 1) * self.seg_rows <= self.rows):
+            # full and checksummed, or its writer closed: a change to it from now on is suspect
             s.sealed_mtime = os.fstat(s.fd).st_mtime_ns
+        return s
+
+    def _checked(self, k: int) -> SegmentMap:
+        """Segment ``k``, checked before its pages are touched: not shrunk, and if it was modified
+        since it was sealed (a backup copied over it?), its committed rows still match their checksums."""
+        s = self.segment(k)
+        if not s.check():
+            from ._verify import segment_findings
+
+            bad = segment_findings(self._folder, self._uuid, self.name, self.rec, k, s)
+            if bad:
+                raise DamagedStoreError(
+                    f"segment {s.path} changed after its rows were committed, and rows {bad[0]['rows']} of column "
+                    f"{bad[0]['column']!r} no longer match their checksums: was a file copied over it? Reopen the "
+                    "store, and run `replaystore verify` on it")
+            # still intact: a new writer appended to it (or its mtime was touched)
+            s.sealed_mtime = None if (k + 1) * self.seg_rows > self.rows else os.fstat(s.fd).st_mtime_ns
         return s
 
     def check_files(self, checked: set) -> None:
@@ -90,8 +109,7 @@ class SegmentedTable:
         while r < hi:
             k = r >> self.shift
             stop = min(hi, (k + 1) << self.shift)
-            seg = self.segment(k)
-            seg.check()
+            seg = self._checked(k)
             base = k << self.shift
             for c in names:
                 if c in seg.arrays:
@@ -109,15 +127,13 @@ class SegmentedTable:
         seg_of = rows >> self.shift
         k0, k1 = int(seg_of[0]), int(seg_of.max())
         if k0 == k1 and int(seg_of.min()) == k0:  # the common case: one segment, one fancy index per column
-            seg = self.segment(k0)
-            seg.check()
+            seg = self._checked(k0)
             local = rows - (k0 << self.shift) if k0 else rows
             return {c: seg.arrays[c][local] if c in seg.arrays else
                     np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
         out = {c: np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
         for k in np.unique(seg_of).tolist():
-            seg = self.segment(k)
-            seg.check()
+            seg = self._checked(k)
             sel = np.flatnonzero(seg_of == k)
             local = rows[sel] - (k << self.shift)
             for c in names:

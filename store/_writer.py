@@ -27,7 +27,7 @@ from ._format import (TRANSITIONS, choose_chunk_bytes, segment_dir, segment_name
 from ._manifest import Manifest, write_manifest
 from ._record import CommitRecord, TableRecord, this_writer, write_atomic
 from ._schema import ACTOR, Schema
-from ._store import _PRIVATE, ReplayStore, choose_record, load_manifest
+from ._store import _PRIVATE, ReplayStore, load_manifest, use_trusted
 from ._tablewriter import TableWriter, _full, _trim
 from ._validate import block_column, block_length, check_names
 from .errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, SchemaError, ShapeError,
@@ -145,8 +145,7 @@ class StoreWriter(AppendMixin, ReplayStore):
                                       "the folder and the .commit record together: copy all three")
         self._lock()
         try:
-            rec, _ = choose_record(path, m, "a")
-            self._use_record(rec)
+            rec, _ = use_trusted(self, path, m, "a")
             self._resume(rec)
             if damaged is not None:
                 kept = f"{path}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"

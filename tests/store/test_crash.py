@@ -85,10 +85,12 @@ def run_trials(spawn_writer, tmp_path, trials: int, seed: int, fsync_every: int)
 
 
 def test_kill_minus_nine_loses_no_committed_row(spawn_writer, tmp_path):
-    """24 writers killed with SIGKILL at random moments (every 6th with fsync=True): after each,
-    the store opens 'r' and 'a' with no tool, holds every reported commit bit-identical, says the
-    writer died, records what recovery kept, and takes new rows after the kept ones."""
-    run_trials(spawn_writer, tmp_path, trials=24, seed=20261125, fsync_every=6)
+    """36 writers killed with SIGKILL at random moments (every 6th with fsync=True), inside appends,
+    commits and segment roll-overs (1,024-row segments, commits of 1 to 400 rows): after each, the
+    store opens 'r' and 'a' with no tool, holds every reported commit bit-identical, says the writer
+    died, records what recovery kept, and takes new rows after the kept ones. With the 4 fsync
+    trials below, 40 kills in the default suite."""
+    run_trials(spawn_writer, tmp_path, trials=36, seed=20261125, fsync_every=6)
 
 
 def test_kill_during_fsync_mode(spawn_writer, tmp_path):
