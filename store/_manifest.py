@@ -176,7 +176,7 @@ def write_manifest(path: str, m: Manifest, tables: dict[str, tuple[Schema, int, 
                         n = min(seg_rows, rows - k * seg_rows)
                         src = h5py.VirtualSource(f"{folder}/{segment_name(name, k)}", c.name,
                                                  shape=(seg_rows, *c.shape), dtype=c.dtype)
-                        layout[k * seg_rows:k * seg_rows + n] = src[:n]
+                        layout[k * seg_rows:k * seg_rows + n] = src if n == seg_rows else src[:n]  # (slicing copies)
                     g.create_virtual_dataset(c.name, layout, fillvalue=0)
         finally:
             f.close()

@@ -21,6 +21,11 @@ from ._segment import create_segment, pwrite_all
 from .errors import StoreWriteError
 
 
+# Blocks of this many rows or more skip the stage: copying them there first, and out again from the
+# stage's shared float matrix (not contiguous per column), cost more than the pwrite itself.
+WRITE_THROUGH = 1024
+
+
 def _staging(schema: Schema, rows: int):
     """Staging arrays, one per column. The float array columns whose finiteness is checked, when
     there are several of one dtype, are views side by side in one matrix, so one dot product per
@@ -177,9 +182,9 @@ class TableWriter:
 
     def add_block(self, block: dict[str, np.ndarray], n: int) -> None:
         """Stage small blocks, write big ones through. Raises before accepting any row, or accepts all."""
-        if self.n_staged + n > self.stage_rows:
+        if self.n_staged + n > self.stage_rows or (n >= WRITE_THROUGH and self.n_staged):
             self.flush_stage()
-        if n <= self.stage_rows:
+        if n < WRITE_THROUGH and n <= self.stage_rows:
             i = self.n_staged
             for name, arr in block.items():
                 self.stage[name][i:i + n] = arr

@@ -64,6 +64,7 @@ class StoreWriter(AppendMixin, ReplayStore):
         self._tables: dict[str, TableWriter] = {}
         self._tw: TableWriter | None = None       # the transitions table's writer
         self._committed_rows = 0
+        self._commit_at = 0                       # the row count at which append commits by itself
         self._last_commit = 0.0
         self._next_episode = 0
         self._next_step = 0
@@ -271,6 +272,7 @@ class StoreWriter(AppendMixin, ReplayStore):
             tw.seg_counts.pop(k, None)
         self._use_record(rec)
         self._committed_rows = rec.rows
+        self._commit_at = rec.rows + self.commit_every
         self._last_commit = time.time()
         for t in self._tables.values():
             t.after_commit()
