@@ -8,7 +8,8 @@ from . import errors
 from ._actors import Actors
 from ._format import FORMAT_VERSION, TRANSITIONS
 from ._schema import Column, Schema
-from ._store import ReplayStore, StoreReader
+from ._reader import StoreReader
+from ._store import ReplayStore
 from ._writer import StoreWriter
 from ._sampler import Sampler
 from ._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema

@@ -51,6 +51,10 @@ def segment_name(table: str, index: int) -> str:
     return f"{table}-{index:06d}.h5"
 
 
+def compact_name(table: str, index: int) -> str:
+    return f"{table}-{index:06d}.z.h5"
+
+
 def sums_name(table: str, index: int) -> str:
     return f"{table}-{index:06d}.sums"
 

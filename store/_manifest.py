@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import h5py
 
-from ._format import FORMAT_NAME, READ_ONLY_VERSIONS, FORMAT_VERSION, group_path, segment_dir, segment_name
+from ._format import (FORMAT_NAME, READ_ONLY_VERSIONS, FORMAT_VERSION, compact_name, group_path, segment_dir,
+                      segment_name)
 from ._record import CommitRecord, check_version, fsync_dir, write_error
 from ._schema import Schema
 from .errors import DamagedStoreError, NotAStoreError, StoreError, StoreNotFoundError, TruncatedStoreError
@@ -137,8 +138,9 @@ def read_manifest(f: h5py.File, path: str) -> Manifest:
         raise DamagedStoreError(f"{path}: the manifest's attributes are damaged ({type(e).__name__}: {e})") from None
 
 
-def write_manifest(path: str, m: Manifest, tables: dict[str, tuple[Schema, int, int, int]], fsync: bool) -> None:
-    """Write the manifest for ``tables`` (name -> (schema, segment rows, first segment, committed rows))
+def write_manifest(path: str, m: Manifest, tables: dict[str, tuple], fsync: bool) -> None:
+    """Write the manifest for ``tables`` (name -> (schema, segment rows, first segment, committed rows,
+    compacted segments))
     beside ``path`` and rename it over ``path``. Its virtual datasets have the committed length."""
     tmp = f"{path}.manifest.tmp"
     folder = os.path.basename(segment_dir(path))
@@ -163,7 +165,7 @@ def write_manifest(path: str, m: Manifest, tables: dict[str, tuple[Schema, int, 
             a["written"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             a["note"] = ("rows live in the segment files of the folder beside this file; the virtual datasets "
                          "here span them. Rows past the committed count (see the .commit record) are unwritten")
-            for name, (schema, seg_rows, first, rows) in tables.items():
+            for name, (schema, seg_rows, first, rows, compacted) in tables.items():
                 g = f.require_group(group_path(name))
                 g.attrs["schema"] = schema.to_json()
                 g.attrs["segment_rows"] = seg_rows
@@ -174,7 +176,8 @@ def write_manifest(path: str, m: Manifest, tables: dict[str, tuple[Schema, int, 
                     layout = h5py.VirtualLayout(shape=(rows, *c.shape), dtype=c.dtype)
                     for k in range(first, -(-rows // seg_rows)):
                         n = min(seg_rows, rows - k * seg_rows)
-                        src = h5py.VirtualSource(f"{folder}/{segment_name(name, k)}", c.name,
+                        file = compact_name(name, k) if k in compacted else segment_name(name, k)
+                        src = h5py.VirtualSource(f"{folder}/{file}", c.name,
                                                  shape=(seg_rows, *c.shape), dtype=c.dtype)
                         layout[k * seg_rows:k * seg_rows + n] = src if n == seg_rows else src[:n]  # (slicing copies)
                     g.create_virtual_dataset(c.name, layout, fillvalue=0)

@@ -105,6 +105,7 @@ class TableRecord:
     check_rows: dict[str, int]       # rows per checksummed block, per column
     tail_sums: dict[str, list[int]]  # crc32 of each block of the segment holding row ``rows`` (not yet sealed)
     segment_counts: dict[int, list[int]] = field(default_factory=dict)  # actor counts per retained segment
+    compacted: list[int] = field(default_factory=list)  # segments rewritten compressed (``compact``)
 
     @property
     def first_row(self) -> int:
@@ -114,7 +115,7 @@ class TableRecord:
         return {"schema": self.schema_json, "rows": self.rows, "segment_rows": self.segment_rows,
                 "first_segment": self.first_segment, "offsets": self.offsets, "identity": self.identity,
                 "file_bytes": self.file_bytes, "check_rows": self.check_rows, "tail_sums": self.tail_sums,
-                "segment_counts": {str(k): v for k, v in self.segment_counts.items()}}
+                "segment_counts": {str(k): v for k, v in self.segment_counts.items()}, "compacted": self.compacted}
 
     @classmethod
     def from_json(cls, d: dict) -> "TableRecord":
@@ -125,7 +126,8 @@ class TableRecord:
                 {str(k): _int(v, "offset") for k, v in d["offsets"].items()}, _int(d["identity"], "identity"),
                 _int(d["file_bytes"], "file_bytes"), {str(k): _int(v, "check_rows", 1) for k, v in d["check_rows"].items()},
                 {str(k): [_int(x, "checksum") for x in v] for k, v in d["tail_sums"].items()},
-                {int(k): _counts(v, "segment_counts") for k, v in d.get("segment_counts", {}).items()})
+                {int(k): _counts(v, "segment_counts") for k, v in d.get("segment_counts", {}).items()},
+                [_int(k, "compacted") for k in d.get("compacted", [])])
         if t.first_row > t.rows:
             raise ValueError(f"first_segment={t.first_segment} starts past the {t.rows} committed rows")
         from ._schema import Schema

@@ -79,6 +79,7 @@ class TableWriter:
         self.sums: dict[int, dict[str, np.ndarray]] = {}      # segment -> column -> crc32 per block
         self.seg_counts: dict[int, np.ndarray] | None = {} if counted else None  # actor counts per segment
         self.to_seal: set[int] = set()
+        self.compacted: set[int] = set()  # segments rewritten compressed (``_compact.py``)
         self.segments_changed = False    # the manifest's view of the segments is out of date
         self._fds: dict[int, int] = {}   # open segment files, by index
         self._unsynced: set[int] = set()
@@ -101,6 +102,7 @@ class TableWriter:
         for c, v in t.tail_sums.items():
             sums[c][:len(v)] = v
         self.sums = {k: sums}
+        self.compacted = set(t.compacted)
         if self.seg_counts is not None:
             self.seg_counts = {j: _full(v) for j, v in t.segment_counts.items()}
 
@@ -115,7 +117,8 @@ class TableWriter:
             counts = {j: _trim(v) for j, v in self.seg_counts.items() if self.first_segment <= j < k}
         return TableRecord(self.schema.to_json(), rows, self.seg_rows, self.first_segment,
                            dict(self.layout["offsets"]), self.layout["identity"], self.layout["file_bytes"],
-                           dict(self.check_rows), tail, counts)
+                           dict(self.check_rows), tail, counts,
+                           sorted(k for k in self.compacted if k >= self.first_segment))
 
     # ------------------------------------------------------------------ segments
     def _fd(self, k: int) -> int:

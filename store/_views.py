@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from ._format import segment_dir, segment_name
+from ._format import compact_name, segment_dir, segment_name
 from ._mapped import ColumnMap, MappedFile
 from ._record import TableRecord
 from ._schema import Schema
@@ -44,11 +44,20 @@ class SegmentedTable:
         self._uuid = store_uuid
         self._cache = cache  # segment index -> SegmentMap, shared with the previous view of this table
         self._frozen = frozen  # the writer closed: no committed byte of any segment may change
+        self._compacted = set(rec.compacted)
         self._cols = {c.name: (rec.offsets[c.name], (c.dtype, c.shape, rec.segment_rows))
                       for c in self.schema if c.row_bytes}
 
     def segment(self, k: int) -> SegmentMap:
         s = self._cache.get(k)
+        if k in self._compacted:
+            if s is None:
+                from ._compact import CompactSegment
+
+                s = self._cache[k] = CompactSegment(os.path.join(self._folder, compact_name(self.name, k)),
+                                                    identity_bytes(self._uuid, self.name, k), self.schema,
+                                                    self.seg_rows)
+            return s
         if s is None:
             s = SegmentMap(os.path.join(self._folder, segment_name(self.name, k)),
                            identity_bytes(self._uuid, self.name, k), self.rec.identity, self.rec.file_bytes, self._cols)
@@ -79,7 +88,7 @@ class SegmentedTable:
         """Every segment file with committed rows exists and is as long as it was made (one stat each,
         for segments not checked before), so a truncated copy is refused at open, not at a read."""
         for k in range(self.rec.first_segment, ((self.rows - 1) >> self.shift) + 1):
-            if k in checked:
+            if k in checked or k in self._compacted:
                 continue
             path = os.path.join(self._folder, segment_name(self.name, k))
             try:
@@ -91,6 +100,11 @@ class SegmentedTable:
                 raise TruncatedStoreError(f"segment {path} is {size} bytes, shorter than the {self.rec.file_bytes} it "
                                           "was created with: it was truncated or replaced")
             checked.add(k)
+
+    def forget(self, k: int) -> None:
+        s = self._cache.pop(k, None)
+        if s is not None:
+            s.close()
 
     def forget_before(self, first_segment: int) -> None:
         for k in [k for k in self._cache if k < first_segment]:

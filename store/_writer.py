@@ -23,11 +23,13 @@ import numpy as np
 from . import _record, _sampler_state
 from ._actors import Actors
 from ._append import AppendMixin
-from ._format import (TRANSITIONS, choose_chunk_bytes, segment_dir, segment_name, segment_rows, sums_name)
+from ._format import (TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
+                      sums_name)
 from ._manifest import Manifest, write_manifest
-from ._record import CommitRecord, TableRecord, this_writer, write_atomic
+from ._record import CommitRecord, this_writer, write_atomic
 from ._schema import ACTOR, Schema
-from ._store import _PRIVATE, ReplayStore, load_manifest, use_trusted
+from ._reader import load_manifest, use_trusted
+from ._store import _PRIVATE, ReplayStore
 from ._tablewriter import TableWriter, _full, _trim
 from ._validate import block_column, block_length, check_names
 from .errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, SchemaError, ShapeError,
@@ -125,7 +127,7 @@ class StoreWriter(AppendMixin, ReplayStore):
         rec = CommitRecord(store_uuid, 0, {TRANSITIONS: tw.record()}, [], [], this_writer("closed"), m.identity())
         m.closed_record = rec.to_json()
         _record.write_record(path, rec, fsync)
-        write_manifest(path, m, {TRANSITIONS: (schema, tw.seg_rows, 0, 0)}, fsync)
+        write_manifest(path, m, {TRANSITIONS: (schema, tw.seg_rows, 0, 0, set())}, fsync)
         return cls._open(path, commit_every, commit_seconds, fsync)
 
     @classmethod
@@ -216,13 +218,15 @@ class StoreWriter(AppendMixin, ReplayStore):
                 os.remove(p)
                 continue
             stem, dot, ext = n.rpartition(".")
-            table, dash, idx = stem.rpartition("-")
+            packed = stem.endswith(".z")
+            table, dash, idx = stem[:-2].rpartition("-") if packed else stem.rpartition("-")
             if ext not in ("h5", "sums") or not dash or not idx.isdigit():
                 continue
             t = self._tables.get(table)
             k = int(idx)
             if t is None or k < t.first_segment or (ext == "h5" and k > t.rows_written >> t.shift) or \
-                    (ext == "sums" and k >= t.rows_written >> t.shift):
+                    (ext == "sums" and k >= t.rows_written >> t.shift) or \
+                    (ext == "h5" and (k in t.compacted) != packed):  # compaction done, or never published
                 os.remove(p)
 
     # ------------------------------------------------------------------ committing
@@ -277,7 +281,8 @@ class StoreWriter(AppendMixin, ReplayStore):
         for t in self._tables.values():
             t.after_commit()
         for k in gone:
-            for n in (segment_name(TRANSITIONS, k), sums_name(TRANSITIONS, k)):
+            tw.compacted.discard(k)
+            for n in (segment_name(TRANSITIONS, k), sums_name(TRANSITIONS, k), compact_name(TRANSITIONS, k)):
                 try:
                     os.remove(os.path.join(self._folder, n))
                 except FileNotFoundError:
@@ -297,8 +302,8 @@ class StoreWriter(AppendMixin, ReplayStore):
                                      np.zeros(256, np.int64))
 
     def _write_manifest(self) -> None:
-        views = {name: (t.schema, t.seg_rows, t.first_segment, self._views[name].rows if name in self._views else 0)
-                 for name, t in self._tables.items()}
+        views = {name: (t.schema, t.seg_rows, t.first_segment, self._views[name].rows if name in self._views else 0,
+                        t.compacted) for name, t in self._tables.items()}
         write_manifest(self.path, self._manifest, views, self.fsync)
         for t in self._tables.values():
             t.segments_changed = False
