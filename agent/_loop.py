@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from replaystore.progress import progress
-from replaystore.store import Column, ReplayStore, Schema
+from replaystore.store import Column, ReplayStore, Schema, store_files
 
 from ._agent import Agent
 from ._config import AgentConfig
@@ -165,8 +165,7 @@ def _close_and_clean(store, created: list) -> None:
     if rows:
         return
     for path in created:
-        record = os.fspath(path) + ".commit"
-        for p in (path, record):
+        for p in store_files(path):
             if os.path.isdir(p):
                 shutil.rmtree(p, ignore_errors=True)
             elif os.path.exists(p):

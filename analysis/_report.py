@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from replaystore.store import FORMAT_VERSION, TRAIN_SAMPLES, TRAIN_STEPS
+from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS
 
 from . import _anomalies, _stats, _training
 from ._anomalies import Anomaly
@@ -158,7 +158,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
         steps_raw = s.read_table(TRAIN_STEPS) if s.tables.get(TRAIN_STEPS) else None
         samples_raw = s.read_table(TRAIN_SAMPLES) if s.tables.get(TRAIN_SAMPLES) else None
         store = {"rows": len(s), "window": s.window, "window_start": s.window_start(), "actors": list(names),
-                 "metadata": dict(s.metadata), "format_version": FORMAT_VERSION, "tables": dict(s.tables),
+                 "metadata": dict(s.metadata), "format_version": s.format_version, "tables": dict(s.tables),
                  "checkpoints": len(s.checkpoints), "columns": list(s.schema.names)}
         spath = s.path
     tick("load")

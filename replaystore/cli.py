@@ -21,6 +21,9 @@ COMMANDS = {
     "compare": ("replaystore._cmd_compare", "compare a store's audit against a baseline report"),
     "tensorboard": ("replaystore._cmd_tensorboard", "write a recorded store's telemetry as TensorBoard scalars"),
     "watch": ("replaystore._cmd_watch", "follow a store being written: composition, rates, anomalies"),
+    "verify": ("replaystore._cmd_verify", "re-read every committed row of a store and check its checksums"),
+    "convert": ("replaystore._cmd_convert", "write a format-2 copy of a store (format 1 opens read-only)"),
+    "compact": ("replaystore._cmd_compact", "rewrite a store's segments older than its window compressed"),
 }
 
 EXIT_CODES = """exit status:

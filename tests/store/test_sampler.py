@@ -501,7 +501,7 @@ def test_anonymous_memory_does_not_follow_store_size(tmp_path, strategy):
                       "next_state": np.full((k, 256), 2, "f4"), "discrete_action": np.zeros(k, "i4"),
                       "continuous_action": np.zeros((k, 0), "f4"), "reward": np.zeros(k, "f4"),
                       "done": np.zeros(k, bool)})
-    store_mb = os.path.getsize(path) / 2**20
+    store_mb = sum(os.path.getsize(p) for p in Path(f"{path}.d").glob("*.h5")) / 2**20  # format 2: segment files
     kw = {"actor_fractions": {"expert": 0.5, "dqn": 0.5}} if strategy == "stratified" else {}
     before = _rss_anon_kb()
     with Sampler(path, 256, strategy=strategy, seed=0, as_torch=False, **kw) as sm:
