@@ -27,10 +27,11 @@ class Agent:
 
     ``step(...)`` appends one transition tagged with ``actor`` (keyword-only, required, in the
     store's vocabulary); ``train_step()`` samples a batch through ``store.Sampler`` and takes one
-    gradient step, returning per-actor ``TrainMetrics`` and writing the training telemetry.
+    gradient step, returning per-actor ``TrainMetrics`` and writing the training telemetry
+    (through ``replaystore.Telemetry``; ``tensorboard=DIR`` also sends its scalars there, live).
     """
 
-    def __init__(self, config: AgentConfig, store, spec: EnvSpec):
+    def __init__(self, config: AgentConfig, store, spec: EnvSpec, *, tensorboard=None):
         if tuple(store.actors.names) != tuple(config.actors):
             raise ConfigError(f"config.actors={config.actors} but the store's vocabulary is "
                               f"{store.actors.names}; pass the store's vocabulary in the config")
@@ -44,7 +45,8 @@ class Agent:
         torch.manual_seed(config.seed)
         self.net = HybridDQN(spec.state_shape, spec.n_discrete, spec.continuous_dim, config.hidden)
         self.learner = Learner(self.net, config, self.actors)
-        self.trainlog = TrainLog(store, len(self.actors), config.telemetry_block)
+        # tensorboard: a directory that also receives the telemetry's scalars (a live view)
+        self.trainlog = TrainLog(store, len(self.actors), config.telemetry_block, tensorboard=tensorboard)
         self.nstep = NStepGatherer(store, config.n_step, config.gamma) if config.n_step > 1 else None
         self._has_truncated = TRUNCATED in store.schema
         self.train_steps = 0
@@ -187,7 +189,7 @@ class Agent:
 
     def close(self) -> None:
         """Hand staged telemetry to the store and commit (the store stays open; the caller closes it)."""
-        self.trainlog.flush()
+        self.trainlog.close()
         if self._sampler is not None:
             self._sampler.close()
             self._sampler = None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 
 import numpy as np
 import torch
 
-from replaystore.store import Column, ReplayStore, Schema
+from replaystore.progress import progress
+from replaystore.store import Column, ReplayStore, Schema, store_files
 
 from ._agent import Agent
 from ._config import AgentConfig
@@ -69,30 +71,39 @@ def _open_for_resume(config: AgentConfig, out_path):
 
 
 def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool = True,
-          checkpoint_dir=None, eval_episodes: int = 0) -> dict:
+          checkpoint_dir=None, eval_episodes: int = 0, tensorboard=None) -> dict:
     """Act in ``config.env_id`` with the expert mixed in, learn from the store at ``out_path``.
 
     ``resume=True`` reopens an existing store, restores its latest checkpoint and keeps appending
-    until the store holds ``config.total_steps`` frames. Returns a JSON-able summary.
+    until the store holds ``config.total_steps`` frames. ``tensorboard``: a directory for a live
+    TensorBoard view of the telemetry (None: none). A new run that fails before it has recorded
+    a row removes the files it created, so the same command can be run again. Returns a
+    JSON-able summary.
     """
-    from tqdm.auto import tqdm
-
     torch.set_num_threads(config.torch_threads)
     env = make_env(config.env_id)
     spec = env_spec(env)
     ckpt_dir = checkpoint_dir or default_checkpoint_dir(out_path)
     if resume:
         store, latest = _open_for_resume(config, out_path)
+        created = []
     else:
         if os.path.exists(out_path):
+            env.close()
             raise FileExistsError(f"{out_path} already exists; pass resume=True (--resume) to continue it, "
                                   "or choose another output path")
+        created = [p for p in (out_path, ckpt_dir, tensorboard) if p is not None and not os.path.exists(p)]
         os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-        store = ReplayStore.create(out_path, store_schema(spec), actors=config.actors, window=config.window,
-                                   metadata=run_metadata(config), commit_every=config.commit_every)
+        try:
+            store = ReplayStore.create(out_path, store_schema(spec), actors=config.actors, window=config.window,
+                                       metadata=run_metadata(config), commit_every=config.commit_every)
+        except BaseException:
+            env.close()
+            raise
     t0 = time.monotonic()
+    agent = None
     try:
-        agent = Agent(config, store, spec)
+        agent = Agent(config, store, spec, tensorboard=tensorboard)
         if resume:
             agent.load_checkpoint(latest)
             agent.frames = len(store)  # the store is the record of frames taken, checkpointed or not
@@ -103,12 +114,17 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
         expert = CartPoleExpert(spec) if config.expert_ratio > 0 else None
         rng = np.random.default_rng((config.seed, agent.frames))
         mixer = ActorMixer(agent.net, expert, spec, config.expert_ratio, config.expert_actor, config.dqn_actor, rng)
-        returns = _run_frames(agent, env, spec, mixer, config, ckpt_dir, progress, tqdm)
+        returns = _run_frames(agent, env, spec, mixer, config, ckpt_dir, progress)
         last = store.checkpoints[-1]["step"] if store.checkpoints else -1
         ckpt = agent.save_checkpoint(agent.checkpoint_path(ckpt_dir)) if last != agent.train_steps \
             else store.checkpoints[-1]["path"]
         agent.close()
         composition = store.actor_composition(window=False)
+    except BaseException:
+        if agent is not None:
+            agent.trainlog.close()
+        _close_and_clean(store, created)
+        raise
     finally:
         store.close()
         env.close()
@@ -132,12 +148,36 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
     return summary
 
 
-def _run_frames(agent: Agent, env, spec, mixer: ActorMixer, cfg: AgentConfig, ckpt_dir, progress, tqdm) -> list:
+def _close_and_clean(store, created: list) -> None:
+    """After a failed new run: remove what it created if the store holds no committed row.
+
+    A run that recorded rows keeps them (nothing committed is ever lost); one that failed at its
+    start (env, config, network) leaves nothing behind that would make the next run say
+    "already exists".
+    """
+    if not created:
+        return
+    try:
+        store.close()
+        rows = len(ReplayStore.open(created[0], "r")) if os.path.exists(created[0]) else 0
+    except Exception:  # a store that cannot be reopened is not one to keep half-made
+        rows = 0
+    if rows:
+        return
+    for path in created:
+        for p in store_files(path):
+            if os.path.isdir(p):
+                shutil.rmtree(p, ignore_errors=True)
+            elif os.path.exists(p):
+                os.remove(p)
+
+
+def _run_frames(agent: Agent, env, spec, mixer: ActorMixer, cfg: AgentConfig, ckpt_dir, show) -> list:
     returns: list[float] = []
     obs, _ = env.reset(seed=cfg.seed + agent.frames)
-    ep_return = 0.0
-    bar = tqdm(total=cfg.total_steps, initial=agent.frames, disable=not progress, unit="frame",
-               desc=f"train {cfg.env_id}", mininterval=0.5)
+    ep_return, ep_len = 0.0, 0
+    bar = progress(total=cfg.total_steps, initial=agent.frames, disable=not show, unit="frame",
+                   desc=f"train {cfg.env_id}", mininterval=0.5)
     try:
         while agent.frames < cfg.total_steps:
             eps = epsilon_at(agent.frames, cfg.total_steps, cfg.eps_start, cfg.eps_end, cfg.eps_fraction)
@@ -145,9 +185,11 @@ def _run_frames(agent: Agent, env, spec, mixer: ActorMixer, cfg: AgentConfig, ck
             nobs, r, term, trunc, _ = env.step(env_action(spec, d, c))
             agent.step(obs, d, c, r, nobs, term or trunc, actor=who, truncated=bool(trunc and not term))
             ep_return += float(r)
+            ep_len += 1
             if term or trunc:
                 returns.append(ep_return)
-                ep_return = 0.0
+                agent.trainlog.log_episode(agent.frames, ep_return, ep_len)
+                ep_return, ep_len = 0.0, 0
                 obs, _ = env.reset()
             else:
                 obs = nobs

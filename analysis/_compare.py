@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -15,6 +16,51 @@ from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, audit
 VOLATILE = ("generated",)
 DEFAULT_TOLERANCE = {"abs": 1e-9, "rel": 1e-6}
 IGNORE = "ignore"  # a tolerance that leaves matching paths out of the comparison
+
+# Tolerances for two runs of one setup (another seed, or the same seed: torch's kernels and
+# commit timing make even those differ), used by `replaystore compare` unless --exact.
+# Measured 2026-11-30 (benchmarks/compare_noise.py) on CartPole-v1 runs, expert ratio 0.26: four
+# runs of 6000 frames (seeds 0, 0, 1, 2) and two of 2000 frames (seeds 0, 1). Largest differences
+# between seeds: actor shares 0.016 (whole store, 6000 rows; binomial sd 0.006), batch shares
+# 0.019, shares of over-time buckets 0.14 (120-row buckets) and 0.22 (50-row buckets), counts
+# that follow the shares rel 0.07, per-actor sample counts rel 0.12; learning outcomes (returns,
+# lengths, loss, TD, Q) rel up to 0.63 on means and 0.91 on quantiles, and means near 0 change
+# sign; an actor's count of majority episodes went 0 -> 1. So shares and counts get about 1.5-2x
+# the measured noise and stay a real check (an expert share of 0 or a single actor fails them);
+# learning outcomes only have to keep their order of magnitude (rel 0.9 plus abs 0.5: a 10x
+# change fails), and the tails and bins of distributions (min, max, quantiles, histograms),
+# which move with every sample, are not compared. Runs much shorter than 2000 frames are noisier
+# than this: pass --tolerance, or compare with --exact.
+RUN_TO_RUN_TOLERANCES = {
+    "store.metadata.seed": IGNORE,
+    "store.metadata.config.seed": IGNORE,
+    "composition.*.fractions.*": 0.03,
+    "composition.over_time.fractions.*": 0.35,
+    "composition.*.counts.*": {"rel": 0.1},
+    "rewards.*count*": {"rel": 0.1},
+    "training.per_actor.*.batch_fraction": 0.03,
+    "training.per_actor.*.batch_count": {"rel": 0.1},
+    "training.trend.batch_fractions.*": 0.1,
+    "batch_vs_buffer.*fractions.*": 0.03,
+    "batch_vs_buffer.observed.*": {"rel": 0.1},
+    "batch_vs_buffer.expected.*": {"rel": 0.1},
+    "batch_vs_buffer.trend.*": 0.1,
+    "batch_vs_buffer.max_abs_diff": 0.03,
+    "batch_vs_buffer.test.*": IGNORE,  # its verdict is the BATCH_COMPOSITION anomaly, compared as one
+    "samples.*count*": {"rel": 0.2},
+    # learning outcomes: the same order of magnitude
+    "episodes.*": {"rel": 0.9},
+    # episodes attributed to the actor holding their majority: a 26% expert holds 0 or 1 of them
+    # in a 6000-frame run, so their statistics appear and vanish (None) from one seed to the next
+    "episodes.per_actor.*": IGNORE,
+    "training.loss.*": {"abs": 0.5, "rel": 0.9},
+    "training.per_actor.*": {"abs": 0.5, "rel": 0.9},
+    "training.trend.loss*": {"abs": 0.5, "rel": 0.9},
+    "training.trend.td_abs_mean*": {"abs": 0.5, "rel": 0.9},
+    "training.trend.q_mean*": {"abs": 0.5, "rel": 0.9},
+    "samples.per_actor.*": {"abs": 0.5, "rel": 0.9},
+    "*.min": IGNORE, "*.max": IGNORE, "*.quantiles.*": IGNORE, "*histogram*": IGNORE,
+}
 
 
 class BaselineFormatError(ValueError):
@@ -47,26 +93,71 @@ class Difference:
 
 @dataclass
 class Comparison:
+    """The differences between two audits. ``unmatched``: tolerance patterns that matched no value
+    of either report (a typo, or a section this report does not have): their tolerance did nothing."""
+
     differences: list = field(default_factory=list)
     compared: int = 0
+    unmatched: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.differences
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "compared": self.compared, "differences": [asdict(d) for d in self.differences]}
+        return {"ok": self.ok, "compared": self.compared, "metrics": self.by_metric(),
+                "unmatched_tolerances": list(self.unmatched), "differences": [asdict(d) for d in self.differences]}
 
-    def summary(self, limit: int = 20) -> str:
+    def by_metric(self) -> list[dict]:
+        """The differences grouped per metric (a path with its list indices as ``[*]``): how many
+        values differ, the largest absolute change and where, the tolerance used."""
+        groups: dict = {}
+        for d in self.differences:
+            groups.setdefault((metric_of(d.path), d.kind), []).append(d)
+        out = []
+        for (metric, kind), ds in groups.items():
+            g = {"metric": metric, "kind": kind, "count": len(ds)}
+            num = [(abs(x.candidate - x.baseline), x) for x in ds if _number(x.baseline) and _number(x.candidate)]
+            worst = max(num, key=lambda t: t[0])[1] if num else ds[0]
+            g.update({"max_abs_diff": max(t[0] for t in num) if num else None, "at": worst.path,
+                      "baseline": worst.baseline, "candidate": worst.candidate, "tolerance": worst.tolerance})
+            out.append(g)
+        return out
+
+    def summary(self, limit: int = 30, warnings: bool = True) -> str:
+        """One line per metric (``limit`` at most); ``warnings``: start with the unmatched patterns."""
+        warn = [f"warning: tolerance pattern {p!r} matches no value of the reports (typo?)"
+                for p in (self.unmatched if warnings else ())]
         if self.ok:
-            return f"no regression: {self.compared} values match the baseline"
-        lines = [f"{len(self.differences)} difference(s) from the baseline ({self.compared} values compared):"]
-        for d in self.differences[:limit]:
-            tol = f" (tolerance {d.tolerance})" if d.tolerance and d.tolerance != DEFAULT_TOLERANCE else ""
-            lines.append(f"  {d.kind}: {d.path}: baseline {d.baseline!r} -> candidate {d.candidate!r}{tol}")
-        if len(self.differences) > limit:
-            lines.append(f"  ... and {len(self.differences) - limit} more")
+            return "\n".join(warn + [f"no regression: {self.compared} values match the baseline"])
+        groups = self.by_metric()
+        lines = warn + [f"{len(self.differences)} difference(s) from the baseline in {len(groups)} metric(s) "
+                        f"({self.compared} values compared):"]
+        for g in groups[:limit]:
+            tol = g["tolerance"]
+            tol = f" (tolerance abs {tol['abs']:g}, rel {tol['rel']:g})" if tol and tol != DEFAULT_TOLERANCE else ""
+            if g["count"] == 1 or g["max_abs_diff"] is None and g["count"] == 1:
+                lines.append(f"  {g['kind']}: {g['at']}: baseline {g['baseline']!r} -> "
+                             f"candidate {g['candidate']!r}{tol}")
+            else:
+                worst = f"max |diff| {g['max_abs_diff']:.4g} " if g["max_abs_diff"] is not None else ""
+                lines.append(f"  {g['kind']}: {g['metric']}: {g['count']} values, {worst}at {g['at']}: "
+                             f"{g['baseline']!r} -> {g['candidate']!r}{tol}")
+        if len(groups) > limit:
+            lines.append(f"  ... and {len(groups) - limit} more metric(s) (--json lists every difference)")
         return "\n".join(lines)
+
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def metric_of(path: str) -> str:
+    """``composition.over_time.fractions.dqn[12]`` -> ``composition.over_time.fractions.dqn[*]``."""
+    return _INDEX.sub("[*]", path)
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _load_json(path, what: str) -> dict:
@@ -111,8 +202,8 @@ def _flatten(x, prefix: str, out: dict) -> dict:
     return out
 
 
-def _tolerance_for(path: str, tolerances: dict) -> dict:
-    best, tol = -1, DEFAULT_TOLERANCE
+def _tolerance_for(path: str, tolerances: dict, default=DEFAULT_TOLERANCE):
+    best, tol = -1, default
     for pattern, t in tolerances.items():
         if fnmatch.fnmatchcase(path, pattern) and len(pattern) > best:
             best, tol = len(pattern), t
@@ -146,24 +237,42 @@ def _close(a, b, tol: dict) -> bool:
     return abs(a - b) <= tol["abs"] + tol["rel"] * max(abs(a), abs(b))
 
 
-def compare(baseline, candidate, tolerances=None) -> Comparison:
+def compare(baseline, candidate, tolerances=None, *, defaults=None) -> Comparison:
     """Differences between two audits, ignoring volatile fields (``generated``: path, times).
 
     ``tolerances`` maps glob patterns over dotted paths (``"composition.whole.fractions.*"``,
     ``"rewards.per_actor.*.mean"``) to an absolute tolerance, ``{"abs": x, "rel": y}``, or
     ``"ignore"`` (e.g. ``{"store.metadata.*": "ignore"}`` between two runs); the longest
-    matching pattern wins; other numbers must agree to ``abs 1e-9 + rel 1e-6``. Anomalies are
-    compared by (code, severity, actor): a new one or a resolved one is a difference.
+    matching pattern wins. ``defaults``: tolerances of the same form consulted for paths that no
+    pattern of ``tolerances`` matches (``RUN_TO_RUN_TOLERANCES`` for two runs of one setup, which
+    the command line uses; there an "ignore" wins over a longer pattern); other numbers must
+    agree to ``abs 1e-9 + rel 1e-6``. Anomalies are
+    compared by (code, severity, actor): a new one or a resolved one is a difference. A pattern
+    of ``tolerances`` that matches no value is listed in ``Comparison.unmatched``.
     """
-    tolerances = _check_tolerances(tolerances)
+    user = _check_tolerances(tolerances)
+    fallback = _check_tolerances(defaults)
     base = _as_dict(baseline, "baseline")
     cand = _as_dict(candidate, "candidate", like=base)
     strip = lambda d: {k: v for k, v in d.items() if k not in VOLATILE and k != "anomalies"}  # noqa: E731
     fb, fc = _flatten(strip(base), "", {}), _flatten(strip(cand), "", {})
+    paths = fb.keys() | fc.keys()
+    unmatched = [p for p in user if not any(fnmatch.fnmatchcase(x, p) for x in paths)]
+
+    def _tolerance_for_path(path):
+        tol = _tolerance_for(path, user, None)
+        if tol is not None:
+            return tol
+        # among the defaults, "ignore" wins over any other match: the tails and bins they name
+        # (min, max, quantiles, histograms) sit inside sections that have a tolerance
+        if any(t.get("ignore") and fnmatch.fnmatchcase(path, p) for p, t in fallback.items()):
+            return {"ignore": True}
+        return _tolerance_for(path, fallback, DEFAULT_TOLERANCE)
+
     diffs = []
-    ignored = lambda p: _tolerance_for(p, tolerances).get("ignore", False)  # noqa: E731
+    ignored = lambda p: _tolerance_for_path(p).get("ignore", False)  # noqa: E731
     for path, b in fb.items():
-        tol = _tolerance_for(path, tolerances)
+        tol = _tolerance_for_path(path)
         if tol.get("ignore"):
             continue
         if path not in fc:
@@ -178,7 +287,7 @@ def compare(baseline, candidate, tolerances=None) -> Comparison:
     found += [Difference(f"anomalies[{k[0]}]", "resolved_anomaly", {"severity": k[1], "actor": k[2]}, None)
               for k in sorted((ab - ac).elements(), key=str)]
     # Anomalies first: they say what went wrong; the numbers after say by how much.
-    return Comparison(found + diffs, compared=len(fb) + len(base["anomalies"]))
+    return Comparison(found + diffs, compared=len(fb) + len(base["anomalies"]), unmatched=unmatched)
 
 
 def assert_audit_matches(path, baseline, tolerances=None) -> Comparison:

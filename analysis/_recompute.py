@@ -79,7 +79,7 @@ def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = T
     stays bounded on a 1M-row store), with a tqdm progress bar unless ``progress=False``.
     """
     import torch
-    from tqdm import tqdm
+    from replaystore.progress import progress as progress_bar
 
     from replaystore.agent import load_network  # analysis needs the agent only to rebuild a network
 
@@ -104,7 +104,8 @@ def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = T
         has_trunc = TRUNCATED in s.schema
         parts = []
         with torch.no_grad():
-            for b0 in tqdm(range(lo, hi, int(batch_size)), desc="recompute TD", unit="batch", disable=not progress):
+            for b0 in progress_bar(range(lo, hi, int(batch_size)), desc="recompute TD", unit="batch",
+                                   disable=not progress):
                 rows = np.arange(b0, min(hi, b0 + int(batch_size)), dtype=np.int64)
                 parts.append((rows, *_batch(net, s, rows, hi, n, gamma, has_trunc)))
         names = s.actors.names

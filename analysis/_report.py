@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from replaystore.store import FORMAT_VERSION, TRAIN_SAMPLES, TRAIN_STEPS
+from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS
 
 from . import _anomalies, _stats, _training
 from ._anomalies import Anomaly
@@ -137,7 +137,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     of the over-time composition (default: a round number giving about 50 buckets).
     ``progress``: a tqdm bar over the stages (``"auto"``: only for stores of 100k rows or more).
     """
-    from tqdm import tqdm
+    from replaystore.progress import progress as progress_bar
 
     from replaystore.store import Run
 
@@ -152,7 +152,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     timings = {}
     with open_store(path) as s:
         show = (len(s) >= BIG_STORE) if progress == "auto" else bool(progress)
-        bar = tqdm(total=len(STAGES), desc="audit", disable=not show, leave=False)
+        bar = progress_bar(total=len(STAGES), desc="audit", disable=not show, leave=False)
 
         def tick(name):
             timings[name] = round(time.perf_counter() - t0, 4)
@@ -165,7 +165,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
         steps_raw = s.read_table(TRAIN_STEPS) if s.tables.get(TRAIN_STEPS) else None
         samples_raw = s.read_table(TRAIN_SAMPLES) if s.tables.get(TRAIN_SAMPLES) else None
         store = {"rows": len(s), "window": s.window, "window_start": s.window_start(), "actors": list(names),
-                 "metadata": dict(s.metadata), "format_version": FORMAT_VERSION, "tables": dict(s.tables),
+                 "metadata": dict(s.metadata), "format_version": s.format_version, "tables": dict(s.tables),
                  "checkpoints": len(s.checkpoints), "columns": list(s.schema.names)}
         spath = s.path
     tick("load")

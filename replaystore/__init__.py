@@ -37,6 +37,8 @@ _EXPORTS = {
     "load_transitions": ("replaystore.analysis", "load_transitions"),
     "load_train_steps": ("replaystore.analysis", "load_train_steps"),
     "load_train_samples": ("replaystore.analysis", "load_train_samples"),
+    "Telemetry": ("replaystore._telemetry", "Telemetry"),
+    "TelemetryError": ("replaystore._telemetry", "TelemetryError"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,4 +1,4 @@
-"""``replaystore audit PATH --out DIR``: report.json, report.md and PNG plots; exit status for CI."""
+"""``replaystore audit PATH --out DIR [--json]``: report.json, report.md and PNG plots; exit status for CI."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ FAIL_LEVELS = ("error", "warning", "info")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .cli import choice
+
     p.add_argument("path", nargs="+", help="the store file or run folder to audit (also while it is being written); "
                    "several with --engine")
-    p.add_argument("--out", required=True, metavar="DIR", help="directory for report.json, report.md and plots")
-    p.add_argument("--fail-on", choices=FAIL_LEVELS, default=None,
-                   help="exit with status 1 when an anomaly of this severity or worse is found")
+    p.add_argument("--out", metavar="DIR", help="directory for report.json, report.md and plots "
+                                               "(required unless --json)")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON document to stdout (the summary goes nowhere)")
+    p.add_argument("--fail-on", type=choice(*FAIL_LEVELS), default=None, metavar="{error,warning,info}",
+                   help="exit with status 1 when an anomaly of this severity or worse is found (any case)")
     p.add_argument("--expert-fraction", nargs=2, type=float, metavar=("MEAN", "TOL"),
                    help="the expert share the run should show, e.g. --expert-fraction 0.26 0.02")
     p.add_argument("--expect", metavar="JSON", help='more expectations as JSON, e.g. \'{"td_ratio_max": 3}\'')
-    p.add_argument("--bucket-rows", type=int, default=None, help="rows per bucket of the over-time composition")
+    p.add_argument("--bucket-rows", type=int, default=None, help="rows per bucket of the over-time composition (default: a round number giving about 50 buckets)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     from . import _cmd_audit_runs
 
@@ -40,9 +45,32 @@ def _expected(args) -> dict | None:
     return exp or None
 
 
+def _write_files(report, out: str, plots: bool) -> dict:
+    from replaystore.analysis import plots as figures_of
+    from replaystore.progress import progress
+
+    os.makedirs(out, exist_ok=True)
+    figures = {}
+    if plots:
+        big = report.store["rows"] >= 100_000
+        d = report.to_dict()
+        for name, fn in progress(figures_of.FIGURES.items(), desc="plots", disable=not big, leave=False):
+            fig = fn(d)
+            fig.savefig(os.path.join(out, f"{name}.png"), dpi=80)
+            figures[name] = f"{name}.png"
+    with open(os.path.join(out, "report.json"), "w", encoding="utf-8") as f:
+        f.write(report.to_json())
+    with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
+        f.write(report.to_markdown(figures))
+    return figures
+
+
 def run(args) -> int:
     from replaystore.store.errors import StoreError
 
+    if not args.out and not args.json:
+        print("error: pass --out DIR (report files) and/or --json (report on stdout)", file=sys.stderr)
+        return 2
     try:
         return _run(args)
     except (StoreError, ValueError, TypeError, KeyError, OSError) as e:
@@ -52,9 +80,7 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from tqdm import tqdm
-
-    from replaystore.analysis import audit, plots
+    from replaystore.analysis import audit
 
     from . import _cmd_audit_runs
 
@@ -62,21 +88,13 @@ def _run(args) -> int:
         return _cmd_audit_runs.run(args, _expected(args))
     args.path = args.path[0]
     report = audit(args.path, _expected(args), bucket_rows=args.bucket_rows, progress="auto")
-    os.makedirs(args.out, exist_ok=True)
-    figures = {}
-    if not args.no_plots:
-        big = report.store["rows"] >= 100_000
-        d = report.to_dict()
-        for name, fn in tqdm(plots.FIGURES.items(), desc="plots", disable=not big, leave=False):
-            fig = fn(d)
-            fig.savefig(os.path.join(args.out, f"{name}.png"), dpi=80)
-            figures[name] = f"{name}.png"
-    with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
-        f.write(report.to_json())
-    with open(os.path.join(args.out, "report.md"), "w", encoding="utf-8") as f:
-        f.write(report.to_markdown(figures))
-    print(report.summary())
-    print(f"report: {os.path.join(args.out, 'report.md')} (and report.json, {len(figures)} plots)")
+    if args.out:
+        figures = _write_files(report, args.out, plots=not args.no_plots)
+    if args.json:
+        print(report.to_json())
+    else:
+        print(report.summary())
+        print(f"report: {os.path.join(args.out, 'report.md')} (and report.json, {len(figures)} plots)")
     if args.fail_on and report.anomalies_at_least(args.fail_on):
         n = len(report.anomalies_at_least(args.fail_on))
         print(f"failing: {n} anomaly(ies) of severity {args.fail_on} or worse", file=sys.stderr)

@@ -33,10 +33,14 @@ def run(args, expected) -> int:
 
     table = audit_runs(args.path, engine=args.engine or "local", scheduler=args.scheduler,
                        n_workers=args.workers, expected=expected)
-    csv, md = write_comparison(table, args.out)
-    with open(md, encoding="utf-8") as f:
-        print(f.read())
-    print(f"table: {md} (and {csv})")
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    if args.out:
+        csv, md = write_comparison(table, args.out)
+        if not args.json:
+            with open(md, encoding="utf-8") as f:
+                print(f.read())
+            print(f"table: {md} (and {csv})")
     if args.fail_on == "error" and table["errors"].sum():
         print(f"failing: {int(table['errors'].sum())} error(s) across the runs", file=sys.stderr)
         return 1
@@ -50,13 +54,19 @@ def _one_run(args, expected) -> int:
     from replaystore.analysis import audit
 
     report = audit(args.path[0], expected, bucket_rows=args.bucket_rows)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
-        f.write(report.to_json())
-    with open(os.path.join(args.out, "report.md"), "w", encoding="utf-8") as f:
-        f.write(report.to_markdown())
-    print(report.summary())
-    print(f"report: {os.path.join(args.out, 'report.md')} (and report.json; per-shard plots: audit a shard's file)")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
+            f.write(report.to_json())
+        with open(os.path.join(args.out, "report.md"), "w", encoding="utf-8") as f:
+            f.write(report.to_markdown())
+    if args.json:
+        print(report.to_json())
+    else:
+        print(report.summary())
+        if args.out:
+            print(f"report: {os.path.join(args.out, 'report.md')} (and report.json; per-shard plots: audit a "
+                  "shard's file)")
     if args.fail_on and report.anomalies_at_least(args.fail_on):
         print(f"failing: {len(report.anomalies_at_least(args.fail_on))} anomaly(ies) of severity {args.fail_on} "
               "or worse", file=sys.stderr)

@@ -1,4 +1,9 @@
-"""``replaystore compare BASELINE.json RUN.h5``: exit 1 when the run's audit differs from the baseline."""
+"""``replaystore compare BASELINE.json RUN.h5``: exit 1 when the run's audit differs from the baseline.
+
+By default numbers that vary from one run of a setup to the next (another seed, or the same seed
+on another machine) are compared with the tolerances measured for that run-to-run noise
+(``analysis._compare.RUN_TO_RUN_TOLERANCES``); ``--exact`` compares every number exactly.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ignore", action="append", default=[], metavar="PATTERN",
                    help="leave report paths matching a glob out, e.g. 'store.metadata.*' (repeatable)")
     p.add_argument("--tolerances", metavar="FILE", help='JSON file {pattern: abs, {"abs": x, "rel": y} or "ignore"}')
-    p.add_argument("--json", metavar="FILE", help="also write the differences as JSON")
+    p.add_argument("--exact", action="store_true",
+                   help="no run-to-run default tolerances: every number must match (two audits of one store)")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="print the comparison as one JSON document to stdout (or, given FILE, write it there "
+                        "and print the summary)")
 
 
 def _tolerances(args) -> dict:
@@ -44,14 +53,22 @@ def run(args) -> int:
 
     try:
         from replaystore.analysis import compare
+        from replaystore.analysis._compare import RUN_TO_RUN_TOLERANCES
 
-        c = compare(args.baseline, args.candidate, _tolerances(args))
+        c = compare(args.baseline, args.candidate, _tolerances(args),
+                    defaults=None if args.exact else RUN_TO_RUN_TOLERANCES)
     except (StoreError, ValueError, TypeError, KeyError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    print(c.summary())
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(c.to_dict(), f, indent=2, default=str)
+    for pattern in c.unmatched:
+        print(f"warning: tolerance pattern {pattern!r} matches no value of the reports; check its spelling "
+              "against report.json's keys (e.g. 'composition.whole.fractions.*')", file=sys.stderr)
+    if args.json == "-":
+        print(json.dumps(c.to_dict(), indent=2, default=str))
+    else:
+        print(c.summary(warnings=False))  # the warnings went to stderr above
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(c.to_dict(), f, indent=2, default=str)
     return 0 if c.ok else 1

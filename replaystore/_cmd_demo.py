@@ -1,7 +1,7 @@
 """``replaystore demo``: the README's main job. Train a demo run, write its store, audit it.
 
 Everything goes to ``--out`` (default ``runs/demo``): ``run.h5`` (the store), ``run.ckpt/``
-(checkpoints) and ``audit/`` (report.json, report.md, plots). A second demo replaces the first
+(checkpoints), ``run.tb/`` (TensorBoard scalars) and ``audit/`` (report.json, report.md, plots). A second demo replaces the first
 one's files in that folder; a folder that holds anything else is refused.
 """
 
@@ -16,7 +16,7 @@ MARKER = ".replaystore-demo"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--out", default=os.path.join("runs", "demo"), help="folder for the run (default runs/demo)")
+    p.add_argument("--out", default=os.path.join("runs", "demo"), help="folder for the run")
     p.add_argument("--env", default="CartPole-v1", help="CartPole-v1 or HybridCartPole-v1 (continuous head too)")
     p.add_argument("--steps", type=int, default=None, help="environment frames (default: the agent's demo setting)")
     p.add_argument("--expert-ratio", type=float, default=0.26, help="probability the expert decides a frame")
@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
 def _prepare(out: str) -> None:
     if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, MARKER)):
         raise FileExistsError(f"{out} exists and was not made by `replaystore demo`; pass --out to another folder")
-    for name in ("run.h5", "run.h5.commit", "run.ckpt", "audit"):
+    for name in ("run.h5", "run.h5.commit", "run.ckpt", "run.tb", "audit"):
         p = os.path.join(out, name)
         if os.path.isdir(p):
             shutil.rmtree(p)
@@ -51,14 +51,14 @@ def run(args) -> int:
     train_args = argparse.Namespace(
         env=args.env, steps=args.steps, expert_ratio=args.expert_ratio, out=store, resume=False, seed=args.seed,
         set=[], eval_episodes=args.eval_episodes, checkpoint_dir=os.path.join(args.out, "run.ckpt"),
-        quiet=args.quiet, json=False)
+        quiet=args.quiet, json=False, tensorboard=os.path.join(args.out, "run.tb"), no_tensorboard=False)
     rc = _cmd_train.run(train_args)
     if rc:
         return rc
     print(f"\n== audit of {store}", flush=True)
     audit_args = argparse.Namespace(
         path=store, out=os.path.join(args.out, "audit"), fail_on="error", bucket_rows=None, no_plots=False,
-        expect=None, expert_fraction=None)
+        expect=None, expert_fraction=None, json=False)
     rc = _cmd_audit.run(audit_args)
     exe = os.path.join(os.path.relpath(os.path.dirname(sys.executable)), "replaystore")
     print(f"\nstore: {store}   inspect it with: {exe} info {store}")

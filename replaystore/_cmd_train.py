@@ -7,22 +7,35 @@ JSON, repeatable) sets any other field, so the config dataclass stays the one pl
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 
 
 def add_arguments(p) -> None:
+    from replaystore.agent import AgentConfig
+
+    d = AgentConfig()  # the defaults shown are the config's own, not copies that could drift
     p.add_argument("--env", default=None,
-                   help="gymnasium id: CartPole-v1 (default) or HybridCartPole-v1; on --resume, the store's")
-    p.add_argument("--steps", type=int, default=None, help="environment frames the store should hold at the end")
-    p.add_argument("--expert-ratio", type=float, default=None, help="probability the expert decides a frame")
+                   help="gymnasium id: CartPole-v1 or HybridCartPole-v1 (default: CartPole-v1 for a new store; "
+                        "with --resume, the env the store was recorded on)")
+    p.add_argument("--steps", type=int, default=None, help=f"environment frames the store should hold at the end (default: {d.total_steps}; "
+                        "with --resume, the store's recorded setting)")
+    p.add_argument("--expert-ratio", type=float, default=None, help=f"probability the expert decides a frame (default: {d.expert_ratio}; with --resume, the "
+                        "store's)")
     p.add_argument("--out", required=True, help="the store to write (.h5)")
     p.add_argument("--resume", action="store_true", help="continue the store at --out from its latest checkpoint")
-    p.add_argument("--seed", type=int, default=None, help="seed of env, mixing, network and sampler")
+    p.add_argument("--seed", type=int, default=None, help=f"seed of env, mixing, network and sampler (default: {d.seed}; with --resume, the store's)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any other AgentConfig field, VALUE as JSON (e.g. --set batch_size=128)")
     p.add_argument("--eval-episodes", type=int, default=10, help="greedy-DQN evaluation episodes at the end (0: none)")
     p.add_argument("--checkpoint-dir", default=None, help="where checkpoints go (default: beside the store)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no [BATCH]/[BUFFER] lines")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="TensorBoard event files of the live telemetry (default: beside the store, <store>.tb/)")
+    p.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard files")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress and no [BATCH]/[BUFFER] lines (progress is a bar on a terminal, "
+                        "a line every 10%% otherwise)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--workers", type=int, default=None,
                    help="N acting processes, each writing its own shard of a run folder at --out, one learner")
@@ -59,23 +72,34 @@ def build_config(args):
     return AgentConfig.from_dict(merged)
 
 
+def tensorboard_dir(args) -> str | None:
+    """``--tensorboard DIR``, else ``<store without .h5>.tb`` beside the store; None with --no-tensorboard."""
+    if getattr(args, "no_tensorboard", False):
+        return None
+    if getattr(args, "tensorboard", None):
+        return args.tensorboard
+    return os.path.splitext(args.out)[0] + ".tb"
+
+
+class _LogToStderr(logging.Handler):
+    """Agent log lines to stderr, above the progress bar when there is one."""
+
+    def emit(self, record):
+        from replaystore.progress import write
+
+        write(self.format(record))
+
+
 def run(args) -> int:
-    import logging
-
-    from tqdm.auto import tqdm
-
     from replaystore.agent import train
     from replaystore.agent.errors import AgentError
     from replaystore.store.errors import StoreError
 
-    class _TqdmHandler(logging.Handler):
-        def emit(self, record):
-            tqdm.write(self.format(record))
-
     log = logging.getLogger("replaystore.agent")
     if not args.quiet and not log.handlers:
-        log.addHandler(_TqdmHandler())
+        log.addHandler(_LogToStderr())
         log.setLevel(logging.INFO)
+    tb = tensorboard_dir(args)
     try:
         config = build_config(args)
         if args.workers:  # distributed acting: agent/_distributed.py
@@ -90,8 +114,8 @@ def run(args) -> int:
             print(json.dumps(summary, indent=2) if args.json else _distributed_lines(summary))
             return 0
         summary = train(config, args.out, resume=args.resume, progress=not args.quiet,
-                        checkpoint_dir=args.checkpoint_dir, eval_episodes=args.eval_episodes)
-    except (AgentError, StoreError, FileExistsError, TypeError, ValueError) as e:
+                        checkpoint_dir=args.checkpoint_dir, eval_episodes=args.eval_episodes, tensorboard=tb)
+    except (AgentError, StoreError, OSError, TypeError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
@@ -103,6 +127,8 @@ def run(args) -> int:
         print("  composition: " + ", ".join(f"{n} {c} ({comp['fractions'][n]:.1%})" for n, c in comp['counts'].items())
               + f"; declared expert_ratio {summary['expert_ratio']}")
         print(f"  checkpoint: {summary['checkpoint']}")
+        if tb:
+            print(f"  tensorboard: {tb} (view it with: tensorboard --logdir {tb})")
         if "eval_greedy_mean" in summary:
             print(f"  greedy DQN alone over {len(summary['eval_greedy_returns'])} episodes: "
                   f"mean return {summary['eval_greedy_mean']:.1f} (random policy "

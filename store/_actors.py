@@ -12,6 +12,16 @@ from .errors import MissingActorError, SchemaError, UnknownActorError
 MAX_ACTORS = 255  # codes are uint8; 255 is kept free as a sentinel
 
 
+def _text(name):
+    """Actor names given as bytes are UTF-8 text; bytes that are not get a clear error, not UnicodeDecodeError."""
+    if not isinstance(name, bytes):
+        return name
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnknownActorError(f"actor name {name!r} is bytes that are not UTF-8 text; give names as str") from None
+
+
 class Actors:
     """An immutable, ordered vocabulary of actor names; code ``i`` is ``names[i]``.
 
@@ -23,7 +33,7 @@ class Actors:
     __slots__ = ("names", "_lookup")
 
     def __init__(self, names: Iterable[str]):
-        names = tuple(names)
+        names = tuple(_text(n) for n in names)
         if not names:
             raise SchemaError(
                 "actors=(): a store needs at least one actor name, e.g. actors=('expert', 'dqn')"
@@ -93,11 +103,10 @@ class Actors:
         if arr.dtype.kind in "US" or arr.dtype == object:
             flat = arr.reshape(-1)
             try:
-                uniq, inv = np.unique(flat.astype(str) if arr.dtype.kind == "S" else flat, return_inverse=True)
+                uniq, inv = np.unique(flat, return_inverse=True)
             except TypeError:  # unorderable objects (None among names): code() names the bad one
                 uniq, inv = flat, np.arange(flat.size)
-            table = np.array([self.code(u if not isinstance(u, bytes) else u.decode()) for u in uniq.tolist()],
-                             dtype=np.uint8)
+            table = np.array([self.code(_text(u)) for u in uniq.tolist()], dtype=np.uint8)
             return table[inv].reshape(arr.shape)
         if arr.dtype.kind in "iu":
             if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= len(self.names)):

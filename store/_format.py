@@ -1,40 +1,70 @@
-"""File-format constants (format version 1) and the HDF5 open/layout helpers.
+"""File-format constants and sizing rules (format version 2; version 1 is read-only).
 
-Layout of one run file::
+A format-2 store at ``PATH`` is three things side by side::
 
-    /                      attrs: format, format_version, uuid, schema, actors, window,
-                           created, metadata, chunk_bytes, committed, actor_counts, ...
-    /transitions/<column>  one chunked, resizable, uncompressed dataset per column
-    /tables/<name>/<col>   other append-only tables (training telemetry), same layout
-    /index/actor_prefix/counts   actor counts of rows [0, k * PREFIX_EVERY), one row per k
-
-Beside it, ``<file>.commit`` is the commit record (see ``_commit.py``): what readers trust.
+    PATH            the manifest: an HDF5 file written whole and renamed into place, never modified
+                    in place. Root attributes: format, format_version, uuid, schema, actors,
+                    window, retain, created, metadata, chunk_bytes, tables, session, closed_record.
+                    /transitions/<col> and /tables/<name>/<col> are virtual datasets over the
+                    segments, so stock h5py reads (and edits) every row through this one file.
+    PATH.d/         the segments: <table>-<index>.h5, each an HDF5 file whose datasets have a fixed
+                    row count and contiguous space allocated at creation; rows are written into
+                    that space with pwrite at known offsets, so no append or commit touches HDF5
+                    metadata. <table>-<index>.sums beside a full segment: its checksums.
+    PATH.commit     the commit record (``_record.py``): JSON replaced atomically at every commit,
+                    the only state that changes. Readers trust it; a stale one is caught by seq.
 """
 
 from __future__ import annotations
 
-import h5py
+import os
+
 import numpy as np
 
-from ._schema import Column
+from ._schema import Column, Schema
 
 FORMAT_NAME = "replaystore"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_ONLY_VERSIONS = (1,)  # opened for reading; `replaystore convert` writes them as version 2
 
 TRANSITIONS = "transitions"
-ACTOR_PREFIX = "actor_prefix"
-PREFIX_EVERY = 4096  # granularity of the actor prefix-count index, in transition rows
+ACTOR_PREFIX = "actor_prefix"  # format 1's actor prefix-count index
+PREFIX_EVERY = 4096
 PREFIX_COLUMN = "counts"
 
+SEGMENT_SUFFIX = ".d"
+SEGMENT_FORMAT = "replaystore-segment"
+# 64 MiB segments: creating one (an HDF5 file) costs ~2 ms, a few per GB written; retention
+# drops whole segments, so they are also capped at a quarter of the window (see segment_rows).
+SEGMENT_BYTES = 64 * 1024 * 1024
+MIN_SEGMENT_ROWS = 1024
 MIN_CHUNK_BYTES = 4096
-MAX_CHUNK_BYTES = 2 * 1024 * 1024  # 2 MiB chunks on 2 MiB boundaries gather fastest (DESIGN.md)
+MAX_CHUNK_BYTES = 2 * 1024 * 1024  # 2 MiB: large columns are aligned to 2 MiB for gather speed (DESIGN.md)
+N_CODES = 256  # actor counts are kept for every uint8 code, so damaged codes are counted, not lost
 
 
-def prefix_schema(n_actors: int):
-    """The actor prefix-count index: row k holds the per-actor counts of rows [0, k * PREFIX_EVERY)."""
-    from ._schema import Schema
+def segment_dir(path) -> str:
+    return os.fspath(path) + SEGMENT_SUFFIX
 
-    return Schema((Column(PREFIX_COLUMN, np.dtype("int64"), (n_actors,)),))
+
+def store_files(path) -> list[str]:
+    """Every path that makes up the store at ``path``: the HDF5 file, its commit record, its
+    segment folder and a prioritized sampler's priority file (whether or not each exists yet).
+    To move, copy or remove a store, handle all of them together."""
+    p = os.fspath(path)
+    return [p, p + ".commit", segment_dir(p), p + ".priorities"]
+
+
+def segment_name(table: str, index: int) -> str:
+    return f"{table}-{index:06d}.h5"
+
+
+def compact_name(table: str, index: int) -> str:
+    return f"{table}-{index:06d}.z.h5"
+
+
+def sums_name(table: str, index: int) -> str:
+    return f"{table}-{index:06d}.sums"
 
 
 def group_path(table: str) -> str:
@@ -45,47 +75,33 @@ def group_path(table: str) -> str:
     return f"/tables/{table}"
 
 
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(1, int(n)).bit_length() - 1)
+
+
+def segment_rows(schema: Schema, window: int | None) -> int:
+    """Rows per segment: a power of two (row -> segment is a shift), about SEGMENT_BYTES, at most a
+    quarter of the window (so ``retain=window`` keeps at most 1.25 windows), at least 1024."""
+    row = max(1, sum(c.row_bytes for c in schema))
+    rows = _pow2_floor(SEGMENT_BYTES // row)
+    if window is not None:
+        rows = min(rows, _pow2_floor(max(1, window // 4)))
+    return max(MIN_SEGMENT_ROWS, rows)
+
+
 def choose_chunk_bytes(columns: list[Column], window: int) -> int:
-    """A power of two: big enough for one row of the widest column and for the window's rows,
-    capped at 2 MiB so small stores stay small."""
+    """The checksum block (and, in format 1, the HDF5 chunk) size: a power of two, big enough for
+    one row of the widest column, capped at 2 MiB."""
     widest = max((c.row_bytes for c in columns), default=1)
     want = max(MIN_CHUNK_BYTES, min(MAX_CHUNK_BYTES, widest * max(1, int(window))))
     want = max(want, widest)
     return 1 << int(np.ceil(np.log2(want)))
 
 
+def check_rows(column: Column, chunk_bytes: int, seg_rows: int) -> int:
+    """Rows per checksummed block of ``column`` (about ``chunk_bytes``, within one segment)."""
+    return max(1, min(seg_rows, chunk_bytes // max(1, column.row_bytes)))
+
+
 def rows_per_chunk(column: Column, chunk_bytes: int) -> int:
     return max(1, chunk_bytes // max(1, column.row_bytes))
-
-
-def open_h5(path, mode: str, chunk_bytes: int) -> h5py.File:
-    """Open with the alignment that puts every chunk on a ``chunk_bytes`` boundary.
-
-    Alignment is an access property, not stored in the file: every writer must pass it again.
-    ``rdcc_nbytes=0`` sends chunk writes straight to the file (no chunk cache to rewrite on flush).
-    """
-    return h5py.File(
-        path,
-        mode,
-        # every chunk holds at least chunk_bytes / 2 (rows_per_chunk * row_bytes > chunk_bytes - row_bytes):
-        # a threshold above that let 4 KiB stores' 4080-byte chunks land off even their dtype's itemsize
-        alignment_threshold=chunk_bytes // 2,
-        alignment_interval=chunk_bytes,
-        rdcc_nbytes=0,
-    )
-
-
-def create_column_dataset(group: h5py.Group, column: Column, chunk_bytes: int):
-    """Chunked, resizable, uncompressed: a chunk's bytes are the raw rows, so they can be mapped."""
-    if column.row_bytes == 0:
-        return None  # width-0 columns (e.g. no continuous action) live only in the schema
-    rpc = rows_per_chunk(column, chunk_bytes)
-    return group.create_dataset(
-        column.name,
-        shape=(0, *column.shape),
-        maxshape=(None, *column.shape),
-        chunks=(rpc, *column.shape),
-        dtype=column.dtype,
-        # rows past the committed count are never read, so HDF5 need not pre-fill new chunks
-        fill_time="never",
-    )

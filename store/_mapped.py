@@ -1,4 +1,4 @@
-"""Memory-mapped views of committed chunks: reads and gathers with no HDF5 call.
+"""Memory-mapped views of a format-1 file's committed chunks: reads and gathers with no HDF5 call.
 
 An uncompressed chunk is the raw bytes of its rows, so row ``r`` of a column lives at
 ``offset[r // rows_per_chunk] + (r % rows_per_chunk) * row_bytes``. A gather turns row ids
@@ -42,6 +42,12 @@ class MappedFile:
         # Old views keep the old mapping alive for as long as a caller holds them.
         self._mm, self._length, self._views = mm, size, {}
 
+    def check(self) -> None:
+        """Refuse a file that shrank under the mapping (touching its pages would be SIGBUS)."""
+        if self._length and os.path.getsize(self.path) < self._length:
+            raise TruncatedStoreError(f"{self.path} shrank while mapped (now {os.path.getsize(self.path)} bytes, "
+                                      f"mapped {self._length}): it was truncated or copied over. Reopen the store")
+
     def elements(self, dtype: np.dtype) -> np.ndarray:
         """The whole mapping as a 1-D array of ``dtype`` (trailing bytes that do not fill one item dropped)."""
         v = self._views.get(dtype)
@@ -60,7 +66,7 @@ class MappedFile:
 class ColumnMap:
     """Where one column's committed rows lie in the file."""
 
-    __slots__ = ("column", "rpc", "width", "chunk_elem", "row_shape")
+    __slots__ = ("column", "rpc", "width", "chunk_elem", "row_shape", "_shift")
 
     def __init__(self, column: Column, rows_per_chunk: int, offsets: np.ndarray):
         self.column = column
@@ -71,10 +77,17 @@ class ColumnMap:
         if len(offsets) and np.any(offsets % isz):
             raise TruncatedStoreError(f"column {column.name!r}: chunk offsets are not aligned to its dtype")
         self.chunk_elem = (offsets // isz).astype(np.int64)
+        # The store's rows per chunk are powers of two: a shift and a mask then take half the
+        # time of np.divmod (measured: 15 vs 29 us for 8192 rows, paid once per gathered column).
+        self._shift = self.rpc.bit_length() - 1 if self.rpc & (self.rpc - 1) == 0 else None
 
     def element_index(self, rows: np.ndarray) -> np.ndarray:
-        q, r = np.divmod(rows, self.rpc)
-        return self.chunk_elem[q] + r * self.width
+        if self._shift is None:
+            q, r = np.divmod(rows, self.rpc)
+            return self.chunk_elem[q] + r * self.width
+        idx = self.chunk_elem[rows >> self._shift]
+        idx += (rows & (self.rpc - 1)) * self.width
+        return idx
 
     def gather(self, mf: MappedFile, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``rows`` (int64, all committed) as a new array of shape ``(len(rows), *row_shape)``."""

@@ -59,20 +59,27 @@ class Prioritized(SamplingStrategy):
         self._beta = check_number("beta", value, "the importance-sampling exponent, usually in [0, 1]")
 
     def bind(self, source, batch_size):
+        super().bind(source, batch_size)  # refuses a second sampler before any file is opened
         self.window = int(source.window)
         uuid = getattr(source, "uuid", None)
         if uuid is not None:
-            f = PriorityFile(sidecar_path(source.path), uuid, self.window,
-                             writable=getattr(source, "mode", None) == "a", fsync=self.fsync)
+            try:
+                f = PriorityFile(sidecar_path(source.path), uuid, self.window,
+                                 writable=getattr(source, "mode", None) == "a", fsync=self.fsync)
+            except BaseException:
+                self.source = None  # not bound after all: the object may serve another sampler
+                raise
             try:
                 self._loaded = f.load()
-            finally:
-                if not f.writable:
-                    f.close()
+            except BaseException:
+                f.close()
+                self.source = None
+                raise
             if f.writable:
                 self._file = f
                 self._finalizer = weakref.finalize(self, f.close)  # the lock goes with the strategy
-        super().bind(source, batch_size)
+            else:
+                f.close()
         self._saved_at = time.monotonic()
 
     # ------------------------------------------------------------------ new commits
@@ -120,18 +127,16 @@ class Prioritized(SamplingStrategy):
     # ------------------------------------------------------------------ drawing
     def draw(self, rng, lo, n):
         tree, b = self.tree, self.batch_size
-        cums = tree.top_cumsum()
-        total = float(cums[-1])
+        # One draw in each of b equal slices of the total (lower variance than b free draws).
+        leaves, total = tree.find_slices(rng.random(b))
         if not total > 0:
             raise EmptyWindowError(f"sample: every row in the window [{lo}, {n}) has priority 0; "
                                    "give some rows a positive priority with update_priorities")
-        # One draw in each of b equal slices of the total (lower variance than b free draws).
-        prefix = (np.arange(b) + rng.random(b)) * (total / b)
-        leaves = tree.find(prefix, cums)
         values = tree.tree[tree.capacity + leaves]
         bad = values <= 0
         while bad.any():  # rounding at a slice edge can land on an empty leaf: draw those again
-            leaves[bad] = tree.find(rng.random(int(bad.sum())) * total, cums)
+            cums = tree.top_cumsum()
+            leaves[bad] = tree.find(rng.random(int(bad.sum())) * float(cums[-1]), cums)
             values = tree.tree[tree.capacity + leaves]
             bad = values <= 0
         # Leaf k holds row base + k, or base + w + k for the leaves below lo's (the ring wrapped).
@@ -165,11 +170,20 @@ class Prioritized(SamplingStrategy):
         self.check_rows("update_priorities", rows)
         leaves = rows.astype(np.int64) % self.window
         self.raw[leaves] = pr
-        self.tree.set(leaves, pr ** self.alpha)
+        self.tree.set(leaves, self._powered(pr))
         self.max_priority = max(self.max_priority, float(pr.max()))
         self._dirty = True
         if self._file is not None and time.monotonic() - self._saved_at >= self.save_seconds:
             self.save()
+
+    def _powered(self, pr: np.ndarray) -> np.ndarray:
+        """``pr ** alpha`` (0 ** 0 = 1), as exp(alpha * log): about 4x faster than numpy's power here."""
+        if self.alpha == 0:
+            return np.ones_like(pr)
+        with np.errstate(divide="ignore"):  # log(0) = -inf, and exp(-inf) = 0 = 0 ** alpha
+            out = np.log(pr)
+        out *= self.alpha
+        return np.exp(out, out=out)
 
     def priorities(self, rows: np.ndarray) -> np.ndarray:
         """Raw priorities (before ``alpha``) of window rows."""

@@ -45,6 +45,8 @@ class SampleSource(Protocol):
     - ``mode``: ``"a"`` for the one handle that writes (see above); anything else reads.
     - ``shard_of(rows)``: an integer id per row (which store of a run holds it); batches then
       carry it as ``"shard"``.
+    - ``read(columns, start, stop)``: rows ``[start, stop)`` as ``gather`` gives them; a
+      stratified sampler reads new rows' actor codes with it (else with ``gather``).
     """
 
     path: str
@@ -100,11 +102,11 @@ class Window:
         if s.has_new_commits():
             s.refresh()
         # A writer's own commits bump commit_seq with no refresh: one comparison covers both.
-        seq = s.commit_seq
-        if seq == self._seq:
+        # The identity goes with it: a file replaced by another store may have the same seq.
+        seq, identity = s.commit_seq, getattr(s, "uuid", None)
+        if seq == self._seq and identity == self._identity:
             return None
         n = len(s)
-        identity = getattr(s, "uuid", None)
         fresh = self._seq is None or n < self.n or identity != self._identity
         change = Change(lo=int(s.window_start()), n=n, old_n=0 if fresh else self.n, fresh=fresh)
         self._seq, self._identity = seq, identity

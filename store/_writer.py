@@ -1,145 +1,477 @@
-"""The writing side: rows staged in memory, written to HDF5 in blocks, committed on demand.
+"""``StoreWriter``: the writing role. It owns the segment files, the staging and the writer lock,
+and publishes commits; it reads its own committed rows like any reader.
 
-One ``TableWriter`` per table. Rows are copied into preallocated staging arrays (one-row appends
-cost a few numpy assignments) and go to HDF5 a block at a time, which is where h5py is fast.
+A commit: write staged rows into segments (``pwrite``), write the checksum file of every segment
+that became full, fsync when asked, then replace the commit record atomically. Only that last
+step makes rows visible and durable, and HDF5 metadata is never written after a segment exists,
+so a kill -9 at any instruction leaves the last record and every row it counts intact.
 """
 
 from __future__ import annotations
 
-import h5py
+import fcntl
+import io
+import json
+import os
+import time
+import uuid as _uuid
+import warnings
+from collections.abc import Mapping
+
 import numpy as np
 
-from ._format import create_column_dataset, group_path, rows_per_chunk
-from ._schema import Schema
+from . import _record
+from ._actors import Actors
+from ._append import AppendMixin
+from ._format import (TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
+                      sums_name)
+from ._manifest import Manifest, write_manifest
+from ._record import CommitRecord, this_writer, write_atomic
+from ._schema import ACTOR, Schema
+from ._reader import load_manifest, use_trusted
+from ._store import _PRIVATE, ReplayStore
+from ._tablewriter import TableWriter, _full, _trim
+from ._validate import block_column, block_length, check_names
+from .errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, SchemaError, ShapeError,
+                     StoreLockedError, StoreNotFoundError, StoreWriteError, TruncatedStoreError)
+
+LOCK = "writer.lock"
 
 
-def _staging(schema: Schema, rows: int):
-    """Staging arrays, one per column. The float array columns whose finiteness is checked, when
-    there are several of one dtype, are views side by side in one matrix, so one dot product per
-    row checks them all (the one-row append's costliest check). Returns the arrays and the groups
-    as ``(matrix, zeros, column names)``."""
-    stage: dict[str, np.ndarray] = {}
-    groups = []
-    by_dtype: dict = {}
-    for c in schema:
-        if c.is_float and not c.allow_nonfinite and c.shape and c.row_bytes:
-            by_dtype.setdefault(c.dtype, []).append(c)
-    for dtype, cols in by_dtype.items():
-        if len(cols) < 2:
-            continue
-        widths = [int(np.prod(c.shape)) for c in cols]
-        matrix = np.empty((rows, sum(widths)), dtype)
-        views, off = {}, 0
-        for c, w in zip(cols, widths):
-            view = matrix[:, off:off + w].reshape(rows, *c.shape)  # splits a contiguous axis: a view
-            if not np.shares_memory(view, matrix):
-                views = None
-                break
-            views[c.name] = view
-            off += w
-        if views:
-            stage.update(views)
-            groups.append((matrix, np.zeros(matrix.shape[1], dtype), tuple(views)))
-    for c in schema:
-        if c.name not in stage:
-            stage[c.name] = np.empty((rows, *c.shape), c.dtype)
-    return stage, groups
+def json_attr(value, what: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what} must be JSON-serializable (str, numbers, lists, dicts); {e}") from e
 
 
-class TableWriter:
-    def __init__(self, f: h5py.File, name: str, schema: Schema, chunk_bytes: int, stage_rows: int,
-                 committed_rows: int, create: bool):
-        self.name = name
-        self.schema = schema
-        self.chunk_bytes = chunk_bytes
-        if create:
-            g = f.require_group(group_path(name))
-            g.attrs["schema"] = schema.to_json()
-            for c in schema:
-                create_column_dataset(g, c, chunk_bytes)
-        g = f[group_path(name)]
-        self.group = g
-        self.stored = [c for c in schema if c.row_bytes > 0]
-        self.datasets = {c.name: g[c.name] for c in self.stored}
-        self.rpc = {c.name: rows_per_chunk(c, chunk_bytes) for c in self.stored}
-        self.stage_rows = int(stage_rows)
-        self.stage, self.finite_groups = _staging(schema, self.stage_rows)
-        self.n_staged = 0
-        self.rows_written = committed_rows  # rows in the HDF5 datasets (committed or not)
-        self.offsets: dict[str, np.ndarray] = {c.name: np.empty(0, np.int64) for c in self.stored}
+def _check_commit_policy(commit_every, commit_seconds) -> None:
+    if int(commit_every) < 1:
+        raise ValueError(f"commit_every={commit_every}: expected a positive number of rows")
+    if not (float(commit_seconds) > 0):
+        raise ValueError(f"commit_seconds={commit_seconds}: expected a positive number of seconds")
 
-    @property
-    def rows(self) -> int:
-        """Rows accepted so far: written plus staged."""
-        return self.rows_written + self.n_staged
 
-    def truncate_to(self, rows: int) -> None:
-        """Drop rows past ``rows`` (uncommitted rows a dead writer left behind)."""
-        for name, d in self.datasets.items():
-            if d.shape[0] != rows:
-                d.resize(rows, axis=0)
-        self.rows_written = rows
+class StoreWriter(AppendMixin, ReplayStore):
+    """The writing role: append, extend, commit, close, tables, checkpoints. One per store at a time."""
 
-    def write_block(self, block: dict[str, np.ndarray], n: int) -> None:
-        """Write ``n`` validated rows straight to HDF5 (staging must be empty)."""
-        if n == 0:
+    def __init__(self, path: str, *, _token=None):
+        super().__init__(path, "a", _token=_token)
+        self.commit_every = 4096
+        self.commit_seconds = 1.0
+        self.fsync = False
+        self._manifest: Manifest | None = None
+        self._folder = segment_dir(path)
+        self._lock_fd = -1
+        self._tables: dict[str, TableWriter] = {}
+        self._tw: TableWriter | None = None       # the transitions table's writer
+        self._committed_rows = 0
+        self._commit_at = 0                       # the row count at which append commits by itself
+        self._last_commit = 0.0
+        self._next_episode = 0
+        self._next_step = 0
+        self._recovered: dict | None = None       # written into the record at the first commit after a recovery
+        self._state_files: list[set[str]] = []    # state files named by the last commits (older ones are deleted)
+        self._new_checkpoints: list = []          # what the next commit records (readers see the last commit's)
+        self._new_extra: dict = {}
+
+    # ------------------------------------------------------------------ creating and opening
+    @classmethod
+    def _create(cls, path, schema, actors, window, metadata, commit_every, commit_seconds, fsync, retain,
+                chunk_bytes, seg_rows) -> "StoreWriter":
+        if not isinstance(schema, Schema):
+            raise TypeError(f"schema must be a store.Schema (e.g. Schema.transition((4,))), got {type(schema).__name__}")
+        if ACTOR not in schema or schema[ACTOR].dtype != np.uint8 or schema[ACTOR].shape != ():
+            raise SchemaError("the schema needs an 'actor' column of dtype uint8 and shape (); use Schema.transition")
+        if isinstance(actors, (str, bytes)):
+            raise SchemaError(f"actors={actors!r}: expected a sequence of names such as ('expert', 'dqn'), not one string")
+        actors = Actors.coerce(actors)
+        window = int(window)
+        if window <= 0:
+            raise ValueError(f"window={window}: expected a positive number of rows (the replay window)")
+        if retain is not None and (isinstance(retain, bool) or int(retain) < window):
+            raise ValueError(f"retain={retain!r}: expected None (keep every row) or a row count >= window ({window})")
+        _check_commit_policy(commit_every, commit_seconds)
+        meta_json = json_attr(dict(metadata or {}), "metadata")
+        if chunk_bytes is None:
+            chunk_bytes = choose_chunk_bytes(list(schema), window)
+        elif chunk_bytes < 4096 or chunk_bytes & (chunk_bytes - 1):
+            raise ValueError(f"chunk_bytes={chunk_bytes}: expected a power of two >= 4096")
+        if seg_rows is None:
+            seg_rows = segment_rows(schema, window)
+        elif int(seg_rows) < 1 or int(seg_rows) & (int(seg_rows) - 1):
+            raise ValueError(f"segment_rows={seg_rows}: expected a power of two")
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} already exists; open it with ReplayStore.open(path, 'a') to append, "
+                                  "or remove it first")
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise StoreNotFoundError(f"cannot create {path}: the folder {parent} does not exist; create it first")
+        folder = segment_dir(path)
+        if os.path.lexists(folder):
+            _remove_half_made(path, folder)
+        os.mkdir(folder)
+        try:
+            os.remove(_record.record_path(path))  # a stale record of a deleted store must not be trusted
+        except FileNotFoundError:
+            pass
+        store_uuid = str(_uuid.uuid4())
+        m = Manifest(store_uuid, schema.to_json(), actors.to_json(), window, None if retain is None else int(retain),
+                     time.strftime("%Y-%m-%dT%H:%M:%S%z"), meta_json, int(chunk_bytes))
+        tw = TableWriter(folder, store_uuid, TRANSITIONS, schema, int(seg_rows), int(chunk_bytes), 1, fsync, True)
+        tw.ensure_segment()
+        tw.close()
+        rec = CommitRecord(store_uuid, 0, {TRANSITIONS: tw.record()}, [], [], this_writer("closed"), m.identity())
+        m.closed_record = rec.to_json()
+        _record.write_record(path, rec, fsync)
+        write_manifest(path, m, {TRANSITIONS: (schema, tw.seg_rows, 0, 0, set())}, fsync)
+        return cls._open(path, commit_every, commit_seconds, fsync)
+
+    @classmethod
+    def _open(cls, path: str, commit_every, commit_seconds, fsync) -> "StoreWriter":
+        _check_commit_policy(commit_every, commit_seconds)
+        version, m, damaged = load_manifest(path)
+        if version == 1:
+            raise FormatVersionError(
+                f"{path} is a format-1 store, which opens read-only. Write a format-2 copy with "
+                f"`replaystore convert {path} NEW.h5` and append to that")
+        self = cls(path, _token=_PRIVATE)
+        self.commit_every, self.commit_seconds, self.fsync = int(commit_every), float(commit_seconds), bool(fsync)
+        self._manifest = m
+        self._set_identity(m.schema_json, m.actors_json, m.window, m.metadata_json)
+        self.retain, self.chunk_bytes = m.retain, m.chunk_bytes
+        if not os.path.isdir(self._folder):
+            raise TruncatedStoreError(f"{path}: its segment folder {self._folder} is missing; a store is the file, "
+                                      "the folder and the .commit record together: copy all three")
+        self._lock()
+        try:
+            rec, _ = use_trusted(self, path, m, "a")
+            self._resume(rec)
+            if damaged is not None:
+                kept = f"{path}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+                os.replace(path, kept)
+                warnings.warn(f"{path}: HDF5 metadata was unreadable ({damaged}); rebuilt it from the commit record "
+                              f"with all {rec.rows} committed rows. The damaged file is kept as {kept}.",
+                              RuntimeWarning, stacklevel=3)
+            if rec.writer.get("state") == "open":
+                self._recovered = {"writer_died": True, "rows_kept": rec.rows, "at": time.time(),
+                                   "dead_pid": rec.writer.get("pid")}
+            m.session = {**this_writer("open"), "since_seq": rec.seq}
+            self._write_manifest()
+            self._commit("open")
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def _lock(self) -> None:
+        fd = os.open(os.path.join(self._folder, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            got = None
+            try:
+                got = _record.read_record(self.path)
+            except DamagedStoreError:
+                pass
+            who = f"process {got[0].writer.get('pid')} on {got[0].writer.get('host')}" if got else "another process"
+            raise StoreLockedError(f"{self.path} is being written by {who}; one writer at a time. Open it with "
+                                   "mode='r' to read alongside, or wait for that writer to close.") from None
+        self._lock_fd = fd
+
+    def _resume(self, rec: CommitRecord) -> None:
+        """Table writers continuing after ``rec``; files a dead writer left past it are removed."""
+        stage = max(256, min(self.commit_every, 16384))
+        for name, t in rec.tables.items():
+            tw = TableWriter(self._folder, rec.uuid, name, Schema.from_json(t.schema_json), t.segment_rows,
+                             self.chunk_bytes, stage if name == TRANSITIONS else 1024, self.fsync, name == TRANSITIONS)
+            tw.resume(t)
+            self._tables[name] = tw
+        self._tw = tw = self._tables[TRANSITIONS]
+        self._new_checkpoints, self._new_extra = list(rec.checkpoints), dict(rec.extra)
+        total = np.zeros(256, np.int64)
+        total[:len(rec.actor_counts)] = rec.actor_counts
+        self._dropped_w = _full(rec.dropped_counts)
+        k = tw.rows_written >> tw.shift
+        tw.seg_counts[k] = total - self._dropped_w - sum(tw.seg_counts.values(), np.zeros(256, np.int64))
+        self._remove_leftovers()
+        self._auto = tuple(self.schema.auto_columns)
+        self._has_done = "done" in self.schema
+        self._committed_rows = tw.rows_written
+        self._last_commit = time.time()
+        self._build_append_plan()
+        if tw.rows_written and {"episode", "step"} <= set(self.schema.names):
+            last = _read_last(self, rec, tw.rows_written - 1)
+            done = bool(last["done"]) if self._has_done else False
+            ep, st = int(last["episode"]), int(last["step"])
+            self._next_episode, self._next_step = (ep + 1, 0) if done else (ep, st + 1)
+
+    def _remove_leftovers(self) -> None:
+        """Temporary files, and segments or checksum files past the record, from a writer that died."""
+        for n in os.listdir(self._folder):
+            p = os.path.join(self._folder, n)
+            if n.endswith(".tmp"):
+                os.remove(p)
+                continue
+            stem, dot, ext = n.rpartition(".")
+            packed = stem.endswith(".z")
+            table, dash, idx = stem[:-2].rpartition("-") if packed else stem.rpartition("-")
+            if ext not in ("h5", "sums") or not dash or not idx.isdigit():
+                continue
+            t = self._tables.get(table)
+            k = int(idx)
+            if t is None or k < t.first_segment or (ext == "h5" and k > t.rows_written >> t.shift) or \
+                    (ext == "sums" and k >= t.rows_written >> t.shift) or \
+                    (ext == "h5" and (k in t.compacted) != packed):  # compaction done, or never published
+                os.remove(p)
+
+    # ------------------------------------------------------------------ committing
+    def _check_writable(self, where: str) -> None:
+        if self._closed:
+            raise ClosedStoreError(f"{where}: the store {self.path} is closed; reopen it with ReplayStore.open(path, 'a')")
+
+    def commit(self) -> int:
+        """Make every row appended so far durable and visible; returns the committed row count."""
+        self._check_writable("commit")
+        return self._commit("open")
+
+    def _commit(self, state: str) -> int:
+        for t in self._tables.values():
+            t.flush_stage()
+        for t in self._tables.values():
+            t.seal()
+        if self.fsync:
+            for t in self._tables.values():
+                t.sync()
+        tw = self._tw
+        first = tw.first_segment
+        if self.retain is not None and tw.rows_written > self.retain:
+            first = max(first, (tw.rows_written - self.retain) >> tw.shift)
+        dropped = self._dropped_w.copy()
+        for k in range(tw.first_segment, first):
+            dropped += tw.seg_counts.get(k, 0)
+        tables = {}
+        for name, t in self._tables.items():
+            tr = t.record()
+            if name == TRANSITIONS and first != t.first_segment:
+                tr.first_segment = first
+                tr.segment_counts = {j: v for j, v in tr.segment_counts.items() if j >= first}
+            tables[name] = tr
+        recovery = self._recovered if self._recovered is not None else self._recovery
+        rec = CommitRecord(self._manifest.uuid, self._seq + 1, tables, _trim(self._total_w_now()), _trim(dropped),
+                           this_writer(state), self._manifest.identity(), recovery, list(self._new_checkpoints),
+                           dict(self._new_extra))
+        _record.write_record(self.path, rec, self.fsync)
+        # ---- published: from here on, only bookkeeping and removing what the record no longer names
+        self._recovered = None
+        self._dropped_w = dropped
+        gone = tw.drop_before(first)
+        for k in gone:
+            tw.seg_counts.pop(k, None)
+        self._use_record(rec)
+        self._committed_rows = rec.rows
+        self._commit_at = rec.rows + self.commit_every
+        self._last_commit = time.time()
+        for t in self._tables.values():
+            t.after_commit()
+        for k in gone:
+            tw.compacted.discard(k)
+            for n in (segment_name(TRANSITIONS, k), sums_name(TRANSITIONS, k), compact_name(TRANSITIONS, k)):
+                try:
+                    os.remove(os.path.join(self._folder, n))
+                except FileNotFoundError:
+                    pass
+        self._forget_state_files()
+        if any(t.segments_changed for t in self._tables.values()) and state == "open":
+            try:
+                self._write_manifest()
+            except StoreWriteError as e:  # only stock h5py's view waits for it; rows are committed
+                warnings.warn(f"{e}; the manifest's view of the segments is updated at the next commit",
+                              RuntimeWarning, stacklevel=3)
+        return rec.rows
+
+    def _total_w_now(self) -> np.ndarray:
+        tw = self._tw
+        return self._dropped_w + sum((tw.seg_counts[k] for k in tw.seg_counts if k >= tw.first_segment),
+                                     np.zeros(256, np.int64))
+
+    def _write_manifest(self) -> None:
+        views = {name: (t.schema, t.seg_rows, t.first_segment, self._views[name].rows if name in self._views else 0,
+                        t.compacted) for name, t in self._tables.items()}
+        write_manifest(self.path, self._manifest, views, self.fsync)
+        for t in self._tables.values():
+            t.segments_changed = False
+
+    def close(self) -> None:
+        """Commit what is pending and release the files and the writer lock. Closing twice is harmless.
+
+        If that last commit fails (a full disk), the store still closes; what the last successful
+        commit made durable stays, and the error is raised.
+        """
+        if self._closed:
             return
-        r0 = self.rows_written
-        for c in self.stored:
-            # Low-level calls: the high-level resize/__setitem__ spend more time in Python
-            # selection logic than in HDF5 for the blocks we write.
-            d = self.datasets[c.name].id
-            arr = np.ascontiguousarray(block[c.name][:n], dtype=c.dtype)
-            d.set_extent((r0 + n, *c.shape))
-            fspace = d.get_space()
-            fspace.select_hyperslab((r0, *(0,) * len(c.shape)), (n, *c.shape))
-            d.write(h5py.h5s.create_simple((n, *c.shape)), fspace, arr)
-        self.rows_written = r0 + n
+        try:
+            self._commit("closed")
+            self._manifest.session = {"state": "closed"}
+            self._manifest.closed_record = self._record.to_json()
+            self._write_manifest()
+        finally:
+            self._closed = True
+            self._release()
 
-    def flush_stage(self) -> None:
-        if self.n_staged:
-            n, self.n_staged = self.n_staged, 0
-            self.write_block(self.stage, n)
+    def _release(self) -> None:
+        for t in self._tables.values():
+            t.close()
+        self._close_views()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = -1
 
-    def add_block(self, block: dict[str, np.ndarray], n: int) -> None:
-        """Stage small blocks, write big ones through."""
-        if self.n_staged + n <= self.stage_rows:
-            i = self.n_staged
-            for name, arr in block.items():
-                self.stage[name][i:i + n] = arr
-            self.n_staged = i + n
-            if self.n_staged == self.stage_rows:
-                self.flush_stage()
+    def __del__(self):
+        # A writer that is garbage-collected still commits; failures here cannot be raised.
+        try:
+            if not getattr(self, "_closed", True) and self._manifest is not None:
+                self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ blocks
+    def extend(self, columns: Mapping) -> int:
+        """Append a block of rows: a mapping of column name to an array with one entry per row.
+
+        ``actor`` may hold names or codes. The whole block is validated before any of it is kept.
+        Returns the number of rows added.
+        """
+        self._check_writable("extend")
+        n = block_length("extend", columns)
+        check_names("extend", self.schema, columns, self._auto, ACTOR in columns, self.actors.names)
+        block = {}
+        for c in self.schema:
+            if c.name == ACTOR:
+                block[ACTOR] = self.actors.codes(columns[ACTOR])
+                if block[ACTOR].shape != (n,):
+                    raise ShapeError(f"extend: column 'actor' got shape {block[ACTOR].shape}, expected ({n},)")
+            elif c.name in columns:
+                block[c.name] = block_column("extend", c, columns[c.name], n)
+        self._fill_auto_block(block, n)
+        self._tw.add_block(block, n)
+        if n and ("episode" in self._auto or "step" in self._auto):
+            last_done = bool(block["done"][-1]) if self._has_done else False
+            ep, st = int(block["episode"][-1]), int(block["step"][-1])
+            self._next_episode, self._next_step = (ep + 1, 0) if last_done else (ep, st + 1)
+        self._maybe_commit(time.time())
+        return n
+
+    def _maybe_commit(self, now: float) -> None:
+        if self._tw.rows - self._committed_rows >= self.commit_every or now - self._last_commit >= self.commit_seconds:
+            try:
+                self.commit()
+            except StoreWriteError as e:
+                raise type(e)(e.errno, f"{e.strerror} (this call's rows were accepted and stay staged)") from e
+
+    def _fill_auto_block(self, block: dict, n: int) -> None:
+        done = block["done"].astype(bool) if self._has_done else np.zeros(n, bool)
+        if "episode" in self._auto and "episode" not in block:
+            ended_before = np.concatenate([[0], np.cumsum(done[:-1], dtype=np.int64)]) if n else np.zeros(0, np.int64)
+            block["episode"] = self._next_episode + ended_before
+        if "step" in self._auto and "step" not in block:
+            idx = np.arange(n, dtype=np.int64)
+            starts = np.zeros(n, np.int64)
+            if n > 1:
+                starts[1:] = np.where(done[:-1], idx[1:], 0)
+            first = np.maximum.accumulate(starts) if n else starts
+            block["step"] = idx - first + np.where(first == 0, self._next_step, 0)
+        if "time" in self._auto and "time" not in block:
+            block["time"] = np.full(n, time.time())
+
+    # ------------------------------------------------------------------ tables (training telemetry)
+    def create_table(self, name: str, schema: Schema) -> None:
+        """Declare an append-only table (e.g. training telemetry); no-op if it exists with this schema."""
+        self._check_writable("create_table")
+        if not isinstance(name, str) or not name.isidentifier() or name == TRANSITIONS:
+            raise ValueError(f"table name {name!r} is reserved or not an identifier")
+        if name in self._tables:
+            if self._tables[name].schema != schema:
+                raise SchemaError(f"table {name!r} exists with another schema: {self._tables[name].schema.names}")
             return
-        self.flush_stage()
-        self.write_block(block, n)
+        t = TableWriter(self._folder, self._manifest.uuid, name, schema, segment_rows(schema, None), self.chunk_bytes,
+                        1024, self.fsync, False)
+        t.ensure_segment()
+        self._tables[name] = t
 
-    def refresh_offsets(self, rows: int) -> dict[str, tuple[int, np.ndarray]]:
-        """Byte offsets of every chunk holding rows ``[0, rows)``; only new chunks are looked up."""
-        for c in self.stored:
-            rpc = self.rpc[c.name]
-            need = -(-rows // rpc)
-            have = self.offsets[c.name]
-            if need > len(have):
-                d = self.datasets[c.name]
-                zeros = (0,) * len(c.shape)
-                new = [d.id.get_chunk_info_by_coord((k * rpc, *zeros)).byte_offset for k in range(len(have), need)]
-                self.offsets[c.name] = np.concatenate([have, np.asarray(new, np.int64)])
-        return {c.name: (self.rpc[c.name], self.offsets[c.name]) for c in self.stored}
+    def extend_table(self, name: str, columns: Mapping) -> int:
+        """Append a block of rows to table ``name``; visible at the next commit."""
+        self._check_writable("extend_table")
+        if name not in self._tables or name == TRANSITIONS:
+            raise KeyError(f"no table {name!r}; create it first with create_table(name, schema)")
+        t = self._tables[name]
+        where = f"extend_table({name!r})"
+        n = block_length(where, columns)
+        check_names(where, t.schema, columns, (), ACTOR in columns, self.actors.names)
+        if ACTOR in t.schema:  # a table's actor column holds vocabulary codes too (names accepted)
+            columns = {**columns, ACTOR: self.actors.codes(columns[ACTOR])}
+        t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
+        return n
 
-    def load_offsets(self) -> None:
-        """All existing chunk offsets, from the file (used on reopen)."""
-        for c in self.stored:
-            d = self.datasets[c.name]
-            rpc = self.rpc[c.name]
-            found: dict[int, int] = {}
-            d.id.chunk_iter(lambda info: found.__setitem__(info.chunk_offset[0] // rpc, info.byte_offset))
-            n = -(-d.shape[0] // rpc)
-            missing = [k for k in range(n) if k not in found]
-            if missing:
-                from .errors import TruncatedStoreError
+    def record_checkpoint(self, step: int, path: str, **info) -> None:
+        """Note a checkpoint in the store's log (durable now: this commits)."""
+        self._check_writable("record_checkpoint")
+        entry = {"step": int(step), "path": os.fspath(path), "time": time.time(), **info}
+        json_attr(entry, "checkpoint info")
+        self._new_checkpoints.append(entry)
+        self.commit()
 
-                raise TruncatedStoreError(
-                    f"{self.name}/{c.name}: chunks {missing[:5]} of rows written are not allocated in the file"
-                )
-            self.offsets[c.name] = np.asarray([found[k] for k in range(n)], np.int64)
+    def set_extra(self, key: str, value) -> None:
+        """Small JSON state kept with the next commit (for other parts of the store)."""
+        self._check_writable("set_extra")
+        json_attr(value, f"extra[{key!r}]")
+        self._new_extra[key] = value
+
+    # ------------------------------------------------------------------ state arrays (sampler priorities)
+    def save_arrays(self, key: str, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+        """Write arrays kept with the next commit (as .npy files beside the segments); returns the
+        file names to put in ``set_extra`` so readers can ``load_array`` them."""
+        names = {}
+        for name, arr in arrays.items():
+            fname = f"state-{key}-{name}-{self._seq + 1}.npy"
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+            write_atomic(os.path.join(self._folder, fname), buf.getvalue(), self.fsync, "state array")
+            names[name] = fname
+        self._state_files.append(set(names.values()))
+        return names
+
+    def _forget_state_files(self) -> None:
+        # a reader may still load the files the previous commit named: keep two generations
+        while len(self._state_files) > 2:
+            old = self._state_files.pop(0)
+            for n in old - set().union(*self._state_files):
+                try:
+                    os.remove(os.path.join(self._folder, n))
+                except FileNotFoundError:
+                    pass
+
+
+def _remove_half_made(path: str, folder: str) -> None:
+    """Remove what a create() killed before its manifest existed left behind: a folder holding no
+    more than an empty first segment (and the empty record). Anything else may be someone's rows."""
+    names = os.listdir(folder) if os.path.isdir(folder) else None
+    first = segment_name(TRANSITIONS, 0)
+    rows = 0
+    try:
+        got = _record.read_record(path)
+        rows = sum(t.rows for t in got[0].tables.values()) if got else 0
+    except DamagedStoreError:
+        rows = -1
+    if names is None or rows != 0 or any(n not in (first, LOCK) and not n.endswith(".tmp") for n in names):
+        raise FileExistsError(f"{folder} already exists and holds rows (the segments of a store whose file {path} is "
+                              "missing?); move or remove it first")
+    for n in names:
+        os.remove(os.path.join(folder, n))
+    os.rmdir(folder)
+
+
+def _read_last(store: StoreWriter, rec: CommitRecord, row: int) -> dict:
+    got = store._views[TRANSITIONS].read(["episode", "step"] + (["done"] if store._has_done else []), row, row + 1)
+    return {k: v[0] for k, v in got.items()}

@@ -24,6 +24,10 @@ __all__ = [
     "FormatVersionError",
     "TruncatedStoreError",
     "StoreLockedError",
+    "DamagedStoreError",
+    "ChecksumError",
+    "StoreWriteError",
+    "RowsDeletedError",
     "SamplerError",
     "EmptyWindowError",
 ]
@@ -97,6 +101,26 @@ class TruncatedStoreError(StoreError, OSError):
 
 class StoreLockedError(StoreError, BlockingIOError):
     """Another live process is writing this store."""
+
+
+class DamagedStoreError(StoreError, ValueError):
+    """A commit record, manifest or segment is damaged, foreign or contradicts the others."""
+
+
+class ChecksumError(DamagedStoreError):
+    """Committed bytes no longer match the checksum recorded when they were committed."""
+
+
+class StoreWriteError(StoreError, OSError):
+    """Writing rows, a segment or the commit record failed (disk full, file size limit, I/O error).
+
+    ``errno`` is the operating system's (28 ENOSPC, 27 EFBIG...). Rows accepted before the failure
+    stay staged: free space and call ``commit()`` again, or ``close()``.
+    """
+
+
+class RowsDeletedError(StoreError, IndexError):
+    """Rows older than the store's retention were deleted (``ReplayStore.create(..., retain=N)``)."""
 
 
 class SamplerError(StoreError, ValueError):

@@ -81,7 +81,7 @@ def test_resume_needs_same_env_and_a_checkpoint(tmp_path):
     from replaystore.agent._envs import EnvSpec
 
     bare = tmp_path / "bare.h5"
-    ReplayStore.create(bare, store_schema(EnvSpec((4,), 2, 0)), metadata={"env_id": "CartPole-v1"}).close()
+    ReplayStore.create(bare, store_schema(EnvSpec((4,), 2, 0)), actors=("expert", "dqn"), metadata={"env_id": "CartPole-v1"}).close()
     with pytest.raises(CheckpointError, match="records no checkpoint"):
         train(tiny_config(total_steps=300), bare, resume=True, progress=False)
     with ReplayStore.open(out) as r:

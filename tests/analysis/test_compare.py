@@ -85,3 +85,51 @@ def test_ignored_paths():
     cand["store"]["metadata"]["git"] = "abc"
     assert not compare(base, cand).ok
     assert compare(base, cand, {"store.metadata.*": "ignore"}).ok
+
+
+def test_differences_are_summarised_per_metric():
+    """Element-wise differences of one list collapse into one line per metric with the largest change."""
+    base = audit(recorded("healthy")).to_dict()
+    cand = json.loads(json.dumps(base))
+    over = cand["composition"]["over_time"]["fractions"]["expert"]
+    for i in range(len(over)):
+        over[i] += 0.001 * (i + 1)
+    c = compare(base, cand)
+    assert len(over) == len(c.differences)
+    groups = c.by_metric()
+    assert 1 == len(groups)
+    g = groups[0]
+    assert ("composition.over_time.fractions.expert[*]", len(over)) == (g["metric"], g["count"])
+    assert g["at"] == f"composition.over_time.fractions.expert[{len(over) - 1}]"
+    assert abs(g["max_abs_diff"] - 0.001 * len(over)) < 1e-9
+    lines = c.summary().splitlines()
+    assert 2 == len(lines) and f"{len(over)} values, max |diff| " in lines[1]
+
+
+def test_a_tolerance_matching_nothing_is_reported():
+    """A tolerance pattern that matches no value of either report is listed in unmatched and the summary."""
+    c = compare(golden("healthy"), golden("healthy"), {"composition.*.fraction.*": 0.1, "rewards.*": 0.1})
+    assert ["composition.*.fraction.*"] == c.unmatched
+    assert c.ok and "tolerance pattern 'composition.*.fraction.*' matches no value" in c.summary()
+    assert ["composition.*.fraction.*"] == c.to_dict()["unmatched_tolerances"]
+
+
+def test_run_to_run_defaults_absorb_noise_but_not_an_incident():
+    """Noise-sized changes pass under RUN_TO_RUN_TOLERANCES (not exactly); the incident still fails."""
+    from replaystore.analysis._compare import RUN_TO_RUN_TOLERANCES
+
+    base = audit(recorded("healthy")).to_dict()
+    cand = json.loads(json.dumps(base))
+    whole = cand["composition"]["whole"]["fractions"]
+    whole["expert"] += 0.015
+    whole["dqn"] -= 0.015
+    cand["store"]["metadata"]["seed"] = 99
+    q = cand["samples"]["per_actor"]["dqn"]["q"]
+    q["quantiles"]["0.5"] = (q["quantiles"]["0.5"] or 0) + 3.0
+    assert not compare(base, cand).ok
+    assert compare(base, cand, defaults=RUN_TO_RUN_TOLERANCES).ok
+    c = compare(golden("healthy"), recorded("incident"), defaults=RUN_TO_RUN_TOLERANCES)
+    paths = {d.path for d in c.differences}
+    assert {"anomalies[SINGLE_ACTOR]", "composition.whole.fractions.expert"} <= paths
+    # a user's tolerance takes precedence over the defaults
+    assert not compare(base, cand, {"composition.whole.fractions.*": 0.001}, defaults=RUN_TO_RUN_TOLERANCES).ok

@@ -34,8 +34,7 @@ def read_alongside(spawn_writer, path, total: int, seed: int, mode: str = "creat
             if n:
                 # Old rows stay as they were, through the sampler's memory-mapped path too.
                 rows = np.sort(rng.integers(0, n, size=min(n, 512)))
-                maps = r.column_maps()
-                got = {c: m.gather(r.mapped_file, rows) for c, m in maps.items()}
+                got = r.gather(rows)
                 want = writer_proc.rows_at(rows)
                 assert_columns_equal(want, got, columns=[c for c in want if c in got], where=f"gather at {n}: ")
             counts = r.actor_counts()

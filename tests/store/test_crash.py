@@ -85,10 +85,12 @@ def run_trials(spawn_writer, tmp_path, trials: int, seed: int, fsync_every: int)
 
 
 def test_kill_minus_nine_loses_no_committed_row(spawn_writer, tmp_path):
-    """24 writers killed with SIGKILL at random moments (every 6th with fsync=True): after each,
-    the store opens 'r' and 'a' with no tool, holds every reported commit bit-identical, says the
-    writer died, records what recovery kept, and takes new rows after the kept ones."""
-    run_trials(spawn_writer, tmp_path, trials=24, seed=20261125, fsync_every=6)
+    """36 writers killed with SIGKILL at random moments (every 6th with fsync=True), inside appends,
+    commits and segment roll-overs (1,024-row segments, commits of 1 to 400 rows): after each, the
+    store opens 'r' and 'a' with no tool, holds every reported commit bit-identical, says the writer
+    died, records what recovery kept, and takes new rows after the kept ones. With the 4 fsync
+    trials below, 40 kills in the default suite."""
+    run_trials(spawn_writer, tmp_path, trials=36, seed=20261125, fsync_every=6)
 
 
 def test_kill_during_fsync_mode(spawn_writer, tmp_path):
@@ -103,8 +105,8 @@ def test_kill_minus_nine_many_trials(spawn_writer, tmp_path):
 
 
 def test_copy_of_a_killed_store(spawn_writer, tmp_path):
-    """A store copied (file and .commit) after its writer was killed opens from the copy, 'r' and 'a',
-    with at least every reported commit; the copy's stale .commit (another inode) is not trusted."""
+    """A store copied (file, .commit and segment folder) after its writer was killed opens from the
+    copy, 'r' and 'a', with at least every reported commit, and the original is untouched."""
     path = tmp_path / "run.h5"
     w = spawn_writer(path, "--mode", "create", "--seed", "5", "--commit-every", "16")
     w.wait_ready()
@@ -114,6 +116,7 @@ def test_copy_of_a_killed_store(spawn_writer, tmp_path):
     copy = tmp_path / "copy.h5"
     shutil.copyfile(path, copy)
     shutil.copyfile(f"{path}.commit", f"{copy}.commit")
+    shutil.copytree(f"{path}.d", f"{copy}.d")
     with ReplayStore.open(copy, "r") as r:
         n = len(r)
         assert n >= promised

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,8 +19,8 @@ import sys
 from replaystore.store import ReplayStore, Schema
 print("go", flush=True)
 while True:
-    ReplayStore.create(sys.argv[1], Schema.transition((64,), continuous_dim=2), window=100_000).close()
-    import os; os.remove(sys.argv[1]); os.remove(sys.argv[1] + ".commit")
+    ReplayStore.create(sys.argv[1], Schema.transition((64,), continuous_dim=2), actors=("a", "b"), window=100_000).close()
+    import os, shutil; os.remove(sys.argv[1]); os.remove(sys.argv[1] + ".commit"); shutil.rmtree(sys.argv[1] + ".d")
 """
 
 
@@ -43,34 +44,36 @@ def test_kill_during_create_leaves_no_half_made_store(tmp_path, trial):
         for leftover in (path, path + ".commit"):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    with ReplayStore.create(path, Schema.transition((4,)), window=100) as s:
+        shutil.rmtree(path + ".d")
+    with ReplayStore.create(path, Schema.transition((4,)), actors=("expert", "dqn"), window=100) as s:
         s.append(actor="dqn", **_row(0))
     with ReplayStore.open(path) as r:
         assert 1 == len(r)
-    assert not os.path.exists(path + ".creating")
+    assert not [n for n in os.listdir(path + ".d") if n.endswith(".tmp")]
 
 
 def test_create_in_missing_folder(tmp_path):
     """A path in a folder that does not exist gets an error naming the folder."""
     with pytest.raises(StoreNotFoundError, match="the folder .*nope does not exist; create it first"):
-        ReplayStore.create(str(tmp_path / "nope" / "run.h5"), Schema.transition((4,)))
+        ReplayStore.create(str(tmp_path / "nope" / "run.h5"), Schema.transition((4,)), actors=("a",))
 
 
-@pytest.mark.parametrize("damage", ["{not json", json.dumps({"format": "replaystore", "format_version": 1})])
-def test_damaged_record_falls_back_to_the_hdf5_file(tmp_path, damage):
-    """A damaged .commit warns, then the committed rows come from the HDF5 file; appending rewrites it."""
+@pytest.mark.parametrize("damage", ["{not json", json.dumps({"format": "replaystore", "format_version": 1}),
+                                    b"\xff\xfe not utf-8", json.dumps({"format": "replaystore", "format_version": 2})])
+def test_damaged_record_falls_back_to_the_last_clean_close(tmp_path, damage):
+    """A damaged .commit warns, then the committed rows come from the manifest's last clean close; appending rewrites it."""
     path = str(tmp_path / "run.h5")
-    with ReplayStore.create(path, Schema.transition((4,)), window=100) as s:
+    with ReplayStore.create(path, Schema.transition((4,)), actors=("expert", "dqn"), window=100) as s:
         for i in range(10):
             s.append(actor="expert" if i < 3 else "dqn", **_row(i))
-    with open(path + ".commit", "w") as f:
-        f.write(damage)
-    with pytest.warns(RuntimeWarning, match="commit record .*ignoring it and reading the committed rows from the HDF5"):
+    with open(path + ".commit", "wb") as f:
+        f.write(damage if isinstance(damage, bytes) else damage.encode())
+    with pytest.warns(RuntimeWarning, match=r"commit record .* damaged.*using the store's last clean close \(seq \d+, 10 rows\)"):
         r = ReplayStore.open(path)
     with r:
         assert 10 == len(r)
         assert {"expert": 3, "dqn": 7} == r.actor_composition()["counts"]
-    with pytest.warns(RuntimeWarning, match="ignoring it"):
+    with pytest.warns(RuntimeWarning, match="using the store's last clean close"):
         s = ReplayStore.open(path, "a")
     with s:
         s.append(actor="dqn", **_row(10))
@@ -81,14 +84,14 @@ def test_damaged_record_falls_back_to_the_hdf5_file(tmp_path, damage):
 def test_signature_changes_with_every_commit(tmp_path):
     """Commits in quick succession with records of equal size still change the signature
     (inode numbers are reused and mtimes tick coarsely; the seq in the record's head is unique)."""
-    from replaystore.store import _commit
+    from replaystore.store import _record
 
     path = str(tmp_path / "run.h5")
-    with ReplayStore.create(path, Schema.transition((4,)), window=100) as s:
+    with ReplayStore.create(path, Schema.transition((4,)), actors=("expert", "dqn"), window=100) as s:
         s.append(actor="dqn", **_row(0))
         s.commit()
         sigs = []
         for _ in range(50):
             s.commit()  # nothing new: same counts, same size, only seq moves
-            sigs.append(_commit.record_signature(path))
+            sigs.append(_record.record_signature(path))
     assert len(sigs) == len(set(sigs))

@@ -15,7 +15,7 @@ WRITER = """
 import os, signal, sys
 import numpy as np
 from replaystore.store import ReplayStore, Schema
-s = ReplayStore.create(sys.argv[1], Schema.transition((8,)), window=10000)
+s = ReplayStore.create(sys.argv[1], Schema.transition((8,)), actors=("expert", "dqn"), window=10000)
 for i in range(5000):
     s.append(actor="expert" if i % 3 == 0 else "dqn", state=np.full(8, i, "f4"), next_state=np.full(8, i + 1, "f4"),
              discrete_action=i % 2, continuous_action=np.zeros(0, "f4"), reward=float(i), done=i % 100 == 99)

@@ -501,7 +501,7 @@ def test_anonymous_memory_does_not_follow_store_size(tmp_path, strategy):
                       "next_state": np.full((k, 256), 2, "f4"), "discrete_action": np.zeros(k, "i4"),
                       "continuous_action": np.zeros((k, 0), "f4"), "reward": np.zeros(k, "f4"),
                       "done": np.zeros(k, bool)})
-    store_mb = os.path.getsize(path) / 2**20
+    store_mb = sum(os.path.getsize(p) for p in Path(f"{path}.d").glob("*.h5")) / 2**20  # format 2: segment files
     kw = {"actor_fractions": {"expert": 0.5, "dqn": 0.5}} if strategy == "stratified" else {}
     before = _rss_anon_kb()
     with Sampler(path, 256, strategy=strategy, seed=0, as_torch=False, **kw) as sm:
@@ -621,3 +621,53 @@ def test_own_strategy_through_the_protocol(filled):
     check_batch_matches_store(filled, b)
     with pytest.raises(SamplerError, match="strategy is 'newest', not 'prioritized'"):
         sm.beta = 0.5
+
+
+@pytest.mark.parametrize("leaves, draws", [(1, 5), (7, 64), (5000, 8192), (1 << 15, 1000), (70_000, 8192)])
+def test_sum_tree_find_slices_equals_find(leaves, draws):
+    """find_slices gives the leaves that find gives for the same sliced prefixes, zero leaves never."""
+    rng = np.random.default_rng(leaves)
+    t = SumTree(leaves)
+    values = rng.exponential(1.0, leaves) * (rng.random(leaves) > 0.3)
+    values[0] = 1.0
+    t.set_range(0, values)
+    offsets = rng.random(draws)
+    got, total = t.find_slices(offsets)
+    cums = t.top_cumsum()
+    assert total == float(cums[-1])
+    want = t.find((np.arange(draws) + offsets) * (total / draws), cums)
+    assert np.array_equal(got, want)
+    assert np.all(np.diff(got) >= 0)
+    assert np.isclose(total, values.sum())
+
+
+@pytest.mark.parametrize("leaves, changes", [(1, 3), (8, 20), (1000, 7), (1 << 14, 5000), (70_000, 8192)])
+def test_sum_tree_set_keeps_every_node_the_sum_of_its_children(leaves, changes):
+    """After sparse and dense sets (repeats included) every internal node equals left + right."""
+    rng = np.random.default_rng(changes)
+    t = SumTree(leaves)
+    want = np.zeros(t.capacity)
+    for _ in range(3):
+        k = rng.integers(0, leaves, changes)
+        v = rng.exponential(1.0, changes)
+        t.set(k, v)
+        want[k] = v
+    assert np.array_equal(t.leaves, want)
+    inner = np.arange(1, t.capacity)
+    assert np.array_equal(t.tree[inner], t.tree[2 * inner] + t.tree[2 * inner + 1])
+    np.testing.assert_allclose(t.total, want.sum())
+
+
+def test_beta_anneals_between_batches(path):
+    """Setting sampler.beta changes the next batch's weights: beta=0 gives ones, beta=1 the full correction."""
+    s, sm, rows, pr = prioritized_setup(path, alpha=1.0, beta=0.4)
+    sm.beta = 0.0
+    assert (sm.sample()["weight"] == 1).all()
+    sm.beta = 1.0
+    b = sm.sample()
+    p = pr[b["row"] - rows[0]]
+    np.testing.assert_allclose(b["weight"], p.min() / p, rtol=1e-5)
+    assert sm.beta == 1.0 and sm.strategy.beta == 1.0
+    with pytest.raises(SamplerError, match=r"beta=-0\.1: expected a finite number >= 0"):
+        sm.beta = -0.1
+    s.close()

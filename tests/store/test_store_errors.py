@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from replaystore.store import ReplayStore, Schema, errors
-from replaystore.store._commit import record_path
+from replaystore.store._record import record_path
 
 import writer_proc
 from conftest import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, row
@@ -277,59 +277,65 @@ def _set_version(path, h5_version=None, record_version=None):
 
 @pytest.mark.parametrize("where", ["both", "h5 only, no record", "record only"])
 def test_open_newer_format_version(writer_store, where):
-    """A store written in format version 2 raises FormatVersionError naming both versions, in both modes."""
+    """A store written in format version 3 raises FormatVersionError naming both versions, in both modes."""
     writer_store.close()
     p = writer_store.path
     if where == "both":
-        _set_version(p, 2, 2)
+        _set_version(p, 3, 3)
     elif where == "record only":
-        _set_version(p, None, 2)
+        _set_version(p, None, 3)
     else:
-        _set_version(p, 2, None)
+        _set_version(p, 3, None)
         os.remove(record_path(p))
     for mode in ("r", "a"):
         with pytest.raises(errors.FormatVersionError,
-                           match=r"written in replaystore format version 2; this replaystore reads version 1"):
+                           match=r"written in replaystore format version 3; this replaystore reads version 2"):
             ReplayStore.open(p, mode)
-    _set_version(p, 1, None if where == "h5 only, no record" else 1)
+    _set_version(p, 2, None if where == "h5 only, no record" else 2)
     with ReplayStore.open(p, "a") as s:  # nothing was changed by the refused opens
         assert_nothing_lost(s)
 
 
 @pytest.fixture
 def big_closed_store(store_path):
-    """A closed store whose rows fill most of its file (so cutting it in half cuts rows)."""
+    """A closed store of several segments whose rows fill most of each segment file."""
     with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
-                            chunk_bytes=4096) as s:
+                            chunk_bytes=4096, segment_rows=4096) as s:
         append_writer_rows(s, 0, 20_000)
     return store_path
 
 
+def _segment(path, k: int = 2) -> str:
+    return os.path.join(str(path) + ".d", f"transitions-{k:06d}.h5")
+
+
 @pytest.mark.parametrize("with_record", [True, False], ids=["with .commit", "without .commit"])
 def test_open_truncated_store(big_closed_store, with_record):
-    """A store cut to half its size raises TruncatedStoreError (an OSError) in both modes."""
+    """A store with a segment cut to half its size raises TruncatedStoreError (an OSError) in both modes."""
     p = big_closed_store
     if not with_record:
         os.remove(record_path(p))
-    size = os.path.getsize(p)
-    with open(p, "r+b") as f:
+    seg = _segment(p)
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:
         f.truncate(size // 2)
     for mode in ("r", "a"):
         with pytest.raises(errors.TruncatedStoreError, match=r"truncated"):
             ReplayStore.open(p, mode)
-    assert os.path.getsize(p) == size // 2, "a failed open changed the file"
+    assert os.path.getsize(seg) == size // 2, "a failed open changed the file"
     assert issubclass(errors.TruncatedStoreError, OSError)
 
 
 def test_truncated_store_message_names_sizes(big_closed_store):
-    """With its commit record, the message says how long the file is and how long it must be."""
+    """The message names the segment, how long it is and how long it was made."""
     p = big_closed_store
-    size = os.path.getsize(p)
-    with open(p, "r+b") as f:
+    seg = _segment(p)
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:
         f.truncate(size // 2)
     with pytest.raises(errors.TruncatedStoreError,
-                       match=rf"is {size // 2} bytes but its commit record places committed rows up to byte \d+: "
-                             r"the file was truncated or only partly copied"):
+                       match=rf"segment .*transitions-000002.h5 is {size // 2} bytes, shorter than the {size} it "
+                             r"was created with: it was truncated or replaced"):
         ReplayStore.open(p, "r")
 
 

@@ -61,7 +61,7 @@ def test_root_attributes_describe_the_store(closed_store):
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == "replaystore"
-        assert int(a["format_version"]) == FORMAT_VERSION == 1
+        assert int(a["format_version"]) == FORMAT_VERSION == 2
         assert Schema.from_json(a["schema"]) == schema
         assert json.loads(a["actors"]) == {"0": "expert", "1": "dqn", "2": "random"}
         assert int(a["window"]) == 777

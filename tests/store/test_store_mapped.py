@@ -1,4 +1,4 @@
-"""Memory-mapped access: ColumnMap.gather and ColumnMap.read agree with store.read across chunks."""
+"""Memory-mapped access: gather and read agree with a full read across segment and checksum-block edges."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from replaystore.store import Column, ReplayStore, Schema
 
 N_ROWS = 9_000
+SEG = 1024
 SCHEMA = Schema.transition((3,), continuous_dim=0, discrete_dtype="int16", extra=[
     Column("img", np.dtype("uint8"), (2, 5)),
     Column("value", np.dtype("float64")),
@@ -19,11 +20,11 @@ SCHEMA = Schema.transition((3,), continuous_dim=0, discrete_dtype="int16", extra
 
 @pytest.fixture(scope="module")
 def mapped_store(tmp_path_factory):
-    """A store of 9,000 rows in 4 KiB chunks (27 to 4,096 rows per chunk), reopened once so
-    that its chunk offsets come from the file, then read in full through store.read."""
+    """A store of 9,000 rows in segments of 1,024 rows with 4 KiB checksum blocks (27 to 1,024 rows
+    per block), reopened for appending once, then read in full through store.read."""
     path = tmp_path_factory.mktemp("mapped") / "run.h5"
     rng = np.random.default_rng(1)
-    s = ReplayStore.create(path, SCHEMA, actors=("a", "b", "c"), chunk_bytes=4096)
+    s = ReplayStore.create(path, SCHEMA, actors=("a", "b", "c"), chunk_bytes=4096, segment_rows=SEG)
     for start in range(0, N_ROWS, 1500):
         n = min(1500, N_ROWS - start)
         s.extend({
@@ -43,60 +44,53 @@ def mapped_store(tmp_path_factory):
     r.close()
 
 
-def boundary_rows(maps) -> np.ndarray:
-    """The first and last row of every chunk of every column, and their neighbours."""
+def boundary_rows() -> np.ndarray:
+    """The first and last row of every segment and every checksum block, and their neighbours."""
     rows = set()
-    for m in maps.values():
-        for b in range(0, N_ROWS + 1, m.rpc):
+    for step in (SEG, 4096 // 148, 4096 // 12):
+        for b in range(0, N_ROWS + 1, step):
             rows.update(x for x in (b - 2, b - 1, b, b + 1) if 0 <= x < N_ROWS)
     return np.array(sorted(rows), np.int64)
 
 
-def test_chunks_split_rows_unevenly(mapped_store):
-    """The fixture covers what the test is about: many chunks, rows per chunk that differ by column."""
+def test_segments_and_blocks_split_rows_unevenly(mapped_store):
+    """The fixture covers what the test is about: many segments, rows per checksum block that differ by column."""
     r, _ = mapped_store
-    rpc = {n: m.rpc for n, m in r.column_maps().items()}
-    assert rpc["wide"] == 4096 // 148 and rpc["done"] == 4096 and rpc["state"] == 4096 // 12
-    assert "continuous_action" not in rpc  # width 0: nothing stored, nothing to map
+    t = r._record.tables["transitions"]
+    assert (t.segment_rows, t.first_segment, t.rows) == (SEG, 0, N_ROWS)
+    assert t.check_rows["wide"] == 4096 // 148 and t.check_rows["done"] == SEG and t.check_rows["state"] == 4096 // 12
+    assert "continuous_action" not in t.offsets  # width 0: nothing stored, nothing to map
 
 
-def test_gather_chunk_boundaries(mapped_store):
-    """gather() of every chunk's edge rows equals store.read() at those rows, in every column."""
+def test_gather_segment_boundaries(mapped_store):
+    """gather() of every segment's and block's edge rows equals store.read() at those rows, in every column."""
     r, full = mapped_store
-    maps = r.column_maps()
-    rows = boundary_rows(maps)
-    for name, m in maps.items():
-        got = m.gather(r.mapped_file, rows)
-        assert got.dtype == full[name].dtype and got.shape == (len(rows), *SCHEMA[name].shape)
-        assert got.tobytes() == full[name][rows].tobytes(), name
+    rows = boundary_rows()
+    got = r.gather(rows)
+    for name in SCHEMA.names:
+        assert got[name].dtype == full[name].dtype and got[name].shape == (len(rows), *SCHEMA[name].shape)
+        assert got[name].tobytes() == full[name][rows].tobytes(), name
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, N_ROWS - 1), max_size=300), st.booleans())
-def test_gather_random_rows(mapped_store, rows, use_out):
-    """gather() of random rows (any order, repeats) equals store.read() at those rows; out= is filled."""
+@given(st.lists(st.integers(0, N_ROWS - 1), max_size=300))
+def test_gather_random_rows(mapped_store, rows):
+    """gather() of random rows (any order, repeats, across segments) equals store.read() at those rows."""
     r, full = mapped_store
     rows = np.array(rows, np.int64)
-    for name, m in r.column_maps().items():
-        if use_out:
-            out = np.empty((len(rows), *SCHEMA[name].shape), SCHEMA[name].dtype)
-            got = m.gather(r.mapped_file, rows, out=out)
-            assert got is out or np.shares_memory(got, out)
-        else:
-            got = m.gather(r.mapped_file, rows)
-        assert got.tobytes() == full[name][rows].tobytes(), name
+    got = r.gather(rows)
+    for name in SCHEMA.names:
+        assert got[name].tobytes() == full[name][rows].tobytes(), name
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, N_ROWS), st.integers(0, N_ROWS))
 def test_read_ranges(mapped_store, a, b):
-    """ColumnMap.read(start, stop) and store.read(start=, stop=) equal the full read's slice."""
+    """read(start=, stop=) equals the full read's slice, across segment edges."""
     r, full = mapped_store
     start, stop = min(a, b), max(a, b)
     part = r.read(start=start, stop=stop)
-    for name, m in r.column_maps().items():
-        got = m.read(r.mapped_file, start, stop)
-        assert got.tobytes() == full[name][start:stop].tobytes(), name
+    for name in SCHEMA.names:
         assert part[name].tobytes() == full[name][start:stop].tobytes(), name
 
 
@@ -112,9 +106,8 @@ def test_read_slice_rules(mapped_store):
 
 
 def test_every_chunk_is_aligned_in_small_stores(tmp_path):
-    """With 4 KiB chunks and rows that do not divide them (24- and 12-byte rows give 4,080- and
-    4,092-byte chunks), every chunk of every table still starts on a 4 KiB boundary, so the mapped
-    views (which need offsets that are multiples of the dtype's size) can read them."""
+    """Every column of every table starts on a 4 KiB boundary of its segments, so the mapped views
+    (which need offsets that are multiples of the dtype's size) can read them."""
     path = tmp_path / "small.h5"
     schema = Schema.transition((3,), state_dtype="float64", extra=[Column("odd", np.dtype("int32"), (3,))])
     log = Schema((Column("per_actor", np.dtype("int32"), (3,)), Column("x", np.dtype("float64"), (3,))))
@@ -129,8 +122,8 @@ def test_every_chunk_is_aligned_in_small_stores(tmp_path):
             s.commit()
     with ReplayStore.open(path) as r:
         for table in ("transitions", "log"):
-            for name, m in r.column_maps(table).items():
-                assert (m.chunk_elem * m.column.dtype.itemsize % 4096 == 0).all(), (table, name)
+            offsets = r._record.tables[table].offsets
+            assert offsets and all(off % 4096 == 0 for off in offsets.values()), (table, offsets)
         assert r.read(["state"])["state"][:, 0].tolist() == np.repeat(np.arange(6.0), 700).tolist()
         assert r.read_table("log", ["x"])["x"][:, 2].tolist() == np.repeat(np.arange(6.0), 400).tolist()
 

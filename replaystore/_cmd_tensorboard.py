@@ -1,0 +1,36 @@
+"""``replaystore tensorboard RUN --out DIR``: a recorded store's telemetry as TensorBoard scalars.
+
+The same tags ``replaystore train`` writes live (see ``replaystore._tensorboard``), from the
+store's ``train_steps`` table and its transitions, so any run can be viewed in TensorBoard
+afterwards: ``tensorboard --logdir DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_arguments(p) -> None:
+    p.add_argument("path", help="the store (.h5)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the event files")
+    p.add_argument("--every", type=int, default=1, help="keep one training step in this many")
+    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+
+
+def run(args) -> int:
+    from replaystore.store.errors import StoreError
+
+    from ._tensorboard import export
+
+    try:
+        done = export(args.path, args.out, every=args.every)
+    except (StoreError, OSError, ValueError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(done))
+    else:
+        print(f"wrote {done['steps']} training steps and {done['episodes']} episodes to {done['out']}; "
+              f"view them with: tensorboard --logdir {done['out']}")
+    return 0

@@ -1,0 +1,333 @@
+"""The one-row ``append``: plain code, one loop over the schema's columns, every check kept.
+
+A row-at-a-time API is judged against plain numpy assignment through a method of the same call
+shape (benchmarks/bench_store.py), so the loop is planned once per open store (``_plan``): each
+column's staging array and the kind of check it needs. Finiteness of several float array columns
+is tested as ``isnan(row . zeros)`` over the staging matrix they share: ``0 * inf`` and
+``0 * nan`` are NaN, every finite product is 0, so one BLAS dot answers it without overflow.
+A bad value raises at the call that gave it; the row is only counted once every check passed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ._schema import ACTOR, Column, Schema
+from ._validate import (castable, check_int_range, dtype_error, missing_actor_error, nonfinite_error, shape_error,
+                        unknown_columns_error)
+from .errors import DTypeError, MissingColumnError, StoreWriteError
+
+_MISSING = object()
+ndarray = np.ndarray
+isnan = math.isnan
+_now = time.time
+# Values that are never actor codes, even where they compare equal to one (True == 1.0 == 1).
+_NOT_CODES = frozenset({bool, np.bool_, float, np.float16, np.float32, np.float64, np.longdouble})
+
+
+
+def _coerce_array(col: Column, v, stage, i):
+    """Slow path for array columns given as lists, other dtypes or non-ndarray values."""
+    arr = np.asarray(v)
+    if arr.shape != col.shape:
+        raise shape_error("append", col, arr.shape, col.shape)
+    # an empty list has no dtype of its own (numpy says float64): nothing to cast
+    if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
+        raise dtype_error("append", col, arr.dtype)
+    check_int_range("append", col, arr)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow to inf is rejected by the finiteness check
+        stage[i] = arr
+
+
+def _coerce_scalar(col: Column, v, stage, i):
+    """Slow path for scalar columns given as numpy scalars, 0-d arrays or the wrong type."""
+    kind = col.dtype.kind
+    if isinstance(v, bool):
+        if kind != "b":
+            raise dtype_error("append", col, "bool")
+    elif isinstance(v, int):
+        if kind not in "iuf":
+            raise DTypeError(f"append: column {col.name!r} got int {v!r}; expected a {col.dtype} "
+                             f"(pass bool({v!r}) if that is what you mean)")
+    elif isinstance(v, float):
+        if kind != "f":
+            raise dtype_error("append", col, "float")
+    else:
+        arr = np.asarray(v)
+        if arr.shape != ():
+            raise shape_error("append", col, arr.shape, ())
+        if arr.dtype == object or not castable(arr.dtype, col.dtype):
+            raise dtype_error("append", col, arr.dtype)
+        check_int_range("append", col, arr)
+        v = arr
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            stage[i] = v
+    except OverflowError as e:
+        raise DTypeError(f"append: column {col.name!r} got {v!r}, which does not fit {col.dtype}") from e
+    if kind == "f" and not col.allow_nonfinite and not math.isfinite(stage[i]):
+        raise nonfinite_error("append", col)
+
+
+def _looks_standard(schema) -> bool:
+    names = ("state", "next_state", "discrete_action", "continuous_action", "reward", "done", ACTOR, "episode",
+             "step", "time")
+    return schema.names == names and schema["state"].dtype == schema["continuous_action"].dtype and \
+        not any(c.allow_nonfinite for c in schema)
+
+
+def auto_all(auto) -> bool:
+    return tuple(auto) == ("episode", "step", "time")
+
+
+class AppendMixin:
+    """``append`` for ``StoreWriter`` (which provides the staging writer ``_tw`` and the commit policy)."""
+
+    def _build_append_plan(self) -> None:
+        """Group the columns by the check they need, so ``append`` runs one short loop per group."""
+        tw = self._tw
+        grouped = {name for _, _, names in tw.finite_groups for name in names}
+        arrays, floats, ints, bools = [], [], [], []
+        for c in self.schema:
+            if c.name == ACTOR or c.name in self._auto:
+                continue
+            st = tw.stage[c.name]
+            check = c.is_float and not c.allow_nonfinite
+            if c.shape:
+                zero = np.zeros(int(np.prod(c.shape)), c.dtype) if check and c.name not in grouped else None
+                arrays.append((c.name, st, c.dtype, c.shape, c, zero))
+            elif c.dtype.kind == "f":
+                # |v| <= the dtype's max is False for NaN and inf and for a float64 that would overflow
+                # float32, so one comparison replaces a cast, a read-back and isfinite (and its warning)
+                floats.append((c.name, st, c, float(np.finfo(c.dtype).max) if check else math.inf, check))
+            elif c.dtype.kind == "b":
+                bools.append((c.name, st, c))
+            else:
+                ints.append((c.name, st, c))
+        self._plan = (tuple(arrays), tuple(floats), tuple(ints), tuple(bools))
+        self._groups = tuple((m, z, [self.schema[n] for n in names]) for m, z, names in tw.finite_groups)
+        self._lookup = self.actors._lookup
+        self._stage_actor = tw.stage[ACTOR]
+        auto = self._auto
+        self._auto_stage = tuple(tw.stage[n] if n in auto else None for n in ("episode", "step", "time"))
+        self._stage_done = tw.stage["done"] if "done" in self.schema else None
+        self._track = {"episode", "step", "done"} <= set(self.schema.names)
+        # Schema.transition's own columns, nothing else, no column given by the caller that the
+        # store fills, and one float dtype for the three float arrays: the bound-parameter path
+        std = Schema.transition(self.schema["state"].shape, self.schema["continuous_action"].shape[0],
+                                self.schema["discrete_action"].dtype.name,
+                                state_dtype=self.schema["state"].dtype.name) if _looks_standard(self.schema) else None
+        if std == self.schema and auto_all(self._auto) and len(self._groups) == 1 and \
+                len(self._groups[0][2]) == (3 if self.schema["continuous_action"].row_bytes else 2):
+            s = tw.stage
+            self._fast_stage = (s["state"], s["next_state"], s["discrete_action"], s["continuous_action"],
+                                s["reward"], s["done"])
+            self._fast_types = (self.schema["state"].dtype, self.schema["state"].shape,
+                                self.schema["continuous_action"].shape, self.schema["discrete_action"].dtype,
+                                float(np.finfo(np.float32).max))
+            self.append = self._append_transition
+
+    def append(self, *, actor=_MISSING, **columns) -> None:
+        """Append one row. ``actor`` (a name or code from the vocabulary) is required.
+
+        Values are validated (shape, safe dtype cast, finiteness) and copied into a staging block;
+        rows become durable and visible at the next commit (automatic every ``commit_every`` rows
+        or ``commit_seconds`` seconds, and at close). A bad value raises here, and the row is not kept.
+        """
+        self._append_general(actor, columns)
+
+    def _append_general(self, actor, columns: dict) -> None:
+        """The general one-row path: one short loop per group of columns with the same checks."""
+        tw = self._tw
+        if self._closed:
+            self._check_writable("append")
+        if actor.__class__ in _NOT_CODES:
+            code = self.actors.code(actor)  # raises: a bool or float is no actor
+        else:
+            try:
+                code = self._lookup[actor]
+            except (KeyError, TypeError):
+                if actor is _MISSING:
+                    raise missing_actor_error("append", self.actors.names) from None
+                code = self.actors.code(actor)
+        if tw.n_staged == tw.stage_rows:
+            tw.flush_stage()  # raises before this row is accepted if the disk is full
+        i = tw.n_staged
+        pop = columns.pop
+        arrays, floats, ints, bools = self._plan
+        for name, st, dtype, shape, col, zero in arrays:
+            v = pop(name, _MISSING)
+            if v.__class__ is ndarray and v.dtype is dtype and v.shape == shape:
+                st[i] = v
+            elif v is _MISSING:
+                raise self._missing(name)
+            else:
+                _coerce_array(col, v, st, i)
+            if zero is not None and isnan(st[i].reshape(-1).dot(zero)):
+                raise nonfinite_error("append", col)
+        for name, st, col, fmax, check in floats:
+            v = pop(name, _MISSING)
+            t = v.__class__
+            if t is float or t is int:
+                if not -fmax <= v <= fmax and check:
+                    raise nonfinite_error("append", col)
+                st[i] = v
+            elif v is _MISSING:
+                raise self._missing(name)
+            else:
+                _coerce_scalar(col, v, st, i)
+        for name, st, col in ints:
+            v = pop(name, _MISSING)
+            if v.__class__ is int:
+                try:
+                    st[i] = v
+                except OverflowError as e:
+                    raise DTypeError(f"append: column {name!r} got {v!r}, which does not fit {col.dtype}") from e
+            elif v is _MISSING:
+                raise self._missing(name)
+            else:
+                _coerce_scalar(col, v, st, i)
+        for name, st, col in bools:
+            v = pop(name, _MISSING)
+            if v.__class__ is bool:
+                st[i] = v
+            elif v is _MISSING:
+                raise self._missing(name)
+            else:
+                _coerce_scalar(col, v, st, i)
+        now = _now()
+        if columns:
+            self._given_auto(columns, i, now)
+        else:
+            st_ep, st_step, st_time = self._auto_stage
+            if st_ep is not None:
+                st_ep[i] = self._next_episode
+            if st_step is not None:
+                st_step[i] = self._next_step
+            if st_time is not None:
+                st_time[i] = now
+        for matrix, zero, cols in self._groups:
+            if isnan(matrix[i].dot(zero)):
+                for c in cols:
+                    if not np.isfinite(tw.stage[c.name][i]).all():
+                        raise nonfinite_error("append", c)
+        self._stage_actor[i] = code
+        if self._track:
+            stage = tw.stage
+            if self._stage_done[i]:
+                self._next_episode, self._next_step = int(stage["episode"][i]) + 1, 0
+            else:
+                self._next_episode, self._next_step = int(stage["episode"][i]), int(stage["step"][i]) + 1
+        tw.n_staged = i + 1
+        if tw.rows_written + i + 1 - self._committed_rows >= self.commit_every or \
+                now - self._last_commit >= self.commit_seconds:
+            try:
+                self.commit()
+            except StoreWriteError as e:
+                raise type(e)(e.errno, f"{e.strerror} (this row was accepted and stays staged)") from e
+
+    def _append_transition(self, *, actor=_MISSING, state=_MISSING, next_state=_MISSING, discrete_action=_MISSING,
+                           continuous_action=_MISSING, reward=_MISSING, done=_MISSING, **rest) -> None:
+        """``append`` for stores whose schema is ``Schema.transition``'s ten columns (the common case):
+        the same checks as the general loop, with the columns bound as parameters instead of looked
+        up one by one (a third of a one-row append's cost). Anything unusual goes the general way."""
+        tw = self._tw
+        if rest or self._closed or tw.n_staged == tw.stage_rows or state.__class__ is not ndarray or \
+                next_state.__class__ is not ndarray or continuous_action.__class__ is not ndarray:
+            return self._append_general(actor, dict(rest, state=state, next_state=next_state,
+                                                    discrete_action=discrete_action,
+                                                    continuous_action=continuous_action, reward=reward, done=done))
+        if actor.__class__ in _NOT_CODES:
+            code = self.actors.code(actor)
+        else:
+            try:
+                code = self._lookup[actor]
+            except (KeyError, TypeError):
+                if actor is _MISSING:
+                    raise missing_actor_error("append", self.actors.names) from None
+                code = self.actors.code(actor)
+        i = tw.n_staged
+        st_state, st_next, st_disc, st_cont, st_rew, st_done = self._fast_stage
+        f_dtype, f_shape, c_shape, d_kind, rmax = self._fast_types
+        if state.dtype is f_dtype and state.shape == f_shape:
+            st_state[i] = state
+        else:
+            _coerce_array(self.schema["state"], state, st_state, i)
+        if next_state.dtype is f_dtype and next_state.shape == f_shape:
+            st_next[i] = next_state
+        else:
+            _coerce_array(self.schema["next_state"], next_state, st_next, i)
+        if continuous_action.dtype is f_dtype and continuous_action.shape == c_shape:
+            st_cont[i] = continuous_action
+        else:
+            _coerce_array(self.schema["continuous_action"], continuous_action, st_cont, i)
+        if discrete_action.__class__ is int:
+            try:
+                st_disc[i] = discrete_action
+            except OverflowError as e:
+                raise DTypeError(f"append: column 'discrete_action' got {discrete_action!r}, which does not fit "
+                                 f"{d_kind}") from e
+        elif discrete_action is _MISSING:
+            raise self._missing("discrete_action")
+        else:
+            _coerce_scalar(self.schema["discrete_action"], discrete_action, st_disc, i)
+        t = reward.__class__
+        if t is float or t is int:
+            if not -rmax <= reward <= rmax:
+                raise nonfinite_error("append", self.schema["reward"])
+            st_rew[i] = reward
+        elif reward is _MISSING:
+            raise self._missing("reward")
+        else:
+            _coerce_scalar(self.schema["reward"], reward, st_rew, i)
+        if done.__class__ is bool:
+            st_done[i] = done
+        elif done is _MISSING:
+            raise self._missing("done")
+        else:
+            _coerce_scalar(self.schema["done"], done, st_done, i)
+            done = bool(st_done[i])
+        matrix, zero, cols = self._groups[0]
+        if isnan(matrix[i].dot(zero)):
+            for c in cols:
+                if not np.isfinite(tw.stage[c.name][i]).all():
+                    raise nonfinite_error("append", c)
+        now = _now()
+        st_ep, st_step, st_time = self._auto_stage
+        ep = self._next_episode
+        st_ep[i] = ep
+        st_step[i] = self._next_step
+        st_time[i] = now
+        self._stage_actor[i] = code
+        if done:
+            self._next_episode, self._next_step = ep + 1, 0
+        else:
+            self._next_step += 1
+        tw.n_staged = i + 1
+        if i + 1 >= self._commit_at - tw.rows_written or now - self._last_commit >= self.commit_seconds:
+            try:
+                self.commit()
+            except StoreWriteError as e:
+                raise type(e)(e.errno, f"{e.strerror} (this row was accepted and stays staged)") from e
+
+    def _missing(self, name: str) -> MissingColumnError:
+        return MissingColumnError(f"append: missing required column {name!r}; the schema declares "
+                                  f"{list(self.schema.names)}")
+
+    def _given_auto(self, columns: dict, i: int, now: float) -> None:
+        """The rare call that gives episode, step or time itself (or an unknown column)."""
+        unknown = set(columns) - set(self._auto)
+        if unknown:
+            raise unknown_columns_error("append", self.schema.names, unknown)
+        fill = {"episode": self._next_episode, "step": self._next_step, "time": now}
+        for name in self._auto:
+            col = self.schema[name]
+            v = columns.get(name, fill[name])
+            st = self._tw.stage[name]
+            if v.__class__ is (float if col.dtype.kind == "f" else int):
+                st[i] = v
+            else:
+                _coerce_scalar(col, v, st, i)

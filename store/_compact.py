@@ -1,0 +1,104 @@
+"""Compaction: full segments older than the replay window rewritten with a standard HDF5 filter.
+
+``compact(path)`` takes the writer lock, writes ``<table>-NNNNNN.z.h5`` beside each raw segment
+(chunked, gzip or lzf: stock h5py reads both), publishes a commit record that names them, and
+only then deletes the raw files; a kill at any point leaves a readable store. Compacted rows
+read identically; they are decompressed into memory a segment at a time when first read (the
+sampler never reads them: they lie before the window), and their checksums still cover the
+uncompressed bytes, so ``verify`` checks them the same way.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+from ._format import TRANSITIONS, compact_name, segment_name
+from ._record import fsync_dir, write_error
+from .errors import DamagedStoreError
+
+FILTERS = ("gzip", "lzf")
+
+
+class CompactSegment:
+    """A compacted segment's columns, decompressed into memory on first use."""
+
+    def __init__(self, path: str, expect_identity: bytes, schema, rows: int):
+        self.path = path
+        self.sealed_mtime = None
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                if bytes(f["identity"][:]) != expect_identity:
+                    raise DamagedStoreError(f"compacted segment {path} belongs to another store or place")
+                self.arrays = {c.name: f[c.name][:] for c in schema if c.row_bytes}
+        except FileNotFoundError:
+            raise DamagedStoreError(f"compacted segment {path} is missing: restore the store's .d folder") from None
+        except (OSError, KeyError) as e:
+            raise DamagedStoreError(f"compacted segment {path} is unreadable ({e})") from None
+        for name, a in self.arrays.items():
+            if len(a) != rows:
+                raise DamagedStoreError(f"compacted segment {path}: column {name!r} has {len(a)} rows, not {rows}")
+
+    def check(self) -> bool:
+        return True  # in memory: nothing can change under it
+
+    def close(self) -> None:
+        self.arrays = {}
+
+
+def compact(path, filter: str = "gzip", fsync: bool = False) -> list[int]:
+    """Compact every full transition segment before the replay window; returns their indexes."""
+    from ._store import ReplayStore
+
+    if filter not in FILTERS:
+        raise ValueError(f"filter={filter!r}: expected one of {FILTERS} (standard HDF5 filters stock h5py reads)")
+    with ReplayStore.open(path, "a", fsync=fsync) as s:
+        tw = s._tw
+        t = s._record.tables[TRANSITIONS]
+        last = (len(s) - s.window) >> tw.shift  # segments before this one hold no window row
+        todo = [k for k in range(t.first_segment, last) if k not in t.compacted]
+        view = s._views[TRANSITIONS]
+        for k in todo:
+            _write_compact(s._folder, view.segment(k), tw, k, filter, fsync)
+        tw.compacted.update(todo)
+        tw.segments_changed = bool(todo)
+        s.commit()  # the record names the compacted files: from here on the raw ones are unused
+        for k in todo:
+            view.forget(k)
+            try:
+                os.remove(os.path.join(s._folder, segment_name(TRANSITIONS, k)))
+            except FileNotFoundError:
+                pass
+    return todo
+
+
+def _write_compact(folder: str, seg, tw, k: int, filter: str, fsync: bool) -> None:
+    final = os.path.join(folder, compact_name(tw.name, k))
+    tmp = final + ".tmp"
+    try:
+        with h5py.File(seg.path, "r", locking=False) as src, h5py.File(tmp, "w", locking=False) as f:
+            for key, value in src.attrs.items():
+                f.attrs[key] = value
+            f.attrs["compression"] = filter
+            for c in tw.stored:
+                rows = max(1, min(tw.seg_rows, (1 << 20) // c.row_bytes))
+                f.create_dataset(c.name, data=np.asarray(seg.arrays[c.name]), chunks=(rows, *c.shape),
+                                 compression=filter, shuffle=True)
+            f.create_dataset("identity", data=src["identity"][:])
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, final)
+        if fsync:
+            fsync_dir(final)
+    except (OSError, RuntimeError, ValueError) as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise write_error(f"compacting segment {k} into {final}", e) from e

@@ -1,0 +1,155 @@
+"""Checksums and `replaystore verify`; format-1 stores open read-only and convert to format 2;
+codes outside the vocabulary are counted, not a crash (issue 8)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from replaystore.store import ReplayStore, errors
+from replaystore.store._verify import verify
+
+import writer_proc
+from conftest import append_writer_rows
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+CLI = [sys.executable, "-m", "replaystore"]
+
+
+@pytest.fixture
+def closed(store_path):
+    """3,000 writer rows in 1,024-row segments (two full and checksummed in .sums files, one open)."""
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
+                            chunk_bytes=4096, segment_rows=1024) as s:
+        append_writer_rows(s, 0, 3000)
+    return store_path
+
+
+def _flip(path, column: str, row: int, byte: int = 0) -> None:
+    """Flip one bit of the committed bytes of ``row`` of ``column`` in its segment file."""
+    with ReplayStore.open(path) as r:
+        t = r._record.tables["transitions"]
+        width = r.schema[column].row_bytes
+    k, local = divmod(row, t.segment_rows)
+    seg = f"{path}.d/transitions-{k:06d}.h5"
+    at = t.offsets[column] + local * width + byte
+    with open(seg, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0x10]))
+
+
+def test_verify_passes_an_intact_store(closed):
+    """Every committed block matches its checksum: exit 0, and verify() finds nothing."""
+    out = subprocess.run(CLI + ["verify", str(closed)], capture_output=True, text=True)
+    assert 0 == out.returncode, out.stderr
+    assert "ok: every committed row" in out.stdout and '"transitions": 3000' in out.stdout
+    with ReplayStore.open(closed) as r:
+        assert [] == verify(r)
+
+
+@pytest.mark.parametrize("column, row", [("state", 5), ("actor", 1500), ("reward", 2999), ("row_id", 1024)])
+def test_verify_names_the_rows_of_a_flipped_byte(closed, column, row):
+    """One flipped bit in a sealed or open segment: exit 1, naming table, column and a row range holding the row."""
+    _flip(closed, column, row)
+    out = subprocess.run(CLI + ["verify", str(closed)], capture_output=True, text=True)
+    assert 1 == out.returncode, out.stdout + out.stderr
+    with ReplayStore.open(closed) as r:
+        found = verify(r)
+    assert 1 == len(found)
+    f = found[0]
+    assert ("transitions", column, "checksum mismatch") == (f["table"], f["column"], f["problem"])
+    assert f["rows"][0] <= row < f["rows"][1] <= 3000
+    assert f"table 'transitions' column '{column}' rows [{f['rows'][0]}, {f['rows'][1]})" in out.stdout
+
+
+def test_verify_reports_a_missing_checksum_file(closed):
+    """A full segment whose .sums file is gone is reported for its whole row range, not skipped."""
+    os.remove(f"{closed}.d/transitions-000001.sums")
+    with ReplayStore.open(closed) as r:
+        found = verify(r)
+    assert [[1024, 2048]] == [f["rows"] for f in found]
+    assert "missing" in found[0]["problem"]
+
+
+def test_verify_unreadable_store_exits_2(tmp_path):
+    """A path that is no store: exit 2 and an error line, no traceback."""
+    bad = tmp_path / "nope.h5"
+    bad.write_bytes(b"not hdf5")
+    out = subprocess.run(CLI + ["verify", str(bad)], capture_output=True, text=True)
+    assert 2 == out.returncode and "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_format1_store_opens_read_only_and_names_the_converter():
+    """A recorded format-1 buffer reads as before; opening it to append names `replaystore convert`."""
+    with ReplayStore.open(DATA / "healthy.h5") as r:
+        assert (1, 3072) == (r.format_version, len(r))
+        with h5py.File(DATA / "healthy.h5", "r") as f:
+            np.testing.assert_array_equal(f["transitions/reward"][:3072], r.read(["reward"])["reward"])
+    with pytest.raises(errors.FormatVersionError, match=r"format-1 store, which opens read-only.*replaystore convert"):
+        ReplayStore.open(DATA / "healthy.h5", "a")
+
+
+def test_unknown_actor_codes_are_counted_not_a_crash():
+    """corrupt.h5 holds actor bytes outside its vocabulary: composition and info report them by code,
+    with the numbers an independent count of the file's actor column gives."""
+    with h5py.File(DATA / "corrupt.h5", "r") as f:
+        rows = int(__import__("json").loads(f.attrs["committed"])["transitions"])
+        codes = f["transitions/actor"][:rows]
+        window = int(f.attrs["window"])
+    n_actors = 2
+    bad = {int(c): int((codes == c).sum()) for c in np.unique(codes[codes >= n_actors])}
+    win = codes[rows - window:]
+    win_bad = {int(c): int((win == c).sum()) for c in np.unique(win[win >= n_actors])}
+    assert bad, "the fixture file lost its damaged codes"
+    with ReplayStore.open(DATA / "corrupt.h5") as r:
+        whole = r.actor_composition(window=False)
+        inwin = r.actor_composition(window=True)
+        assert {"count": sum(bad.values()), "codes": bad} == whole["unknown"]
+        assert {"count": sum(win_bad.values()), "codes": win_bad} == inwin["unknown"]
+        assert rows == whole["total"] and window == inwin["total"]
+        assert {"expert": int((codes == 0).sum()), "dqn": int((codes == 1).sum())} == whole["counts"]
+        assert {"expert": int((win == 0).sum()), "dqn": int((win == 1).sum())} == inwin["counts"]
+        assert [int((codes[500:] == a).sum()) for a in range(n_actors)] == r.actor_counts(500).tolist()
+    out = subprocess.run(CLI + ["info", str(DATA / "corrupt.h5"), "--json"], capture_output=True, text=True)
+    assert 0 == out.returncode, out.stderr
+    info = __import__("json").loads(out.stdout)
+    assert {str(k): v for k, v in bad.items()} == info["unknown_actor_codes"]
+
+
+def test_convert_copies_every_row_bit_for_bit(tmp_path):
+    """convert writes a format-2 copy that audits the same and keeps damaged codes as evidence."""
+    new = tmp_path / "c2.h5"
+    out = subprocess.run(CLI + ["convert", str(DATA / "corrupt.h5"), str(new)], capture_output=True, text=True)
+    assert 0 == out.returncode, out.stderr
+    with ReplayStore.open(DATA / "corrupt.h5") as old, ReplayStore.open(new) as cp:
+        assert (2, old.tables) == (cp.format_version, cp.tables)
+        for name in old.tables:
+            a, b = old.read_table(name), cp.read_table(name)
+            assert all(a[c].tobytes() == b[c].tobytes() for c in a), name
+        assert old.actor_composition(False) == cp.actor_composition(False)
+        assert old.checkpoints == cp.checkpoints and old.metadata == cp.metadata
+        assert [] == verify(cp)
+    again = subprocess.run(CLI + ["convert", str(DATA / "corrupt.h5"), str(new)], capture_output=True, text=True)
+    assert 2 == again.returncode and "already exists" in again.stderr
+
+
+def test_converted_store_takes_rows(tmp_path):
+    """A converted store opens for appending and continues after the copied rows."""
+    new = tmp_path / "h2.h5"
+    from replaystore.store._convert import convert
+
+    assert 3072 == convert(DATA / "healthy.h5", new)
+    with ReplayStore.open(new, "a") as s:
+        block = s.read(start=0, stop=10)
+        s.extend({k: v for k, v in block.items() if k not in ("episode", "step", "time")})
+    with ReplayStore.open(new) as r:
+        assert 3082 == len(r)
+        np.testing.assert_array_equal(r.read(["state"], 0, 10)["state"], r.read(["state"], 3072, 3082)["state"])
