@@ -144,7 +144,7 @@ def _provenance(store, shard, run, start, stop) -> bytes:
     from replaystore import __version__
 
     d = {
-        "store_uuid": _store_uuid(store), "store_path": os.path.abspath(store.path), "shard": shard,
+        "store_uuid": store.uuid, "store_path": os.path.abspath(store.path), "shard": shard,
         "run_uuid": run.uuid if run is not None else None,
         "run_path": os.path.abspath(run.path) if run is not None else None,
         "rows": [start, stop], "schema": json.loads(store.schema.to_json()), "actors": list(store.actors.names),
@@ -165,11 +165,6 @@ def provenance(path: str, storage_options: Mapping | None = None) -> dict:
     if EXPORT_KEY not in meta:
         raise ValueError(f"{path} has no replaystore provenance: it was not written by export_parquet")
     return json.loads(meta[EXPORT_KEY])
-
-
-def _store_uuid(store) -> str:
-    # The uuid is not among the store's public attributes yet; the commit record carries it.
-    return getattr(store, "uuid", None) or store._record.uuid
 
 
 def _is_run(source) -> bool:

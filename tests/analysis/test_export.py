@@ -86,7 +86,7 @@ def test_files_and_row_groups_split_by_size_with_provenance(tmp_path):
     assert (meta.num_row_groups, meta.num_rows) == (3, 300)
     with ReplayStore.open(src) as s:
         p = provenance(files[1].path)
-        assert p["rows"] == [300, 600] and p["store_path"] == s.path and p["store_uuid"] == s._record.uuid
+        assert p["rows"] == [300, 600] and p["store_path"] == s.path and p["store_uuid"] == s.uuid
         assert p["actors"] == list(ACTORS) and Schema.from_json(__import__("json").dumps(p["schema"])) == SCHEMA
         assert p["omitted_columns"] == ["continuous_action"]
 
