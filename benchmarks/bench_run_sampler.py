@@ -22,10 +22,21 @@ from tqdm import tqdm
 
 from bench_sampler import interleaved_medians, warm_page_cache
 from bench_store import CDIM, STATE, make_rows
-from replaystore.store import ReplayStore, Run, Sampler, Schema
+from replaystore.store import ReplayStore, Run, Sampler, Schema, store_files
 
 KW = {"uniform": {}, "stratified": {"actor_fractions": {"expert": 0.25, "dqn": 0.75}}, "prioritized": {}}
 TARGET = 0.85
+
+
+def warm_store(path: str) -> None:
+    """Evict and re-read every file of the store (the HDF5 file and its segments)."""
+    for p in store_files(path):
+        if os.path.isdir(p):
+            for root, _, names in os.walk(p):
+                for n in names:
+                    warm_page_cache(os.path.join(root, n))
+        elif os.path.isfile(p):
+            warm_page_cache(p)
 
 
 def fill(store: ReplayStore, start: int, stop: int, block: int = 65536) -> None:
@@ -60,9 +71,8 @@ def main() -> None:
         for k in tqdm(range(args.shards), desc="writing shards", disable=None):
             with run.create_shard(f"w{k}", **opts) as s:
                 fill(s, int(cuts[k]), int(cuts[k + 1]))
-        warm_page_cache(single_path)
-        for name in run.shards():
-            warm_page_cache(run.shard_path(name))
+        for path in [single_path] + [run.shard_path(name) for name in run.shards()]:
+            warm_store(path)
         single = ReplayStore.open(single_path, "r")
         rng = np.random.default_rng(0)
         fns, samplers = {}, []
@@ -73,7 +83,7 @@ def main() -> None:
                     prioritize(sm, rng)
                 samplers.append(sm)
                 fns[strategy, label] = sm.sample
-        med = interleaved_medians(fns, args.repeats)
+        med = interleaved_medians(fns, args.repeats, rounds=5)
         print(f"{args.rows:,} rows ({STATE}-float states), {args.shards} shards, batch {args.batch}, "
               f"{args.repeats} repeats (medians)")
         print(f"{'strategy':14s}{'single ms':>10s}{'run ms':>9s}{'single/run':>12s}")
