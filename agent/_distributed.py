@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from replaystore.store import ReplayStore, Run, Sampler
+from replaystore.store import ReplayStore, Run, RunSource, Sampler
 
 from ._agent import Agent
 from ._checkpoint import save_checkpoint
@@ -45,7 +45,6 @@ log = logging.getLogger("replaystore.agent")
 ENGINES = ("mp", "ray")
 WEIGHTS = "policy.pt"
 WORKERS = "workers"
-LEARNER = "learner.h5"
 
 
 def worker_name(index: int) -> str:
@@ -333,7 +332,7 @@ def train_distributed(config: AgentConfig, run_path, *, workers: int, engine: st
     run = Run.create(run_path, store_schema(spec), actors=config.actors, window=config.window,
                      metadata={**run_metadata(config), "workers": workers, "engine": engine})
     frames = math.ceil(config.total_steps / workers)
-    lstore = ReplayStore.create(os.path.join(run_path, LEARNER), store_schema(spec), actors=config.actors,
+    lstore = ReplayStore.create(run.learner_path, store_schema(spec), actors=config.actors,
                                 window=config.window, metadata={**run_metadata(config), "role": "learner"})
     t0 = time.monotonic()
     learner = _RunLearner(config, spec, run, lstore)
@@ -371,16 +370,19 @@ def train_distributed(config: AgentConfig, run_path, *, workers: int, engine: st
                      "gamma": config.gamma, "n_step": config.n_step, "actors": list(config.actors)})
     learner.trainlog.flush()
     lstore.record_checkpoint(learner.steps, ckpt, frames=n, relpath=os.path.relpath(ckpt, run_path))
-    composition = learner.sampler.store.composition() if learner.sampler is not None else None
     if learner.sampler is not None:
+        composition = learner.sampler.store.composition()
         learner.sampler.close()
+    else:  # too few frames to train on: the shards still say who acted
+        with RunSource(run) as src:
+            composition = src.composition()
     lstore.close()
     elapsed = time.monotonic() - t0
     summary = {"run": os.path.abspath(run_path), "engine": engine, "workers": workers, "env_id": config.env_id,
                "frames": n, "train_steps": learner.steps, "restarts": restarts, "worker_metrics": results,
                "expert_ratio": config.expert_ratio, "composition": composition, "checkpoint": ckpt,
                "elapsed_s": elapsed, "frames_per_s": n / max(elapsed, 1e-9),
-               "expert_fraction": composition["fractions"].get(config.expert_actor) if composition else None}
+               "expert_fraction": composition["fractions"].get(config.expert_actor)}
     if eval_episodes:
         from ._evaluate import evaluate_greedy
 

@@ -27,6 +27,7 @@ def audit_summary_row(path, expected=None) -> dict:
         row.update(shards=len(rep.run["shards"]), rows=p["rows"])
         shares, rewards, td = p["fractions"], p["rewards"], p["td"]
         found = [(a["shard"], a["code"], a["severity"]) for a in rep.anomalies]
+        steps = p.get("training", {})
     else:
         names = rep.store["actors"]
         row.update(shards=1, rows=rep.store["rows"])
@@ -35,12 +36,16 @@ def audit_summary_row(path, expected=None) -> dict:
         td = {a: _pool([rep.samples["per_actor"][a]["td_error"]]) if rep.samples.get("status") == "ok"
               else {"mean": None, "std": None} for a in names}
         found = [(None, a.code, a.severity) for a in rep.anomalies]
+        steps = rep.training
     for a, v in shares.items():
         row[f"share {a}"] = round(v, 4)
     for a in shares:
         row[f"reward mean {a}"] = _r(rewards[a]["mean"])
         row[f"reward std {a}"] = _r(rewards[a]["std"])
         row[f"td mean {a}"] = _r(td[a]["mean"])
+        # the learner's per-step batch |TD| means (train_steps), where per-sample TD is not kept
+        row[f"td abs mean {a}"] = (_r(steps["per_actor"][a].get("td_abs_mean"))
+                                   if steps.get("status") == "ok" and a in steps.get("per_actor", {}) else None)
     row["errors"] = sum(1 for *_, s in found if s == "error")
     row["warnings"] = sum(1 for *_, s in found if s == "warning")
     # errors and warnings only (infos such as NO_TELEMETRY would fill every row), each once

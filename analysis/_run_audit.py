@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,6 +111,12 @@ def audit_run(path, expected=None, *, bucket_rows=None, progress=False) -> RunAu
     if not reports:
         anomalies.append({"shard": None, "code": "EMPTY_RUN", "severity": "warning",
                           "message": f"run {run.path} has no shards yet"})
+    training = {"status": "no learner telemetry (run.learner_path) in this run"}
+    if os.path.isfile(run.learner_path):  # a distributed learner's train_steps: per-actor batch metrics
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # its batch-vs-buffer check has no rows to see
+            training = audit(run.learner_path, bucket_rows=bucket_rows).training
+    pooled["training"] = training
     info = {"path": os.path.abspath(run.path), "uuid": run.uuid, "actors": names, "window": run.window,
             "metadata": run.metadata, "shards": list(reports)}
     return RunAuditReport(run=info, pooled=jsonable(pooled), shards=reports, anomalies=jsonable(anomalies),

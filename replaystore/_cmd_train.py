@@ -138,7 +138,7 @@ def run(args) -> int:
 
 
 def _distributed_lines(s: dict) -> str:
-    comp = s["composition"] or {"counts": {}, "fractions": {}}
+    comp = s["composition"]
     lines = [f"wrote run {s['run']}: {s['frames']} frames from {s['workers']} workers ({s['engine']}), "
              f"{s['train_steps']} training steps in {s['elapsed_s']:.0f} s ({s['frames_per_s']:.0f} frames/s)",
              "  composition: " + ", ".join(f"{n} {c} ({comp['fractions'][n]:.1%})" for n, c in comp["counts"].items())]

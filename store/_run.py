@@ -3,7 +3,8 @@
 Layout of a run folder::
 
     run.json               the record: format, version, uuid, schema, actors, window, metadata
-    shards/<name>.h5       one store per writing process (plus its ``.commit`` record)
+    shards/<name>.h5       one store per writing process (plus its ``.commit`` record, segments)
+    learner.h5             optional: a learner's training telemetry (``run.learner_path``)
 
 The record is written once, atomically, at creation and never changes, so readers need no lock
 and no file is ever written by two processes: each shard has its own writer (the store's own
@@ -29,6 +30,7 @@ RUN_FORMAT = "replaystore-run"
 RUN_FORMAT_VERSION = 1
 RECORD = "run.json"
 SHARDS = "shards"
+LEARNER = "learner.h5"  # a learner's telemetry store beside the shards (no transitions; not a shard)
 SHARD_SUFFIX = ".h5"
 # A shard name becomes a file name: keep it to characters that mean the same on every filesystem.
 _SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -114,6 +116,12 @@ class Run:
         if missing:
             raise RunError(f"{rec_path} lacks {missing}; the record is damaged")
         return cls(path, record)
+
+    @property
+    def learner_path(self) -> str:
+        """Where a learner that samples this run keeps its training telemetry (a store with no
+        transitions, beside the shards; the run's audit reads its training section)."""
+        return os.path.join(self.path, LEARNER)
 
     @staticmethod
     def is_run(path) -> bool:

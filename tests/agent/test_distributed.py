@@ -65,6 +65,7 @@ def check_killed_run(run_path, summary, killer):
     assert summary["train_steps"] >= (CONFIG.total_steps - CONFIG.learning_starts) // CONFIG.train_every
     rep = audit(run_path)
     assert rep.run["shards"] == ["worker-0", "worker-1"]
+    assert rep.pooled["training"]["steps"]["count"] == summary["train_steps"]  # the learner's telemetry
     # (EXPERT_FRACTION on 400 rows is a 2-sigma matter, so only the tagging checks are asserted)
     assert not {code for _, code in rep.codes()} & {"SINGLE_ACTOR", "SHARD_COMPOSITION", "UNKNOWN_ACTOR_CODE"}
 

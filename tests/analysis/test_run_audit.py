@@ -58,6 +58,7 @@ def test_healthy_run_has_no_errors_and_pooled_rewards(tmp_path):
     assert rep.pooled["rewards"]["expert"]["mean"] == pytest.approx(1.0)
     assert rep.pooled["rewards"]["dqn"]["mean"] == pytest.approx(0.5)
     assert rep.pooled["rows"] == 1200 and sum(rep.pooled["counts"].values()) == 1200
+    assert rep.pooled["training"]["status"].startswith("no learner telemetry")
 
 
 def test_dask_compares_runs_side_by_side(tmp_path):
