@@ -63,6 +63,7 @@ class StoreWriter(AppendMixin, ReplayStore):
         self._manifest: Manifest | None = None
         self._folder = segment_dir(path)
         self._lock_fd = -1
+        self._record_file = _record.RecordWriter(path)
         self._tables: dict[str, TableWriter] = {}
         self._tw: TableWriter | None = None       # the transitions table's writer
         self._committed_rows = 0
@@ -267,7 +268,7 @@ class StoreWriter(AppendMixin, ReplayStore):
         rec = CommitRecord(self._manifest.uuid, self._seq + 1, tables, _trim(self._total_w_now()), _trim(dropped),
                            this_writer(state), self._manifest.identity(), recovery, list(self._new_checkpoints),
                            dict(self._new_extra))
-        _record.write_record(self.path, rec, self.fsync)
+        self._record_file.write(rec, self.fsync)
         # ---- published: from here on, only bookkeeping and removing what the record no longer names
         self._recovered = None
         self._dropped_w = dropped
@@ -329,6 +330,7 @@ class StoreWriter(AppendMixin, ReplayStore):
         for t in self._tables.values():
             t.close()
         self._close_views()
+        self._record_file.close()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = -1
