@@ -110,7 +110,7 @@ class TableRecord:
     identity: int                    # byte offset of the segment's 32 identity bytes
     file_bytes: int                  # a segment file's length
     check_rows: dict[str, int]       # rows per checksummed block, per column
-    tail_sums: dict[str, list[int]]  # crc32 of each block of the segment holding row ``rows`` (not yet sealed)
+    tail_sums: dict[str, list]       # checksum of each block of the segment holding row ``rows`` (not yet sealed)
     segment_counts: dict[int, list[int]] = field(default_factory=dict)  # actor counts per retained segment
     compacted: list[int] = field(default_factory=list)  # segments rewritten compressed (``compact``)
 
@@ -132,7 +132,7 @@ class TableRecord:
         t = cls(str(d["schema"]), _int(d["rows"], "rows"), seg, _int(d["first_segment"], "first_segment"),
                 {str(k): _int(v, "offset") for k, v in d["offsets"].items()}, _int(d["identity"], "identity"),
                 _int(d["file_bytes"], "file_bytes"), {str(k): _int(v, "check_rows", 1) for k, v in d["check_rows"].items()},
-                {str(k): [_int(x, "checksum") for x in v] for k, v in d["tail_sums"].items()},
+                {str(k): list(v) for k, v in d["tail_sums"].items()},
                 {int(k): _counts(v, "segment_counts") for k, v in d.get("segment_counts", {}).items()},
                 [_int(k, "compacted") for k in d.get("compacted", [])])
         if t.first_row > t.rows:
@@ -146,8 +146,12 @@ class TableRecord:
         if max(ends) > t.file_bytes:
             raise ValueError(f"its columns end past the {t.file_bytes} bytes of a segment")
         local = t.rows - ((t.rows >> (seg.bit_length() - 1)) << (seg.bit_length() - 1))
+        from ._checksum import kind, valid
+
         for c, block in t.check_rows.items():
-            if len(t.tail_sums.get(c, [])) != -(-local // block) or c not in t.offsets:
+            if c not in t.offsets or not all(valid(kind(schema[c]), x) for x in t.tail_sums.get(c, [])):
+                raise ValueError(f"its checksums of column {c!r} are not checksums")
+            if len(t.tail_sums.get(c, [])) != -(-local // block):
                 # the checksums written with the rows say how many rows the last segment holds
                 raise ValueError(f"its {t.rows} rows disagree with the checksums of column {c!r}")
         return t
