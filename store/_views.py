@@ -17,7 +17,7 @@ from ._mapped import ColumnMap, MappedFile
 from ._record import TableRecord
 from ._schema import Schema
 from ._segment import SegmentMap, identity_bytes
-from .errors import DamagedStoreError, RowsDeletedError, TruncatedStoreError
+from .errors import ChecksumError, RowsDeletedError, TruncatedStoreError
 
 
 def _names(schema: Schema, columns, where: str, table: str) -> list[str]:
@@ -76,7 +76,7 @@ class SegmentedTable:
 
             bad = segment_findings(self._folder, self._uuid, self.name, self.rec, k, s)
             if bad:
-                raise DamagedStoreError(
+                raise ChecksumError(
                     f"segment {s.path} changed after its rows were committed, and rows {bad[0]['rows']} of column "
                     f"{bad[0]['column']!r} no longer match their checksums: was a file copied over it? Reopen the "
                     "store, and run `replaystore verify` on it")

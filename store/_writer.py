@@ -68,6 +68,19 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         self._state_files: list[set[str]] = []    # state files named by the last commits (older ones are deleted)
         self._new_checkpoints: list = []          # what the next commit records (readers see the last commit's)
         self._new_extra: dict = {}
+        self._dropped_w = np.zeros(256, np.int64)  # actor counts of rows retention deleted, as written
+        self._auto: tuple[str, ...] = ()          # the columns the store fills when a caller leaves them out
+        self._has_done = False
+        # the one-row append's plan (_append.py: _build_append_plan)
+        self._plan: tuple = ()
+        self._groups: tuple = ()
+        self._lookup: dict = {}
+        self._stage_actor = None
+        self._auto_stage: tuple = (None, None, None)
+        self._stage_done = None
+        self._track = False
+        self._fast_stage: tuple = ()
+        self._fast_types: tuple = ()
 
     # ------------------------------------------------------------------ creating and opening
     @classmethod
