@@ -22,8 +22,9 @@ def golden(name: str) -> str:
 def rows_block(n: int, actor, seed: int = 0) -> dict:
     """``n`` valid transition rows of Schema.transition((4,), continuous_dim=1), all by ``actor``."""
     rng = np.random.default_rng(seed)
-    return {"actor": np.array([actor] * n), "state": rng.normal(size=(n, 4)).astype("f4"),
-            "next_state": rng.normal(size=(n, 4)).astype("f4"),
+    state = rng.normal(size=(n + 1, 4)).astype("f4")
+    # next_state[t] is state[t + 1]: the chain the audit follows holds
+    return {"actor": np.array([actor] * n), "state": state[:-1], "next_state": state[1:],
             "discrete_action": rng.integers(0, 3, n).astype("i4"),
             "continuous_action": np.zeros((n, 1), "f4"), "reward": rng.normal(size=n).astype("f4"),
             "done": (np.arange(n) % 10) == 9}

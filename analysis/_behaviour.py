@@ -1,0 +1,186 @@
+"""Per-actor distributions compared between actors and over time: the currency rewards are paid in
+(sign and size), the actions an actor takes (histogram, entropy, collapse onto one action) and the
+states it sees. Segments of ``Context.seg_rows`` rows localize a change that starts mid-run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._anomalies import Anomaly
+from ._context import Context, Skip
+from ._stats import num
+
+SCALE_RATIO = 20.0    # typical non-zero |reward| of an actor against its reference
+SIGN_SHARE = 0.05     # at most this share of an actor's non-zero rewards on the reference's side
+MIN_REWARDS = 10      # non-zero rewards per segment and actor before they are compared
+COLLAPSE_SHARE = 0.98  # one action's share of an actor's rows in a segment
+OTHERS_SHARE = 0.8     # ... while the same action's share elsewhere stays at most this
+MIN_ACTIONS = 30
+STATE_STD_RATIO = 10.0
+MIN_STATES = 50
+
+
+def _groups(ctx: Context, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` per (segment, actor): an array (segments, actors)."""
+    known = valid & (ctx.codes < ctx.A)
+    g = ctx.seg[known] * ctx.A + ctx.codes[known].astype(np.intp)
+    return np.bincount(g, weights=values[known], minlength=ctx.nseg * ctx.A).reshape(ctx.nseg, ctx.A)
+
+
+def reward_currency(ctx: Context):
+    """Each actor's non-zero rewards against a reference: their sign and typical size (geometric mean)."""
+    r = ctx.cols["reward"].astype(np.float64)
+    nz = np.isfinite(r) & (r != 0)
+    logabs = np.log(np.abs(np.where(nz, r, 1.0)))
+    cnt = _groups(ctx, np.ones(ctx.n), nz)
+    slog = _groups(ctx, logabs, nz)
+    pos = _groups(ctx, (r > 0).astype(np.float64), nz)
+    if ctx.env is not None and ctx.env.reward is not None:
+        source = f"{ctx.env.env_id} pays {ctx.env.reward:g} per step"
+        ref_log = np.full((ctx.nseg, ctx.A), math.log(abs(ctx.env.reward)))
+        ref_pos = np.full((ctx.nseg, ctx.A), 1.0 if ctx.env.reward > 0 else 0.0)
+        ref_cnt = np.full((ctx.nseg, ctx.A), np.inf)
+        suspects = range(ctx.A)
+    else:
+        # the other actors of the same segment; an actor that holds most rows is the reference for the rest
+        tot_c, tot_l, tot_p = cnt.sum(1, keepdims=True), slog.sum(1, keepdims=True), pos.sum(1, keepdims=True)
+        ref_cnt = tot_c - cnt
+        ref_log = (tot_l - slog) / np.maximum(1, ref_cnt)
+        ref_pos = (tot_p - pos) / np.maximum(1, ref_cnt)
+        rows = np.bincount(np.minimum(ctx.codes, ctx.A), minlength=ctx.A + 1)[:ctx.A]
+        source = "the other actors' rewards in the same segment"
+        suspects = [i for i in range(ctx.A) if rows[i] < rows.max()] or range(ctx.A)
+    ok = (cnt >= MIN_REWARDS) & (ref_cnt >= MIN_REWARDS)
+    my_log = slog / np.maximum(1, cnt)
+    my_pos = pos / np.maximum(1, cnt)
+    ratio = np.exp(np.abs(my_log - ref_log))
+    flip = ok & (((my_pos <= SIGN_SHARE) & (ref_pos >= 1 - SIGN_SHARE)) | ((my_pos >= 1 - SIGN_SHARE) & (ref_pos <= SIGN_SHARE)))
+    scaled = ok & ~flip & (ratio > SCALE_RATIO)
+    ev = {"reference": source, "threshold_ratio": SCALE_RATIO, "threshold_sign_share": SIGN_SHARE,
+          "per_actor": {x: {"nonzero": int(cnt[:, i].sum()),
+                            "typical_abs": num(math.exp(slog[:, i].sum() / cnt[:, i].sum())) if cnt[:, i].sum() else None,
+                            "positive_share": num(pos[:, i].sum() / cnt[:, i].sum()) if cnt[:, i].sum() else None}
+                        for i, x in enumerate(ctx.names)}}
+    out = []
+    for i in suspects:
+        x = ctx.names[i]
+        for code, mask, what in (("REWARD_SIGN", flip[:, i], "the opposite sign of"),
+                                 ("REWARD_SCALE", scaled[:, i], "another scale than")):
+            segs = np.flatnonzero(mask)
+            if not segs.size:
+                continue
+            lo, _ = ctx.segment_bounds(int(segs[0]))
+            _, hi = ctx.segment_bounds(int(segs[-1]))
+            mine = np.flatnonzero((ctx.codes[lo:hi] == i) & nz[lo:hi]) + lo
+            if code == "REWARD_SIGN":
+                off = mine[(r[mine] > 0) != (ref_pos[ctx.seg[mine], i] >= 0.5)]
+            else:
+                off = mine[np.abs(logabs[mine] - ref_log[ctx.seg[mine], i]) > math.log(math.sqrt(SCALE_RATIO))]
+            rows = off if off.size else mine
+            w = ctx.where(rows)
+            k = int(segs[0])
+            value = float(ratio[k, i]) if code == "REWARD_SCALE" else float(my_pos[k, i])
+            out.append(Anomaly(
+                code, "error",
+                f"rewards of {x!r} are paid in {what} the reference ({source}) in {segs.size} of {ctx.nseg} "
+                f"segments, rows {w['rows']}: typical |reward| {math.exp(my_log[k, i]):.4g} against "
+                f"{math.exp(ref_log[k, i]):.4g}, positive share {my_pos[k, i]:.2f} against {ref_pos[k, i]:.2f}",
+                actor=x, rows=w["rows"], episodes=w["episodes"],
+                details={"evidence": value, "threshold": SCALE_RATIO if code == "REWARD_SCALE" else SIGN_SHARE,
+                         "segments": segs.tolist(), "segment_rows": ctx.seg_rows, **w}))
+    return out, ev
+
+
+def action_collapse(ctx: Context):
+    """Per-actor histograms of the discrete action per segment; a collapse onto one action that the
+    other actors (same segment) or the same actor (other segments) do not show."""
+    act = ctx.cols["discrete_action"].astype(np.int64)
+    if act.size and (act.min() < 0 or act.max() > 1024):
+        raise Skip(f"discrete actions outside [0, 1024] (min {act.min()}, max {act.max()}): not a histogram")
+    K = int(act.max()) + 1 if act.size else 1
+    known = ctx.codes < ctx.A
+    g = (ctx.seg[known] * ctx.A + ctx.codes[known].astype(np.intp)) * K + act[known]
+    h = np.bincount(g, minlength=ctx.nseg * ctx.A * K).reshape(ctx.nseg, ctx.A, K).astype(np.float64)
+    tot = h.sum(2)
+    share = h / np.maximum(1, tot)[..., None]
+    top = share.argmax(2)
+    collapsed = (tot >= MIN_ACTIONS) & (share.max(2) >= COLLAPSE_SHARE)
+    whole = h.sum(0)
+    p = whole / np.maximum(1, whole.sum(1, keepdims=True))
+    ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(1)
+    ev = {"per_actor": {x: {"histogram": whole[i].astype(int).tolist(), "entropy_nats": num(ent[i]),
+                            "segment_entropy": [num(v) for v in
+                                                -(np.where(share[:, i] > 0, share[:, i] * np.log(np.where(share[:, i] > 0, share[:, i], 1)), 0)).sum(1)]}
+                        for i, x in enumerate(ctx.names)},
+          "threshold_share": COLLAPSE_SHARE, "others_at_most": OTHERS_SHARE}
+    out = []
+    for i, x in enumerate(ctx.names):
+        flagged = []
+        for k in np.flatnonzero(collapsed[:, i]).tolist():
+            a = top[k, i]
+            others = h[k, :, a].sum() - h[k, i, a], tot[k].sum() - tot[k, i]
+            mine = h[~collapsed[:, i], i, a].sum(), tot[~collapsed[:, i], i].sum()
+            vs_others = others[1] >= MIN_ACTIONS and others[0] / others[1] <= OTHERS_SHARE
+            vs_itself = mine[1] >= MIN_ACTIONS and mine[0] / mine[1] <= OTHERS_SHARE
+            if vs_others or vs_itself:
+                flagged.append((k, int(a), vs_others, vs_itself))
+        if not flagged:
+            continue
+        lo, _ = ctx.segment_bounds(flagged[0][0])
+        _, hi = ctx.segment_bounds(flagged[-1][0])
+        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
+        w = ctx.where(rows)
+        k, a = flagged[0][0], flagged[0][1]
+        out.append(Anomaly(
+            "ACTION_COLLAPSE", "error",
+            f"{x!r} takes action {a} in {share[k, i, a]:.1%} of its rows (threshold {COLLAPSE_SHARE:.0%}) in "
+            f"{len(flagged)} of {ctx.nseg} segments, rows {w['rows']}, while "
+            + ("the other actors do not" if flagged[0][2] else "its other segments do not")
+            + f" (at most {OTHERS_SHARE:.0%}): its behaviour collapsed", actor=x, rows=w["rows"],
+            episodes=w["episodes"],
+            details={"evidence": float(share[k, i, a]), "threshold": COLLAPSE_SHARE, "action": a,
+                     "segments": [f[0] for f in flagged], "segment_rows": ctx.seg_rows, **w}))
+    return out, ev
+
+
+def state_statistics(ctx: Context):
+    """Per-actor mean and spread of each state element, each actor against the others pooled."""
+    rp = ctx.rows
+    c = rp.seg_count.reshape(ctx.nseg, ctx.A).sum(0)
+    s1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1).sum(0)
+    s2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1).sum(0)
+    if ctx.A < 2 or (c >= MIN_STATES).sum() < 2:
+        raise Skip(f"fewer than two actors with {MIN_STATES} rows or more: nothing to compare states with")
+    mean = s1 / np.maximum(1, c)[:, None]
+    std = np.sqrt(np.maximum(0.0, s2 / np.maximum(1, c)[:, None] - mean ** 2))
+    ev = {"per_actor": {x: {"rows": int(c[i]), "mean": [num(v) for v in mean[i][:16]],
+                            "std": [num(v) for v in std[i][:16]]} for i, x in enumerate(ctx.names)},
+          "threshold_std_ratio": STATE_STD_RATIO, "elements_listed": min(16, rp.width)}
+    out = []
+    for i, x in enumerate(ctx.names):
+        oc = c.sum() - c[i]
+        if c[i] < MIN_STATES or oc < MIN_STATES:
+            continue
+        om = (s1.sum(0) - s1[i]) / oc
+        ostd = np.sqrt(np.maximum(0.0, (s2.sum(0) - s2[i]) / oc - om ** 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where((std[i] > 0) & (ostd > 0), np.maximum(std[i] / ostd, ostd / std[i]), 1.0)
+            shift = np.abs(mean[i] - om) / np.maximum(std[i], ostd)
+        bad = np.flatnonzero((ratio > STATE_STD_RATIO) | (shift > STATE_STD_RATIO))
+        # with two actors both differ from each other: report the one holding fewer rows
+        if not bad.size or (ctx.A == 2 and c[i] > oc):
+            continue
+        j = int(bad[np.argmax(ratio[bad])])
+        rows = np.flatnonzero(ctx.codes == i)
+        w = ctx.where(rows)
+        out.append(Anomaly(
+            "STATE_DISTRIBUTION", "error",
+            f"states of {x!r} differ from the other actors' in {bad.size} of {rp.width} element(s): element {j} "
+            f"has mean {mean[i][j]:.4g} and std {std[i][j]:.4g} against {om[j]:.4g} and {ostd[j]:.4g} "
+            f"(threshold {STATE_STD_RATIO:g}x): one actor's states are stored in another frame", actor=x,
+            rows=w["rows"], episodes=w["episodes"],
+            details={"evidence": float(max(ratio[j], shift[j])), "threshold": STATE_STD_RATIO,
+                     "elements": bad[:16].tolist(), **w}))
+    return out, ev

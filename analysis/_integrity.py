@@ -1,0 +1,256 @@
+"""Integrity of the transitions themselves: the state chain inside episodes, next states that are
+copies of states, duplicated blocks of rows, episode bookkeeping and bootstrapping flags. Each
+check takes the audit's ``Context`` and returns ``(anomalies, evidence)``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._anomalies import Anomaly
+from ._context import Context, Skip
+
+CHAIN_ERROR_RATE = 0.01   # an actor's share of broken links from which a break is an error
+MIN_BROKEN = 3            # broken links before any finding (a resumed run may cut one episode)
+COPY_RATE = 0.5           # share of an actor's rows with next_state == state
+MIN_COPIES = 10
+MIN_DUP_RUN = 16          # consecutive rows repeating earlier consecutive rows, from which a block is reported
+CUT_EPISODES = 2          # episodes that end without done (a resume cuts one): tolerated
+STEP_ERRORS = 2           # step numbering breaks tolerated (resumes) before an error
+
+
+def _per_actor(ctx: Context, bad: np.ndarray, base: np.ndarray, codes: np.ndarray) -> dict:
+    return {x: {"checked": int((base & (codes == i)).sum()), "found": int((bad & (codes == i)).sum())}
+            for i, x in enumerate(ctx.names)}
+
+
+def transition_chain(ctx: Context):
+    """next_state[t] == state[t + 1] for consecutive rows of one episode, per actor of row t."""
+    lay = ctx.layout
+    if lay.interleaved:
+        raise Skip("episodes interleave (several environments write one store): consecutive rows are not "
+                   "consecutive steps, so the chain cannot be followed row by row")
+    bad = ctx.rows.chain_bad & lay.pair_ok
+    codes = ctx.codes[:-1]
+    ev = {"per_actor": _per_actor(ctx, bad, lay.pair_ok, codes), "threshold_rate": CHAIN_ERROR_RATE,
+          "threshold_count": MIN_BROKEN}
+    out = []
+    for i, x in enumerate(ctx.names):
+        rows = np.flatnonzero(bad & (codes == i))
+        checked = ev["per_actor"][x]["checked"]
+        rate = rows.size / max(1, checked)
+        ev["per_actor"][x]["rate"] = rate
+        if rows.size < MIN_BROKEN:
+            continue
+        w = ctx.where(rows)
+        out.append(Anomaly(
+            "CHAIN_BROKEN", "error" if rate >= CHAIN_ERROR_RATE else "warning",
+            f"{rows.size} of {checked} rows of {x!r} ({rate:.2%}) store a next_state that is not the state of the "
+            f"episode's next row (threshold {CHAIN_ERROR_RATE:.0%}), in {w['episodes_count']} episode(s) of rows "
+            f"{w['rows']}: the writer stored the wrong observation", actor=x, rows=w["rows"],
+            episodes=w["episodes"], details={"evidence": rate, "threshold": CHAIN_ERROR_RATE, **w}))
+    return out, ev
+
+
+def next_state_copy(ctx: Context):
+    """Rows whose next_state equals their state, per actor."""
+    copy = ctx.rows.copy
+    ev = {"per_actor": {}, "threshold_rate": COPY_RATE}
+    out = []
+    for i, x in enumerate(ctx.names):
+        mine = ctx.codes == i
+        rows = np.flatnonzero(copy & mine)
+        rate = rows.size / max(1, int(mine.sum()))
+        ev["per_actor"][x] = {"rows": int(mine.sum()), "copies": int(rows.size), "rate": rate}
+        if rows.size >= MIN_COPIES and rate >= COPY_RATE:
+            w = ctx.where(rows)
+            out.append(Anomaly(
+                "NEXT_STATE_COPY", "error",
+                f"{rows.size} of the {int(mine.sum())} rows of {x!r} ({rate:.1%}) store next_state identical to "
+                f"state (threshold {COPY_RATE:.0%}) in rows {w['rows']}: the writer copied the state instead of "
+                "the observation after the action", actor=x, rows=w["rows"], episodes=w["episodes"],
+                details={"evidence": rate, "threshold": COPY_RATE, **w}))
+    return out, ev
+
+
+def duplicate_rows(ctx: Context):
+    """Blocks of consecutive rows that repeat earlier consecutive rows (a batch appended twice)."""
+    rp = ctx.rows
+    h = rp.hash.copy()
+    for k, c in enumerate(("reward", "discrete_action")):
+        if c in ctx.cols:
+            v = ctx.cols[c].astype(np.float64).view(np.uint64)
+            h += v * np.uint64(0x9E3779B97F4A7C15 + 2 * k)
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    partner = first[inv.ravel()]
+    dup = partner != np.arange(ctx.n)
+    cont = np.zeros(ctx.n, bool)
+    cont[1:] = dup[1:] & dup[:-1] & (partner[1:] == partner[:-1] + 1)
+    starts = np.flatnonzero(dup & ~cont)
+    # one past each run's last row; the runs do not overlap, so a start's end is the first one after it
+    run_end = np.flatnonzero(dup & ~np.append(cont[1:], False)) + 1
+    ends = run_end[np.searchsorted(run_end, starts, side="right")]
+    long = (ends - starts) >= MIN_DUP_RUN
+    ev = {"duplicate_rows": int(dup.sum()), "threshold_run": MIN_DUP_RUN, "blocks": []}
+    out = []
+    severity = "error" if ctx.env is not None and ctx.env.random_reset else "warning"
+    for a, b in zip(starts[long].tolist(), ends[long].tolist()):
+        p = int(partner[a])
+        if not _same_rows(ctx, np.arange(a, b), np.arange(p, p + (b - a))):
+            continue  # a hash collision on the first state elements; the full rows differ
+        w = ctx.where(np.arange(a, b))
+        counts = np.bincount(np.minimum(ctx.codes[a:b], ctx.A), minlength=ctx.A + 1)
+        main = ctx.names[int(counts[:ctx.A].argmax())]
+        block = {"rows": [a, b], "copy_of": [p, p + (b - a)], "episodes": w["episodes"],
+                 "actors": {x: int(c) for x, c in zip(ctx.names, counts)}}
+        ev["blocks"].append(block)
+        out.append(Anomaly(
+            "DUPLICATE_BLOCK", severity,
+            f"rows {[a, b]} ({b - a} rows, {w['episodes_count']} episode(s)) repeat rows {[p, p + (b - a)]} "
+            f"exactly (threshold {MIN_DUP_RUN} consecutive rows): a block was appended twice", actor=main,
+            rows=[a, b], episodes=w["episodes"], details={"evidence": b - a, "threshold": MIN_DUP_RUN, **block}))
+    return out, ev
+
+
+def _same_rows(ctx: Context, rows: np.ndarray, other: np.ndarray) -> bool:
+    cols = [c for c in ("state", "next_state", "discrete_action", "continuous_action", "reward", "done")
+            if ctx.has(c)]
+    x, y = ctx.store.gather(rows, cols), ctx.store.gather(other, cols)
+    return all(np.array_equal(x[c], y[c], equal_nan=x[c].dtype.kind == "f") for c in cols)
+
+
+def episode_bookkeeping(ctx: Context):
+    """done where episodes end (and nowhere else), episode ids not reused, steps counting up from 0."""
+    lay = ctx.layout
+    ep, done, n = ctx.cols["episode"], ctx.cols["done"].astype(bool), ctx.n
+    out = []
+    # done inside an episode: the next row carries the same id
+    mid = np.flatnonzero(done[:-1] & (ep[1:] == ep[:-1]))
+    # an episode that ends without done: a new id follows a row without done
+    cut = np.flatnonzero(~done[:-1] & (ep[1:] != ep[:-1])) if not lay.interleaved else np.zeros(0, np.intp)
+    lengths = np.bincount(np.searchsorted(np.sort(np.unique(ep)), ep), minlength=0)
+    limit = ctx.env.max_steps if ctx.env is not None else None
+    too_long = np.flatnonzero(lengths > limit) if limit else np.zeros(0, np.intp)
+    ev = {"episodes": int(np.unique(ep).size), "done_rows": int(done.sum()), "done_inside_episode": int(mid.size),
+          "ended_without_done": int(cut.size), "longest_episode": int(lengths.max()), "time_limit": limit}
+    if mid.size:
+        w = ctx.where(mid)
+        out.append(Anomaly("DONE_MID_EPISODE", "error",
+                           f"{mid.size} row(s) set done but the next row continues the same episode id, rows "
+                           f"{w['rows']}", actor=_main_actor(ctx, mid), rows=w["rows"], episodes=w["episodes"],
+                           details={"evidence": int(mid.size), "threshold": 0, **w}))
+    if cut.size > CUT_EPISODES:
+        w = ctx.where(cut)
+        out.append(Anomaly("DONE_MISSING", "error",
+                           f"{cut.size} episode(s) end without a done row (a new episode id follows; threshold "
+                           f"{CUT_EPISODES}, the cuts a resume makes), rows {w['rows']}: done flags were dropped",
+                           actor=_main_actor(ctx, cut), rows=w["rows"], episodes=w["episodes"],
+                           details={"evidence": int(cut.size), "threshold": CUT_EPISODES, **w}))
+    if too_long.size:
+        ids = np.sort(np.unique(ep))[too_long]
+        rows = np.flatnonzero(np.isin(ep, ids))
+        w = ctx.where(rows)
+        out.append(Anomaly("DONE_MISSING", "error",
+                           f"{too_long.size} episode(s) run longer than {ctx.env.env_id}'s time limit of {limit} "
+                           f"steps (longest {int(lengths.max())} rows, {int(done.sum())} done row(s) in the store): "
+                           "done is never set where the environment ended the episode",
+                           actor=_main_actor(ctx, rows), rows=w["rows"], episodes=w["episodes"],
+                           details={"evidence": int(lengths.max()), "threshold": limit, **w}))
+    elif limit is None and not done.any() and n >= 10_000:
+        out.append(Anomaly("DONE_MISSING", "warning", f"none of the {n} rows sets done", rows=[0, n],
+                           details={"evidence": 0, "threshold": 1}))
+    out += _reused(ctx, lay, done, ev)
+    if ctx.has("step"):
+        out += _steps(ctx, lay, ev)
+    return out, ev
+
+
+def _main_actor(ctx: Context, rows: np.ndarray) -> str | None:
+    c = np.bincount(np.minimum(ctx.codes[rows], ctx.A), minlength=ctx.A + 1)[:ctx.A]
+    return ctx.names[int(c.argmax())] if c.sum() else None
+
+
+def _reused(ctx: Context, lay, done, ev) -> list:
+    """Runs of an episode id that come after a run of the same id ended with done."""
+    order = np.argsort(lay.ids, kind="stable")
+    same = lay.ids[order][1:] == lay.ids[order][:-1]
+    ended = done[lay.stop - 1][order][:-1]
+    later = order[1:][same & ended]
+    ev["reused_ids"] = int(np.unique(lay.ids[later]).size)
+    if not later.size:
+        return []
+    rows = np.concatenate([np.arange(lay.start[r], lay.stop[r]) for r in later[:1000]])
+    w = ctx.where(rows)
+    return [Anomaly("EPISODE_REUSED", "error",
+                    f"{ev['reused_ids']} episode id(s) reappear after their episode ended with done (first at row "
+                    f"{int(lay.start[later].min())}): rows of a later episode carry an old id",
+                    actor=_main_actor(ctx, rows), rows=w["rows"], episodes=w["episodes"],
+                    details={"evidence": ev["reused_ids"], "threshold": 0, **w})]
+
+
+def _steps(ctx: Context, lay, ev) -> list:
+    """Inside an episode each step is the previous one + 1; an episode's first row is step 0."""
+    step = ctx.cols["step"]
+    bad = np.zeros(ctx.n, bool)
+    bad[1:] = (ctx.cols["episode"][1:] == ctx.cols["episode"][:-1]) & (step[1:] != step[:-1] + 1)
+    order = np.argsort(lay.ids, kind="stable")
+    first_run = np.ones(len(order), bool)
+    first_run[1:] = lay.ids[order][1:] != lay.ids[order][:-1]
+    starts = lay.start[order]
+    bad[starts[first_run]] |= step[starts[first_run]] != 0
+    # a later run of an interleaved episode continues its previous run's count
+    prev_last = lay.stop[order][:-1] - 1
+    cont = starts[1:][~first_run[1:]]
+    bad[cont] |= step[cont] != step[prev_last[~first_run[1:]]] + 1
+    rows = np.flatnonzero(bad)
+    ev["step_breaks"] = int(rows.size)
+    if rows.size <= STEP_ERRORS:
+        return []
+    w = ctx.where(rows)
+    return [Anomaly("STEP_SEQUENCE", "error",
+                    f"{rows.size} row(s) break the step count (0, 1, 2, ... inside each episode; threshold "
+                    f"{STEP_ERRORS}), rows {w['rows']}", actor=_main_actor(ctx, rows), rows=w["rows"],
+                    episodes=w["episodes"], details={"evidence": int(rows.size), "threshold": STEP_ERRORS, **w})]
+
+
+def bootstrap_flags(ctx: Context):
+    """``truncated`` implies ``done``; where the environment's terminal states are known, a terminal
+    next state ends with done and not truncated, and a time-limit end is truncated, not terminal."""
+    done = ctx.cols["done"].astype(bool)
+    trunc = ctx.cols.get("truncated")
+    env = ctx.env
+    if trunc is None and (env is None or env.terminal is None):
+        raise Skip("no truncated column and no known terminal states for this environment")
+    out, ev = [], {}
+    if trunc is not None:
+        trunc = trunc.astype(bool)
+        stray = np.flatnonzero(trunc & ~done)
+        ev["truncated_without_done"] = int(stray.size)
+        if stray.size:
+            w = ctx.where(stray)
+            out.append(Anomaly("BOOTSTRAP_FLAGS", "error",
+                               f"{stray.size} row(s) are truncated but not done, rows {w['rows']}: the learner "
+                               "bootstraps across an episode boundary", actor=_main_actor(ctx, stray),
+                               rows=w["rows"], episodes=w["episodes"],
+                               details={"evidence": int(stray.size), "threshold": 0, "kind": "truncated_not_done", **w}))
+    if env is not None and env.terminal is not None and ctx.rows.width >= (env.state_dim or 0):
+        ends = np.flatnonzero(done)
+        term = env.terminal(ctx.store.gather(ends, ["next_state"])["next_state"]) if ends.size else np.zeros(0, bool)
+        flagged_trunc = trunc[ends] if trunc is not None else np.zeros(ends.size, bool)
+        # terminal next state, but flagged as a time-limit end: the learner bootstraps from a fallen pole
+        wrong_trunc = ends[term & flagged_trunc]
+        # not terminal, flagged terminal: a time-limit end whose value is cut to zero
+        wrong_term = ends[~term & ~flagged_trunc]
+        ev.update(done_rows=int(ends.size), terminal_next_states=int(term.sum()),
+                  truncated_at_terminal=int(wrong_trunc.size), terminal_flag_at_time_limit=int(wrong_term.size))
+        for rows, kind, what, sev in (
+                (wrong_trunc, "truncated_at_terminal", "are flagged truncated although their next state is "
+                 "terminal: the learner bootstraps from a fallen pole", "error"),
+                (wrong_term, "terminal_at_time_limit", "end with done and no truncated flag although their next "
+                 "state is not terminal (time-limit ends): the learner cuts their value to zero",
+                 "error" if trunc is not None else "warning")):
+            if rows.size:
+                w = ctx.where(rows)
+                out.append(Anomaly("BOOTSTRAP_FLAGS", sev, f"{rows.size} done row(s) {what}, rows {w['rows']}",
+                                   actor=_main_actor(ctx, rows), rows=w["rows"], episodes=w["episodes"],
+                                   details={"evidence": int(rows.size), "threshold": 0, "kind": kind, **w}))
+    return out, ev
