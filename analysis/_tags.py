@@ -17,6 +17,7 @@ EXPERT_AGREEMENT = 0.98   # a deterministic policy agrees with itself on every r
 LOOKALIKE = 0.995         # another actor agreeing this much with the expert is indistinguishable from it
 MIN_ROWS = 30             # rows of an actor in a segment before its agreement is judged
 MIN_LOOKALIKE_ROWS = 200
+MIN_DISAGREE = 3          # rows off the policy in a segment before it counts (one edge state is not a swap)
 
 
 def _policy(ctx: Context, expert: str):
@@ -67,7 +68,7 @@ def tag_policy(ctx: Context):
           "threshold_expert": EXPERT_AGREEMENT, "threshold_lookalike": LOOKALIKE}
     out = []
     rate = hit[:, e] / np.maximum(1, cnt[:, e])
-    segs = np.flatnonzero((cnt[:, e] >= MIN_ROWS) & (rate < EXPERT_AGREEMENT))
+    segs = np.flatnonzero((cnt[:, e] >= MIN_ROWS) & (rate < EXPERT_AGREEMENT) & (cnt[:, e] - hit[:, e] >= MIN_DISAGREE))
     if segs.size:
         lo, _ = ctx.segment_bounds(int(segs[0]))
         _, hi = ctx.segment_bounds(int(segs[-1]))

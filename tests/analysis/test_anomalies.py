@@ -191,3 +191,24 @@ def test_telemetry_for_another_vocabulary(tmp_path):
                                      "q_mean": f3, "grad_norm": f3})
     a = by_code(audit(path))
     assert "error" == a["TELEMETRY_SHAPE"].severity and [0, 2] == a["TELEMETRY_SHAPE"].steps
+
+
+def test_declared_ablation_is_not_a_dropped_tag(tmp_path):
+    """expert_ratio 0.0 with the vocabulary ['expert', 'dqn'] and only dqn rows: an info, not SINGLE_ACTOR."""
+    path = tmp_path / "ablation.h5"
+    with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("expert", "dqn"), window=100,
+                            metadata={"expert_ratio": 0.0}) as s:
+        s.extend(rows_block(40, "dqn"))
+    a = by_code(audit(path))
+    assert "SINGLE_ACTOR" not in a and "EXPERT_FRACTION" not in a
+    assert ("info", "expert") == (a["ACTOR_DECLARED_ABSENT"].severity, a["ACTOR_DECLARED_ABSENT"].actor)
+    assert "ablation" in a["ACTOR_DECLARED_ABSENT"].message
+
+
+def test_every_planted_code_is_documented(cartpole_audits):
+    """Each code the planted-defect runs raise is listed in ANOMALY_CODES with its severity."""
+    from replaystore.analysis import ANOMALY_CODES
+
+    for report, _, _ in cartpole_audits.values():
+        for a in report.anomalies:
+            assert a.code in ANOMALY_CODES and a.severity in ANOMALY_CODES[a.code], a.code
