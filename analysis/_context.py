@@ -16,6 +16,7 @@ SEGMENTS = 20       # consecutive row segments for the over-time comparisons
 MIN_SEGMENT = 100   # rows: fewer per segment give too few rows per actor to compare
 BLOCK_BYTES = 8 << 20  # per state column and block: below glibc's mmap threshold, so blocks reuse warm pages
 HEAD = 8            # state elements kept in memory (the CartPole policy reads 4) and hashed
+MOMENT_ROWS = 250_000  # state moments from every k-th row, k = rows // MOMENT_ROWS (a 10x test needs no more)
 EPISODES_LISTED = 20
 
 
@@ -132,7 +133,8 @@ def row_pass(ctx: Context) -> RowPass:
         k = hi1 - lo - 1
         if k > 0:
             out.chain_bad[lo:lo + k] = _rows_differ(ns[:k], s[1:k + 1])
-        out.copy[lo:hi] = ~_rows_differ(ns[:m], s[:m])
+        # a row with a NaN is never a copy (the cost of the NaN recheck on every row is not worth it)
+        out.copy[lo:hi] = ~(ns[:m] != s[:m]).any(axis=1)
         out.head[lo:hi] = s[:m, :h]
         words = np.concatenate([s[:m, :h], ns[:m, :h]], axis=1).astype(np.float64).view(np.uint64)
         out.hash[lo:hi] = (words * mult).sum(axis=1, dtype=np.uint64)
@@ -142,7 +144,7 @@ def row_pass(ctx: Context) -> RowPass:
 
 def _rows_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = (a != b).any(axis=1)
-    if a.dtype.kind == "f" and d.any():
+    if a.dtype.kind == "f" and d.any() and np.isnan(a[d]).any():
         # NaN == NaN for our purpose (a store that allows non-finite states): recheck the few rows that differ.
         i = np.flatnonzero(d)
         x, y = a[i], b[i]
@@ -156,15 +158,23 @@ def _hash_multipliers(k: int) -> np.ndarray:
 
 
 def _moments(out: RowPass, ctx: Context, lo: int, hi: int, s: np.ndarray) -> None:
-    codes = ctx.codes[lo:hi].astype(np.intp)
-    known = codes < ctx.A
-    group = np.where(known, ctx.seg[lo:hi] * ctx.A + codes, -1)
-    groups = np.unique(group[known])
-    if not groups.size:
+    k = max(1, ctx.n // MOMENT_ROWS)
+    first = (-lo) % k  # every k-th row of the store, whatever the block
+    rows = np.arange(lo + first, hi, k)
+    if not rows.size:
         return
-    onehot = (group[None, :] == groups[:, None]).astype(np.float64)
-    x = s.astype(np.float64)
-    x[~np.isfinite(x)] = 0.0
-    out.seg_count[groups] += onehot.sum(axis=1).astype(np.int64)
-    out.seg_sum[groups] += onehot @ x
-    out.seg_sumsq[groups] += onehot @ (x * x)
+    x = s[first:hi - lo:k]
+    codes = ctx.codes[rows].astype(np.intp)
+    known = codes < ctx.A
+    group = np.where(known, ctx.seg[rows] * ctx.A + codes, -1)
+    if not np.isfinite(x).all():
+        x = np.where(np.isfinite(x), x, 0)
+    x = x.astype(np.float32, copy=False)
+    xx = x * x
+    # A block spans one or two segments: a few masked sums. No BLAS: its threads made a one-hot
+    # product 6-10x slower than these sums on the shared 2-core machine.
+    for g in np.unique(group[known]).tolist():
+        sel = group == g
+        out.seg_count[g] += int(sel.sum())
+        out.seg_sum[g] += x[sel].sum(axis=0, dtype=np.float64)
+        out.seg_sumsq[g] += xx[sel].sum(axis=0, dtype=np.float64)

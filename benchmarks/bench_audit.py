@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""Audit speed on a 1M-row store with its training telemetry (not a timed test).
+"""Audit speed on a 1M-row store with 128-float states and its training telemetry (not a timed test).
 
-    MPLBACKEND=Agg .venv/bin/python benchmarks/bench_audit.py [--rows 1000000] [--path run.h5] [--repeat 3]
+    MPLBACKEND=Agg .venv/bin/python benchmarks/bench_audit.py [--rows 1000000] [--state-dim 128]
+        [--path run.h5] [--repeat 3]
 
 Prints, each the median of ``--repeat`` runs in this process:
 - audit + plots: ``analysis.audit`` then the six PNGs, report.json and report.md, as
   ``replaystore audit`` writes them (target: under 5 s at 1M rows);
 - the same through a fresh ``replaystore audit`` process (imports included), once;
 - ``load_transitions`` (default columns) against a plain h5py read of the same columns from
-  the same file in the same run (the reference), as a ratio.
+  the same file in the same run (the reference), as a ratio;
+- the transition checks' share: their seconds per check, and the row pass over ``state`` and
+  ``next_state`` against a plain read of those two columns (``ReplayStore.read``) in the same run.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def run(tmp: str) -> int:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--path", help="reuse (or create) the store here instead of a temporary file")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--state-dim", type=int, default=128, help="floats per state (the store's row width)")
     args = p.parse_args()
     os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -58,7 +62,7 @@ def run(tmp: str) -> int:
 
     path = args.path or os.path.join(tmp, "run.h5")
     if not os.path.exists(path):
-        spec = RunSpec(rows=args.rows, window=args.rows, state_shape=(16,), train_steps=args.rows // 4,
+        spec = RunSpec(rows=args.rows, window=args.rows, state_shape=(args.state_dim,), train_steps=args.rows // 4,
                        batch_size=256, samples_every=100, learning_starts=10_000, seed=0, commit_every=65536)
         t = time.perf_counter()
         write_run(path, spec)
@@ -73,6 +77,14 @@ def run(tmp: str) -> int:
     t_load, df = timed(lambda: load_transitions(path), args.repeat)
     same_rows = len(df) == len(ref["actor"])
     t_audit, report = timed(lambda: audit(path), args.repeat)
+    from replaystore.store import ReplayStore
+
+    def read_states():
+        with ReplayStore.open(path) as s:
+            for lo in range(0, len(s), 16384):
+                s.read(["state", "next_state"], lo, lo + 16384)
+
+    t_states, _ = timed(read_states, args.repeat)
     t_full, _ = timed(lambda: _audit_and_write(path, out), args.repeat)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "replaystore.cli", "audit", path, "--out", out],
@@ -86,6 +98,9 @@ def run(tmp: str) -> int:
     print(f"load_transitions (same columns + Categorical): {t_load * 1e3:8.1f} ms  "
           f"ratio {t_load / t_h5:.2f}x the reference  (rows match: {same_rows})")
     print(f"audit() without plots:            {t_audit:6.2f} s")
+    checks = report.generated["seconds"]["checks"]
+    print("  checks: " + ", ".join(f"{k} {v:.2f}" for k, v in checks.items() if v >= 0.005) + " s")
+    print(f"  plain read of state + next_state in 16k-row blocks: {t_states:6.2f} s (reference for the row pass)")
     print(f"audit + 6 plots + report files:   {t_full:6.2f} s  (target < 5 s)")
     print(f"`replaystore audit` fresh process: {t_cli:6.2f} s  (imports included)")
     print(f"anomalies: {report.codes()}")

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
-RECORDED = ("healthy", "incident", "corrupt")
+RECORDED = ("healthy", "incident", "corrupt", "negated")
 TINY = dict(rows=1200, window=512, train_steps=80, batch_size=32, samples_every=2)
 
 

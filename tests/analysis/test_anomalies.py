@@ -212,3 +212,15 @@ def test_every_planted_code_is_documented(cartpole_audits):
     for report, _, _ in cartpole_audits.values():
         for a in report.anomalies:
             assert a.code in ANOMALY_CODES and a.severity in ANOMALY_CODES[a.code], a.code
+
+
+def test_negated_recorded_buffer_is_caught():
+    """negated.h5 (expert rewards negated from row 1200): REWARD_SIGN on 'expert' from its first row there."""
+    a = by_code(audit(recorded("negated")))
+    assert ("error", "expert") == (a["REWARD_SIGN"].severity, a["REWARD_SIGN"].actor)
+    with ReplayStore.open(recorded("negated")) as s:
+        cols = s.read(["actor", "reward"])
+    flipped = np.flatnonzero((cols["actor"] == 0) & (cols["reward"] < 0))
+    assert [int(flipped[0]), int(flipped[-1]) + 1] == a["REWARD_SIGN"].rows
+    assert 1200 <= flipped[0] < 1210
+    assert ["NO_TELEMETRY", "REWARD_SIGN"] == sorted(a)
