@@ -133,8 +133,11 @@ def row_pass(ctx: Context) -> RowPass:
         k = hi1 - lo - 1
         if k > 0:
             out.chain_bad[lo:lo + k] = _rows_differ(ns[:k], s[1:k + 1])
-        # a row with a NaN is never a copy (the cost of the NaN recheck on every row is not worth it)
-        out.copy[lo:hi] = ~(ns[:m] != s[:m]).any(axis=1)
+        # a row with a NaN is never a copy (the cost of the NaN recheck on every row is not worth it);
+        # the first element rules out almost every row before the whole rows are compared
+        cand = np.flatnonzero(ns[:m, 0] == s[:m, 0])
+        if cand.size:
+            out.copy[lo + cand] = ~(ns[cand] != s[cand]).any(axis=1)
         out.head[lo:hi] = s[:m, :h]
         words = np.concatenate([s[:m, :h], ns[:m, :h]], axis=1).astype(np.float64).view(np.uint64)
         out.hash[lo:hi] = (words * mult).sum(axis=1, dtype=np.uint64)

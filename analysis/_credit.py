@@ -26,7 +26,8 @@ def credit(table: dict, episode: np.ndarray, codes: np.ndarray, reward: np.ndarr
     else:
         _, idx = np.unique(episode, return_inverse=True)
     r = np.nan_to_num(reward.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    order = np.lexsort((np.arange(len(idx)), idx))  # each episode's rows, in row order
+    # each episode's rows, in row order (already so when episodes are contiguous)
+    order = np.arange(len(idx)) if np.all(idx[1:] >= idx[:-1]) else np.argsort(idx, kind="stable")
     rs = r[order]
     cum = np.cumsum(rs)
     first = np.searchsorted(idx[order], np.arange(len(ended)))

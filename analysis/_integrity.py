@@ -80,8 +80,12 @@ def duplicate_rows(ctx: Context):
         if c in ctx.cols:
             v = ctx.cols[c].astype(np.float64).view(np.uint64)
             h += v * np.uint64(0x9E3779B97F4A7C15 + 2 * k)
-    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
-    partner = first[inv.ravel()]
+    # partner: the first row with the same hash (a stable sort keeps rows of one hash in row order)
+    o = np.argsort(h, kind="stable")
+    hs = h[o]
+    head = np.r_[True, hs[1:] != hs[:-1]]
+    partner = np.empty(ctx.n, np.int64)
+    partner[o] = o[np.maximum.accumulate(np.where(head, np.arange(ctx.n), 0))]
     dup = partner != np.arange(ctx.n)
     cont = np.zeros(ctx.n, bool)
     cont[1:] = dup[1:] & dup[:-1] & (partner[1:] == partner[:-1] + 1)
@@ -127,10 +131,11 @@ def episode_bookkeeping(ctx: Context):
     mid = np.flatnonzero(done[:-1] & (ep[1:] == ep[:-1]))
     # an episode that ends without done: a new id follows a row without done
     cut = np.flatnonzero(~done[:-1] & (ep[1:] != ep[:-1])) if not lay.interleaved else np.zeros(0, np.intp)
-    lengths = np.bincount(np.searchsorted(np.sort(np.unique(ep)), ep), minlength=0)
+    ids, lengths = (np.unique(ep, return_counts=True) if lay.interleaved or len(lay.ids) > 1 and
+                    np.any(np.diff(lay.ids) <= 0) else (lay.ids, lay.stop - lay.start))
     limit = ctx.env.max_steps if ctx.env is not None else None
     too_long = np.flatnonzero(lengths > limit) if limit else np.zeros(0, np.intp)
-    ev = {"episodes": int(np.unique(ep).size), "done_rows": int(done.sum()), "done_inside_episode": int(mid.size),
+    ev = {"episodes": int(ids.size), "done_rows": int(done.sum()), "done_inside_episode": int(mid.size),
           "ended_without_done": int(cut.size), "longest_episode": int(lengths.max()), "time_limit": limit}
     if mid.size:
         w = ctx.where(mid)
@@ -146,8 +151,7 @@ def episode_bookkeeping(ctx: Context):
                            actor=_main_actor(ctx, cut), rows=w["rows"], episodes=w["episodes"],
                            details={"evidence": int(cut.size), "threshold": CUT_EPISODES, **w}))
     if too_long.size:
-        ids = np.sort(np.unique(ep))[too_long]
-        rows = np.flatnonzero(np.isin(ep, ids))
+        rows = np.flatnonzero(np.isin(ep, ids[too_long]))
         w = ctx.where(rows)
         out.append(Anomaly("DONE_MISSING", "error",
                            f"{too_long.size} episode(s) run longer than {ctx.env.env_id}'s time limit of {limit} "

@@ -24,7 +24,11 @@ def _d(report) -> dict:
 
 def _fig(ncols: int = 1, width: float = 7.0, height: float = 3.6):
     """A figure with ``ncols`` panels side by side (none: an empty figure that says there is no data)."""
-    fig = Figure(figsize=(width if ncols != 1 else min(width, 7.0), height), layout="constrained")
+    # Fixed margins, not layout="constrained": its solver took a third of the drawing time of the
+    # six figures (1M-row audit, measured here) for labels that fit these margins anyway.
+    fig = Figure(figsize=(width if ncols != 1 else min(width, 7.0), height))
+    if ncols:
+        fig.subplots_adjust(left=0.09 if ncols == 1 else 0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
     axes = fig.subplots(1, ncols, squeeze=False)[0] if ncols else []
     return fig, axes
 
