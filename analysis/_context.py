@@ -15,8 +15,9 @@ from ._envfacts import EnvFacts
 SEGMENTS = 20       # consecutive row segments for the over-time comparisons
 MIN_SEGMENT = 100   # rows: fewer per segment give too few rows per actor to compare
 BLOCK_BYTES = 8 << 20  # per state column and block: below glibc's mmap threshold, so blocks reuse warm pages
-HEAD = 8            # state elements kept in memory (the CartPole policy reads 4) and hashed
-MOMENT_ROWS = 250_000  # state moments from every k-th row, k = rows // MOMENT_ROWS (a 10x test needs no more)
+HEAD = 8            # state elements kept in memory (the CartPole policy reads 4)
+HASHED = 4          # elements of state and of next_state hashed (candidates are then compared whole)
+MOMENT_ROWS = 100_000  # state moments from every k-th row, k = rows // MOMENT_ROWS (a 10x test needs no more)
 EPISODES_LISTED = 20
 
 
@@ -45,7 +46,7 @@ class Layout:
 class RowPass:
     chain_bad: np.ndarray  # (n-1,) next_state[t] != state[t+1]
     copy: np.ndarray       # (n,) next_state[t] == state[t]
-    hash: np.ndarray       # (n,) uint64 hash of the row's content (first HEAD elements of both states)
+    hash: np.ndarray       # (n,) uint64 hash of the row's content (first HASHED elements of both states)
     head: np.ndarray       # (n, min(D, HEAD)) first state elements
     seg_count: np.ndarray  # (segments * A,) rows per segment and actor
     seg_sum: np.ndarray    # (segments * A, D) sum of state elements
@@ -122,7 +123,8 @@ def row_pass(ctx: Context) -> RowPass:
     out = RowPass(np.zeros(max(0, n - 1), bool), np.zeros(n, bool), np.zeros(n, np.uint64),
                   np.empty((n, h), np.float32), np.zeros(ctx.nseg * A, np.int64),
                   np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), width)
-    mult = _hash_multipliers(2 * h)
+    hk = min(width, HASHED)
+    mult = _hash_multipliers(2 * hk)
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         hi1 = min(n, hi + 1)  # one row more: the chain compares next_state[t] with state[t + 1]
@@ -139,7 +141,7 @@ def row_pass(ctx: Context) -> RowPass:
         if cand.size:
             out.copy[lo + cand] = ~(ns[cand] != s[cand]).any(axis=1)
         out.head[lo:hi] = s[:m, :h]
-        words = np.concatenate([s[:m, :h], ns[:m, :h]], axis=1).astype(np.float64).view(np.uint64)
+        words = np.concatenate([s[:m, :hk], ns[:m, :hk]], axis=1).astype(np.float64).view(np.uint64)
         out.hash[lo:hi] = (words * mult).sum(axis=1, dtype=np.uint64)
         _moments(out, ctx, lo, hi, s[:m])
     return out
