@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ._anomalies import Anomaly
-from ._context import Context, Skip
+from ._context import Context, Skip, evidence
 from ._stats import num
 
 SCALE_RATIO = 20.0    # typical non-zero |reward| of an actor against its reference
@@ -20,6 +20,10 @@ OTHERS_SHARE = 0.8     # ... while the same action's share elsewhere stays at mo
 MIN_ACTIONS = 30
 STATE_STD_RATIO = 10.0
 MIN_STATES = 50
+
+
+MEASURES = {"REWARD_SIGN": "share of positive non-zero rewards (at most, or at least 1 - it)",
+            "REWARD_SCALE": "ratio of typical |reward| to the reference (more than)"}
 
 
 def _groups(ctx: Context, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -56,12 +60,14 @@ def reward_currency(ctx: Context):
     my_log = slog / np.maximum(1, cnt)
     my_pos = pos / np.maximum(1, cnt)
     ratio = np.exp(np.abs(my_log - ref_log))
-    flip = ok & (((my_pos <= SIGN_SHARE) & (ref_pos >= 1 - SIGN_SHARE)) | ((my_pos >= 1 - SIGN_SHARE) & (ref_pos <= SIGN_SHARE)))
+    low, high = SIGN_SHARE, 1 - SIGN_SHARE
+    flip = ok & (((my_pos <= low) & (ref_pos >= high)) | ((my_pos >= high) & (ref_pos <= low)))
     scaled = ok & ~flip & (ratio > SCALE_RATIO)
+    total = cnt.sum(0)
     ev = {"reference": source, "threshold_ratio": SCALE_RATIO, "threshold_sign_share": SIGN_SHARE,
-          "per_actor": {x: {"nonzero": int(cnt[:, i].sum()),
-                            "typical_abs": num(math.exp(slog[:, i].sum() / cnt[:, i].sum())) if cnt[:, i].sum() else None,
-                            "positive_share": num(pos[:, i].sum() / cnt[:, i].sum()) if cnt[:, i].sum() else None}
+          "per_actor": {x: {"nonzero": int(total[i]),
+                            "typical_abs": num(math.exp(slog[:, i].sum() / total[i])) if total[i] else None,
+                            "positive_share": num(pos[:, i].sum() / total[i]) if total[i] else None}
                         for i, x in enumerate(ctx.names)}}
     out = []
     for i in suspects:
@@ -88,9 +94,14 @@ def reward_currency(ctx: Context):
                 f"segments, rows {w['rows']}: typical |reward| {math.exp(my_log[k, i]):.4g} against "
                 f"{math.exp(ref_log[k, i]):.4g}, positive share {my_pos[k, i]:.2f} against {ref_pos[k, i]:.2f}",
                 actor=x, rows=w["rows"], episodes=w["episodes"],
-                details={"evidence": value, "threshold": SCALE_RATIO if code == "REWARD_SCALE" else SIGN_SHARE,
-                         "segments": segs.tolist(), "segment_rows": ctx.seg_rows, **w}))
+                details=evidence(MEASURES[code], value, SCALE_RATIO if code == "REWARD_SCALE" else SIGN_SHARE,
+                                 segments=segs.tolist(), segment_rows=ctx.seg_rows, **w)))
     return out, ev
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy in nats over the last axis (0 log 0 = 0)."""
+    return -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)
 
 
 def action_collapse(ctx: Context):
@@ -109,10 +120,9 @@ def action_collapse(ctx: Context):
     collapsed = (tot >= MIN_ACTIONS) & (share.max(2) >= COLLAPSE_SHARE)
     whole = h.sum(0)
     p = whole / np.maximum(1, whole.sum(1, keepdims=True))
-    ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(1)
+    ent, seg_ent = _entropy(p), _entropy(share)
     ev = {"per_actor": {x: {"histogram": whole[i].astype(int).tolist(), "entropy_nats": num(ent[i]),
-                            "segment_entropy": [num(v) for v in
-                                                -(np.where(share[:, i] > 0, share[:, i] * np.log(np.where(share[:, i] > 0, share[:, i], 1)), 0)).sum(1)]}
+                            "segment_entropy": [num(v) for v in seg_ent[:, i]]}
                         for i, x in enumerate(ctx.names)},
           "threshold_share": COLLAPSE_SHARE, "others_at_most": OTHERS_SHARE}
     out = []
@@ -140,8 +150,9 @@ def action_collapse(ctx: Context):
             + ("the other actors do not" if flagged[0][2] else "its other segments do not")
             + f" (at most {OTHERS_SHARE:.0%}): its behaviour collapsed", actor=x, rows=w["rows"],
             episodes=w["episodes"],
-            details={"evidence": float(share[k, i, a]), "threshold": COLLAPSE_SHARE, "action": a,
-                     "segments": [f[0] for f in flagged], "segment_rows": ctx.seg_rows, **w}))
+            details=evidence("share of the actor's rows on one action in a segment (at least)",
+                             float(share[k, i, a]), COLLAPSE_SHARE, action=a,
+                             segments=[f[0] for f in flagged], segment_rows=ctx.seg_rows, **w)))
     return out, ev
 
 
@@ -181,6 +192,7 @@ def state_statistics(ctx: Context):
             f"has mean {mean[i][j]:.4g} and std {std[i][j]:.4g} against {om[j]:.4g} and {ostd[j]:.4g} "
             f"(threshold {STATE_STD_RATIO:g}x): one actor's states are stored in another frame", actor=x,
             rows=w["rows"], episodes=w["episodes"],
-            details={"evidence": float(max(ratio[j], shift[j])), "threshold": STATE_STD_RATIO,
-                     "elements": bad[:16].tolist(), **w}))
+            details=evidence("ratio of spreads, or mean shift in spreads (more than)",
+                             float(max(ratio[j], shift[j])), STATE_STD_RATIO,
+                             elements=bad[:16].tolist(), **w)))
     return out, ev

@@ -113,6 +113,11 @@ class Context:
         return out
 
 
+def evidence(measure: str, value, threshold, **more) -> dict:
+    """A finding's ``details``: what was measured, its value and the threshold it crossed, and more."""
+    return {"measure": measure, "evidence": value, "threshold": threshold, **more}
+
+
 def row_pass(ctx: Context) -> RowPass:
     """One pass over ``state``/``next_state`` in blocks of about ``BLOCK_BYTES`` per column."""
     s0 = ctx.store.schema["state"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._anomalies import Anomaly
-from ._context import Context, Skip
+from ._context import Context, Skip, evidence
 
 CHAIN_ERROR_RATE = 0.01   # an actor's share of broken links from which a break is an error
 MIN_BROKEN = 3            # broken links before any finding (a resumed run may cut one episode)
@@ -47,7 +47,9 @@ def transition_chain(ctx: Context):
             f"{rows.size} of {checked} rows of {x!r} ({rate:.2%}) store a next_state that is not the state of the "
             f"episode's next row (threshold {CHAIN_ERROR_RATE:.0%}), in {w['episodes_count']} episode(s) of rows "
             f"{w['rows']}: the writer stored the wrong observation", actor=x, rows=w["rows"],
-            episodes=w["episodes"], details={"evidence": rate, "threshold": CHAIN_ERROR_RATE, **w}))
+            episodes=w["episodes"],
+            details=evidence("share of the actor's in-episode links broken (at least)",
+                             rate, CHAIN_ERROR_RATE, **w)))
     return out, ev
 
 
@@ -68,7 +70,8 @@ def next_state_copy(ctx: Context):
                 f"{rows.size} of the {int(mine.sum())} rows of {x!r} ({rate:.1%}) store next_state identical to "
                 f"state (threshold {COPY_RATE:.0%}) in rows {w['rows']}: the writer copied the state instead of "
                 "the observation after the action", actor=x, rows=w["rows"], episodes=w["episodes"],
-                details={"evidence": rate, "threshold": COPY_RATE, **w}))
+                details=evidence("share of the actor's rows with next_state == state (at least)",
+                                 rate, COPY_RATE, **w)))
     return out, ev
 
 
@@ -111,7 +114,9 @@ def duplicate_rows(ctx: Context):
             "DUPLICATE_BLOCK", severity,
             f"rows {[a, b]} ({b - a} rows, {w['episodes_count']} episode(s)) repeat rows {[p, p + (b - a)]} "
             f"exactly (threshold {MIN_DUP_RUN} consecutive rows): a block was appended twice", actor=main,
-            rows=[a, b], episodes=w["episodes"], details={"evidence": b - a, "threshold": MIN_DUP_RUN, **block}))
+            rows=[a, b], episodes=w["episodes"],
+            details=evidence("consecutive rows repeated (at least)",
+                             b - a, MIN_DUP_RUN, **block)))
     return out, ev
 
 
@@ -142,14 +147,15 @@ def episode_bookkeeping(ctx: Context):
         out.append(Anomaly("DONE_MID_EPISODE", "error",
                            f"{mid.size} row(s) set done but the next row continues the same episode id, rows "
                            f"{w['rows']}", actor=_main_actor(ctx, mid), rows=w["rows"], episodes=w["episodes"],
-                           details={"evidence": int(mid.size), "threshold": 0, **w}))
+                           details=evidence("done rows inside an episode (more than)", int(mid.size), 0, **w)))
     if cut.size > CUT_EPISODES:
         w = ctx.where(cut)
         out.append(Anomaly("DONE_MISSING", "error",
                            f"{cut.size} episode(s) end without a done row (a new episode id follows; threshold "
                            f"{CUT_EPISODES}, the cuts a resume makes), rows {w['rows']}: done flags were dropped",
                            actor=_main_actor(ctx, cut), rows=w["rows"], episodes=w["episodes"],
-                           details={"evidence": int(cut.size), "threshold": CUT_EPISODES, **w}))
+                           details=evidence("episodes ending without done (more than)",
+                                            int(cut.size), CUT_EPISODES, **w)))
     if too_long.size:
         rows = np.flatnonzero(np.isin(ep, ids[too_long]))
         w = ctx.where(rows)
@@ -158,10 +164,11 @@ def episode_bookkeeping(ctx: Context):
                            f"steps (longest {int(lengths.max())} rows, {int(done.sum())} done row(s) in the store): "
                            "done is never set where the environment ended the episode",
                            actor=_main_actor(ctx, rows), rows=w["rows"], episodes=w["episodes"],
-                           details={"evidence": int(lengths.max()), "threshold": limit, **w}))
+                           details=evidence("longest episode in steps (more than the time limit)",
+                                            int(lengths.max()), limit, **w)))
     elif limit is None and not done.any() and n >= 10_000:
         out.append(Anomaly("DONE_MISSING", "warning", f"none of the {n} rows sets done", rows=[0, n],
-                           details={"evidence": 0, "threshold": 1}))
+                           details=evidence("done rows (at least)", 0, 1)))
     out += _reused(ctx, lay, done, ev)
     if ctx.has("step"):
         out += _steps(ctx, lay, ev)
@@ -188,7 +195,7 @@ def _reused(ctx: Context, lay, done, ev) -> list:
                     f"{ev['reused_ids']} episode id(s) reappear after their episode ended with done (first at row "
                     f"{int(lay.start[later].min())}): rows of a later episode carry an old id",
                     actor=_main_actor(ctx, rows), rows=w["rows"], episodes=w["episodes"],
-                    details={"evidence": ev["reused_ids"], "threshold": 0, **w})]
+                    details=evidence("episode ids reused (more than)", ev["reused_ids"], 0, **w))]
 
 
 def _steps(ctx: Context, lay, ev) -> list:
@@ -213,7 +220,9 @@ def _steps(ctx: Context, lay, ev) -> list:
     return [Anomaly("STEP_SEQUENCE", "error",
                     f"{rows.size} row(s) break the step count (0, 1, 2, ... inside each episode; threshold "
                     f"{STEP_ERRORS}), rows {w['rows']}", actor=_main_actor(ctx, rows), rows=w["rows"],
-                    episodes=w["episodes"], details={"evidence": int(rows.size), "threshold": STEP_ERRORS, **w})]
+                    episodes=w["episodes"],
+                    details=evidence("rows breaking the step count (more than)",
+                                     int(rows.size), STEP_ERRORS, **w))]
 
 
 def bootstrap_flags(ctx: Context):
@@ -235,7 +244,8 @@ def bootstrap_flags(ctx: Context):
                                f"{stray.size} row(s) are truncated but not done, rows {w['rows']}: the learner "
                                "bootstraps across an episode boundary", actor=_main_actor(ctx, stray),
                                rows=w["rows"], episodes=w["episodes"],
-                               details={"evidence": int(stray.size), "threshold": 0, "kind": "truncated_not_done", **w}))
+                               details=evidence("truncated rows without done (more than)",
+                                                int(stray.size), 0, kind="truncated_not_done", **w)))
     if env is not None and env.terminal is not None and ctx.rows.width >= (env.state_dim or 0):
         ends = np.flatnonzero(done)
         term = env.terminal(ctx.store.gather(ends, ["next_state"])["next_state"]) if ends.size else np.zeros(0, bool)
@@ -256,5 +266,6 @@ def bootstrap_flags(ctx: Context):
                 w = ctx.where(rows)
                 out.append(Anomaly("BOOTSTRAP_FLAGS", sev, f"{rows.size} done row(s) {what}, rows {w['rows']}",
                                    actor=_main_actor(ctx, rows), rows=w["rows"], episodes=w["episodes"],
-                                   details={"evidence": int(rows.size), "threshold": 0, "kind": kind, **w}))
+                                   details=evidence("done rows with inconsistent flags (more than)",
+                                                    int(rows.size), 0, kind=kind, **w)))
     return out, ev

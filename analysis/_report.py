@@ -123,7 +123,25 @@ class AuditReport:
         for a in sorted(self.anomalies, key=lambda a: -SEVERITY_RANK[_sev(a)]):
             d = a.to_dict() if isinstance(a, Anomaly) else a
             lines.append(f"  [{d['severity']}] {d['code']}: {d['message']}")
+            ev = d.get("details") or {}
+            if "evidence" in ev:
+                where = ", ".join(x for x in (
+                    f"actor {d['actor']!r}" if d.get("actor") else "", f"rows {d['rows']}" if d.get("rows") else "",
+                    f"episodes {d['episodes'][:5]}" + (f" of {ev.get('episodes_count')}"
+                                                       if ev.get("episodes_count", 0) > 5 else "")
+                    if d.get("episodes") else "") if x)
+                lines.append(f"      evidence: {ev.get('measure', 'value')} {_num(ev['evidence'])}, threshold "
+                             f"{_num(ev.get('threshold'))}; {where}")
+        ran = [k for k, v in self.checks.items() if v["status"] == "ran"]
+        skipped = {k: v["reason"] for k, v in self.checks.items() if v["status"] == "skipped"}
+        if self.checks:
+            lines.append(f"checks: {len(ran)} ran, {len(skipped)} skipped"
+                         + "".join(f"\n  skipped {k}: {r}" for k, r in skipped.items()))
         return "\n".join(lines)
+
+
+def _num(x) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
 def _sev(a) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._anomalies import Anomaly, run_setting
-from ._context import Context, Skip
+from ._context import Context, Skip, evidence
 
 EXPERT_AGREEMENT = 0.98   # a deterministic policy agrees with itself on every row; some slack for edge states
 LOOKALIKE = 0.995         # another actor agreeing this much with the expert is indistinguishable from it
@@ -81,8 +81,9 @@ def tag_policy(ctx: Context):
             f"{ctx.nseg} segments (threshold {EXPERT_AGREEMENT:.0%}; the expert is deterministic), rows {w['rows']}: "
             "these tags do not carry the expert's behaviour (swapped or meaningless tags)", actor=expert,
             rows=w["rows"], episodes=w["episodes"],
-            details={"evidence": worst, "threshold": EXPERT_AGREEMENT, "segments": segs.tolist(),
-                     "segment_rows": ctx.seg_rows, "policy": source, **w}))
+            details=evidence("share of the expert's rows taking its action, worst segment (under)",
+                             worst, EXPERT_AGREEMENT, segments=segs.tolist(),
+                             segment_rows=ctx.seg_rows, policy=source, **w)))
     for i, x in enumerate(ctx.names):
         if i == e or cnt[:, i].sum() < MIN_LOOKALIKE_ROWS or whole[i] < LOOKALIKE:
             continue
@@ -92,5 +93,7 @@ def tag_policy(ctx: Context):
             "TAG_POLICY", "warning",
             f"rows tagged {x!r} take exactly the expert's action on {whole[i]:.1%} of their states (threshold "
             f"{LOOKALIKE:.1%}): they cannot be told apart from the expert's rows", actor=x, rows=w["rows"],
-            episodes=w["episodes"], details={"evidence": float(whole[i]), "threshold": LOOKALIKE, **w}))
+            episodes=w["episodes"],
+            details=evidence("share of the actor's rows taking the expert's action (at least)",
+                             float(whole[i]), LOOKALIKE, **w)))
     return out, ev
