@@ -20,6 +20,7 @@ OTHERS_SHARE = 0.8     # ... while the same action's share elsewhere stays at mo
 MIN_ACTIONS = 30
 STATE_STD_RATIO = 10.0
 MIN_STATES = 50
+MIN_SEGMENT_STATES = 20  # sampled rows of an actor, and of the others, in a segment before it is compared
 
 
 MEASURES = {"REWARD_SIGN": "share of positive non-zero rewards (at most, or at least 1 - it)",
@@ -156,43 +157,65 @@ def action_collapse(ctx: Context):
     return out, ev
 
 
+def _differ(s1, s2, c, o1, o2, oc):
+    """Per element: the ratio of spreads and the shift of means (in the larger spread) of one set
+    of moments (sums, sums of squares, count) against another; and the elements past the threshold."""
+    mean, om = s1 / max(1, c), o1 / max(1, oc)
+    std = np.sqrt(np.maximum(0.0, s2 / max(1, c) - mean ** 2))
+    ostd = np.sqrt(np.maximum(0.0, o2 / max(1, oc) - om ** 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((std > 0) & (ostd > 0), np.maximum(std / ostd, ostd / std), 1.0)
+        shift = np.nan_to_num(np.abs(mean - om) / np.maximum(std, ostd), nan=0.0, posinf=np.inf)
+    score = np.maximum(ratio, shift)
+    return mean, std, om, ostd, score, np.flatnonzero(score > STATE_STD_RATIO)
+
+
 def state_statistics(ctx: Context):
-    """Per-actor mean and spread of each state element, each actor against the others pooled."""
+    """Per-actor mean and spread of each state element, each actor against the others pooled, over
+    the whole store and segment by segment (which localizes a change that starts mid-run)."""
     rp = ctx.rows
-    c = rp.seg_count.reshape(ctx.nseg, ctx.A).sum(0)
-    s1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1).sum(0)
-    s2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1).sum(0)
+    sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
+    ss1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)
+    ss2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)
+    c, s1, s2 = sc.sum(0), ss1.sum(0), ss2.sum(0)
     if ctx.A < 2 or (c >= MIN_STATES).sum() < 2:
         raise Skip(f"fewer than two actors with {MIN_STATES} rows or more: nothing to compare states with")
-    mean = s1 / np.maximum(1, c)[:, None]
-    std = np.sqrt(np.maximum(0.0, s2 / np.maximum(1, c)[:, None] - mean ** 2))
-    ev = {"per_actor": {x: {"rows": int(c[i]), "mean": [num(v) for v in mean[i][:16]],
-                            "std": [num(v) for v in std[i][:16]]} for i, x in enumerate(ctx.names)},
-          "threshold_std_ratio": STATE_STD_RATIO, "elements_listed": min(16, rp.width)}
+    ev = {"per_actor": {}, "threshold_std_ratio": STATE_STD_RATIO, "elements_listed": min(16, rp.width),
+          "sampled_rows": int(c.sum())}
     out = []
     for i, x in enumerate(ctx.names):
         oc = c.sum() - c[i]
+        mean, std, om, ostd, score, bad = _differ(s1[i], s2[i], c[i], s1.sum(0) - s1[i], s2.sum(0) - s2[i], oc)
+        ev["per_actor"][x] = {"rows": int(c[i]), "mean": [num(v) for v in mean[:16]],
+                              "std": [num(v) for v in std[:16]]}
         if c[i] < MIN_STATES or oc < MIN_STATES:
             continue
-        om = (s1.sum(0) - s1[i]) / oc
-        ostd = np.sqrt(np.maximum(0.0, (s2.sum(0) - s2[i]) / oc - om ** 2))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where((std[i] > 0) & (ostd > 0), np.maximum(std[i] / ostd, ostd / std[i]), 1.0)
-            shift = np.abs(mean[i] - om) / np.maximum(std[i], ostd)
-        bad = np.flatnonzero((ratio > STATE_STD_RATIO) | (shift > STATE_STD_RATIO))
+        segs = []
+        for k in range(ctx.nseg):
+            ock = sc[k].sum() - sc[k, i]
+            if sc[k, i] >= MIN_SEGMENT_STATES and ock >= MIN_SEGMENT_STATES:
+                if _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i], ss2[k].sum(0) - ss2[k, i],
+                           ock)[-1].size:
+                    segs.append(k)
         # with two actors both differ from each other: report the one holding fewer rows
-        if not bad.size or (ctx.A == 2 and c[i] > oc):
+        if not (bad.size or segs) or (ctx.A == 2 and c[i] > oc):
             continue
-        j = int(bad[np.argmax(ratio[bad])])
-        rows = np.flatnonzero(ctx.codes == i)
+        if not bad.size:  # only some segments differ: report the element of the first of them
+            k = segs[0]
+            ock = sc[k].sum() - sc[k, i]
+            mean, std, om, ostd, score, bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
+                                                      ss2[k].sum(0) - ss2[k, i], ock)
+        j = int(bad[np.argmax(score[bad])])
+        lo, hi = (ctx.segment_bounds(segs[0])[0], ctx.segment_bounds(segs[-1])[1]) if segs else (0, ctx.n)
+        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
         w = ctx.where(rows)
         out.append(Anomaly(
             "STATE_DISTRIBUTION", "error",
-            f"states of {x!r} differ from the other actors' in {bad.size} of {rp.width} element(s): element {j} "
-            f"has mean {mean[i][j]:.4g} and std {std[i][j]:.4g} against {om[j]:.4g} and {ostd[j]:.4g} "
-            f"(threshold {STATE_STD_RATIO:g}x): one actor's states are stored in another frame", actor=x,
-            rows=w["rows"], episodes=w["episodes"],
+            f"states of {x!r} differ from the other actors' in {bad.size} of {rp.width} element(s) and in "
+            f"{len(segs)} of {ctx.nseg} segments: element {j} has mean {mean[j]:.4g} and std {std[j]:.4g} against "
+            f"{om[j]:.4g} and {ostd[j]:.4g} (threshold {STATE_STD_RATIO:g}x): one actor's states are stored in "
+            "another frame", actor=x, rows=w["rows"], episodes=w["episodes"],
             details=evidence("ratio of spreads, or mean shift in spreads (more than)",
-                             float(max(ratio[j], shift[j])), STATE_STD_RATIO,
-                             elements=bad[:16].tolist(), **w)))
+                             float(score[j]), STATE_STD_RATIO, elements=bad[:16].tolist(), segments=segs,
+                             segment_rows=ctx.seg_rows, **w)))
     return out, ev

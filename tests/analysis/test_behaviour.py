@@ -71,3 +71,17 @@ def test_state_statistics_evidence(cartpole):
     ev = report.checks["state_statistics"]["evidence"]["per_actor"]
     np.testing.assert_allclose(cols["state"][cols["actor"] == 1].mean(0), ev["dqn"]["mean"], rtol=1e-5, atol=1e-7)
     assert _behaviour.STATE_STD_RATIO == report.checks["state_statistics"]["evidence"]["threshold_std_ratio"]
+
+
+def test_states_changing_frame_mid_run_are_localized(cartpole):
+    """The expert's states scaled 100x from row 1500 on: STATE_DISTRIBUTION on 'expert' from there."""
+    def scale_late(cols):
+        rows = np.flatnonzero(cols["actor"][1500:] == 0) + 1500
+        cols["state"][rows] *= 100
+        cols["next_state"][rows] *= 100
+
+    report, cols = cartpole(scale_late, rows=3000)
+    (a,) = found(report, "STATE_DISTRIBUTION")
+    first = int(np.flatnonzero(cols["actor"][1500:] == 0)[0]) + 1500
+    assert "expert" == a.actor and first <= a.rows[0] < first + a.details["segment_rows"]
+    assert a.rows[1] == int(np.flatnonzero(cols["actor"] == 0)[-1]) + 1
