@@ -18,7 +18,8 @@ ANOMALY_CODES = {
     "NO_TELEMETRY": "info: no training telemetry yet; training checks skipped",
     "UNKNOWN_ACTOR_CODE": "error: rows or training samples carry actor codes outside the vocabulary",
     "SINGLE_ACTOR": "error (warning without a declared second actor): one actor holds every row although the "
-                    "vocabulary or the run's metadata says more acted: the incident's signature",
+                    "vocabulary or the run's metadata says more acted: the incident's signature; an actor the run "
+                    "declares absent (expert_ratio 0) does not count",
     "ACTOR_ABSENT": "info: an actor of the vocabulary holds no row while others do",
     "EXPERT_UNKNOWN": "warning: an expert share is declared for an actor that is not in the vocabulary",
     "EXPERT_FRACTION": "error: the realised expert share misses the declared one (metadata expert_ratio or expected)",
