@@ -41,6 +41,7 @@ ANOMALY_CODES = {
     "DUPLICATE_BLOCK": "error (warning for environments without random resets): consecutive rows repeat earlier "
                        "rows exactly: a block appended twice",
     "DONE_MISSING": "error: episodes end without done, or run past the environment's time limit",
+    "DONE_RATE": "error: most of an actor's rows set done (done set where no episode ended)",
     "DONE_MID_EPISODE": "error: done is set on a row that the same episode continues after",
     "EPISODE_REUSED": "error: an episode id reappears after its episode ended",
     "STEP_SEQUENCE": "error: step does not count 0, 1, 2, ... inside episodes",

@@ -16,6 +16,8 @@ MIN_COPIES = 10
 MIN_DUP_RUN = 16          # consecutive rows repeating earlier consecutive rows, from which a block is reported
 CUT_EPISODES = 2          # episodes that end without done (a resume cuts one): tolerated
 STEP_ERRORS = 2           # step numbering breaks tolerated (resumes) before an error
+DONE_RATE = 0.5           # an actor whose rows end episodes this often: no environment ends every other step
+MIN_DONE_ROWS = 20
 
 
 def _per_actor(ctx: Context, bad: np.ndarray, base: np.ndarray, codes: np.ndarray) -> dict:
@@ -169,10 +171,40 @@ def episode_bookkeeping(ctx: Context):
     elif limit is None and not done.any() and n >= 10_000:
         out.append(Anomaly("DONE_MISSING", "warning", f"none of the {n} rows sets done", rows=[0, n],
                            details=evidence("done rows (at least)", 0, 1)))
+    out += _done_rate(ctx, done, ev)
     out += _reused(ctx, lay, done, ev)
     if ctx.has("step"):
         out += _steps(ctx, lay, ev)
     return out, ev
+
+
+def _done_rate(ctx: Context, done: np.ndarray, ev: dict) -> list:
+    """An actor whose rows end an episode most of the time: done set where no episode ended."""
+    out = []
+    known = ctx.codes < ctx.A
+    rows = np.bincount(ctx.codes[known], minlength=ctx.A)
+    dones = np.bincount(ctx.codes[known & done], minlength=ctx.A)
+    rate = dones / np.maximum(1, rows)
+    ev["done_rate"] = {x: float(rate[i]) for i, x in enumerate(ctx.names)}
+    for i, x in enumerate(ctx.names):
+        if rows[i] < MIN_DONE_ROWS or rate[i] < DONE_RATE:
+            continue
+        # localize: the segments where this actor's rows set done that often
+        mine = ctx.codes == i
+        seg_rows = np.bincount(ctx.seg[mine], minlength=ctx.nseg)
+        seg_rate = np.bincount(ctx.seg[mine & done], minlength=ctx.nseg) / np.maximum(1, seg_rows)
+        segs = np.flatnonzero(seg_rate >= DONE_RATE)
+        lo, hi = ctx.segment_bounds(int(segs[0]))[0], ctx.segment_bounds(int(segs[-1]))[1]
+        sel = np.flatnonzero(done[lo:hi] & mine[lo:hi]) + lo
+        w = ctx.where(sel)
+        out.append(Anomaly(
+            "DONE_RATE", "error",
+            f"{rate[i]:.1%} of the rows of {x!r} set done (threshold {DONE_RATE:.0%}; the other actors' rates "
+            f"{ {y: round(float(rate[j]), 4) for j, y in enumerate(ctx.names) if j != i} }): done is set where no "
+            "episode ended", actor=x, rows=w["rows"], episodes=w["episodes"],
+            details=evidence("share of the actor's rows setting done (at least)", float(rate[i]), DONE_RATE,
+                             segments=segs.tolist(), segment_rows=ctx.seg_rows, **w)))
+    return out
 
 
 def _main_actor(ctx: Context, rows: np.ndarray) -> str | None:
