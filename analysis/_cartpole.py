@@ -196,6 +196,16 @@ def plant_done_always(cols, actor="expert", start=0):
     return rows
 
 
+def plant_terminated_dropped(cols, actor="expert"):
+    """Episodes whose pole falls on the actor's frame lose their done: its code path passes
+    ``truncated`` as done and forgets ``terminated``."""
+    rows = np.flatnonzero(cols["done"] & ~cols["truncated"] & (cols["actor"] == ACTORS.index(actor)))
+    cols["done"][rows] = False
+    cols["truncated"][rows] = False
+    renumber(cols)
+    return rows
+
+
 def plant_reused_episode_ids(cols, start: int, back: int = 5):
     """From row ``start`` (an episode start) on, episode ids restart ``back`` episodes earlier."""
     rows = np.arange(start, len(cols["done"]))

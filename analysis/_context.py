@@ -48,6 +48,7 @@ class RowPass:
     copy: np.ndarray       # (n,) next_state[t] == state[t]
     hash: np.ndarray       # (n,) uint64 hash of the row's content (first HASHED elements of both states)
     head: np.ndarray       # (n, min(D, HEAD)) first state elements
+    next_head: np.ndarray  # (n, min(D, HEAD)) first next_state elements
     seg_count: np.ndarray  # (segments * A,) rows per segment and actor
     seg_sum: np.ndarray    # (segments * A, D) sum of state elements
     seg_sumsq: np.ndarray  # (segments * A, D) sum of squares
@@ -126,7 +127,7 @@ def row_pass(ctx: Context) -> RowPass:
     h = min(width, HEAD)
     block = max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize))
     out = RowPass(np.zeros(max(0, n - 1), bool), np.zeros(n, bool), np.zeros(n, np.uint64),
-                  np.empty((n, h), np.float32), np.zeros(ctx.nseg * A, np.int64),
+                  np.empty((n, h), np.float32), np.empty((n, h), np.float32), np.zeros(ctx.nseg * A, np.int64),
                   np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), width)
     hk = min(width, HASHED)
     mult = _hash_multipliers(2 * hk)
@@ -146,6 +147,7 @@ def row_pass(ctx: Context) -> RowPass:
         if cand.size:
             out.copy[lo + cand] = ~(ns[cand] != s[cand]).any(axis=1)
         out.head[lo:hi] = s[:m, :h]
+        out.next_head[lo:hi] = ns[:m, :h]
         words = np.concatenate([s[:m, :hk], ns[:m, :hk]], axis=1).astype(np.float64).view(np.uint64)
         out.hash[lo:hi] = (words * mult).sum(axis=1, dtype=np.uint64)
         _moments(out, ctx, lo, hi, s[:m])

@@ -12,17 +12,20 @@ import numpy as np
 
 from ._anomalies import run_setting
 
-# gymnasium's CartPole terminates past 12 degrees or 2.4 units; the slack absorbs the float32
-# rounding of the stored observation (the environment decides on its float64 state).
+# gymnasium's CartPole terminates past 12 degrees or 2.4 units. It decides on its float64 state and
+# stores a float32 observation, so a state within SLACK (relative) of a bound is neither surely
+# terminal nor surely not: the checks leave such rows alone.
 THETA_LIMIT = 12 * 2 * np.pi / 360
 X_LIMIT = 2.4
 SLACK = 1e-5
 
 
 def cartpole_terminal(next_state: np.ndarray) -> np.ndarray:
-    """True where a CartPole next state is past the termination bounds (pole fallen or cart out)."""
+    """+1 where a CartPole next state is surely past the termination bounds (pole fallen or cart
+    out), -1 where it is surely inside them, 0 within rounding of a bound."""
     s = np.asarray(next_state, np.float64).reshape(len(next_state), -1)
-    return (np.abs(s[:, 0]) > X_LIMIT - SLACK) | (np.abs(s[:, 2]) > THETA_LIMIT - SLACK)
+    margin = np.maximum(np.abs(s[:, 0]) / X_LIMIT, np.abs(s[:, 2]) / THETA_LIMIT) - 1.0
+    return np.where(margin > SLACK, 1, np.where(margin < -SLACK, -1, 0)).astype(np.int8)
 
 
 @dataclass(frozen=True)

@@ -278,14 +278,28 @@ def bootstrap_flags(ctx: Context):
                                rows=w["rows"], episodes=w["episodes"],
                                details=evidence("truncated rows without done (more than)",
                                                 int(stray.size), 0, kind="truncated_not_done", **w)))
-    if env is not None and env.terminal is not None and ctx.rows.width >= (env.state_dim or 0):
+    if env is not None and env.terminal is not None and ctx.rows.width == env.state_dim:
+        side = env.terminal(ctx.rows.next_head)  # +1 surely terminal, -1 surely not, 0 at a bound
+        term_all, inside = side > 0, side < 0
+        # a terminal next state on a row without done: the episode ended and nobody said so
+        missing = np.flatnonzero(term_all & ~done)
+        ev["terminal_without_done"] = int(missing.size)
+        if missing.size:
+            w = ctx.where(missing)
+            out.append(Anomaly(
+                "DONE_MISSING", "error",
+                f"{missing.size} row(s) reach a terminal state of {env.env_id} (pole fallen or cart out) without done, "
+                f"rows {w['rows']}: the learner bootstraps past the end of the episode",
+                actor=_main_actor(ctx, missing), rows=w["rows"], episodes=w["episodes"],
+                details=evidence("terminal next states without done (more than)", int(missing.size), 0,
+                                 kind="terminal_not_done", **w)))
         ends = np.flatnonzero(done)
-        term = env.terminal(ctx.store.gather(ends, ["next_state"])["next_state"]) if ends.size else np.zeros(0, bool)
+        term = term_all[ends]
         flagged_trunc = trunc[ends] if trunc is not None else np.zeros(ends.size, bool)
         # terminal next state, but flagged as a time-limit end: the learner bootstraps from a fallen pole
         wrong_trunc = ends[term & flagged_trunc]
         # not terminal, flagged terminal: a time-limit end whose value is cut to zero
-        wrong_term = ends[~term & ~flagged_trunc]
+        wrong_term = ends[inside[ends] & ~flagged_trunc]
         ev.update(done_rows=int(ends.size), terminal_next_states=int(term.sum()),
                   truncated_at_terminal=int(wrong_trunc.size), terminal_flag_at_time_limit=int(wrong_term.size))
         for rows, kind, what, sev in (

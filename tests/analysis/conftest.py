@@ -48,6 +48,7 @@ DEFECTS = {
     "duplicate_block": (BASE, "plant_duplicate_block", {"first_episode": 5, "episodes": 3}),
     "done_never_set": (BASE, "plant_done_never_set", {}),
     "done_always": (BASE, "plant_done_always", {"actor": "expert", "start": 1500}),
+    "terminated_dropped": (BASE, "plant_terminated_dropped", {"actor": "dqn"}),
     "reused_episode_ids": (BASE, "plant_reused_episode_ids", {"start": None}),
     "step_stuck": (BASE, "plant_step_stuck", {"start": 2000}),
     "truncated_at_terminal": (BASE, "plant_truncated_at_terminal", {"start": 1000}),

@@ -96,7 +96,8 @@ def test_done_inside_an_episode(cartpole):
 
 
 def test_one_cut_episode_is_tolerated_more_are_not(cartpole):
-    """Up to CUT_EPISODES episodes may end without done (a resume); more is DONE_MISSING."""
+    """Up to CUT_EPISODES episodes may end without done (a resume); more is DONE_MISSING. (An
+    environment without known terminal states: CartPole's would flag the fallen poles themselves.)"""
     def cut(k):
         def change(cols):
             ends = np.flatnonzero(cols["done"][:-1])[:k]
@@ -104,9 +105,10 @@ def test_one_cut_episode_is_tolerated_more_are_not(cartpole):
             cols["truncated"][ends] = False
         return change
 
-    ok, _ = cartpole(cut(_integrity.CUT_EPISODES), expert_ratio=0.0)
+    unknown = {"env_id": "Unknown-v0"}
+    ok, _ = cartpole(cut(_integrity.CUT_EPISODES), expert_ratio=0.0, meta=unknown)
     assert "DONE_MISSING" not in codes(ok)
-    bad, cols = cartpole(cut(_integrity.CUT_EPISODES + 1), expert_ratio=0.0)
+    bad, cols = cartpole(cut(_integrity.CUT_EPISODES + 1), expert_ratio=0.0, meta=unknown)
     (a,) = codes(bad)["DONE_MISSING"]
     assert _integrity.CUT_EPISODES + 1 == a.details["evidence"]
 
