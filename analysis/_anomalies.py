@@ -37,6 +37,8 @@ ANOMALY_CODES = {
     "SAMPLE_ACTOR_MISMATCH": "error: a training sample's actor differs from the actor stored at its row",
     "TD_IMBALANCE": "warning: one actor's mean |TD error| is far above another's",
     "CHAIN_BROKEN": "error (warning under 1%): next_state[t] differs from state[t+1] inside episodes, per actor",
+    "NEXT_STATE_RESET": "error (warning without random resets): episode ends store the next episode's first state "
+                        "as next_state (the terminal observation was lost to an auto-reset)",
     "NEXT_STATE_COPY": "error: most of an actor's rows store next_state equal to state",
     "DUPLICATE_BLOCK": "error (warning for environments without random resets): consecutive rows repeat earlier "
                        "rows exactly: a block appended twice",

@@ -170,6 +170,14 @@ def plant_broken_chain(cols, actor="dqn", start=0):
     return rows
 
 
+def plant_reset_as_next_state(cols, start=0):
+    """Episode ends from ``start`` on store the next episode's reset state as next_state: the
+    terminal observation lost to an auto-resetting environment (the classic vector-env bug)."""
+    ends = np.flatnonzero(cols["done"][start:-1]) + start
+    cols["next_state"][ends] = cols["state"][ends + 1]
+    return ends
+
+
 def plant_duplicate_block(cols, first_episode: int, episodes: int):
     """Episodes ``[first, first + episodes)`` appended a second time right after themselves."""
     ep = cols["episode"]

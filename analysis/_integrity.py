@@ -11,6 +11,7 @@ from ._context import Context, Skip, evidence
 
 CHAIN_ERROR_RATE = 0.01   # an actor's share of broken links from which a break is an error
 MIN_BROKEN = 3            # broken links before any finding (a resumed run may cut one episode)
+RESET_RATE = 0.5          # share of episode ends whose next_state is the next episode's reset state
 COPY_RATE = 0.5           # share of an actor's rows with next_state == state
 MIN_COPIES = 10
 MIN_DUP_RUN = 16          # consecutive rows repeating earlier consecutive rows, from which a block is reported
@@ -52,7 +53,30 @@ def transition_chain(ctx: Context):
             episodes=w["episodes"],
             details=evidence("share of the actor's in-episode links broken (at least)",
                              rate, CHAIN_ERROR_RATE, **w)))
+    out += _reset_as_next_state(ctx, ev)
     return out, ev
+
+
+def _reset_as_next_state(ctx: Context, ev: dict) -> list:
+    """The last row of an episode whose next_state is the next episode's first state: the terminal
+    observation was replaced by the reset one (an auto-resetting vector env read the wrong field)."""
+    done = ctx.cols["done"].astype(bool)
+    ends = np.flatnonzero(done[:-1] & (ctx.cols["episode"][1:] != ctx.cols["episode"][:-1]))
+    # rows whose next_state copies their own state are NEXT_STATE_COPY's, not these
+    same = ends[~ctx.rows.chain_bad[ends] & ~ctx.rows.copy[ends]]
+    ev["episode_ends"], ev["ends_with_the_next_reset_state"] = int(ends.size), int(same.size)
+    rate = same.size / max(1, ends.size)
+    if same.size < MIN_BROKEN or rate < RESET_RATE:
+        return []
+    w = ctx.where(same)
+    return [Anomaly(
+        "NEXT_STATE_RESET", "error" if ctx.env is not None and ctx.env.random_reset else "warning",
+        f"{same.size} of {ends.size} episode ends ({rate:.0%}; threshold {RESET_RATE:.0%}) store as next_state the "
+        f"first state of the next episode, rows {w['rows']}: the terminal observation was replaced by the reset "
+        "one, so the learner bootstraps (or stops) from the wrong state", actor=_main_actor(ctx, same),
+        rows=w["rows"], episodes=w["episodes"],
+        details=evidence("share of episode ends whose next_state is the next reset state (at least)", rate,
+                         RESET_RATE, **w))]
 
 
 def next_state_copy(ctx: Context):

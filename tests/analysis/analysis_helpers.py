@@ -23,8 +23,12 @@ def rows_block(n: int, actor, seed: int = 0) -> dict:
     """``n`` valid transition rows of Schema.transition((4,), continuous_dim=1), all by ``actor``."""
     rng = np.random.default_rng(seed)
     state = rng.normal(size=(n + 1, 4)).astype("f4")
-    # next_state[t] is state[t + 1]: the chain the audit follows holds
-    return {"actor": np.array([actor] * n), "state": state[:-1], "next_state": state[1:],
+    done = (np.arange(n) % 10) == 9
+    # next_state[t] is state[t + 1] inside episodes (the chain the audit follows holds); an
+    # episode's last row has a terminal observation of its own, not the next reset state
+    next_state = state[1:].copy()
+    next_state[done] += 1.0
+    return {"actor": np.array([actor] * n), "state": state[:-1], "next_state": next_state,
             "discrete_action": rng.integers(0, 3, n).astype("i4"),
             "continuous_action": np.zeros((n, 1), "f4"), "reward": rng.normal(size=n).astype("f4"),
-            "done": (np.arange(n) % 10) == 9}
+            "done": done}

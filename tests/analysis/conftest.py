@@ -49,6 +49,7 @@ DEFECTS = {
     "done_never_set": (BASE, "plant_done_never_set", {}),
     "done_always": (BASE, "plant_done_always", {"actor": "expert", "start": 1500}),
     "terminated_dropped": (BASE, "plant_terminated_dropped", {"actor": "dqn"}),
+    "reset_as_next_state": (BASE, "plant_reset_as_next_state", {}),
     "reused_episode_ids": (BASE, "plant_reused_episode_ids", {"start": None}),
     "step_stuck": (BASE, "plant_step_stuck", {"start": 2000}),
     "truncated_at_terminal": (BASE, "plant_truncated_at_terminal", {"start": 1000}),

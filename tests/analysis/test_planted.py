@@ -19,6 +19,7 @@ EXPECT = {
     "done_never_set": ("DONE_MISSING", "error", None, 0),
     "done_always": ("DONE_RATE", "error", "expert", "segment"),
     "terminated_dropped": ("DONE_MISSING", "error", "dqn", 0),
+    "reset_as_next_state": ("NEXT_STATE_RESET", "error", None, 0),
     "reused_episode_ids": ("EPISODE_REUSED", "error", None, 0),
     "step_stuck": ("STEP_SEQUENCE", "error", None, 1),
     "truncated_at_terminal": ("BOOTSTRAP_FLAGS", "error", None, 0),
