@@ -63,6 +63,7 @@ ANOMALY_CODES = {
 
 # Defaults a user overrides through audit(expected=...); see EXPECTED_KEYS.
 EXPERT_TOLERANCE = 0.05      # |realised - declared expert fraction|
+EXPERT_NOISE_Z = 4.0         # ... or this many binomial standard errors of the declared share, if wider
 BATCH_TOLERANCE = 0.03       # max |observed - expected batch fraction| before the test counts
 BATCH_P_VALUE = 1e-3
 TD_RATIO_MAX = 5.0           # one actor's mean |TD| above another's by this factor
@@ -227,11 +228,17 @@ def _expert_share(expert, code, declared, tol, source, whole, codes, episodes, s
     out = []
     n = whole["total"]
     got = whole["fractions"][expert]
+    if source == "metadata 'expert_ratio'":
+        # A run that mixes the expert in frame by frame at p realises p +- sqrt(p(1-p)/n): on a short
+        # run the default tolerance alone would flag healthy noise. A tolerance the user states is kept.
+        tol = max(tol, EXPERT_NOISE_Z * math.sqrt(declared * (1 - declared) / max(1, n)))
     if abs(got - declared) > tol:
         out.append(Anomaly(
             "EXPERT_FRACTION", "error",
-            f"the expert {expert!r} holds {got:.4f} of the rows; {source} declares {declared} (tolerance {tol})",
-            actor=expert, rows=[0, n], details={"realised": got, "declared": declared, "tolerance": tol}))
+            f"the expert {expert!r} holds {got:.4f} of the rows; {source} declares {declared} (tolerance "
+            f"{tol:.4g})", actor=expert, rows=[0, n],
+            details={"realised": got, "declared": declared, "tolerance": tol, "measure": "realised expert share",
+                     "evidence": got, "threshold": tol}))
     if not single:  # with a single actor, the share is 0 everywhere and SINGLE_ACTOR says why
         drift = _drift(expert, code, declared, tol, codes, episodes)
         if drift is not None:

@@ -224,3 +224,17 @@ def test_negated_recorded_buffer_is_caught():
     assert [int(flipped[0]), int(flipped[-1]) + 1] == a["REWARD_SIGN"].rows
     assert 1200 <= flipped[0] < 1210
     assert ["NO_TELEMETRY", "REWARD_SIGN"] == sorted(a)
+
+
+def test_expert_fraction_allows_the_noise_of_a_short_run(tmp_path):
+    """Declared 0.5 over 600 frame-by-frame rows: 0.44 is noise (4 standard errors are 0.082), 0.40 is not."""
+    for k, flagged in ((264, False), (240, True)):
+        path = tmp_path / f"short{k}.h5"
+        with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("expert", "dqn"),
+                                window=1000, metadata={"expert_ratio": 0.5}) as s:
+            block = rows_block(600, "dqn")
+            block["actor"] = np.where(np.arange(600) % (600 / k) < 1, "expert", "dqn")
+            assert k == int((block["actor"] == "expert").sum())
+            s.extend(block)
+        a = by_code(audit(path))
+        assert flagged == ("EXPERT_FRACTION" in a), k
