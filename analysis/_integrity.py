@@ -15,6 +15,7 @@ RESET_RATE = 0.5          # share of episode ends whose next_state is the next e
 COPY_RATE = 0.5           # share of an actor's rows with next_state == state
 MIN_COPIES = 10
 MIN_DUP_RUN = 16          # consecutive rows repeating earlier consecutive rows, from which a block is reported
+MAX_BLOCKS = 100          # duplicate blocks confirmed and reported one by one
 CUT_EPISODES = 2          # episodes that end without done (a resume cuts one): tolerated
 STEP_ERRORS = 2           # step numbering breaks tolerated (resumes) before an error
 DONE_RATE = 0.5           # an actor whose rows end episodes this often: no environment ends every other step
@@ -126,7 +127,9 @@ def duplicate_rows(ctx: Context):
     ev = {"duplicate_rows": int(dup.sum()), "threshold_run": MIN_DUP_RUN, "blocks": []}
     out = []
     severity = "error" if ctx.env is not None and ctx.env.random_reset else "warning"
-    for a, b in zip(starts[long].tolist(), ends[long].tolist()):
+    ev["candidate_blocks"] = int(long.sum())
+    # each candidate is confirmed on its whole rows; past MAX_BLOCKS the count says how many more
+    for a, b in zip(starts[long][:MAX_BLOCKS].tolist(), ends[long][:MAX_BLOCKS].tolist()):
         p = int(partner[a])
         if not _same_rows(ctx, np.arange(a, b), np.arange(p, p + (b - a))):
             continue  # a hash collision on the first state elements; the full rows differ
