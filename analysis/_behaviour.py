@@ -18,6 +18,8 @@ MIN_REWARDS = 10      # non-zero rewards per segment and actor before they are c
 COLLAPSE_SHARE = 0.98  # one action's share of an actor's rows in a segment
 OTHERS_SHARE = 0.8     # ... while the same action's share elsewhere stays at most this
 MIN_ACTIONS = 30
+FROZEN = 1e-6          # spread of a continuous action element that is frozen
+MOVING = 1e-3          # ... and one that moves
 STATE_STD_RATIO = 10.0
 MIN_STATES = 50
 MIN_SEGMENT_STATES = 20  # sampled rows of an actor, and of the others, in a segment before it is compared
@@ -154,7 +156,50 @@ def action_collapse(ctx: Context):
             details=evidence("share of the actor's rows on one action in a segment (at least)",
                              float(share[k, i, a]), COLLAPSE_SHARE, action=a,
                              segments=[f[0] for f in flagged], segment_rows=ctx.seg_rows, **w)))
-    return out, ev
+    return out + _continuous_collapse(ctx, ev), ev
+
+
+def _continuous_collapse(ctx: Context, ev: dict) -> list:
+    """A continuous action element frozen at one value for an actor in a segment (spread 0) where
+    the other actors in that segment, or the same actor elsewhere, vary."""
+    if not ctx.has("continuous_action") or not ctx.store.schema["continuous_action"].shape \
+            or ctx.store.schema["continuous_action"].shape[0] == 0:
+        return []
+    c = ctx.store.read(["continuous_action"])["continuous_action"].astype(np.float64)
+    c = c.reshape(len(c), -1)
+    finite = np.isfinite(c).all(axis=1)
+    cnt = _groups(ctx, np.ones(ctx.n), finite)
+    out = []
+    spread = np.zeros((ctx.nseg, ctx.A, c.shape[1]))
+    for j in range(c.shape[1]):
+        s1 = _groups(ctx, c[:, j], finite)
+        s2 = _groups(ctx, c[:, j] ** 2, finite)
+        spread[:, :, j] = np.sqrt(np.maximum(0.0, s2 / np.maximum(1, cnt) - (s1 / np.maximum(1, cnt)) ** 2))
+    ev["continuous_spread"] = {x: [[num(v) for v in spread[k, i]] for k in range(ctx.nseg)]
+                               for i, x in enumerate(ctx.names)}
+    for i, x in enumerate(ctx.names):
+        stuck = (cnt[:, i, None] >= MIN_ACTIONS) & (spread[:, i] <= FROZEN)
+        others = (cnt.sum(1) - cnt[:, i])[:, None] >= MIN_ACTIONS
+        varies_elsewhere = ((cnt[:, i, None] >= MIN_ACTIONS) & (spread[:, i] > MOVING)).any(axis=0)
+        other_spread = np.delete(spread, i, axis=1).max(axis=1) if ctx.A > 1 else np.zeros_like(spread[:, 0])
+        flagged = stuck & ((others & (other_spread > MOVING)) | varies_elsewhere[None, :])
+        segs = np.flatnonzero(flagged.any(axis=1))
+        if not segs.size:
+            continue
+        j = int(np.flatnonzero(flagged[segs[0]])[0])
+        lo, hi = ctx.segment_bounds(int(segs[0]))[0], ctx.segment_bounds(int(segs[-1]))[1]
+        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
+        w = ctx.where(rows)
+        out.append(Anomaly(
+            "ACTION_COLLAPSE", "error",
+            f"{x!r} holds continuous action element {j} at {c[rows[0], j]:.4g} (spread {spread[segs[0], i, j]:.2g}, "
+            f"threshold {FROZEN:g}) in {segs.size} of {ctx.nseg} segments, rows {w['rows']}, where the other "
+            f"actors or its other segments vary (spread above {MOVING:g}): its behaviour collapsed", actor=x,
+            rows=w["rows"], episodes=w["episodes"],
+            details=evidence("spread of a continuous action element in a segment (at most)",
+                             float(spread[segs[0], i, j]), FROZEN, element=j, segments=segs.tolist(),
+                             segment_rows=ctx.seg_rows, **w)))
+    return out
 
 
 def _differ(s1, s2, c, o1, o2, oc):

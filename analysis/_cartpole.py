@@ -129,7 +129,8 @@ def metadata(run: CartPoleRun) -> dict:
 
 def write(path, cols: dict, meta: dict, *, window: int | None = None) -> None:
     """A new store at ``path`` holding ``cols`` (committed, closed)."""
-    schema = Schema.transition((4,), 0, extra=(Column("truncated", np.dtype("bool")),))
+    cdim = cols["continuous_action"].shape[1] if "continuous_action" in cols else 0
+    schema = Schema.transition((4,), cdim, extra=(Column("truncated", np.dtype("bool")),))
     n = len(cols["actor"])
     t0 = 1_700_000_000.0
     with ReplayStore.create(path, schema, actors=ACTORS, window=window or max(1, n), metadata=meta,

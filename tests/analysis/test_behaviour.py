@@ -85,3 +85,29 @@ def test_states_changing_frame_mid_run_are_localized(cartpole):
     first = int(np.flatnonzero(cols["actor"][1500:] == 0)[0]) + 1500
     assert "expert" == a.actor and first <= a.rows[0] < first + a.details["segment_rows"]
     assert a.rows[1] == int(np.flatnonzero(cols["actor"] == 0)[-1]) + 1
+
+
+def _with_continuous(freeze_from=None):
+    def change(cols):
+        rng = np.random.default_rng(3)
+        cols["continuous_action"] = rng.uniform(-1, 1, (len(cols["actor"]), 1)).astype("f4")
+        if freeze_from is not None:
+            rows = np.flatnonzero(cols["actor"][freeze_from:] == 1) + freeze_from
+            cols["continuous_action"][rows] = 0.7
+    return change
+
+
+def test_continuous_actions_that_vary_pass(cartpole):
+    """A continuous head whose outputs vary for every actor raises nothing; the spreads are recorded."""
+    report, _ = cartpole(_with_continuous(), rows=2000)
+    assert [] == found(report, "ACTION_COLLAPSE")
+    assert report.checks["action_collapse"]["evidence"]["continuous_spread"]["dqn"][0][0] > 0.3
+
+
+def test_continuous_action_frozen_mid_run(cartpole):
+    """dqn's continuous action stuck at 0.7 from row 1000: ACTION_COLLAPSE on 'dqn' from there."""
+    report, cols = cartpole(_with_continuous(freeze_from=1000), rows=2000)
+    (a,) = found(report, "ACTION_COLLAPSE")
+    first = int(np.flatnonzero(cols["actor"][1000:] == 1)[0]) + 1000
+    assert ("dqn", 0) == (a.actor, a.details["element"])
+    assert first <= a.rows[0] < first + a.details["segment_rows"] and "0.7" in a.message
