@@ -60,10 +60,10 @@ def test_missing_and_added_paths():
 def test_baseline_of_another_version_is_refused(tmp_path):
     """A baseline written by another report version raises, naming both versions."""
     d = json.load(open(golden("healthy")))
-    d["version"] = 2
+    d["version"] = 1
     p = tmp_path / "old.json"
     p.write_text(json.dumps(d))
-    with pytest.raises(BaselineFormatError, match="version 2.*reads and writes version 1"):
+    with pytest.raises(BaselineFormatError, match="version 1.*reads and writes version 2"):
         compare(p, recorded("healthy"))
     with pytest.raises(BaselineFormatError, match="not a replaystore audit report"):
         compare({"format": "other"}, recorded("healthy"))
