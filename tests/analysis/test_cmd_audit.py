@@ -111,3 +111,13 @@ def test_audit_shows_the_evidence_and_the_skipped_checks(tmp_path, capsys):
     assert "checks: 11 ran, 1 skipped\n  skipped telemetry: no training telemetry" in text
     md = (out / "report.md").read_text()
     assert "| reward_currency | ran | REWARD_SIGN |" in md and "| telemetry | skipped |" in md
+
+
+def test_audit_writes_no_blank_plot_for_a_store_without_telemetry(make_run, tmp_path):
+    """A store with no training telemetry gets only the figures that have data: no empty TD/Q PNGs."""
+    out = tmp_path / "out"
+    assert main(["audit", make_run(train_steps=0), "--out", str(out)]) in (0, 1)
+    files = set(os.listdir(out))
+    assert {"report.json", "report.md", "actor_fractions.png", "rewards.png"} <= files
+    assert not {"td_errors.png", "q_over_steps.png", "batch_vs_buffer.png"} & files
+    assert "td_errors.png" not in (out / "report.md").read_text()
