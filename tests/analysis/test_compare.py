@@ -133,3 +133,18 @@ def test_run_to_run_defaults_absorb_noise_but_not_an_incident():
     assert {"anomalies[SINGLE_ACTOR]", "composition.whole.fractions.expert"} <= paths
     # a user's tolerance takes precedence over the defaults
     assert not compare(base, cand, {"composition.whole.fractions.*": 0.001}, defaults=RUN_TO_RUN_TOLERANCES).ok
+
+
+def test_run_to_run_defaults_compare_each_checks_verdict_not_its_measurements():
+    """A check's evidence numbers may move between runs; a check that stops running is a difference."""
+    from replaystore.analysis._compare import RUN_TO_RUN_TOLERANCES
+
+    base = audit(recorded("healthy")).to_dict()
+    cand = json.loads(json.dumps(base))
+    ev = cand["checks"]["transition_chain"]["evidence"]
+    ev["episode_ends"] = (ev.get("episode_ends") or 0) + 7
+    assert not compare(base, cand).ok
+    assert compare(base, cand, defaults=RUN_TO_RUN_TOLERANCES).ok
+    cand["checks"]["transition_chain"]["status"] = "skipped"
+    c = compare(base, cand, defaults=RUN_TO_RUN_TOLERANCES)
+    assert ["checks.transition_chain.status"] == [d.path for d in c.differences]
