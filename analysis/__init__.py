@@ -9,10 +9,20 @@ The recorded incident buffer (every frame stored as 'dqn' while the run declared
 [('SINGLE_ACTOR', 'error'), ('EXPERT_FRACTION', 'error')]
 >>> analysis.load_transitions("tests/data/healthy.h5").actor.value_counts().to_dict()
 {'dqn': 2257, 'expert': 815}
+
+The checks the audit runs are registered in ``CHECKS`` (name -> function, the columns it needs,
+what it looks for); ``report.checks`` says which ran and which were skipped and why:
+
+>>> report = analysis.audit("tests/data/negated.h5")
+>>> [a.code for a in report.anomalies_at_least("error")], report.checks["reward_currency"]["findings"]
+(['REWARD_SIGN'], ['REWARD_SIGN'])
+>>> report.checks["telemetry"]["reason"]
+'no training telemetry (train_steps / train_samples tables) in the store yet'
 """
 
 from ._audit_runs import audit_runs, write_comparison
 from ._anomalies import ANOMALY_CODES, EXPECTED_KEYS, SEVERITIES, Anomaly
+from ._checks import CHECKS, Check
 from ._export import ExportedFile, export_parquet, provenance
 from ._compare import BaselineFormatError, Comparison, Difference, assert_audit_matches, compare
 from ._load import load_train_samples, load_train_steps, load_transitions
@@ -21,9 +31,12 @@ from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, audit
 from ._run_audit import RunAuditReport, audit_run
 
 __all__ = [
-    "ANOMALY_CODES", "Anomaly", "AuditReport", "BaselineFormatError", "Comparison", "Difference", "EXPECTED_KEYS", "ExportedFile",
-    "REPORT_FORMAT", "REPORT_VERSION", "RunAuditReport", "SEVERITIES", "assert_audit_matches", "audit", "audit_run", "audit_runs", "compare", "export_parquet",
-    "load_train_samples", "load_train_steps", "load_transitions", "plots", "provenance", "recompute_td", "write_comparison",
+    "ANOMALY_CODES", "Anomaly", "AuditReport", "BaselineFormatError", "CHECKS", "Check", "Comparison", "Difference",
+    "EXPECTED_KEYS", "ExportedFile",
+    "REPORT_FORMAT", "REPORT_VERSION", "RunAuditReport", "SEVERITIES", "assert_audit_matches", "audit", "audit_run",
+    "audit_runs", "compare", "export_parquet",
+    "load_train_samples", "load_train_steps", "load_transitions", "plots", "provenance", "recompute_td",
+    "write_comparison",
 ]
 
 

@@ -18,7 +18,8 @@ ANOMALY_CODES = {
     "NO_TELEMETRY": "info: no training telemetry yet; training checks skipped",
     "UNKNOWN_ACTOR_CODE": "error: rows or training samples carry actor codes outside the vocabulary",
     "SINGLE_ACTOR": "error (warning without a declared second actor): one actor holds every row although the "
-                    "vocabulary or the run's metadata says more acted: the incident's signature",
+                    "vocabulary or the run's metadata says more acted: the incident's signature; an actor the run "
+                    "declares absent (expert_ratio 0) does not count",
     "ACTOR_ABSENT": "info: an actor of the vocabulary holds no row while others do",
     "EXPERT_UNKNOWN": "warning: an expert share is declared for an actor that is not in the vocabulary",
     "EXPERT_FRACTION": "error: the realised expert share misses the declared one (metadata expert_ratio or expected)",
@@ -35,6 +36,26 @@ ANOMALY_CODES = {
     "SAMPLE_ROW_OUTSIDE": "error: training samples name rows the store does not hold",
     "SAMPLE_ACTOR_MISMATCH": "error: a training sample's actor differs from the actor stored at its row",
     "TD_IMBALANCE": "warning: one actor's mean |TD error| is far above another's",
+    "CHAIN_BROKEN": "error (warning under 1%): next_state[t] differs from state[t+1] inside episodes, per actor",
+    "NEXT_STATE_RESET": "error (warning without random resets): episode ends store the next episode's first state "
+                        "as next_state (the terminal observation was lost to an auto-reset)",
+    "NEXT_STATE_COPY": "error: most of an actor's rows store next_state equal to state",
+    "DUPLICATE_BLOCK": "error (warning for environments without random resets): consecutive rows repeat earlier "
+                       "rows exactly: a block appended twice",
+    "DONE_MISSING": "error: episodes end without done, or run past the environment's time limit",
+    "DONE_RATE": "error: most of an actor's rows set done (done set where no episode ended)",
+    "DONE_MID_EPISODE": "error: done is set on a row that the same episode continues after",
+    "EPISODE_REUSED": "error: an episode id reappears after its episode ended",
+    "STEP_SEQUENCE": "error: step does not count 0, 1, 2, ... inside episodes",
+    "BOOTSTRAP_FLAGS": "error: truncated without done, truncated at a terminal state, or a time-limit end stored "
+                       "as terminal (warning when the store has no truncated column)",
+    "REWARD_SIGN": "error: an actor's rewards have the opposite sign of the environment's or the other actors'",
+    "REWARD_SCALE": "error: an actor's rewards are paid at another scale (20x or more)",
+    "ACTION_COLLAPSE": "error: an actor takes one action in 98% of its rows where others (or it, elsewhere) do not",
+    "STATE_DISTRIBUTION": "error: an actor's states differ in spread or location 10x from the other actors'",
+    "TAG_POLICY": "error: rows tagged with a scripted policy's actor do not take its action (warning: another "
+                  "actor's rows all do)",
+    "ACTOR_DECLARED_ABSENT": "info: an actor holds no row, as the run declares (e.g. expert_ratio 0, an ablation)",
     "BATCH_COMPOSITION": "error (info under prioritized sampling): batch shares inconsistent with the buffer "
                          "or the declared sampler fractions (chi-square p < 1e-3 and a share off by more "
                          "than the tolerance)",
@@ -42,6 +63,7 @@ ANOMALY_CODES = {
 
 # Defaults a user overrides through audit(expected=...); see EXPECTED_KEYS.
 EXPERT_TOLERANCE = 0.05      # |realised - declared expert fraction|
+EXPERT_NOISE_Z = 4.0         # ... or this many binomial standard errors of the declared share, if wider
 BATCH_TOLERANCE = 0.03       # max |observed - expected batch fraction| before the test counts
 BATCH_P_VALUE = 1e-3
 TD_RATIO_MAX = 5.0           # one actor's mean |TD| above another's by this factor
@@ -67,6 +89,7 @@ class Anomaly:
     actor: str | None = None
     rows: list | None = None
     steps: list | None = None
+    episodes: list | None = None  # episode ids concerned (the first few; details say how many)
     details: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -151,22 +174,31 @@ def composition_anomalies(names, meta, expected, codes, whole, episodes) -> list
     others_declared = len(present) == 1 and (
         (declared is not None and declared > 0 and expert != present[0])
         or any(m > 0 for a, (m, _) in expected.get("actor_fractions", {}).items() if a != present[0]))
-    if len(present) == 1 and (len(names) > 1 or others_declared):
+    # Declared intent wins: an actor the run says should hold no row (expert_ratio 0: an ablation,
+    # or expected actor_fractions of 0) is not a dropped tag.
+    fractions = expected.get("actor_fractions", {})
+    said_absent = {x for x in names if (x == expert and declared == 0) or (x in fractions and fractions[x][0] == 0)}
+    undeclared = [x for x in names if whole["counts"][x] == 0 and x not in said_absent]
+    if len(present) == 1 and (undeclared or others_declared):
         # Also with a one-actor vocabulary: a run that declares an expert share but could only
         # tag 'dqn' lost the expert's tags before they reached the store.
         single = True
         only = present[0]
         why = (f"the run declares {source}={declared} for actor {expert!r}" if declared and expert != only
-               else f"the vocabulary lists {list(names)}")
+               else f"the vocabulary lists {list(names)} and the run declares no share for {undeclared}")
         out.append(Anomaly(
             "SINGLE_ACTOR", "error" if others_declared else "warning",
             f"every one of the {n} rows is tagged {only!r}, but {why}: actor tags were probably dropped "
             "on the way to the store", actor=only, rows=[0, n], details={"vocabulary": list(names)}))
     elif len(present) > 1:
-        for x in names:
-            if whole["counts"][x] == 0:
-                out.append(Anomaly("ACTOR_ABSENT", "info", f"actor {x!r} is in the vocabulary but holds no row",
-                                   actor=x, rows=[0, n]))
+        for x in undeclared:
+            out.append(Anomaly("ACTOR_ABSENT", "info", f"actor {x!r} is in the vocabulary but holds no row",
+                               actor=x, rows=[0, n]))
+    for x in names:
+        if whole["counts"][x] == 0 and x in said_absent:
+            out.append(Anomaly("ACTOR_DECLARED_ABSENT", "info",
+                               f"actor {x!r} holds no row, as the run declares ({source or 'expected'} = 0): an "
+                               "ablation, not a dropped tag", actor=x, rows=[0, n]))
     if declared is not None:
         if expert not in names:
             out.append(Anomaly("EXPERT_UNKNOWN", "warning",
@@ -196,11 +228,17 @@ def _expert_share(expert, code, declared, tol, source, whole, codes, episodes, s
     out = []
     n = whole["total"]
     got = whole["fractions"][expert]
+    if source == "metadata 'expert_ratio'":
+        # A run that mixes the expert in frame by frame at p realises p +- sqrt(p(1-p)/n): on a short
+        # run the default tolerance alone would flag healthy noise. A tolerance the user states is kept.
+        tol = max(tol, EXPERT_NOISE_Z * math.sqrt(declared * (1 - declared) / max(1, n)))
     if abs(got - declared) > tol:
         out.append(Anomaly(
             "EXPERT_FRACTION", "error",
-            f"the expert {expert!r} holds {got:.4f} of the rows; {source} declares {declared} (tolerance {tol})",
-            actor=expert, rows=[0, n], details={"realised": got, "declared": declared, "tolerance": tol}))
+            f"the expert {expert!r} holds {got:.4f} of the rows; {source} declares {declared} (tolerance "
+            f"{tol:.4g})", actor=expert, rows=[0, n],
+            details={"realised": got, "declared": declared, "tolerance": tol, "measure": "realised expert share",
+                     "evidence": got, "threshold": tol}))
     if not single:  # with a single actor, the share is 0 everywhere and SINGLE_ACTOR says why
         drift = _drift(expert, code, declared, tol, codes, episodes)
         if drift is not None:

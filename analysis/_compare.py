@@ -47,12 +47,12 @@ RUN_TO_RUN_TOLERANCES = {
     "batch_vs_buffer.trend.*": 0.1,
     "batch_vs_buffer.max_abs_diff": 0.03,
     "batch_vs_buffer.test.*": IGNORE,  # its verdict is the BATCH_COMPOSITION anomaly, compared as one
+    # each check's measurements (per-actor rates, spreads, moments) differ from run to run; its
+    # verdict is its anomalies, compared by (code, severity, actor), and whether it ran is compared
+    "checks.*.evidence.*": IGNORE,
     "samples.*count*": {"rel": 0.2},
     # learning outcomes: the same order of magnitude
     "episodes.*": {"rel": 0.9},
-    # episodes attributed to the actor holding their majority: a 26% expert holds 0 or 1 of them
-    # in a 6000-frame run, so their statistics appear and vanish (None) from one seed to the next
-    "episodes.per_actor.*": IGNORE,
     "training.loss.*": {"abs": 0.5, "rel": 0.9},
     "training.per_actor.*": {"abs": 0.5, "rel": 0.9},
     "training.trend.loss*": {"abs": 0.5, "rel": 0.9},

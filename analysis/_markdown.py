@@ -18,6 +18,15 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return out + [""]
 
 
+def _episodes(a) -> str | None:
+    eps = a.get("episodes")
+    if not eps:
+        return None
+    more = a["details"].get("episodes_count", len(eps)) - len(eps)
+    return ", ".join(map(str, eps[:5])) + (f" (+{more + len(eps) - 5 if len(eps) > 5 else more} more)"
+                                           if len(eps) > 5 or more > 0 else "")
+
+
 def to_markdown(report, figures: dict[str, str] | None = None) -> str:
     """Markdown text of ``report`` (an AuditReport or its dict); ``figures`` maps plot names to
     image files written beside the report (see ``analysis.plots.save_figures``)."""
@@ -30,11 +39,19 @@ def to_markdown(report, figures: dict[str, str] | None = None) -> str:
          f"Run metadata: `{s['metadata']}`", "", "## Anomalies", ""]
     if d["anomalies"]:
         rank = {"error": 0, "warning": 1, "info": 2}
-        L += _table(["severity", "code", "actor", "rows", "steps", "message"],
-                    [[a["severity"], a["code"], a["actor"], a["rows"], a["steps"], a["message"]]
+        L += _table(["severity", "code", "actor", "rows", "episodes", "steps", "evidence", "threshold", "message"],
+                    [[a["severity"], a["code"], a["actor"], a["rows"], _episodes(a), a["steps"],
+                      a["details"].get("evidence"), a["details"].get("threshold"), a["message"]]
                      for a in sorted(d["anomalies"], key=lambda a: rank[a["severity"]])])
     else:
         L += ["None found.", ""]
+    checks = d.get("checks", {})
+    if checks:
+        L += ["## Checks", "", "Which checks ran on this store, which were skipped and why (evidence in "
+              "report.json under `checks`).", ""]
+        L += _table(["check", "status", "findings or reason", "looks for"],
+                    [[k, v["status"], ", ".join(v.get("findings", [])) or "none" if v["status"] == "ran"
+                      else v.get("reason"), v["about"]] for k, v in checks.items()])
 
     def fig(name):
         if name in figures:
@@ -54,14 +71,19 @@ def to_markdown(report, figures: dict[str, str] | None = None) -> str:
     fig("rewards")
     e = d["episodes"]
     L += ["## Episodes", ""]
-    if "per_actor" in e:
-        L += [f"Attribution: {e['attribution']}. Ended: {e['ended']}, not ended: {e['not_ended']}.", ""]
-        L += _table(["actor", "episodes", "pure", "mixed", "mean return", "mean length", "pure mean return"],
-                    [[a, v["episodes"], v["pure"], v["mixed"], v["returns"]["mean"], v["lengths"]["mean"],
-                      v["pure_returns_mean"]] for a, v in e["per_actor"].items()])
-        m = e["mixed"]
-        L += [f"Mixed episodes: {m['episodes']}, mean return {_f(m['returns']['mean'])}, mean share of their "
-              f"majority actor {_f(m['majority_share']['mean'])}.", ""]
+    if "credit" in e:
+        cr = e["credit"]
+        L += [f"Ended: {e['ended']} (mean return {_f(e['returns']['mean'])}, mean length "
+              f"{_f(e['lengths']['mean'])}), not ended: {e['not_ended']}. Credit per actor: {cr['method']}.", ""]
+        L += _table(["actor", "frames", "mean return-to-go", "median return-to-go", "mean share of an episode"],
+                    [[a, v["frames"], v["return_to_go"]["mean"], v["return_to_go"]["quantiles"]["0.5"],
+                      cr["by_share"][a]["mean_share"]] for a, v in cr["per_actor"].items()])
+        edges = cr["share_edges"]
+        bins = [f"{lo:g}-{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])]
+        L += ["Mean episode return (episodes) by each actor's share of the episode's frames:", ""]
+        L += _table(["actor"] + bins,
+                    [[a] + [f"{_f(m)} ({k})" if k else "–" for m, k in zip(v["mean_return"], v["episodes"])]
+                     for a, v in cr["by_share"].items()])
     else:
         L += [str(e.get("status")), ""]
     fig("returns")

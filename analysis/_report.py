@@ -12,12 +12,15 @@ import numpy as np
 
 from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS
 
-from . import _anomalies, _stats, _training
+from . import _anomalies, _credit, _stats, _training
 from ._anomalies import Anomaly
+from ._checks import run_checks
+from ._context import Context
+from ._envfacts import env_facts
 from ._load import open_store
 
 REPORT_FORMAT = "replaystore-audit"
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: the checks section, per-actor credit instead of majority labels, anomalies' episodes
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 STAGES = ("load", "composition", "rewards", "episodes", "training", "anomalies")
 
@@ -53,13 +56,15 @@ class AuditReport:
     batch_vs_buffer: dict
     anomalies: list
     notes: dict
+    checks: dict = field(default_factory=dict)
     generated: dict = field(default_factory=dict)
     format: str = REPORT_FORMAT
     version: int = REPORT_VERSION
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("format", "version", "store", "composition", "rewards", "episodes",
-                                           "training", "samples", "batch_vs_buffer", "notes", "generated")}
+                                           "training", "samples", "batch_vs_buffer", "notes", "checks",
+                                           "generated")}
         d["anomalies"] = [a.to_dict() if isinstance(a, Anomaly) else a for a in self.anomalies]
         return jsonable(d)
 
@@ -73,7 +78,7 @@ class AuditReport:
 
         check_report_format(d, "report")
         fields = {k: d[k] for k in ("store", "composition", "rewards", "episodes", "training", "samples",
-                                    "batch_vs_buffer", "notes")}
+                                    "batch_vs_buffer", "notes", "checks")}
         anomalies = [Anomaly(**a) for a in d["anomalies"]]
         return cls(**fields, anomalies=anomalies, generated=d.get("generated", {}))
 
@@ -118,7 +123,25 @@ class AuditReport:
         for a in sorted(self.anomalies, key=lambda a: -SEVERITY_RANK[_sev(a)]):
             d = a.to_dict() if isinstance(a, Anomaly) else a
             lines.append(f"  [{d['severity']}] {d['code']}: {d['message']}")
+            ev = d.get("details") or {}
+            if "evidence" in ev:
+                where = ", ".join(x for x in (
+                    f"actor {d['actor']!r}" if d.get("actor") else "", f"rows {d['rows']}" if d.get("rows") else "",
+                    f"episodes {d['episodes'][:5]}" + (f" of {ev.get('episodes_count')}"
+                                                       if ev.get("episodes_count", 0) > 5 else "")
+                    if d.get("episodes") else "") if x)
+                lines.append(f"      evidence: {ev.get('measure', 'value')} {_num(ev['evidence'])}, threshold "
+                             f"{_num(ev.get('threshold'))}; {where}")
+        ran = [k for k, v in self.checks.items() if v["status"] == "ran"]
+        skipped = {k: v["reason"] for k, v in self.checks.items() if v["status"] == "skipped"}
+        if self.checks:
+            lines.append(f"checks: {len(ran)} ran, {len(skipped)} skipped"
+                         + "".join(f"\n  skipped {k}: {r}" for k, r in skipped.items()))
         return "\n".join(lines)
+
+
+def _num(x) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
 def _sev(a) -> str:
@@ -126,6 +149,8 @@ def _sev(a) -> str:
 
 
 BIG_STORE = 100_000  # rows from which progress="auto" shows a bar
+# Scalar columns read in full; the state columns are read block by block by the checks' row pass.
+SCALARS = ("actor", "episode", "step", "reward", "done", "time", "discrete_action", "truncated")
 
 
 def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool | str = False) -> AuditReport:
@@ -136,6 +161,8 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     (see ``analysis._anomalies.EXPECTED_KEYS``). ``bucket_rows`` sets the size of the row buckets
     of the over-time composition (default: a round number giving about 50 buckets).
     ``progress``: a tqdm bar over the stages (``"auto"``: only for stores of 100k rows or more).
+    The checks that ran, those skipped and why, and each one's evidence are in ``report.checks``
+    (the registry is ``analysis._checks.CHECKS``).
     """
     from replaystore.progress import progress as progress_bar
 
@@ -160,55 +187,56 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
             bar.set_postfix_str(name)
 
         names = s.actors.names
-        cols = [c for c in ("actor", "episode", "reward", "done", "time") if c in s.schema]
-        raw = s.read(cols)
+        raw = s.read([c for c in SCALARS if c in s.schema and not s.schema[c].shape])
         steps_raw = s.read_table(TRAIN_STEPS) if s.tables.get(TRAIN_STEPS) else None
         samples_raw = s.read_table(TRAIN_SAMPLES) if s.tables.get(TRAIN_SAMPLES) else None
         store = {"rows": len(s), "window": s.window, "window_start": s.window_start(), "actors": list(names),
                  "metadata": dict(s.metadata), "format_version": s.format_version, "tables": dict(s.tables),
                  "checkpoints": len(s.checkpoints), "columns": list(s.schema.names)}
         spath = s.path
-    tick("load")
-    shape_errors = []
-    if steps_raw is not None and steps_raw["batch_count"].shape[1:] != (len(names),):
-        shape_errors.append(Anomaly(
-            "TELEMETRY_SHAPE", "error",
-            f"train_steps holds per-actor columns of {steps_raw['batch_count'].shape[1:]} entries, but the "
-            f"vocabulary has {len(names)} actors {list(names)}: the trainer wrote telemetry for another "
-            "vocabulary; training checks skipped", steps=[int(steps_raw["step"][0]), int(steps_raw["step"][-1]) + 1]))
-        steps_raw = None
-    n = store["rows"]
-    codes = raw["actor"]
-    reward = raw.get("reward", np.zeros(n, np.float32))
-    bucket = int(bucket_rows) if bucket_rows is not None else _stats.bucket_size(n)
-    whole = _stats.composition(codes, names, 0, n)
-    composition = {"whole": whole, "window": _stats.composition(codes, names, store["window_start"], n),
-                   "over_time": _stats.composition_over_time(codes, names, bucket)}
-    tick("composition")
-    rewards = {"per_actor": {x: _stats.describe(reward[codes == i]) for i, x in enumerate(names)},
-               "histogram": _stats.histograms({x: reward[codes == i] for i, x in enumerate(names)})}
-    tick("rewards")
-    if "episode" in raw and "done" in raw:
-        table = _stats.episode_table(raw["episode"], codes, reward, raw["done"], len(names))
-        episodes = _stats.episodes_by_actor(table, names)
-    else:
-        table = None
-        episodes = {"status": "the store has no episode/done columns"}
-    tick("episodes")
-    training = _training.steps_section(steps_raw, names)
-    samples = _training.samples_section(samples_raw, names, codes)
-    declared = expected.get("batch_fractions")
-    if declared is None and _anomalies.run_setting(store["metadata"], "sampler_strategy") == "stratified":
-        declared = _anomalies.run_setting(store["metadata"], "actor_fractions")
-    bvb = _training.batch_vs_buffer(steps_raw, names, codes, raw.get("time", np.zeros(0)), store["window"],
-                                    declared if isinstance(declared, dict) else None)
-    tick("training")
-    meta = store["metadata"]
-    anomalies = shape_errors + (_anomalies.composition_anomalies(names, meta, expected, codes, whole, table)
-                 + _anomalies.reward_anomalies(names, codes, reward)
-                 + _anomalies.telemetry_anomalies(names, meta, expected, steps_raw, training, samples,
-                                                  samples_raw, bvb))
-    tick("anomalies")
+        tick("load")
+        shape_errors = []
+        if steps_raw is not None and steps_raw["batch_count"].shape[1:] != (len(names),):
+            shape_errors.append(Anomaly(
+                "TELEMETRY_SHAPE", "error",
+                f"train_steps holds per-actor columns of {steps_raw['batch_count'].shape[1:]} entries, but the "
+                f"vocabulary has {len(names)} actors {list(names)}: the trainer wrote telemetry for another "
+                "vocabulary; training checks skipped",
+                steps=[int(steps_raw["step"][0]), int(steps_raw["step"][-1]) + 1]))
+            steps_raw = None
+        n = store["rows"]
+        codes = raw["actor"]
+        reward = raw.get("reward", np.zeros(n, np.float32))
+        bucket = int(bucket_rows) if bucket_rows is not None else _stats.bucket_size(n)
+        whole = _stats.composition(codes, names, 0, n)
+        composition = {"whole": whole, "window": _stats.composition(codes, names, store["window_start"], n),
+                       "over_time": _stats.composition_over_time(codes, names, bucket)}
+        tick("composition")
+        rewards = {"per_actor": {x: _stats.describe(reward[codes == i]) for i, x in enumerate(names)},
+                   "histogram": _stats.histograms({x: reward[codes == i] for i, x in enumerate(names)})}
+        tick("rewards")
+        if "episode" in raw and "done" in raw:
+            table = _stats.episode_table(raw["episode"], codes, reward, raw["done"], len(names))
+            episodes = _stats.episodes_section(table, _credit.credit(table, raw["episode"], codes, reward, names))
+        else:
+            table = None
+            episodes = {"status": "the store has no episode/done columns"}
+        tick("episodes")
+        training = _training.steps_section(steps_raw, names)
+        samples = _training.samples_section(samples_raw, names, codes)
+        declared = expected.get("batch_fractions")
+        if declared is None and _anomalies.run_setting(store["metadata"], "sampler_strategy") == "stratified":
+            declared = _anomalies.run_setting(store["metadata"], "actor_fractions")
+        bvb = _training.batch_vs_buffer(steps_raw, names, codes, raw.get("time", np.zeros(0)), store["window"],
+                                        declared if isinstance(declared, dict) else None)
+        tick("training")
+        meta = store["metadata"]
+        ctx = Context(s, names, meta, expected, raw, env_facts(meta))
+        ctx.sections = {"whole": whole, "table": table, "steps_raw": steps_raw, "training": training,
+                        "samples": samples, "samples_raw": samples_raw, "bvb": bvb}
+        found, checks, check_seconds = run_checks(ctx)
+        anomalies = shape_errors + found
+        tick("anomalies")
     bar.close()
     notes = {
         "episodes": episodes.get("attribution", episodes.get("status")),
@@ -217,10 +245,12 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
         "batch_vs_buffer": bvb.get("method", bvb.get("status")),
         "distributions": "statistics of finite values; 'nonfinite' counts the rest; quantiles by linear "
                          "interpolation; histograms of different actors share bin edges",
+        "checks": f"each check's evidence and thresholds are under 'checks'; over-time comparisons use "
+                  f"{ctx.nseg} segments of {ctx.seg_rows} rows",
         "expected": {k: v for k, v in expected.items()},
     }
     generated = {"path": os.path.abspath(spath), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "seconds": timings}
+                 "seconds": {**timings, "checks": check_seconds}}
     return AuditReport(store=store, composition=composition, rewards=rewards, episodes=episodes,
                        training=training, samples=samples, batch_vs_buffer=bvb,
-                       anomalies=anomalies, notes=jsonable(notes), generated=generated)
+                       anomalies=anomalies, notes=jsonable(notes), checks=checks, generated=generated)

@@ -151,38 +151,16 @@ def episode_table(episode: np.ndarray, codes: np.ndarray, reward: np.ndarray, do
     return {"length": length, "ret": ret, "ended": ended, "counts": counts, "first": first, "last": last}
 
 
-def episodes_by_actor(table: dict, names) -> dict:
-    """Episode returns and lengths per actor, over episodes that ended (a done row).
-
-    Attribution: an episode belongs to its majority actor (ties go to the lower code, i.e. the
-    actor listed first in the vocabulary). Episodes whose rows come from more than one actor are
-    also reported apart under ``mixed``, with the share of their majority actor.
-    """
-    a = len(names)
+def episodes_section(table: dict, credit: dict) -> dict:
+    """Returns and lengths of the episodes that ended (a done row), and the credit per actor
+    (``_credit.credit``): actors alternate inside episodes, so no episode is given to one actor."""
     ended = table["ended"]
-    counts = table["counts"][ended]
     ret, length = table["ret"][ended], table["length"][ended]
-    known = counts[:, :a]
-    major = known.argmax(axis=1) if len(known) else np.zeros(0, int)
-    n_actors_in = (counts > 0).sum(axis=1)
-    mixed = n_actors_in > 1
-    per_actor = {}
-    for i, x in enumerate(names):
-        sel = major == i
-        per_actor[x] = {
-            "episodes": int(sel.sum()), "pure": int((sel & ~mixed).sum()), "mixed": int((sel & mixed).sum()),
-            "returns": describe(ret[sel]), "lengths": describe(length[sel]),
-            "pure_returns_mean": num(ret[sel & ~mixed].mean()) if (sel & ~mixed).any() else None,
-        }
-    share = known.max(axis=1)[mixed] / np.maximum(1, counts[mixed].sum(axis=1)) if mixed.any() else np.zeros(0)
     return {
-        "attribution": "majority actor of the episode's rows (ties: first in vocabulary); episodes with rows "
-                       "from several actors are also counted under 'mixed'; only episodes that ended "
-                       "(a done row) are included",
-        "ended": int(ended.sum()), "not_ended": int((~table["ended"]).sum()),
-        "per_actor": per_actor,
-        "mixed": {"episodes": int(mixed.sum()), "majority_share": describe(share),
-                  "returns": describe(ret[mixed]), "lengths": describe(length[mixed])},
-        "return_histogram": histograms({x: ret[major == i] for i, x in enumerate(names)}),
-        "length_histogram": histograms({x: length[major == i] for i, x in enumerate(names)}),
+        "attribution": credit["method"],
+        "ended": int(ended.sum()), "not_ended": int((~ended).sum()),
+        "returns": describe(ret), "lengths": describe(length),
+        "return_histogram": histograms({"all episodes": ret}),
+        "length_histogram": histograms({"all episodes": length}),
+        "credit": credit,
     }

@@ -64,6 +64,12 @@ def write_run(path, spec: RunSpec) -> None:
     done[ends[ends <= n] - 1] = True
     reward = np.where(truth == 0, rng.normal(1.0, 0.3, n), rng.normal(0.4, 0.6, n)).astype(np.float32)
     state = rng.normal(size=(n, *spec.state_shape)).astype(np.float32)
+    # next_state continues the chain inside episodes; an episode's last row gets a terminal
+    # observation of its own (drawn apart, so the other draws do not move), not the next reset state
+    next_state = np.roll(state, -1, axis=0)
+    ends = np.flatnonzero(done)
+    next_state[ends] = np.random.default_rng((spec.seed, 1)).normal(
+        size=(ends.size, *spec.state_shape)).astype(np.float32)
     schema = Schema.transition(spec.state_shape, continuous_dim=1)
     with ReplayStore.create(path, schema, actors=names, window=spec.window, metadata=meta,
                             commit_every=spec.commit_every, commit_seconds=3600.0) as s:
@@ -71,7 +77,7 @@ def write_run(path, spec: RunSpec) -> None:
             hi = min(n, lo + 65536)
             s.extend({
                 "actor": stored[lo:hi], "state": state[lo:hi],
-                "next_state": np.roll(state, -1, axis=0)[lo:hi],
+                "next_state": next_state[lo:hi],
                 "discrete_action": rng.integers(0, 3, hi - lo).astype(np.int32),
                 "continuous_action": rng.uniform(-1, 1, (hi - lo, 1)).astype(np.float32),
                 "reward": reward[lo:hi], "done": done[lo:hi],

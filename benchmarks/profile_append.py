@@ -83,8 +83,8 @@ def main():
     print(f"rows={a.rows}, state=({STATE},) float32, continuous_dim={CDIM}; medians of {a.rounds} rounds, us/row")
     print(f"  numpy-assign reference               {m['ref']:6.2f}")
     print(f"  store.append as shipped              {m['store']:6.2f}   ({m['ref'] / m['store']:.2f}x the reference)")
-    print(f"    block writes into segments (pwrite + crc32) {m['hdf5']:6.2f}")
-    print(f"      of which crc32 checksums                  {m['nosums']:6.2f}")
+    print(f"    block writes into segments (pwrite + checksums) {m['hdf5']:6.2f}")
+    print(f"      of which checksums                        {m['nosums']:6.2f}")
     print(f"    commits every 4096 rows (record)            {m['nocommit']:6.2f}")
     rest = m["store"] - m["hdf5"] - m["nocommit"]
     print(f"    the rest: call, checks, copies into staging, actor, episode/step/time {rest:6.2f}")

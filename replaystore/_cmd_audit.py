@@ -56,6 +56,8 @@ def _write_files(report, out: str, plots: bool) -> dict:
         d = report.to_dict()
         for name, fn in progress(figures_of.FIGURES.items(), desc="plots", disable=not big, leave=False):
             fig = fn(d)
+            if not figures_of.has_data(fig):  # a figure with no panel (e.g. no telemetry) is left out
+                continue
             fig.savefig(os.path.join(out, f"{name}.png"), dpi=80)
             figures[name] = f"{name}.png"
     with open(os.path.join(out, "report.json"), "w", encoding="utf-8") as f:

@@ -14,6 +14,11 @@ from its HDF5 file alone, so the commit-record sidecar is removed.
 - corrupt.h5:   the expert share drifts to 0, the sampler under-draws expert rows, the learner's
                 TD errors differ 15x between actors, NaN losses, a NaN reward and two rows whose
                 actor code (7) is outside the vocabulary.
+- negated.h5:   a simulated CartPole-v1 run (analysis._cartpole: gymnasium's physics, the agent's
+                expert mixed in frame by frame at 0.3) whose expert rewards are stored negated from
+                row 1200 on, the kind of bug a refactor of one actor's code path ships. The shares,
+                the tags and the telemetry-free checks look fine; the audit must flag REWARD_SIGN
+                for 'expert' from row 1200. The notebook walks through it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from replaystore.analysis import audit
+from replaystore.analysis import _cartpole
 from replaystore.analysis._synthetic import RunSpec, corrupt, drop_sidecar, write_run
 
 DATA = os.path.join(ROOT, "tests", "data")
@@ -38,6 +44,16 @@ STORES = {
 }
 
 
+NEGATED = dict(run=_cartpole.CartPoleRun(rows=2400, seed=21, expert_ratio=0.3), actor="expert", start=1200)
+
+
+def write_negated(path) -> None:
+    run = NEGATED["run"]
+    cols = _cartpole.simulate(run)
+    _cartpole.plant_negated_rewards(cols, actor=NEGATED["actor"], start=NEGATED["start"])
+    _cartpole.write(path, cols, _cartpole.metadata(run), window=1024)
+
+
 def golden_path(name: str) -> str:
     return os.path.join(DATA, f"{name}.report.json")
 
@@ -47,15 +63,19 @@ def main(argv=None) -> int:
     p.add_argument("--goldens", action="store_true", help="only rewrite the golden reports")
     args = p.parse_args(argv)
     os.makedirs(DATA, exist_ok=True)
-    for name, (spec, damage) in STORES.items():
+    for name in [*STORES, "negated"]:
         path = os.path.join(DATA, f"{name}.h5")
         if not args.goldens:
             for f in (path, path + ".commit"):
                 if os.path.exists(f):
                     os.remove(f)
-            write_run(path, spec)
-            if damage:
-                corrupt(path, **damage)
+            if name == "negated":
+                write_negated(path)
+            else:
+                spec, damage = STORES[name]
+                write_run(path, spec)
+                if damage:
+                    corrupt(path, **damage)
             drop_sidecar(path)
         report = audit(path)
         report.generated = {}  # volatile (path, wall clock); compare() ignores it anyway

@@ -11,8 +11,9 @@ A format-2 store at ``PATH`` is three things side by side::
                     row count and contiguous space allocated at creation; rows are written into
                     that space with pwrite at known offsets, so no append or commit touches HDF5
                     metadata. <table>-<index>.sums beside a full segment: its checksums.
-    PATH.commit     the commit record (``_record.py``): JSON replaced atomically at every commit,
-                    the only state that changes. Readers trust it; a stale one is caught by seq.
+    PATH.commit     the commit record (``_record.py``): JSON in two checksummed slots, each commit
+                    writing the one not in force; the only state that changes. Readers trust it;
+                    a stale one is caught by its seq against the manifest's last clean close.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ PREFIX_COLUMN = "counts"
 
 SEGMENT_SUFFIX = ".d"
 SEGMENT_FORMAT = "replaystore-segment"
-# 64 MiB segments: creating one (an HDF5 file) costs ~2 ms, a few per GB written; retention
-# drops whole segments, so they are also capped at a quarter of the window (see segment_rows).
-SEGMENT_BYTES = 64 * 1024 * 1024
+# 256 MiB segments: creating one (an HDF5 file) costs a few ms, a few per GB written, and a 1M-row
+# window of 1 KB rows spans 4 to 5 of them, so a batch gather groups its rows into few segments;
+# retention drops whole segments, so they are also capped at a quarter of the window (segment_rows).
+SEGMENT_BYTES = 256 * 1024 * 1024
 MIN_SEGMENT_ROWS = 1024
 MIN_CHUNK_BYTES = 4096
 MAX_CHUNK_BYTES = 2 * 1024 * 1024  # 2 MiB: large columns are aligned to 2 MiB for gather speed (DESIGN.md)
@@ -80,7 +82,7 @@ def _pow2_floor(n: int) -> int:
 
 
 def segment_rows(schema: Schema, window: int | None) -> int:
-    """Rows per segment: a power of two (row -> segment is a shift), about SEGMENT_BYTES, at most a
+    """Rows per segment: a power of two (row -> segment is a shift), at most SEGMENT_BYTES, at most a
     quarter of the window (so ``retain=window`` keeps at most 1.25 windows), at least 1024."""
     row = max(1, sum(c.row_bytes for c in schema))
     rows = _pow2_floor(SEGMENT_BYTES // row)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 
 import numpy as np
 
+from . import _checksum
 from ._format import N_CODES, check_rows, segment_name, sums_name
 from ._record import TableRecord, write_atomic, write_error
 from ._schema import ACTOR, Schema
@@ -76,7 +76,8 @@ class TableWriter:
         self.rows_written = 0            # rows in segment files (committed or not)
         self.first_segment = 0
         self.layout: dict = {}           # offsets, identity, file_bytes (the same in every segment)
-        self.sums: dict[int, dict[str, np.ndarray]] = {}      # segment -> column -> crc32 per block
+        self.sums: dict[int, dict[str, list]] = {}  # segment -> column -> checksum state per block
+        self.hash = {c.name: _checksum.kind(c) for c in self.stored}
         self.seg_counts: dict[int, np.ndarray] | None = {} if counted else None  # actor counts per segment
         self.to_seal: set[int] = set()
         self.compacted: set[int] = set()  # segments rewritten compressed (``_compact.py``)
@@ -90,8 +91,9 @@ class TableWriter:
         """Rows accepted so far: written plus staged."""
         return self.rows_written + self.n_staged
 
-    def new_sums(self) -> dict[str, np.ndarray]:
-        return {c.name: np.zeros(-(-self.seg_rows // self.check_rows[c.name]), np.uint32) for c in self.stored}
+    def new_sums(self) -> dict[str, list]:
+        return {c.name: [_checksum.start(self.hash[c.name])] * -(-self.seg_rows // self.check_rows[c.name])
+                for c in self.stored}
 
     def resume(self, t: TableRecord) -> None:
         """Continue after the committed state ``t`` (a new store's, or a recovered one's)."""
@@ -100,7 +102,7 @@ class TableWriter:
         k = t.rows >> self.shift
         sums = self.new_sums()
         for c, v in t.tail_sums.items():
-            sums[c][:len(v)] = v
+            sums[c][:len(v)] = [tuple(x) if isinstance(x, list) else x for x in v]
         self.sums = {k: sums}
         self.compacted = set(t.compacted)
         if self.seg_counts is not None:
@@ -111,7 +113,7 @@ class TableWriter:
         rows = self.rows_written
         k = rows >> self.shift
         local = rows - (k << self.shift)
-        tail = {c: self.sums[k][c][:-(-local // self.check_rows[c])].tolist() for c in self.sums.get(k, {})}
+        tail = {c: self.sums[k][c][:-(-local // self.check_rows[c])] for c in self.sums.get(k, {})}
         counts = {}
         if self.seg_counts is not None:
             counts = {j: _trim(v) for j, v in self.seg_counts.items() if self.first_segment <= j < k}
@@ -149,7 +151,7 @@ class TableWriter:
         if n == 0:
             return
         r0, pos = self.rows_written, 0
-        sums: dict[int, dict[str, np.ndarray]] = {}
+        sums: dict[int, dict[str, list]] = {}
         counts: dict[int, np.ndarray] = {}
         offsets = None
         try:
@@ -159,11 +161,11 @@ class TableWriter:
                 m = min(n - pos, self.seg_rows - local)
                 fd = self._fd(k)
                 offsets = self.layout["offsets"]
-                seg_sums = sums[k] = {c: v.copy() for c, v in self.sums.get(k, self.new_sums()).items()}
+                seg_sums = sums[k] = {c: list(v) for c, v in self.sums.get(k, self.new_sums()).items()}
                 for c in self.stored:
                     arr = np.ascontiguousarray(block[c.name][pos:pos + m], dtype=c.dtype)
                     pwrite_all(fd, arr, offsets[c.name] + local * c.row_bytes)
-                    _update_sums(seg_sums[c.name], arr, local, self.check_rows[c.name], c.row_bytes)
+                    _update_sums(seg_sums[c.name], arr, local, self.check_rows[c.name], c.row_bytes, self.hash[c.name])
                 self._unsynced.add(k)
                 if self.seg_counts is not None:
                     counts[k] = np.bincount(block[ACTOR][pos:pos + m], minlength=N_CODES)
@@ -199,7 +201,7 @@ class TableWriter:
         """Write the checksum file of every segment that became full (before the record says so)."""
         for k in sorted(self.to_seal):
             doc = {"uuid": self.uuid, "table": self.name, "index": k, "rows": self.seg_rows,
-                   "check_rows": self.check_rows, "sums": {c: v.tolist() for c, v in self.sums[k].items()}}
+                   "check_rows": self.check_rows, "sums": self.sums[k]}
             if self.seg_counts is not None:
                 doc["counts"] = _trim(self.seg_counts[k])
             write_atomic(os.path.join(self.folder, sums_name(self.name, k)), json.dumps(doc).encode(), self.fsync,
@@ -238,14 +240,15 @@ class TableWriter:
         self._fds.clear()
 
 
-def _update_sums(sums: np.ndarray, arr: np.ndarray, local: int, block_rows: int, row_bytes: int) -> None:
-    """Continue each block's crc32 over the bytes of rows written at segment row ``local``."""
+def _update_sums(sums: list, arr: np.ndarray, local: int, block_rows: int, row_bytes: int, kind: str) -> None:
+    """Continue each block's checksum over the bytes of rows written at segment row ``local``."""
     data = memoryview(arr.reshape(-1).view(np.uint8))
     r, end = local, local + len(arr)
     while r < end:
         b = r // block_rows
         stop = min(end, (b + 1) * block_rows)
-        sums[b] = zlib.crc32(data[(r - local) * row_bytes:(stop - local) * row_bytes], int(sums[b]))
+        sums[b] = _checksum.update(kind, sums[b], data[(r - local) * row_bytes:(stop - local) * row_bytes],
+                                   (r - b * block_rows) * row_bytes)
         r = stop
 
 

@@ -1,5 +1,5 @@
 """``verify``: re-read every committed byte of a store and compare it with the checksums recorded
-when it was committed (crc32 per block of about ``chunk_bytes`` per column).
+when it was committed (one per block of about ``chunk_bytes`` per column; see ``_checksum.py``).
 
 A full segment's checksums are in its ``.sums`` file (written once, when it filled); the last,
 open segment's are in the commit record. A mismatch names the table, the column and the rows.
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 
+import numpy as np
+
+from . import _checksum
 from ._format import sums_name
+from ._schema import Schema
 from ._record import parse_json, read_regular_file
 from .errors import DamagedStoreError, StoreError
 
@@ -46,14 +49,16 @@ def segment_findings(folder: str, store_uuid: str, name: str, t, k: int, seg) ->
     n = min(t.segment_rows, t.rows - lo)
     sums = t.tail_sums if lo + t.segment_rows > t.rows else _sealed_sums(folder, store_uuid, name, k)
     found = []
+    schema = Schema.from_json(t.schema_json)
     for col, block in t.check_rows.items():
-        data = memoryview(seg.arrays[col].reshape(-1).view("u1"))
+        data = memoryview(np.ascontiguousarray(seg.arrays[col]).reshape(-1).view("u1"))
         rb = len(data) // t.segment_rows
         want = sums.get(col, [])
+        k_ = _checksum.kind(schema[col])
         for b in range(-(-n // block)):
             r0, r1 = b * block, min(n, (b + 1) * block)
-            got = zlib.crc32(data[r0 * rb:r1 * rb])
-            if b >= len(want) or got != want[b]:
+            got = _checksum.update(k_, _checksum.start(k_), data[r0 * rb:r1 * rb], 0)
+            if b >= len(want) or not _checksum.same(k_, want[b], got):
                 found.append({"table": name, "column": col, "rows": [lo + r0, lo + r1],
                               "problem": "checksum mismatch" if b < len(want) else "no checksum recorded"})
     return found

@@ -17,7 +17,7 @@ from ._mapped import ColumnMap, MappedFile
 from ._record import TableRecord
 from ._schema import Schema
 from ._segment import SegmentMap, identity_bytes
-from .errors import DamagedStoreError, RowsDeletedError, TruncatedStoreError
+from .errors import ChecksumError, RowsDeletedError, TruncatedStoreError
 
 
 def _names(schema: Schema, columns, where: str, table: str) -> list[str]:
@@ -76,7 +76,7 @@ class SegmentedTable:
 
             bad = segment_findings(self._folder, self._uuid, self.name, self.rec, k, s)
             if bad:
-                raise DamagedStoreError(
+                raise ChecksumError(
                     f"segment {s.path} changed after its rows were committed, and rows {bad[0]['rows']} of column "
                     f"{bad[0]['column']!r} no longer match their checksums: was a file copied over it? Reopen the "
                     "store, and run `replaystore verify` on it")
@@ -145,10 +145,16 @@ class SegmentedTable:
             local = rows - (k0 << self.shift) if k0 else rows
             return {c: seg.arrays[c][local] if c in seg.arrays else
                     np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
+        # rows in several segments: group them with one stable sort, gather each group, scatter back
+        order = np.argsort(seg_of, kind="stable")
+        sorted_seg = seg_of[order]
+        cuts = np.flatnonzero(sorted_seg[1:] != sorted_seg[:-1]) + 1
+        starts, stops = np.concatenate([[0], cuts]), np.concatenate([cuts, [n]])
         out = {c: np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
-        for k in np.unique(seg_of).tolist():
+        for a, b in zip(starts.tolist(), stops.tolist()):
+            k = int(sorted_seg[a])
             seg = self._checked(k)
-            sel = np.flatnonzero(seg_of == k)
+            sel = order[a:b]
             local = rows[sel] - (k << self.shift)
             for c in names:
                 if c in seg.arrays:

@@ -191,3 +191,50 @@ def test_telemetry_for_another_vocabulary(tmp_path):
                                      "q_mean": f3, "grad_norm": f3})
     a = by_code(audit(path))
     assert "error" == a["TELEMETRY_SHAPE"].severity and [0, 2] == a["TELEMETRY_SHAPE"].steps
+
+
+def test_declared_ablation_is_not_a_dropped_tag(tmp_path):
+    """expert_ratio 0.0 with the vocabulary ['expert', 'dqn'] and only dqn rows: an info, not SINGLE_ACTOR."""
+    path = tmp_path / "ablation.h5"
+    with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("expert", "dqn"), window=100,
+                            metadata={"expert_ratio": 0.0}) as s:
+        s.extend(rows_block(40, "dqn"))
+    a = by_code(audit(path))
+    assert "SINGLE_ACTOR" not in a and "EXPERT_FRACTION" not in a
+    assert ("info", "expert") == (a["ACTOR_DECLARED_ABSENT"].severity, a["ACTOR_DECLARED_ABSENT"].actor)
+    assert "ablation" in a["ACTOR_DECLARED_ABSENT"].message
+
+
+def test_every_planted_code_is_documented(cartpole_audits):
+    """Each code the planted-defect runs raise is listed in ANOMALY_CODES with its severity."""
+    from replaystore.analysis import ANOMALY_CODES
+
+    for report, _, _ in cartpole_audits.values():
+        for a in report.anomalies:
+            assert a.code in ANOMALY_CODES and a.severity in ANOMALY_CODES[a.code], a.code
+
+
+def test_negated_recorded_buffer_is_caught():
+    """negated.h5 (expert rewards negated from row 1200): REWARD_SIGN on 'expert' from its first row there."""
+    a = by_code(audit(recorded("negated")))
+    assert ("error", "expert") == (a["REWARD_SIGN"].severity, a["REWARD_SIGN"].actor)
+    with ReplayStore.open(recorded("negated")) as s:
+        cols = s.read(["actor", "reward"])
+    flipped = np.flatnonzero((cols["actor"] == 0) & (cols["reward"] < 0))
+    assert [int(flipped[0]), int(flipped[-1]) + 1] == a["REWARD_SIGN"].rows
+    assert 1200 <= flipped[0] < 1210
+    assert ["NO_TELEMETRY", "REWARD_SIGN"] == sorted(a)
+
+
+def test_expert_fraction_allows_the_noise_of_a_short_run(tmp_path):
+    """Declared 0.5 over 600 frame-by-frame rows: 0.44 is noise (4 standard errors are 0.082), 0.40 is not."""
+    for k, flagged in ((264, False), (240, True)):
+        path = tmp_path / f"short{k}.h5"
+        with ReplayStore.create(path, Schema.transition((4,), continuous_dim=1), actors=("expert", "dqn"),
+                                window=1000, metadata={"expert_ratio": 0.5}) as s:
+            block = rows_block(600, "dqn")
+            block["actor"] = np.where(np.arange(600) % (600 / k) < 1, "expert", "dqn")
+            assert k == int((block["actor"] == "expert").sum())
+            s.extend(block)
+        a = by_code(audit(path))
+        assert flagged == ("EXPERT_FRACTION" in a), k

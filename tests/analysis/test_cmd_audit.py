@@ -96,3 +96,28 @@ def test_compare_ignore_option(capsys):
                       "--ignore", "store.*"])
     out = capsys.readouterr().out
     assert "store.metadata" not in out and "composition" in out
+
+
+def test_audit_shows_the_evidence_and_the_skipped_checks(tmp_path, capsys):
+    """On negated.h5 the terminal shows REWARD_SIGN with its measure, threshold, actor, rows and
+    episodes, and which checks were skipped and why; report.md lists every check."""
+    out = tmp_path / "out"
+    assert 1 == main(["audit", recorded("negated"), "--out", str(out), "--no-plots", "--fail-on", "error"])
+    text = capsys.readouterr().out
+    d = json.loads((out / "report.json").read_text())
+    (a,) = [a for a in d["anomalies"] if a["code"] == "REWARD_SIGN"]
+    assert (f"evidence: share of positive non-zero rewards (at most, or at least 1 - it) 0, threshold 0.05; "
+            f"actor 'expert', rows {a['rows']}, episodes {a['episodes'][:5]}") in text
+    assert "checks: 11 ran, 1 skipped\n  skipped telemetry: no training telemetry" in text
+    md = (out / "report.md").read_text()
+    assert "| reward_currency | ran | REWARD_SIGN |" in md and "| telemetry | skipped |" in md
+
+
+def test_audit_writes_no_blank_plot_for_a_store_without_telemetry(make_run, tmp_path):
+    """A store with no training telemetry gets only the figures that have data: no empty TD/Q PNGs."""
+    out = tmp_path / "out"
+    assert main(["audit", make_run(train_steps=0), "--out", str(out)]) in (0, 1)
+    files = set(os.listdir(out))
+    assert {"report.json", "report.md", "actor_fractions.png", "rewards.png"} <= files
+    assert not {"td_errors.png", "q_over_steps.png", "batch_vs_buffer.png"} & files
+    assert "td_errors.png" not in (out / "report.md").read_text()

@@ -60,10 +60,10 @@ def test_missing_and_added_paths():
 def test_baseline_of_another_version_is_refused(tmp_path):
     """A baseline written by another report version raises, naming both versions."""
     d = json.load(open(golden("healthy")))
-    d["version"] = 2
+    d["version"] = 1
     p = tmp_path / "old.json"
     p.write_text(json.dumps(d))
-    with pytest.raises(BaselineFormatError, match="version 2.*reads and writes version 1"):
+    with pytest.raises(BaselineFormatError, match="version 1.*reads and writes version 2"):
         compare(p, recorded("healthy"))
     with pytest.raises(BaselineFormatError, match="not a replaystore audit report"):
         compare({"format": "other"}, recorded("healthy"))
@@ -133,3 +133,18 @@ def test_run_to_run_defaults_absorb_noise_but_not_an_incident():
     assert {"anomalies[SINGLE_ACTOR]", "composition.whole.fractions.expert"} <= paths
     # a user's tolerance takes precedence over the defaults
     assert not compare(base, cand, {"composition.whole.fractions.*": 0.001}, defaults=RUN_TO_RUN_TOLERANCES).ok
+
+
+def test_run_to_run_defaults_compare_each_checks_verdict_not_its_measurements():
+    """A check's evidence numbers may move between runs; a check that stops running is a difference."""
+    from replaystore.analysis._compare import RUN_TO_RUN_TOLERANCES
+
+    base = audit(recorded("healthy")).to_dict()
+    cand = json.loads(json.dumps(base))
+    ev = cand["checks"]["transition_chain"]["evidence"]
+    ev["episode_ends"] = (ev.get("episode_ends") or 0) + 7
+    assert not compare(base, cand).ok
+    assert compare(base, cand, defaults=RUN_TO_RUN_TOLERANCES).ok
+    cand["checks"]["transition_chain"]["status"] = "skipped"
+    c = compare(base, cand, defaults=RUN_TO_RUN_TOLERANCES)
+    assert ["checks.transition_chain.status"] == [d.path for d in c.differences]

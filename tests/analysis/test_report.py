@@ -31,8 +31,9 @@ def test_per_actor_sections(healthy):
     assert {"expert", "dqn"} == set(healthy.rewards["per_actor"]) == set(healthy.samples["per_actor"])
     assert healthy.rewards["per_actor"]["expert"]["mean"] > healthy.rewards["per_actor"]["dqn"]["mean"]
     e = healthy.episodes
-    assert e["ended"] == sum(v["episodes"] for v in e["per_actor"].values())
-    assert e["per_actor"]["expert"]["pure"] > 0 and e["mixed"]["episodes"] > 0
+    assert e["ended"] == e["returns"]["count"] == sum(e["credit"]["by_share"]["expert"]["episodes"])
+    frames = {x: v["frames"] for x, v in e["credit"]["per_actor"].items()}
+    assert 0 < frames["expert"] <= healthy.composition["whole"]["counts"]["expert"]
     t = healthy.training
     assert 20 == len(t["trend"]["q_mean"]["dqn"])
     assert t["per_actor"]["dqn"]["td_abs_mean"] > t["per_actor"]["expert"]["td_abs_mean"]
@@ -43,7 +44,7 @@ def test_json_round_trip(healthy):
     text = healthy.to_json()
     d = json.loads(text)
     assert "NaN" not in text
-    assert ("replaystore-audit", 1) == (d["format"], d["version"])
+    assert ("replaystore-audit", 2) == (d["format"], d["version"])
     again = AuditReport.from_dict(d)
     assert d == again.to_dict()
 
@@ -54,7 +55,7 @@ def test_load_refuses_other_versions(tmp_path, healthy):
     d["version"] = 99
     p = tmp_path / "r.json"
     p.write_text(json.dumps(d))
-    with pytest.raises(BaselineFormatError, match="version 99.*version 1"):
+    with pytest.raises(BaselineFormatError, match="version 99.*version 2"):
         AuditReport.load(p)
     p.write_text("{not json")
     with pytest.raises(ValueError, match="not a JSON audit report"):
@@ -80,7 +81,8 @@ def test_markdown_has_every_section(healthy):
                   "## Training telemetry", "## Batch composition against the buffer", "## Method notes"):
         assert title in md
     assert "![rewards](rewards.png)" in md
-    assert "majority actor" in md
+    assert "return-to-go" in md and "## Checks" in md
+    assert "tag_policy | skipped | no scripted policy is known for env_id 'Synthetic-v0'" in md
 
 
 def test_audit_of_a_store_being_written(tmp_path):

@@ -16,7 +16,10 @@ ACTORS = ("expert", "dqn")
 def block(n: int, expert_share: float, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     expert = rng.random(n) < expert_share
-    return {"state": rng.standard_normal((n, 2), dtype=np.float32), "next_state": np.zeros((n, 2), np.float32),
+    states = rng.standard_normal((n + 1, 2), dtype=np.float32)  # each row's next state is the next row's state,
+    done = np.arange(n) % 20 == 19
+    nxt = np.where(done[:, None], states[1:] + 10, states[1:])  # except at an episode's end (then a reset)
+    return {"state": states[:-1], "next_state": nxt,
             "discrete_action": rng.integers(0, 2, n).astype(np.int32),
             "continuous_action": np.zeros((n, 0), np.float32),
             "reward": np.where(expert, 1.0, 0.5).astype(np.float32), "done": np.arange(n) % 20 == 19,

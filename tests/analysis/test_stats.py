@@ -62,19 +62,3 @@ def test_episode_table_contiguous_and_interleaved():
     t2 = _stats.episode_table(np.array([5, 7, 5, 7]), np.array([0, 1, 0, 1], np.uint8),
                               np.ones(4, np.float32), np.array([0, 0, 1, 1], bool), 2)
     assert ([2, 2], [0, 1], [2, 3]) == (t2["length"].tolist(), t2["first"].tolist(), t2["last"].tolist())
-
-
-def test_episodes_by_actor_majority_and_mixed():
-    """An episode goes to its majority actor; mixed ones are also counted apart; unended ones are left out."""
-    ep = np.array([0, 0, 0, 1, 1, 2, 2, 3])
-    codes = np.array([0, 0, 1, 1, 1, 0, 1, 0], np.uint8)
-    rew = np.ones(8, np.float32)
-    done = np.array([0, 0, 1, 0, 1, 0, 1, 0], bool)
-    e = _stats.episodes_by_actor(_stats.episode_table(ep, codes, rew, done, 2), ("expert", "dqn"))
-    # ep0: expert 2/3 (mixed); ep1: dqn pure; ep2: tie -> expert (first in vocabulary), mixed; ep3 not ended
-    assert (3, 1) == (e["ended"], e["not_ended"])
-    assert (2, 0, 2) == tuple(e["per_actor"]["expert"][k] for k in ("episodes", "pure", "mixed"))
-    assert (1, 1, 0) == tuple(e["per_actor"]["dqn"][k] for k in ("episodes", "pure", "mixed"))
-    assert 2 == e["mixed"]["episodes"]
-    assert np.isclose((2 / 3 + 1 / 2) / 2, e["mixed"]["majority_share"]["mean"])
-    assert "majority" in e["attribution"]

@@ -4,7 +4,6 @@ error (never a raw h5py/JSON/Unicode error, a hang or a SIGBUS), and no committe
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 from replaystore.store import ReplayStore, errors
-from replaystore.store._record import record_path
+from replaystore.store._record import read_record_json, record_path, write_record_json
 
 import writer_proc
 from conftest import append_writer_rows, check_writer_rows
@@ -63,6 +62,16 @@ for attempt in range(2):
     except errors.StoreWriteError as e:
         print("refused", e.errno, isinstance(e, OSError), flush=True)
     assert s.actor_counts().sum() == len(s) == 1000
+if sys.argv[4] == "close":  # give up while the disk is still full: close() refuses loudly, releases all
+    try:
+        s.close()
+        raise SystemExit("close succeeded on a full disk")
+    except errors.StoreWriteError as e:
+        print("close refused", e.errno, s.closed, flush=True)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    s = ReplayStore.open(path, "a")   # the lock was released; the last commit is what is kept
+    assert len(s) == 1000 and s.actor_counts().sum() == 1000
+    append_writer_rows(s, 1000, 1000 + more)
 resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))    # space is back
 assert s.commit() == 1000 + more, len(s)
 assert s.actor_counts().tolist() == np.bincount(np.arange(1000 + more) % 3).tolist()
@@ -73,12 +82,15 @@ print("ok", flush=True)
 
 @pytest.mark.parametrize("limit, more", [(1024, 20), (20_000, 1000)],
                          ids=["record cannot be written", "segment cannot be created"])
-def test_full_disk_refuses_then_a_retry_keeps_every_accepted_row(store_path, limit, more):
+@pytest.mark.parametrize("then", ["retry", "close"])
+def test_full_disk_refuses_then_a_retry_keeps_every_accepted_row(store_path, limit, more, then):
     """With the file size limit hit (errno 27) a commit raises StoreWriteError, twice; once space is
-    back the retried commit keeps every accepted row, counts equal rows, and close() is clean."""
-    out = run_child(FULL_DISK, store_path, limit, more)
+    back the retried commit keeps every accepted row, counts equal rows, and close() is clean. A
+    close() while the disk is still full raises too, releases the store, and keeps the last commit."""
+    out = run_child(FULL_DISK, store_path, limit, more, then)
     assert 0 == out.returncode, out.stdout + out.stderr
-    assert ["refused 27 True", "refused 27 True", "ok"] == out.stdout.split("\n")[:3]
+    expect = ["refused 27 True", "refused 27 True"] + (["close refused 27 True"] if then == "close" else []) + ["ok"]
+    assert expect == out.stdout.split("\n")[:len(expect)]
     with ReplayStore.open(store_path) as r:
         assert 1000 + more == len(r)
         check_writer_rows(r, 0, 1000 + more)
@@ -88,15 +100,17 @@ def test_full_disk_refuses_then_a_retry_keeps_every_accepted_row(store_path, lim
 
 # --------------------------------------------------------------------------- damaged records
 def test_bit_flips_in_the_record_never_give_raw_errors(closed):
-    """200 single-bit flips anywhere in the record: every open gives the committed rows bit for bit
-    (the manifest's last clean close stands in) or a store error; never JSON/Unicode/Key errors."""
+    """200 single-bit flips in the record's header and slots: every open gives the committed rows bit
+    for bit (the other slot or the manifest's last clean close stands in) or a store error; never
+    JSON/Unicode/Key errors."""
     rp = record_path(closed)
     good = open(rp, "rb").read()
+    used = [i for i in range(len(good)) if good[i]] + list(range(64))  # header and written slot bytes
     rng = random.Random(5)
     opened = 0
     for _ in range(200):
         bad = bytearray(good)
-        i = rng.randrange(len(bad))
+        i = rng.choice(used)
         bad[i] ^= 1 << rng.randrange(8)
         with open(rp, "wb") as f:
             f.write(bad)
@@ -117,11 +131,10 @@ def test_bit_flips_in_the_record_never_give_raw_errors(closed):
 
 def test_record_past_the_written_rows_is_not_trusted(closed):
     """A record claiming more rows than were written (and checksummed) gives way to the clean close."""
-    rp = record_path(closed)
-    d = json.loads(open(rp).read())
+    d = read_record_json(closed)
     d["tables"]["transitions"]["rows"] += 300
     d["actor_counts"][0] += 300
-    open(rp, "w").write(json.dumps(d))
+    write_record_json(closed, d)
     with pytest.warns(RuntimeWarning, match=r"damaged .*disagree with the checksums.*last clean close"):
         r = ReplayStore.open(closed)
     with r:
@@ -258,7 +271,7 @@ def test_backup_copied_over_a_segment_under_a_reader(closed, tmp_path):
             f.write(np.zeros(1024, "f4").tobytes())
         os.utime(seg, ns=(0, 0))
         shutil.copyfile(backup, seg)  # in place: same inode, new bytes
-        with pytest.raises(errors.DamagedStoreError, match=r"changed after its rows were committed.*'reward'"):
+        with pytest.raises(errors.ChecksumError, match=r"changed after its rows were committed.*'reward'"):
             r.read(start=1024, stop=2048)
     shutil.copyfile(tmp_path / "backup.h5", seg)
     os.remove(backup)

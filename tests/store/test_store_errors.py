@@ -7,7 +7,6 @@ bit-identical, and takes the next valid row.
 
 from __future__ import annotations
 
-import json
 import os
 
 import h5py
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from replaystore.store import ReplayStore, Schema, errors
-from replaystore.store._record import record_path
+from replaystore.store._record import read_record_json, record_path, write_record_json
 
 import writer_proc
 from conftest import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, row
@@ -269,10 +268,9 @@ def _set_version(path, h5_version=None, record_version=None):
         with h5py.File(path, "r+") as f:
             f.attrs["format_version"] = h5_version
     if record_version is not None:
-        rp = record_path(path)
-        d = json.loads(open(rp).read())
+        d = read_record_json(path)
         d["format_version"] = record_version
-        open(rp, "w").write(json.dumps(d))
+        write_record_json(path, d)
 
 
 @pytest.mark.parametrize("where", ["both", "h5 only, no record", "record only"])

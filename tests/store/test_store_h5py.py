@@ -103,3 +103,16 @@ def test_reopened_append_is_visible_to_h5py(store_path):
     with h5py.File(store_path, "r") as f:
         assert f["transitions/row_id"][:].tolist() == list(range(250))
         assert f["transitions/episode"][:].tolist() == (np.arange(250) // writer_proc.EPISODE_LEN).tolist()
+
+
+def test_each_segment_is_plain_hdf5(store_path):
+    """A segment file opened alone by stock h5py holds its committed rows at their place, and says
+    which store, table and rows it belongs to."""
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, segment_rows=1024) as s:
+        append_writer_rows(s, 0, 2500)
+    with h5py.File(f"{store_path}.d/transitions-000001.h5", "r") as f:
+        assert (f.attrs["table"], int(f.attrs["first_row"]), int(f.attrs["rows"])) == ("transitions", 1024, 1024)
+        assert f["row_id"][:].tolist() == list(range(1024, 2048))
+        assert f["state"].chunks is None  # contiguous: its space was allocated when the segment was made
+    with h5py.File(f"{store_path}.d/transitions-000002.h5", "r") as f:
+        assert f["row_id"][:2500 - 2048].tolist() == list(range(2048, 2500))

@@ -1,0 +1,266 @@
+"""Per-actor distributions compared between actors and over time: the currency rewards are paid in
+(sign and size), the actions an actor takes (histogram, entropy, collapse onto one action) and the
+states it sees. Segments of ``Context.seg_rows`` rows localize a change that starts mid-run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._anomalies import Anomaly
+from ._context import Context, Skip, evidence
+from ._stats import num
+
+SCALE_RATIO = 20.0    # typical non-zero |reward| of an actor against its reference
+SIGN_SHARE = 0.05     # at most this share of an actor's non-zero rewards on the reference's side
+MIN_REWARDS = 10      # non-zero rewards per segment and actor before they are compared
+COLLAPSE_SHARE = 0.98  # one action's share of an actor's rows in a segment
+OTHERS_SHARE = 0.8     # ... while the same action's share elsewhere stays at most this
+MIN_ACTIONS = 30
+FROZEN = 1e-6          # spread of a continuous action element that is frozen
+MOVING = 1e-3          # ... and one that moves
+STATE_STD_RATIO = 10.0
+MIN_STATES = 50
+MIN_SEGMENT_STATES = 20  # sampled rows of an actor, and of the others, in a segment before it is compared
+
+
+MEASURES = {"REWARD_SIGN": "share of positive non-zero rewards (at most, or at least 1 - it)",
+            "REWARD_SCALE": "ratio of typical |reward| to the reference (more than)"}
+
+
+def _groups(ctx: Context, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` per (segment, actor): an array (segments, actors)."""
+    known = valid & (ctx.codes < ctx.A)
+    g = ctx.seg[known] * ctx.A + ctx.codes[known].astype(np.intp)
+    return np.bincount(g, weights=values[known], minlength=ctx.nseg * ctx.A).reshape(ctx.nseg, ctx.A)
+
+
+def reward_currency(ctx: Context):
+    """Each actor's non-zero rewards against a reference: their sign and typical size (geometric mean)."""
+    r = ctx.cols["reward"].astype(np.float64)
+    nz = np.isfinite(r) & (r != 0)
+    logabs = np.log(np.abs(np.where(nz, r, 1.0)))
+    cnt = _groups(ctx, np.ones(ctx.n), nz)
+    slog = _groups(ctx, logabs, nz)
+    pos = _groups(ctx, (r > 0).astype(np.float64), nz)
+    if ctx.env is not None and ctx.env.reward is not None:
+        source = f"{ctx.env.env_id} pays {ctx.env.reward:g} per step"
+        ref_log = np.full((ctx.nseg, ctx.A), math.log(abs(ctx.env.reward)))
+        ref_pos = np.full((ctx.nseg, ctx.A), 1.0 if ctx.env.reward > 0 else 0.0)
+        ref_cnt = np.full((ctx.nseg, ctx.A), np.inf)
+        suspects = range(ctx.A)
+    else:
+        # the other actors of the same segment; an actor that holds most rows is the reference for the rest
+        tot_c, tot_l, tot_p = cnt.sum(1, keepdims=True), slog.sum(1, keepdims=True), pos.sum(1, keepdims=True)
+        ref_cnt = tot_c - cnt
+        ref_log = (tot_l - slog) / np.maximum(1, ref_cnt)
+        ref_pos = (tot_p - pos) / np.maximum(1, ref_cnt)
+        rows = np.bincount(np.minimum(ctx.codes, ctx.A), minlength=ctx.A + 1)[:ctx.A]
+        source = "the other actors' rewards in the same segment"
+        suspects = [i for i in range(ctx.A) if rows[i] < rows.max()] or range(ctx.A)
+    ok = (cnt >= MIN_REWARDS) & (ref_cnt >= MIN_REWARDS)
+    my_log = slog / np.maximum(1, cnt)
+    my_pos = pos / np.maximum(1, cnt)
+    ratio = np.exp(np.abs(my_log - ref_log))
+    low, high = SIGN_SHARE, 1 - SIGN_SHARE
+    flip = ok & (((my_pos <= low) & (ref_pos >= high)) | ((my_pos >= high) & (ref_pos <= low)))
+    scaled = ok & ~flip & (ratio > SCALE_RATIO)
+    total = cnt.sum(0)
+    ev = {"reference": source, "threshold_ratio": SCALE_RATIO, "threshold_sign_share": SIGN_SHARE,
+          "per_actor": {x: {"nonzero": int(total[i]),
+                            "typical_abs": num(math.exp(slog[:, i].sum() / total[i])) if total[i] else None,
+                            "positive_share": num(pos[:, i].sum() / total[i]) if total[i] else None}
+                        for i, x in enumerate(ctx.names)}}
+    out = []
+    for i in suspects:
+        x = ctx.names[i]
+        for code, mask, what in (("REWARD_SIGN", flip[:, i], "the opposite sign of"),
+                                 ("REWARD_SCALE", scaled[:, i], "another scale than")):
+            segs = np.flatnonzero(mask)
+            if not segs.size:
+                continue
+            lo, _ = ctx.segment_bounds(int(segs[0]))
+            _, hi = ctx.segment_bounds(int(segs[-1]))
+            mine = np.flatnonzero((ctx.codes[lo:hi] == i) & nz[lo:hi]) + lo
+            if code == "REWARD_SIGN":
+                off = mine[(r[mine] > 0) != (ref_pos[ctx.seg[mine], i] >= 0.5)]
+            else:
+                off = mine[np.abs(logabs[mine] - ref_log[ctx.seg[mine], i]) > math.log(math.sqrt(SCALE_RATIO))]
+            rows = off if off.size else mine
+            w = ctx.where(rows)
+            k = int(segs[0])
+            value = float(ratio[k, i]) if code == "REWARD_SCALE" else float(my_pos[k, i])
+            out.append(Anomaly(
+                code, "error",
+                f"rewards of {x!r} are paid in {what} the reference ({source}) in {segs.size} of {ctx.nseg} "
+                f"segments, rows {w['rows']}: typical |reward| {math.exp(my_log[k, i]):.4g} against "
+                f"{math.exp(ref_log[k, i]):.4g}, positive share {my_pos[k, i]:.2f} against {ref_pos[k, i]:.2f}",
+                actor=x, rows=w["rows"], episodes=w["episodes"],
+                details=evidence(MEASURES[code], value, SCALE_RATIO if code == "REWARD_SCALE" else SIGN_SHARE,
+                                 segments=segs.tolist(), segment_rows=ctx.seg_rows, **w)))
+    return out, ev
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy in nats over the last axis (0 log 0 = 0)."""
+    return -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)
+
+
+def action_collapse(ctx: Context):
+    """Per-actor histograms of the discrete action per segment; a collapse onto one action that the
+    other actors (same segment) or the same actor (other segments) do not show."""
+    act = ctx.cols["discrete_action"].astype(np.int64)
+    if act.size and (act.min() < 0 or act.max() > 1024):
+        raise Skip(f"discrete actions outside [0, 1024] (min {act.min()}, max {act.max()}): not a histogram")
+    K = int(act.max()) + 1 if act.size else 1
+    known = ctx.codes < ctx.A
+    g = (ctx.seg[known] * ctx.A + ctx.codes[known].astype(np.intp)) * K + act[known]
+    h = np.bincount(g, minlength=ctx.nseg * ctx.A * K).reshape(ctx.nseg, ctx.A, K).astype(np.float64)
+    tot = h.sum(2)
+    share = h / np.maximum(1, tot)[..., None]
+    top = share.argmax(2)
+    collapsed = (tot >= MIN_ACTIONS) & (share.max(2) >= COLLAPSE_SHARE)
+    whole = h.sum(0)
+    p = whole / np.maximum(1, whole.sum(1, keepdims=True))
+    ent, seg_ent = _entropy(p), _entropy(share)
+    ev = {"per_actor": {x: {"histogram": whole[i].astype(int).tolist(), "entropy_nats": num(ent[i]),
+                            "segment_entropy": [num(v) for v in seg_ent[:, i]]}
+                        for i, x in enumerate(ctx.names)},
+          "threshold_share": COLLAPSE_SHARE, "others_at_most": OTHERS_SHARE}
+    out = []
+    for i, x in enumerate(ctx.names):
+        flagged = []
+        for k in np.flatnonzero(collapsed[:, i]).tolist():
+            a = top[k, i]
+            others = h[k, :, a].sum() - h[k, i, a], tot[k].sum() - tot[k, i]
+            mine = h[~collapsed[:, i], i, a].sum(), tot[~collapsed[:, i], i].sum()
+            vs_others = others[1] >= MIN_ACTIONS and others[0] / others[1] <= OTHERS_SHARE
+            vs_itself = mine[1] >= MIN_ACTIONS and mine[0] / mine[1] <= OTHERS_SHARE
+            if vs_others or vs_itself:
+                flagged.append((k, int(a), vs_others, vs_itself))
+        if not flagged:
+            continue
+        lo, _ = ctx.segment_bounds(flagged[0][0])
+        _, hi = ctx.segment_bounds(flagged[-1][0])
+        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
+        w = ctx.where(rows)
+        k, a = flagged[0][0], flagged[0][1]
+        out.append(Anomaly(
+            "ACTION_COLLAPSE", "error",
+            f"{x!r} takes action {a} in {share[k, i, a]:.1%} of its rows (threshold {COLLAPSE_SHARE:.0%}) in "
+            f"{len(flagged)} of {ctx.nseg} segments, rows {w['rows']}, while "
+            + ("the other actors do not" if flagged[0][2] else "its other segments do not")
+            + f" (at most {OTHERS_SHARE:.0%}): its behaviour collapsed", actor=x, rows=w["rows"],
+            episodes=w["episodes"],
+            details=evidence("share of the actor's rows on one action in a segment (at least)",
+                             float(share[k, i, a]), COLLAPSE_SHARE, action=a,
+                             segments=[f[0] for f in flagged], segment_rows=ctx.seg_rows, **w)))
+    return out + _continuous_collapse(ctx, ev), ev
+
+
+def _continuous_collapse(ctx: Context, ev: dict) -> list:
+    """A continuous action element frozen at one value for an actor in a segment (spread 0) where
+    the other actors in that segment, or the same actor elsewhere, vary."""
+    if not ctx.has("continuous_action") or not ctx.store.schema["continuous_action"].shape \
+            or ctx.store.schema["continuous_action"].shape[0] == 0:
+        return []
+    c = ctx.store.read(["continuous_action"])["continuous_action"].astype(np.float64)
+    c = c.reshape(len(c), -1)
+    finite = np.isfinite(c).all(axis=1)
+    cnt = _groups(ctx, np.ones(ctx.n), finite)
+    out = []
+    spread = np.zeros((ctx.nseg, ctx.A, c.shape[1]))
+    for j in range(c.shape[1]):
+        s1 = _groups(ctx, c[:, j], finite)
+        s2 = _groups(ctx, c[:, j] ** 2, finite)
+        spread[:, :, j] = np.sqrt(np.maximum(0.0, s2 / np.maximum(1, cnt) - (s1 / np.maximum(1, cnt)) ** 2))
+    ev["continuous_spread"] = {x: [[num(v) for v in spread[k, i]] for k in range(ctx.nseg)]
+                               for i, x in enumerate(ctx.names)}
+    for i, x in enumerate(ctx.names):
+        stuck = (cnt[:, i, None] >= MIN_ACTIONS) & (spread[:, i] <= FROZEN)
+        others = (cnt.sum(1) - cnt[:, i])[:, None] >= MIN_ACTIONS
+        varies_elsewhere = ((cnt[:, i, None] >= MIN_ACTIONS) & (spread[:, i] > MOVING)).any(axis=0)
+        other_spread = np.delete(spread, i, axis=1).max(axis=1) if ctx.A > 1 else np.zeros_like(spread[:, 0])
+        flagged = stuck & ((others & (other_spread > MOVING)) | varies_elsewhere[None, :])
+        segs = np.flatnonzero(flagged.any(axis=1))
+        if not segs.size:
+            continue
+        j = int(np.flatnonzero(flagged[segs[0]])[0])
+        lo, hi = ctx.segment_bounds(int(segs[0]))[0], ctx.segment_bounds(int(segs[-1]))[1]
+        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
+        w = ctx.where(rows)
+        out.append(Anomaly(
+            "ACTION_COLLAPSE", "error",
+            f"{x!r} holds continuous action element {j} at {c[rows[0], j]:.4g} (spread {spread[segs[0], i, j]:.2g}, "
+            f"threshold {FROZEN:g}) in {segs.size} of {ctx.nseg} segments, rows {w['rows']}, where the other "
+            f"actors or its other segments vary (spread above {MOVING:g}): its behaviour collapsed", actor=x,
+            rows=w["rows"], episodes=w["episodes"],
+            details=evidence("spread of a continuous action element in a segment (at most)",
+                             float(spread[segs[0], i, j]), FROZEN, element=j, segments=segs.tolist(),
+                             segment_rows=ctx.seg_rows, **w)))
+    return out
+
+
+def _differ(s1, s2, c, o1, o2, oc):
+    """Per element: the ratio of spreads and the shift of means (in the larger spread) of one set
+    of moments (sums, sums of squares, count) against another; and the elements past the threshold."""
+    mean, om = s1 / max(1, c), o1 / max(1, oc)
+    std = np.sqrt(np.maximum(0.0, s2 / max(1, c) - mean ** 2))
+    ostd = np.sqrt(np.maximum(0.0, o2 / max(1, oc) - om ** 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((std > 0) & (ostd > 0), np.maximum(std / ostd, ostd / std), 1.0)
+        shift = np.nan_to_num(np.abs(mean - om) / np.maximum(std, ostd), nan=0.0, posinf=np.inf)
+    score = np.maximum(ratio, shift)
+    return mean, std, om, ostd, score, np.flatnonzero(score > STATE_STD_RATIO)
+
+
+def state_statistics(ctx: Context):
+    """Per-actor mean and spread of each state element, each actor against the others pooled, over
+    the whole store and segment by segment (which localizes a change that starts mid-run)."""
+    rp = ctx.rows
+    sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
+    ss1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)
+    ss2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)
+    c, s1, s2 = sc.sum(0), ss1.sum(0), ss2.sum(0)
+    if ctx.A < 2 or (c >= MIN_STATES).sum() < 2:
+        raise Skip(f"fewer than two actors with {MIN_STATES} rows or more: nothing to compare states with")
+    ev = {"per_actor": {}, "threshold_std_ratio": STATE_STD_RATIO, "elements_listed": min(16, rp.width),
+          "sampled_rows": int(c.sum())}
+    out = []
+    for i, x in enumerate(ctx.names):
+        oc = c.sum() - c[i]
+        mean, std, om, ostd, score, bad = _differ(s1[i], s2[i], c[i], s1.sum(0) - s1[i], s2.sum(0) - s2[i], oc)
+        ev["per_actor"][x] = {"rows": int(c[i]), "mean": [num(v) for v in mean[:16]],
+                              "std": [num(v) for v in std[:16]]}
+        if c[i] < MIN_STATES or oc < MIN_STATES:
+            continue
+        segs = []
+        for k in range(ctx.nseg):
+            ock = sc[k].sum() - sc[k, i]
+            if sc[k, i] >= MIN_SEGMENT_STATES and ock >= MIN_SEGMENT_STATES:
+                if _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i], ss2[k].sum(0) - ss2[k, i],
+                           ock)[-1].size:
+                    segs.append(k)
+        # with two actors both differ from each other: report the one holding fewer rows
+        if not (bad.size or segs) or (ctx.A == 2 and c[i] > oc):
+            continue
+        if not bad.size:  # only some segments differ: report the element of the first of them
+            k = segs[0]
+            ock = sc[k].sum() - sc[k, i]
+            mean, std, om, ostd, score, bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
+                                                      ss2[k].sum(0) - ss2[k, i], ock)
+        j = int(bad[np.argmax(score[bad])])
+        lo, hi = (ctx.segment_bounds(segs[0])[0], ctx.segment_bounds(segs[-1])[1]) if segs else (0, ctx.n)
+        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
+        w = ctx.where(rows)
+        out.append(Anomaly(
+            "STATE_DISTRIBUTION", "error",
+            f"states of {x!r} differ from the other actors' in {bad.size} of {rp.width} element(s) and in "
+            f"{len(segs)} of {ctx.nseg} segments: element {j} has mean {mean[j]:.4g} and std {std[j]:.4g} against "
+            f"{om[j]:.4g} and {ostd[j]:.4g} (threshold {STATE_STD_RATIO:g}x): one actor's states are stored in "
+            "another frame", actor=x, rows=w["rows"], episodes=w["episodes"],
+            details=evidence("ratio of spreads, or mean shift in spreads (more than)",
+                             float(score[j]), STATE_STD_RATIO, elements=bad[:16].tolist(), segments=segs,
+                             segment_rows=ctx.seg_rows, **w)))
+    return out, ev

@@ -1,0 +1,96 @@
+"""The audit's checks, registered in one place: name -> function, the columns it needs, and what it
+looks for. ``run_checks`` runs each check whose columns the store has and records, for the report,
+which ran (with their evidence) and which were skipped and why.
+
+A check is ``fn(ctx) -> (anomalies, evidence)``; it raises ``Skip(reason)`` when the store cannot
+answer its question (no policy recorded, interleaved episodes, ...)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from . import _anomalies, _behaviour, _integrity, _tags
+from ._context import Context, Skip
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    fn: Callable
+    needs: tuple[str, ...]
+    about: str
+    on_empty: bool = False  # runs on a store without rows (to say so)
+
+
+def _composition(ctx: Context):
+    s = ctx.sections
+    return _anomalies.composition_anomalies(ctx.names, ctx.meta, ctx.expected, ctx.codes, s["whole"], s["table"]), {}
+
+
+def _nonfinite_rewards(ctx: Context):
+    return _anomalies.reward_anomalies(ctx.names, ctx.codes, ctx.cols["reward"]), {}
+
+
+def _telemetry(ctx: Context):
+    s = ctx.sections
+    found = _anomalies.telemetry_anomalies(ctx.names, ctx.meta, ctx.expected, s["steps_raw"], s["training"],
+                                           s["samples"], s["samples_raw"], s["bvb"])
+    if [a.code for a in found] == ["NO_TELEMETRY"]:
+        raise Skip("no training telemetry (train_steps / train_samples tables) in the store yet", found)
+    return found, {}
+
+
+CHECKS: dict[str, Check] = {c.name: c for c in (
+    Check("composition", _composition, ("actor",),
+          "actor shares against the vocabulary and the declared expert_ratio / expected fractions, over time",
+          on_empty=True),
+    Check("nonfinite_rewards", _nonfinite_rewards, ("reward",), "non-finite rewards per actor"),
+    Check("telemetry", _telemetry, ("actor",),
+          "training telemetry: non-finite loss/TD/Q, sampled rows and tags, TD balance, batch vs buffer",
+          on_empty=True),
+    Check("transition_chain", _integrity.transition_chain, ("state", "next_state", "episode", "done"),
+          "next_state[t] == state[t+1] inside each episode, per actor"),
+    Check("next_state_copy", _integrity.next_state_copy, ("state", "next_state"),
+          "next_state stored as a copy of state, per actor"),
+    Check("duplicate_rows", _integrity.duplicate_rows, ("state", "next_state"),
+          "blocks of rows that repeat earlier rows exactly (appended twice)"),
+    Check("episode_bookkeeping", _integrity.episode_bookkeeping, ("episode", "done"),
+          "done where episodes end and nowhere else, episode ids not reused, steps counting up"),
+    Check("bootstrap_flags", _integrity.bootstrap_flags, ("done", "next_state"),
+          "truncated implies done; terminal next states flagged done, time-limit ends truncated"),
+    Check("reward_currency", _behaviour.reward_currency, ("reward",),
+          "each actor's reward sign and scale against the environment or the other actors, per segment"),
+    Check("action_collapse", _behaviour.action_collapse, ("discrete_action",),
+          "per-actor action histograms and entropy; one actor collapsing onto one action"),
+    Check("state_statistics", _behaviour.state_statistics, ("state",),
+          "per-actor mean and spread of each state element against the other actors"),
+    Check("tag_policy", _tags.tag_policy, ("state", "discrete_action"),
+          "rows tagged with the scripted expert take its action; other actors' rows do not all do so"),
+)}
+
+
+def run_checks(ctx: Context, names=None) -> tuple[list, dict, dict]:
+    """Run the registered checks (or those ``names``): ``(anomalies, section, seconds)``."""
+    anomalies, section, seconds = [], {}, {}
+    for check in (CHECKS.values() if names is None else [CHECKS[n] for n in names]):
+        entry = {"about": check.about, "needs": list(check.needs)}
+        missing = [c for c in check.needs if not ctx.has(c)]
+        t = time.perf_counter()
+        if ctx.n == 0 and not check.on_empty:
+            entry.update(status="skipped", reason="the store has no committed rows")
+        elif missing:
+            entry.update(status="skipped", reason=f"no {', '.join(missing)} column(s) in the store")
+        else:
+            try:
+                found, evidence = check.fn(ctx)
+            except Skip as e:
+                entry.update(status="skipped", reason=str(e))
+                anomalies += e.found
+            else:
+                entry.update(status="ran", findings=[a.code for a in found], evidence=evidence)
+                anomalies += found
+        seconds[check.name] = round(time.perf_counter() - t, 4)
+        section[check.name] = entry
+    return anomalies, section, seconds

@@ -1,0 +1,192 @@
+"""What every transition check reads: the store's scalar columns, the episode layout, and one
+blocked pass over the state columns whose per-row results (chain breaks, copies, row hashes,
+per-segment state moments) the checks share. Nothing here loops over rows in Python."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ._envfacts import EnvFacts
+
+SEGMENTS = 20       # consecutive row segments for the over-time comparisons
+MIN_SEGMENT = 100   # rows: fewer per segment give too few rows per actor to compare
+BLOCK_BYTES = 8 << 20  # per state column and block: below glibc's mmap threshold, so blocks reuse warm pages
+HEAD = 8            # state elements kept in memory (the CartPole policy reads 4)
+HASHED = 4          # elements of state and of next_state hashed (candidates are then compared whole)
+MOMENT_ROWS = 100_000  # state moments from every k-th row, k = rows // MOMENT_ROWS (a 10x test needs no more)
+EPISODES_LISTED = 20
+
+
+class Skip(Exception):
+    """A check cannot run on this store; the message says why (it goes into the report). ``found``:
+    findings that say so to the reader too (e.g. NO_TELEMETRY)."""
+
+    def __init__(self, reason: str, found=()):
+        super().__init__(reason)
+        self.found = list(found)
+
+
+@dataclass
+class Layout:
+    """Episode runs: maximal blocks of consecutive rows with one episode id."""
+
+    start: np.ndarray      # first row of each run
+    stop: np.ndarray       # one past its last row
+    ids: np.ndarray        # episode id of each run
+    run_of_row: np.ndarray  # run index of each row
+    pair_ok: np.ndarray    # (n-1,) rows t, t+1 are consecutive steps of one episode (same id, no done at t)
+    interleaved: bool      # some episode id has several runs without a done between them
+
+
+@dataclass
+class RowPass:
+    chain_bad: np.ndarray  # (n-1,) next_state[t] != state[t+1]
+    copy: np.ndarray       # (n,) next_state[t] == state[t]
+    hash: np.ndarray       # (n,) uint64 hash of the row's content (first HASHED elements of both states)
+    head: np.ndarray       # (n, min(D, HEAD)) first state elements
+    next_head: np.ndarray  # (n, min(D, HEAD)) first next_state elements
+    seg_count: np.ndarray  # (segments * A,) rows per segment and actor
+    seg_sum: np.ndarray    # (segments * A, D) sum of state elements
+    seg_sumsq: np.ndarray  # (segments * A, D) sum of squares
+    width: int
+
+
+class Context:
+    """One audit's inputs. ``cols`` holds the scalar columns read in full; the state columns are
+    read block by block once, by ``rows``, when a check first asks for them."""
+
+    def __init__(self, store, names, meta: dict, expected: dict, cols: dict, env: EnvFacts | None):
+        self.store = store
+        self.names = tuple(names)
+        self.A = len(self.names)
+        self.meta = meta
+        self.expected = expected
+        self.cols = cols
+        self.env = env
+        self.columns = tuple(store.schema.names)
+        self.n = len(cols["actor"])
+        self.codes = cols["actor"]
+        self.seg_rows = max(MIN_SEGMENT, math.ceil(self.n / SEGMENTS))
+        self.nseg = max(1, math.ceil(self.n / self.seg_rows))
+        self.seg = (np.arange(self.n) // self.seg_rows).astype(np.intp)
+        self.sections: dict = {}  # the report sections the older checks read (composition, telemetry)
+
+    def has(self, *columns) -> bool:
+        return all(c in self.columns for c in columns)
+
+    def segment_bounds(self, k: int) -> tuple[int, int]:
+        return k * self.seg_rows, min(self.n, (k + 1) * self.seg_rows)
+
+    @cached_property
+    def layout(self) -> Layout:
+        ep, done = self.cols["episode"], self.cols["done"].astype(bool)
+        n = self.n
+        change = np.ones(n, bool)
+        np.not_equal(ep[1:], ep[:-1], out=change[1:])
+        start = np.flatnonzero(change)
+        stop = np.append(start[1:], n)
+        ids = ep[start]
+        run_of_row = np.cumsum(change) - 1
+        pair_ok = ~change[1:] & ~done[:-1]
+        # Several runs of one id are either interleaved episodes (no done between) or a reused id.
+        order = np.argsort(ids, kind="stable")
+        same = ids[order][1:] == ids[order][:-1]
+        ended = done[stop - 1]
+        interleaved = bool((same & ~ended[order][:-1]).any())
+        return Layout(start, stop, ids, run_of_row, pair_ok, interleaved)
+
+    @cached_property
+    def rows(self) -> RowPass:
+        return row_pass(self)
+
+    def where(self, rows: np.ndarray) -> dict:
+        """Where rows lie: their half-open range, how many, and the episodes they touch."""
+        rows = np.asarray(rows)
+        out = {"rows": [int(rows.min()), int(rows.max()) + 1], "count": int(rows.size)}
+        if "episode" in self.cols:
+            eps = np.unique(self.cols["episode"][rows])
+            out["episodes"] = eps[:EPISODES_LISTED].tolist()
+            out["episodes_count"] = int(eps.size)
+        return out
+
+
+def evidence(measure: str, value, threshold, **more) -> dict:
+    """A finding's ``details``: what was measured, its value and the threshold it crossed, and more."""
+    return {"measure": measure, "evidence": value, "threshold": threshold, **more}
+
+
+def row_pass(ctx: Context) -> RowPass:
+    """One pass over ``state``/``next_state`` in blocks of about ``BLOCK_BYTES`` per column."""
+    s0 = ctx.store.schema["state"]
+    width = int(np.prod(s0.shape)) if s0.shape else 1
+    n, A = ctx.n, ctx.A
+    h = min(width, HEAD)
+    block = max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize))
+    out = RowPass(np.zeros(max(0, n - 1), bool), np.zeros(n, bool), np.zeros(n, np.uint64),
+                  np.empty((n, h), np.float32), np.empty((n, h), np.float32), np.zeros(ctx.nseg * A, np.int64),
+                  np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), width)
+    hk = min(width, HASHED)
+    mult = _hash_multipliers(2 * hk)
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        hi1 = min(n, hi + 1)  # one row more: the chain compares next_state[t] with state[t + 1]
+        b = ctx.store.read(["state", "next_state"], lo, hi1)
+        s = b["state"].reshape(hi1 - lo, width)
+        ns = b["next_state"].reshape(hi1 - lo, width)
+        m = hi - lo
+        k = hi1 - lo - 1
+        if k > 0:
+            out.chain_bad[lo:lo + k] = _rows_differ(ns[:k], s[1:k + 1])
+        # a row with a NaN is never a copy (the cost of the NaN recheck on every row is not worth it);
+        # the first element rules out almost every row before the whole rows are compared
+        cand = np.flatnonzero(ns[:m, 0] == s[:m, 0])
+        if cand.size:
+            out.copy[lo + cand] = ~(ns[cand] != s[cand]).any(axis=1)
+        out.head[lo:hi] = s[:m, :h]
+        out.next_head[lo:hi] = ns[:m, :h]
+        words = np.concatenate([s[:m, :hk], ns[:m, :hk]], axis=1).astype(np.float64).view(np.uint64)
+        out.hash[lo:hi] = (words * mult).sum(axis=1, dtype=np.uint64)
+        _moments(out, ctx, lo, hi, s[:m])
+    return out
+
+
+def _rows_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a != b).any(axis=1)
+    if a.dtype.kind == "f" and d.any() and np.isnan(a[d]).any():
+        # NaN == NaN for our purpose (a store that allows non-finite states): recheck the few rows that differ.
+        i = np.flatnonzero(d)
+        x, y = a[i], b[i]
+        d[i] = ((x != y) & ~(np.isnan(x) & np.isnan(y))).any(axis=1)
+    return d
+
+
+def _hash_multipliers(k: int) -> np.ndarray:
+    # Fixed odd 64-bit multipliers: a multilinear hash of the row's words (wrapping arithmetic).
+    return np.random.default_rng(0x5EED).integers(1, 2**63, size=k, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def _moments(out: RowPass, ctx: Context, lo: int, hi: int, s: np.ndarray) -> None:
+    k = max(1, ctx.n // MOMENT_ROWS)
+    first = (-lo) % k  # every k-th row of the store, whatever the block
+    rows = np.arange(lo + first, hi, k)
+    if not rows.size:
+        return
+    x = s[first:hi - lo:k]
+    codes = ctx.codes[rows].astype(np.intp)
+    known = codes < ctx.A
+    group = np.where(known, ctx.seg[rows] * ctx.A + codes, -1)
+    if not np.isfinite(x).all():
+        x = np.where(np.isfinite(x), x, 0)
+    x = x.astype(np.float32, copy=False)
+    xx = x * x
+    # A block spans one or two segments: a few masked sums. No BLAS: its threads made a one-hot
+    # product 6-10x slower than these sums on the shared 2-core machine.
+    for g in np.unique(group[known]).tolist():
+        sel = group == g
+        out.seg_count[g] += int(sel.sum())
+        out.seg_sum[g] += x[sel].sum(axis=0, dtype=np.float64)
+        out.seg_sumsq[g] += xx[sel].sum(axis=0, dtype=np.float64)

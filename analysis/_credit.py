@@ -1,0 +1,67 @@
+"""Returns per actor that mean something when actors alternate inside an episode (the agent mixes
+the expert in frame by frame, so a majority label gives the expert no episode at all):
+
+- return-to-go of the frames each actor decided: the sum of the rewards from that frame to the
+  end of its episode;
+- episodes grouped by each actor's share of their frames, with their mean return and length.
+
+Only episodes that ended (a done row) count."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._stats import describe, histograms, num
+
+SHARE_EDGES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def credit(table: dict, episode: np.ndarray, codes: np.ndarray, reward: np.ndarray, names) -> dict:
+    """``table``: ``_stats.episode_table`` of the same rows."""
+    a = len(names)
+    ended = table["ended"]
+    # row -> episode index in the table (rows of one id need not be contiguous)
+    if len(episode) and np.all(np.diff(episode) >= 0):
+        idx = np.cumsum(np.r_[True, episode[1:] != episode[:-1]]) - 1
+    else:
+        _, idx = np.unique(episode, return_inverse=True)
+    r = np.nan_to_num(reward.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    # each episode's rows, in row order (already so when episodes are contiguous)
+    order = np.arange(len(idx)) if np.all(idx[1:] >= idx[:-1]) else np.argsort(idx, kind="stable")
+    rs = r[order]
+    cum = np.cumsum(rs)
+    first = np.searchsorted(idx[order], np.arange(len(ended)))
+    last = first + table["length"] - 1
+    ep_of = idx[order]
+    rtg_sorted = cum[last[ep_of]] - cum + rs
+    rtg = np.empty_like(rtg_sorted)
+    rtg[order] = rtg_sorted
+    in_ended = ended[idx]
+    per_actor = {}
+    groups = {}
+    for i, x in enumerate(names):
+        sel = in_ended & (codes == i)
+        groups[x] = rtg[sel]
+        per_actor[x] = {"frames": int(sel.sum()), "return_to_go": describe(rtg[sel])}
+    counts = table["counts"][ended][:, :a]
+    total = np.maximum(1, table["counts"][ended].sum(axis=1))
+    ret, length = table["ret"][ended], table["length"][ended]
+    edges = np.asarray(SHARE_EDGES)
+    by_share = {}
+    for i, x in enumerate(names):
+        share = counts[:, i] / total
+        b = np.clip(np.searchsorted(edges, share, side="right") - 1, 0, len(edges) - 2)
+        b[share >= 1.0] = len(edges) - 2
+        by_share[x] = {
+            "episodes": np.bincount(b, minlength=len(edges) - 1).tolist(),
+            "mean_return": [num(ret[b == k].mean()) if (b == k).any() else None for k in range(len(edges) - 1)],
+            "mean_length": [num(length[b == k].mean()) if (b == k).any() else None for k in range(len(edges) - 1)],
+            "mean_share": num(share.mean()) if share.size else None,
+        }
+    return {
+        "method": "return-to-go: rewards from a frame to the end of its episode, over the frames each actor "
+                  "decided; by_share: ended episodes grouped by the share of their frames each actor decided "
+                  f"(bins {list(SHARE_EDGES)}, the last bin closed)",
+        "per_actor": per_actor, "share_edges": list(SHARE_EDGES), "by_share": by_share,
+        "return_to_go_histogram": histograms(groups),
+    }

@@ -1,0 +1,148 @@
+"""Writing blocks, tables, checkpoints and small state: the ``StoreWriter`` methods beside ``append``.
+
+Each validates the whole block before any of it is kept, then hands it to a table writer
+(``_tablewriter.py``); rows become durable and visible at the next commit.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._format import TRANSITIONS, segment_rows
+from ._record import write_atomic
+from ._schema import ACTOR, Schema
+from ._tablewriter import TableWriter
+from ._validate import block_column, block_length, check_names
+from .errors import SchemaError, ShapeError, StoreWriteError
+
+
+def json_attr(value, what: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what} must be JSON-serializable (str, numbers, lists, dicts); {e}") from e
+
+
+class BlocksMixin:
+    """``extend``, tables, checkpoints and state for ``StoreWriter`` (which owns what they use)."""
+
+    def extend(self, columns: Mapping) -> int:
+        """Append a block of rows: a mapping of column name to an array with one entry per row.
+
+        ``actor`` may hold names or codes. The whole block is validated before any of it is kept.
+        Returns the number of rows added.
+        """
+        self._check_writable("extend")
+        n = block_length("extend", columns)
+        check_names("extend", self.schema, columns, self._auto, ACTOR in columns, self.actors.names)
+        block = {}
+        for c in self.schema:
+            if c.name == ACTOR:
+                block[ACTOR] = self.actors.codes(columns[ACTOR])
+                if block[ACTOR].shape != (n,):
+                    raise ShapeError(f"extend: column 'actor' got shape {block[ACTOR].shape}, expected ({n},)")
+            elif c.name in columns:
+                block[c.name] = block_column("extend", c, columns[c.name], n)
+        self._fill_auto_block(block, n)
+        self._tw.add_block(block, n)
+        if n and ("episode" in self._auto or "step" in self._auto):
+            last_done = bool(block["done"][-1]) if self._has_done else False
+            ep, st = int(block["episode"][-1]), int(block["step"][-1])
+            self._next_episode, self._next_step = (ep + 1, 0) if last_done else (ep, st + 1)
+        self._maybe_commit(time.time())
+        return n
+
+    def _maybe_commit(self, now: float) -> None:
+        if self._tw.rows - self._committed_rows >= self.commit_every or now - self._last_commit >= self.commit_seconds:
+            try:
+                self.commit()
+            except StoreWriteError as e:
+                raise type(e)(e.errno, f"{e.strerror} (this call's rows were accepted and stay staged)") from e
+
+    def _fill_auto_block(self, block: dict, n: int) -> None:
+        done = block["done"].astype(bool) if self._has_done else np.zeros(n, bool)
+        if "episode" in self._auto and "episode" not in block:
+            ended_before = np.concatenate([[0], np.cumsum(done[:-1], dtype=np.int64)]) if n else np.zeros(0, np.int64)
+            block["episode"] = self._next_episode + ended_before
+        if "step" in self._auto and "step" not in block:
+            idx = np.arange(n, dtype=np.int64)
+            starts = np.zeros(n, np.int64)
+            if n > 1:
+                starts[1:] = np.where(done[:-1], idx[1:], 0)
+            first = np.maximum.accumulate(starts) if n else starts
+            block["step"] = idx - first + np.where(first == 0, self._next_step, 0)
+        if "time" in self._auto and "time" not in block:
+            block["time"] = np.full(n, time.time())
+
+    # ------------------------------------------------------------------ tables (training telemetry)
+    def create_table(self, name: str, schema: Schema) -> None:
+        """Declare an append-only table (e.g. training telemetry); no-op if it exists with this schema."""
+        self._check_writable("create_table")
+        if not isinstance(name, str) or not name.isidentifier() or name == TRANSITIONS:
+            raise ValueError(f"table name {name!r} is reserved or not an identifier")
+        if name in self._tables:
+            if self._tables[name].schema != schema:
+                raise SchemaError(f"table {name!r} exists with another schema: {self._tables[name].schema.names}")
+            return
+        t = TableWriter(self._folder, self._manifest.uuid, name, schema, segment_rows(schema, None), self.chunk_bytes,
+                        1024, self.fsync, False)
+        t.ensure_segment()
+        self._tables[name] = t
+
+    def extend_table(self, name: str, columns: Mapping) -> int:
+        """Append a block of rows to table ``name``; visible at the next commit."""
+        self._check_writable("extend_table")
+        if name not in self._tables or name == TRANSITIONS:
+            raise KeyError(f"no table {name!r}; create it first with create_table(name, schema)")
+        t = self._tables[name]
+        where = f"extend_table({name!r})"
+        n = block_length(where, columns)
+        check_names(where, t.schema, columns, (), ACTOR in columns, self.actors.names)
+        if ACTOR in t.schema:  # a table's actor column holds vocabulary codes too (names accepted)
+            columns = {**columns, ACTOR: self.actors.codes(columns[ACTOR])}
+        t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
+        return n
+
+    def record_checkpoint(self, step: int, path: str, **info) -> None:
+        """Note a checkpoint in the store's log (durable now: this commits)."""
+        self._check_writable("record_checkpoint")
+        entry = {"step": int(step), "path": os.fspath(path), "time": time.time(), **info}
+        json_attr(entry, "checkpoint info")
+        self._new_checkpoints.append(entry)
+        self.commit()
+
+    def set_extra(self, key: str, value) -> None:
+        """Small JSON state kept with the next commit (for other parts of the store)."""
+        self._check_writable("set_extra")
+        json_attr(value, f"extra[{key!r}]")
+        self._new_extra[key] = value
+
+    # ------------------------------------------------------------------ state arrays (sampler priorities)
+    def save_arrays(self, key: str, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+        """Write arrays kept with the next commit (as .npy files beside the segments); returns the
+        file names to put in ``set_extra`` so readers can ``load_array`` them."""
+        names = {}
+        for name, arr in arrays.items():
+            fname = f"state-{key}-{name}-{self._seq + 1}.npy"
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+            write_atomic(os.path.join(self._folder, fname), buf.getvalue(), self.fsync, "state array")
+            names[name] = fname
+        self._state_files.append(set(names.values()))
+        return names
+
+    def _forget_state_files(self) -> None:
+        # a reader may still load the files the previous commit named: keep two generations
+        while len(self._state_files) > 2:
+            old = self._state_files.pop(0)
+            for n in old - set().union(*self._state_files):
+                try:
+                    os.remove(os.path.join(self._folder, n))
+                except FileNotFoundError:
+                    pass
