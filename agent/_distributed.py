@@ -17,6 +17,7 @@ need a shard). Each worker keeps ``workers/<name>.json``: pid, starts, and its m
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -322,6 +323,9 @@ def train_distributed(config: AgentConfig, run_path, *, workers: int, engine: st
         raise ConfigError(f"engine={engine!r}: expected one of {list(ENGINES)} ('ray' needs the [scale] extra)")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers={workers!r}: expected a positive number of acting processes")
+    if engine == "ray" and importlib.util.find_spec("ray") is None:  # checked before the run folder is made
+        raise ConfigError("engine='ray' needs Ray: pip install 'replaystore[scale]', or use engine='mp' "
+                          "(--engine mp), which needs nothing more")
     if config.samples_every:
         config = config.replace(samples_every=0)  # per-sample telemetry would need (shard, row) ids
     torch.set_num_threads(config.torch_threads)
