@@ -118,3 +118,14 @@ def test_cli_train_with_workers(tmp_path, capsys):
     assert Run.open(out).rows() == {"worker-0": 100, "worker-1": 100}
     with pytest.raises(FileExistsError, match="not an empty folder"):
         train_distributed(CONFIG, out, workers=2)
+
+
+def test_bad_engine_or_worker_count_is_refused_before_any_folder(tmp_path):
+    """An unknown engine or a worker count below 1 is refused, and no run folder is left behind."""
+    from replaystore.agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"engine='spark': expected one of \['mp', 'ray'\]"):
+        train_distributed(CONFIG, tmp_path / "a", workers=2, engine="spark")
+    with pytest.raises(ConfigError, match="workers=0: expected a positive number"):
+        train_distributed(CONFIG, tmp_path / "b", workers=0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
