@@ -204,6 +204,31 @@ def bench_append_bursts(d, calls, bursts=40):
     return min(ts) / len(calls) * 1e6, min(tr) / len(calls) * 1e6
 
 
+def bench_gather(d, n, seg_rows, batch=8192, repeats=30):
+    """store.gather of random rows (state, next_state, reward, actor) against the same fancy index
+    into in-RAM copies of those columns, with segments of ``seg_rows`` rows; medians, ms."""
+    src = make_rows(8192, seed=1)
+    p = os.path.join(d, f"gather{seg_rows}.h5")
+    with ReplayStore.create(p, Schema.transition((STATE,), continuous_dim=CDIM), actors=("expert", "dqn"),
+                            window=n, segment_rows=seg_rows) as s:
+        for r in range(0, n, 8192):
+            s.extend({k: v[:min(8192, n - r)] for k, v in src.items()})
+    cols = ["state", "next_state", "reward", "actor"]
+    rng = np.random.default_rng(0)
+    with ReplayStore.open(p) as r:
+        full = r.read(cols)
+        t_store, t_ram = [], []
+        for _ in range(repeats):
+            rows = rng.integers(0, n, batch)
+            t0 = time.perf_counter()
+            r.gather(rows, cols)
+            t1 = time.perf_counter()
+            {c: full[c][rows] for c in cols}
+            t_ram.append(time.perf_counter() - t1)
+            t_store.append(t1 - t0)
+    return statistics.median(t_store) * 1e3, statistics.median(t_ram) * 1e3
+
+
 def bench_hashes(nbytes=64 << 20):
     data = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8).tobytes()
     out = {}
@@ -292,6 +317,9 @@ def main():
     print(f"bursts (best of 10 alternating bursts of 8 blocks): extend {b['crc']:,.0f} rows/s | os.pwrite "
           f"{b['raw']:,.0f} rows/s | ratio {b['crc'] / b['raw']:.2f}x; without checksums {b['nocrc']:,.0f} rows/s, "
           f"checksum cost {(1 - b['crc'] / b['nocrc']) * 100:.1f}%")
+    for seg in (1 << (a.rows - 1).bit_length(), 32768):
+        g, ram = bench_gather(d, a.rows, seg)
+        print(f"gather 8192 rows, {-(-a.rows // seg)} segment(s): {g:.2f} ms | in-RAM {ram:.2f} ms | ratio {ram / g:.2f}x")
     h = bench_hashes()
     print(f"hash speed: zlib.crc32 {h['crc32']:.2f} GB/s, zlib.adler32 {h['adler32']:.2f} GB/s")
     os.sync()

@@ -123,11 +123,16 @@ class AppendMixin:
         if std == self.schema and auto_all(self._auto) and len(self._groups) == 1 and \
                 len(self._groups[0][2]) == (3 if self.schema["continuous_action"].row_bytes else 2):
             s = tw.stage
-            self._fast_stage = (s["state"], s["next_state"], s["discrete_action"], s["continuous_action"],
-                                s["reward"], s["done"])
+            matrix, zero, cols = self._groups[0]
+            self._fast_stage = (s["state"], s["next_state"], s["continuous_action"], list(matrix), zero, cols)
+            info = np.iinfo(self.schema["discrete_action"].dtype)
             self._fast_types = (self.schema["state"].dtype, self.schema["state"].shape,
-                                self.schema["continuous_action"].shape, self.schema["discrete_action"].dtype,
+                                self.schema["continuous_action"].shape, int(info.min), int(info.max),
                                 float(np.finfo(np.float32).max))
+            names = ("discrete_action", "reward", "done", "episode", "step", "time", ACTOR)
+            self._fast_lists = tuple([0] * tw.stage_rows for _ in names)
+            self._fast_arrays = tuple(s[n] for n in names)
+            tw.before_flush = self._fill_deferred
             self.append = self._append_transition
 
     def append(self, *, actor=_MISSING, **columns) -> None:
@@ -142,6 +147,7 @@ class AppendMixin:
     def _append_general(self, actor, columns: dict) -> None:
         """The general one-row path: one short loop per group of columns with the same checks."""
         tw = self._tw
+        self._fill_deferred()
         if self._closed:
             self._check_writable("append")
         if actor.__class__ in _NOT_CODES:
@@ -231,12 +237,26 @@ class AppendMixin:
 
     def _append_transition(self, *, actor=_MISSING, state=_MISSING, next_state=_MISSING, discrete_action=_MISSING,
                            continuous_action=_MISSING, reward=_MISSING, done=_MISSING, **rest) -> None:
-        """``append`` for stores whose schema is ``Schema.transition``'s ten columns (the common case):
-        the same checks as the general loop, with the columns bound as parameters instead of looked
-        up one by one (a third of a one-row append's cost). Anything unusual goes the general way."""
+        """``append`` for stores whose schema is ``Schema.transition``'s ten columns (the common case).
+
+        The same checks as the general loop, arranged for speed: the columns are bound as
+        parameters, and the seven scalars (actor, actions, reward, done, episode, step, time) go
+        into Python lists that the stage's arrays take in one slice assignment before a flush
+        (a numpy scalar store costs twice a list store; seven of them were a third of an append).
+        Anything unusual (another type, a bad value, a full stage) takes the general path, which
+        raises the same errors at the same call.
+        """
         tw = self._tw
-        if rest or self._closed or tw.n_staged == tw.stage_rows or state.__class__ is not ndarray or \
-                next_state.__class__ is not ndarray or continuous_action.__class__ is not ndarray:
+        i = tw.n_staged
+        f_dtype, f_shape, c_shape, d_lo, d_hi, rmax = self._fast_types
+        t = reward.__class__
+        if rest or self._closed or i == tw.stage_rows or state.__class__ is not ndarray or \
+                next_state.__class__ is not ndarray or continuous_action.__class__ is not ndarray or \
+                state.dtype is not f_dtype or state.shape != f_shape or next_state.dtype is not f_dtype or \
+                next_state.shape != f_shape or continuous_action.dtype is not f_dtype or \
+                continuous_action.shape != c_shape or discrete_action.__class__ is not int or \
+                not d_lo <= discrete_action <= d_hi or (t is not float and t is not int) or \
+                not -rmax <= reward <= rmax or done.__class__ is not bool:
             return self._append_general(actor, dict(rest, state=state, next_state=next_state,
                                                     discrete_action=discrete_action,
                                                     continuous_action=continuous_action, reward=reward, done=done))
@@ -249,59 +269,26 @@ class AppendMixin:
                 if actor is _MISSING:
                     raise missing_actor_error("append", self.actors.names) from None
                 code = self.actors.code(actor)
-        i = tw.n_staged
-        st_state, st_next, st_disc, st_cont, st_rew, st_done = self._fast_stage
-        f_dtype, f_shape, c_shape, d_kind, rmax = self._fast_types
-        if state.dtype is f_dtype and state.shape == f_shape:
-            st_state[i] = state
-        else:
-            _coerce_array(self.schema["state"], state, st_state, i)
-        if next_state.dtype is f_dtype and next_state.shape == f_shape:
-            st_next[i] = next_state
-        else:
-            _coerce_array(self.schema["next_state"], next_state, st_next, i)
-        if continuous_action.dtype is f_dtype and continuous_action.shape == c_shape:
-            st_cont[i] = continuous_action
-        else:
-            _coerce_array(self.schema["continuous_action"], continuous_action, st_cont, i)
-        if discrete_action.__class__ is int:
-            try:
-                st_disc[i] = discrete_action
-            except OverflowError as e:
-                raise DTypeError(f"append: column 'discrete_action' got {discrete_action!r}, which does not fit "
-                                 f"{d_kind}") from e
-        elif discrete_action is _MISSING:
-            raise self._missing("discrete_action")
-        else:
-            _coerce_scalar(self.schema["discrete_action"], discrete_action, st_disc, i)
-        t = reward.__class__
-        if t is float or t is int:
-            if not -rmax <= reward <= rmax:
-                raise nonfinite_error("append", self.schema["reward"])
-            st_rew[i] = reward
-        elif reward is _MISSING:
-            raise self._missing("reward")
-        else:
-            _coerce_scalar(self.schema["reward"], reward, st_rew, i)
-        if done.__class__ is bool:
-            st_done[i] = done
-        elif done is _MISSING:
-            raise self._missing("done")
-        else:
-            _coerce_scalar(self.schema["done"], done, st_done, i)
-            done = bool(st_done[i])
-        matrix, zero, cols = self._groups[0]
-        if isnan(matrix[i].dot(zero)):
+        st_state, st_next, st_cont, rows, zero, cols = self._fast_stage
+        st_state[i] = state
+        st_next[i] = next_state
+        st_cont[i] = continuous_action
+        if isnan(rows[i].dot(zero)):
             for c in cols:
                 if not np.isfinite(tw.stage[c.name][i]).all():
                     raise nonfinite_error("append", c)
         now = _now()
-        st_ep, st_step, st_time = self._auto_stage
+        if self._deferred_from < 0:
+            self._deferred_from = i
+        l_disc, l_rew, l_done, l_ep, l_step, l_time, l_actor = self._fast_lists
+        l_disc[i] = discrete_action
+        l_rew[i] = reward
+        l_done[i] = done
         ep = self._next_episode
-        st_ep[i] = ep
-        st_step[i] = self._next_step
-        st_time[i] = now
-        self._stage_actor[i] = code
+        l_ep[i] = ep
+        l_step[i] = self._next_step
+        l_time[i] = now
+        l_actor[i] = code
         if done:
             self._next_episode, self._next_step = ep + 1, 0
         else:
@@ -312,6 +299,17 @@ class AppendMixin:
                 self.commit()
             except StoreWriteError as e:
                 raise type(e)(e.errno, f"{e.strerror} (this row was accepted and stays staged)") from e
+
+    def _fill_deferred(self) -> None:
+        """Move the scalars the transition path kept in lists into the stage's arrays (before any
+        flush, and before any other path writes the stage)."""
+        lo = self._deferred_from
+        if lo < 0:
+            return
+        hi = self._tw.n_staged
+        for values, arr in zip(self._fast_lists, self._fast_arrays):
+            arr[lo:hi] = values[lo:hi]
+        self._deferred_from = -1
 
     def _missing(self, name: str) -> MissingColumnError:
         return MissingColumnError(f"append: missing required column {name!r}; the schema declares "

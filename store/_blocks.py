@@ -39,6 +39,7 @@ class BlocksMixin:
         Returns the number of rows added.
         """
         self._check_writable("extend")
+        self._fill_deferred()
         n = block_length("extend", columns)
         check_names("extend", self.schema, columns, self._auto, ACTOR in columns, self.actors.names)
         block = {}

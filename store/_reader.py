@@ -164,7 +164,6 @@ def use_trusted(store: ReplayStore, path: str, m: Manifest, mode: str) -> tuple[
     rec, sig = choose_record(path, m, mode)
     try:
         store._use_record(rec)
-        return rec, sig
     except (DamagedStoreError, TruncatedStoreError) as e:
         closed = m.closed(path) if m.session.get("state") != "open" else None
         if closed is None or closed.seq == rec.seq:
@@ -172,7 +171,32 @@ def use_trusted(store: ReplayStore, path: str, m: Manifest, mode: str) -> tuple[
         warnings.warn(f"{path}: the commit record contradicts the files ({e}); using the store's last clean close "
                       f"(seq {closed.seq}, {closed.rows} rows)", RuntimeWarning, stacklevel=4)
         store._use_record(closed)
-        return closed, None
+        rec, sig = closed, None
+    if sig is None:  # not the .commit file: the rows themselves are the truth for the actor counts
+        store._use_record(_recount(store, rec))
+    return rec, sig
+
+
+def _recount(store: ReplayStore, rec: CommitRecord) -> CommitRecord:
+    """``rec`` with its actor counts (total and per full segment) counted from the committed rows:
+    the record in force is the manifest's copy, and the rows may have been edited since (a code
+    outside the vocabulary is then counted, and reported, not hidden)."""
+    t = rec.tables[TRANSITIONS]
+    v = store._views[TRANSITIONS]
+    codes = v.read([ACTOR], t.first_row, t.rows)[ACTOR]
+    total = np.bincount(codes, minlength=N_CODES).astype(np.int64)
+    total[:len(rec.dropped_counts)] += np.asarray(rec.dropped_counts, np.int64)
+    rec.actor_counts = _nonzero_prefix(total)
+    t.segment_counts = {k: _nonzero_prefix(np.bincount(codes[(k * t.segment_rows) - t.first_row:
+                                                              ((k + 1) * t.segment_rows) - t.first_row],
+                                                        minlength=N_CODES))
+                        for k in range(t.first_segment, t.rows // t.segment_rows)}
+    return rec
+
+
+def _nonzero_prefix(v: np.ndarray) -> list[int]:
+    nz = np.flatnonzero(v)
+    return v[:int(nz[-1]) + 1].tolist() if len(nz) else []
 
 
 def choose_record(path: str, m: Manifest, mode: str) -> tuple[CommitRecord, tuple | None]:

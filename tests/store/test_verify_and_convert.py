@@ -153,3 +153,25 @@ def test_converted_store_takes_rows(tmp_path):
     with ReplayStore.open(new) as r:
         assert 3082 == len(r)
         np.testing.assert_array_equal(r.read(["state"], 0, 10)["state"], r.read(["state"], 3072, 3082)["state"])
+
+
+def test_rows_edited_behind_the_store_are_counted_and_verified(tmp_path):
+    """A format-2 run damaged the way analysis's `corrupt` does it (h5py writes through the manifest,
+    the .commit removed): composition counts the codes outside the vocabulary from the rows, with
+    numbers from an independent count, and verify names the edited rows."""
+    from replaystore.analysis._synthetic import RunSpec, corrupt, write_run
+
+    path = tmp_path / "run.h5"
+    write_run(path, RunSpec(rows=3000, window=1000, train_steps=0, telemetry=False))
+    corrupt(path, bad_codes={10: 7, 2500: 9, 2501: 9})
+    with h5py.File(path, "r") as f:
+        codes = f["transitions/actor"][:]
+    with ReplayStore.open(path) as r:
+        whole, win = r.actor_composition(window=False), r.actor_composition(window=True)
+        found = verify(r)
+    assert {"count": 3, "codes": {7: 1, 9: 2}} == whole["unknown"]
+    assert {"count": 2, "codes": {9: 2}} == win["unknown"]
+    assert {"expert": int((codes == 0).sum()), "dqn": int((codes == 1).sum())} == whole["counts"]
+    assert {"expert": int((codes[2000:] == 0).sum()), "dqn": int((codes[2000:] == 1).sum())} == win["counts"]
+    edited = [f["rows"] for f in found if f["column"] == "actor"]
+    assert any(a <= 10 < b for a, b in edited) and any(a <= 2500 < b for a, b in edited)

@@ -1,0 +1,74 @@
+"""The one-row append's two paths (bound parameters for Schema.transition, the general loop)
+interleave with each other and with extend, flushes and commits without mixing up any value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from replaystore.store import ReplayStore, Schema, errors
+
+SCHEMA = Schema.transition((3,), continuous_dim=1)
+
+
+def _row(i: int, kind: str) -> dict:
+    """Row ``i`` with plain Python scalars (the fast path) or numpy scalars and lists (the general path)."""
+    r = dict(state=np.full(3, i, "f4"), next_state=np.full(3, i + 0.5, "f4"), continuous_action=np.full(1, -i, "f4"),
+             discrete_action=i % 7, reward=float(i) / 4, done=i % 5 == 4)
+    if kind == "general":
+        r.update(discrete_action=np.int64(i % 7), reward=np.float32(i / 4), done=np.bool_(i % 5 == 4),
+                 state=[float(i)] * 3)
+    return r
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_paths_interleave_exactly(tmp_path, seed):
+    """Random runs of fast appends, general appends, small extends and commits: every row reads back
+    as given, episodes and steps follow the done flags, and counts equal rows."""
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "run.h5"
+    n = 0
+    with ReplayStore.create(path, SCHEMA, actors=("a", "b"), commit_every=10**9, commit_seconds=1e9) as s:
+        assert s.append.__name__ == "_append_transition"
+        while n < 3000:
+            what = rng.choice(["fast", "general", "extend", "commit"], p=[0.6, 0.2, 0.1, 0.1])
+            if what == "extend":
+                k = int(rng.integers(1, 40))
+                rows = [_row(i, "fast") for i in range(n, n + k)]
+                s.extend({c: np.array([r[c] for r in rows]) for c in rows[0]} | {"actor": np.arange(n, n + k) % 2})
+                n += k
+            elif what == "commit":
+                assert s.commit() == n
+            else:
+                s.append(actor=("a", "b")[n % 2], **_row(n, what))
+                n += 1
+    with ReplayStore.open(path) as r:
+        got = r.read()
+    i = np.arange(n)
+    np.testing.assert_array_equal(np.repeat(i[:, None], 3, 1).astype("f4"), got["state"])
+    np.testing.assert_array_equal((i / 4).astype("f4"), got["reward"])
+    np.testing.assert_array_equal(i % 7, got["discrete_action"])
+    np.testing.assert_array_equal(i % 5 == 4, got["done"])
+    np.testing.assert_array_equal(i % 2, got["actor"])
+    np.testing.assert_array_equal(i // 5, got["episode"])
+    np.testing.assert_array_equal(i % 5, got["step"])
+    assert (np.diff(got["time"]) >= 0).all()
+
+
+def test_bad_values_on_the_fast_path_raise_and_keep_nothing(tmp_path):
+    """A NaN state, an out-of-range action or an unknown actor raises at that call; the row is not kept."""
+    with ReplayStore.create(tmp_path / "run.h5", SCHEMA, actors=("a",)) as s:
+        s.append(actor="a", **_row(0, "fast"))
+        bad = _row(1, "fast")
+        bad["next_state"] = np.array([1, np.nan, 1], "f4")
+        with pytest.raises(errors.NonFiniteError, match="next_state"):
+            s.append(actor="a", **bad)
+        with pytest.raises(errors.DTypeError, match="discrete_action"):
+            s.append(actor="a", **dict(_row(1, "fast"), discrete_action=2**40))
+        with pytest.raises(errors.NonFiniteError, match="reward"):
+            s.append(actor="a", **dict(_row(1, "fast"), reward=1e39))
+        with pytest.raises(errors.UnknownActorError):
+            s.append(actor="z", **_row(1, "fast"))
+        s.append(actor="a", **_row(1, "fast"))
+        assert s.commit() == 2
+        np.testing.assert_array_equal([0, 1], s.read(["discrete_action"])["discrete_action"])
