@@ -72,6 +72,21 @@ def test_gather_segment_boundaries(mapped_store):
         assert got[name].tobytes() == full[name][rows].tobytes(), name
 
 
+@pytest.mark.parametrize("order", ["ascending", "rotated", "descending", "random"])
+def test_gather_in_runs_and_scattered(mapped_store, order):
+    """gather() keeps the order asked whether a batch's rows come in a few runs per segment
+    (ascending, two ascending pieces as prioritized draws give, descending) or in many (random)."""
+    r, full = mapped_store
+    rows = np.sort(np.random.default_rng(3).integers(0, N_ROWS, 2000))
+    rows = {"ascending": rows, "rotated": np.roll(rows, 700), "descending": rows[::-1],
+            "random": np.random.default_rng(4).permutation(rows)}[order]
+    runs = 1 + int(np.count_nonzero(np.diff(rows // SEG)))
+    assert (runs > 64) == (order == "random")  # both of gather's ways are taken
+    got = r.gather(rows)
+    for name in SCHEMA.names:
+        assert got[name].tobytes() == full[name][rows].tobytes(), name
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, N_ROWS - 1), max_size=300))
 def test_gather_random_rows(mapped_store, rows):
