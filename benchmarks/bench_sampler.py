@@ -4,9 +4,11 @@
     python benchmarks/bench_sampler.py --rows 200000 --repeats 20   # quicker
     python benchmarks/bench_sampler.py --path /tmp/run.h5    # reuse (or keep) a store
 
-Writes a store of the standard schema (state_shape=(128,), continuous_dim=2) once, reads it
-through so the page cache is warm, then prints medians over ``--repeats`` batches of:
-the reference (every column the sampler returns loaded into RAM, ``arr[idx]`` per column), the
+Writes a store of the standard schema (state_shape=(128,), continuous_dim=2) once (format 2: a
+1M-row window spans 8 segment files of 131,072 rows), reads its files through so the page cache
+is warm, then prints medians over ``--repeats`` batches of:
+the reference (every column the sampler returns loaded into RAM, ``arr[idx]`` per column; also
+``np.take`` on the same arrays, for scale), ``store.gather`` of rows in random order, the
 sampler with each strategy (numpy and torch), h5py fancy indexing (fewer repeats: it is slow),
 and TorchRL's LazyMemmapStorage replay buffer when a Python with torchrl is found (``--torchrl-python``;
 it runs in that interpreter, on the same rows' shapes). Also the first batches of a fresh handle
@@ -95,6 +97,13 @@ def reference_gather(arrays: dict, n: int, batch: int):
         return {k: a[idx] for k, a in arrays.items()}
 
     return gather
+
+
+def reference_take(arrays: dict, n: int, batch: int):
+    """For scale: ``np.take(arr, idx, axis=0)``, the call the store's gather makes, on the arrays in
+    RAM (faster than fancy indexing: it copies whole rows per index)."""
+    rng = np.random.default_rng(1)
+    return lambda: {k: np.take(a, rng.integers(0, n, batch), axis=0) for k, a in arrays.items()}
 
 
 def store_gather(store: ReplayStore, columns: list, n: int, batch: int):
@@ -269,7 +278,8 @@ def main() -> None:
         # into this process once: the samplers below run on a warm mapping, as after a while of
         # training (a fresh handle's first batches are measured separately, "cold mapping").
         arrays = store.read()
-        fns = {"ref": reference_gather(arrays, n, b), "gather": store_gather(store, list(arrays), n, b)}
+        fns = {"ref": reference_gather(arrays, n, b), "take": reference_take(arrays, n, b),
+               "gather": store_gather(store, list(arrays), n, b)}
         samplers = {}
         for strategy in ("uniform", "stratified", "prioritized"):
             for as_torch in (False, True):
@@ -282,6 +292,7 @@ def main() -> None:
         print(f"{'':34s}{'ms/batch':>9s}{'rows/s':>12s}{'vs in-RAM':>11s}")
         line = lambda name, ms, extra="": print(f"{name:34s}{ms:9.2f}{rows_s(ms):12,.0f}{ref / ms:10.2f}x {extra}")  # noqa: E731
         line("in-RAM numpy gather (reference)", ref)
+        line("in-RAM np.take (for scale)", med["take"], "(the numpy call the store's gather makes)")
         line("store.gather, rows in random order", med["gather"], "(public API; no target)")
         for (strategy, as_torch), sm in samplers.items():
             ms = med[strategy, as_torch]

@@ -147,11 +147,13 @@ class SegmentedTable:
         # Runs of consecutive batch positions whose rows lie in one segment. A sorted batch (the
         # sampler draws sorted rows) has one run per segment it touches.
         cuts = np.flatnonzero(seg_of[1:] != seg_of[:-1])
-        if not len(cuts):  # one segment: one fancy index per column
+        # np.take rather than fancy indexing: it copies whole rows per index and ran 1.6 ms against
+        # 2.6 ms for fancy indexing (10 columns, 8192 rows of one segment, mapped, warm).
+        if not len(cuts):  # one segment: one take per column
             k = int(seg_of[0])
             seg = self._checked(k)
             local = rows - (k << self.shift) if k else rows
-            return {c: seg.arrays[c][local] if c in seg.arrays else
+            return {c: np.take(seg.arrays[c], local, axis=0) if c in seg.arrays else
                     np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
         out = {c: np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
         segs = {k: self._checked(k) for k in np.unique(seg_of).tolist()}  # each checked once per batch
@@ -174,7 +176,7 @@ class SegmentedTable:
             local = rows[sel] - (k << self.shift)
             for c in names:
                 if c in seg.arrays:
-                    out[c][sel] = seg.arrays[c][local]
+                    out[c][sel] = np.take(seg.arrays[c], local, axis=0)
         return out
 
     def close(self) -> None:
