@@ -4,9 +4,11 @@
     python benchmarks/bench_sampler.py --rows 200000 --repeats 20   # quicker
     python benchmarks/bench_sampler.py --path /tmp/run.h5    # reuse (or keep) a store
 
-Writes a store of the standard schema (state_shape=(128,), continuous_dim=2) once, reads it
-through so the page cache is warm, then prints medians over ``--repeats`` batches of:
-the reference (every column the sampler returns loaded into RAM, ``arr[idx]`` per column), the
+Writes a store of the standard schema (state_shape=(128,), continuous_dim=2) once (format 2: a
+1M-row window spans 8 segment files of 131,072 rows), reads its files through so the page cache
+is warm, then prints medians over ``--repeats`` batches of:
+the reference (every column the sampler returns loaded into RAM, ``arr[idx]`` per column; also
+``np.take`` on the same arrays, for scale), ``store.gather`` of rows in random order, the
 sampler with each strategy (numpy and torch), h5py fancy indexing (fewer repeats: it is slow),
 and TorchRL's LazyMemmapStorage replay buffer when a Python with torchrl is found (``--torchrl-python``;
 it runs in that interpreter, on the same rows' shapes). Also the first batches of a fresh handle
@@ -52,19 +54,28 @@ def write_store(path: str, rows: int) -> None:
             s.extend(make_rows(min(block, rows - start), seed=start))
 
 
+def store_files(path: str) -> list[str]:
+    """The store's files: the manifest and, for format 2, every segment file beside it."""
+    folder = path + ".d"
+    segs = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".h5")) \
+        if os.path.isdir(folder) else []
+    return [path, *segs]
+
+
 def warm_page_cache(path: str) -> None:
-    """Evict the file's cached pages, then read it through once.
+    """Evict the store's cached pages, then read its files through once.
 
     How the page cache holds a file (2 MiB folios, which the kernel maps with one huge-page
     entry, or 4 KiB pages) depends on how it got there and on memory pressure since; it changed
     the gather speed by about 10% here from one hour to the next. Reading it afresh, as a reopened
     run does, makes the state the same on every run.
     """
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        while f.read(1 << 24):
-            pass
+    for name in store_files(path):
+        with open(name, "rb") as f:
+            os.fsync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            while f.read(1 << 24):
+                pass
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -86,6 +97,20 @@ def reference_gather(arrays: dict, n: int, batch: int):
         return {k: a[idx] for k, a in arrays.items()}
 
     return gather
+
+
+def reference_take(arrays: dict, n: int, batch: int):
+    """For scale: ``np.take(arr, idx, axis=0)``, the call the store's gather makes, on the arrays in
+    RAM (faster than fancy indexing: it copies whole rows per index)."""
+    rng = np.random.default_rng(1)
+    return lambda: {k: np.take(a, rng.integers(0, n, batch), axis=0) for k, a in arrays.items()}
+
+
+def store_gather(store: ReplayStore, columns: list, n: int, batch: int):
+    """``store.gather`` of random rows in random order (the public call keeps the order asked; the
+    sampler draws sorted rows instead)."""
+    rng = np.random.default_rng(1)
+    return lambda: store.gather(rng.integers(0, n, batch), columns)
 
 
 def make_sampler(store: ReplayStore, strategy: str, batch: int, as_torch: bool) -> Sampler:
@@ -244,13 +269,17 @@ def main() -> None:
         warm_page_cache(path)
         store = ReplayStore.open(path, "r")
         n, b = len(store), args.batch
-        print(f"store: {n:,} rows, {os.path.getsize(path) / 2**20:.0f} MiB, batch {b}, "
+        size = sum(os.path.getsize(f) for f in store_files(path))
+        print(f"store: {n:,} rows, format {store.format_version}, {size / 2**20:.0f} MiB in "
+              f"{len(store_files(path)) - 1} segment files, batch {b}, load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, "
               f"{args.repeats} repeats (medians)")
         # Reading every column into RAM goes through the store's mapping, so it also maps every page
         # into this process once: the samplers below run on a warm mapping, as after a while of
         # training (a fresh handle's first batches are measured separately, "cold mapping").
         arrays = store.read()
-        fns = {"ref": reference_gather(arrays, n, b)}
+        fns = {"ref": reference_gather(arrays, n, b), "take": reference_take(arrays, n, b),
+               "gather": store_gather(store, list(arrays), n, b)}
         samplers = {}
         for strategy in ("uniform", "stratified", "prioritized"):
             for as_torch in (False, True):
@@ -263,6 +292,8 @@ def main() -> None:
         print(f"{'':34s}{'ms/batch':>9s}{'rows/s':>12s}{'vs in-RAM':>11s}")
         line = lambda name, ms, extra="": print(f"{name:34s}{ms:9.2f}{rows_s(ms):12,.0f}{ref / ms:10.2f}x {extra}")  # noqa: E731
         line("in-RAM numpy gather (reference)", ref)
+        line("in-RAM np.take (for scale)", med["take"], "(the numpy call the store's gather makes)")
+        line("store.gather, rows in random order", med["gather"], "(public API; no target)")
         for (strategy, as_torch), sm in samplers.items():
             ms = med[strategy, as_torch]
             ok = "ok" if ref / ms >= TARGETS[strategy] else f"below target {TARGETS[strategy]}x"

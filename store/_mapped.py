@@ -89,8 +89,13 @@ class ColumnMap:
         idx += (rows & (self.rpc - 1)) * self.width
         return idx
 
-    def gather(self, mf: MappedFile, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``rows`` (int64, all committed) as a new array of shape ``(len(rows), *row_shape)``."""
+    def gather(self, mf: MappedFile, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (int64, all committed) as a new array of shape ``(len(rows), *row_shape)``.
+
+        No ``out=``: ``np.take`` makes its input contiguous first, and the input here is a view of
+        the whole mapping whose rows overlap, so it copied ``width`` times the file (13 GB RSS
+        seen). Fancy indexing reads the view in place.
+        """
         col = self.column
         n = len(rows)
         if self.width == 0:
@@ -98,12 +103,9 @@ class ColumnMap:
         base = mf.elements(col.dtype)
         idx = self.element_index(rows)
         if self.width == 1 and not self.row_shape:
-            return np.take(base, idx, out=out)
+            return base[idx]
         rows2d = as_strided(base, shape=(base.shape[0] - self.width + 1, self.width),
                             strides=(base.strides[0], base.strides[0]), writeable=False)
-        if out is not None:
-            np.take(rows2d, idx, axis=0, out=out.reshape(n, self.width))
-            return out
         return rows2d[idx].reshape(n, *self.row_shape)
 
     def read(self, mf: MappedFile, start: int, stop: int) -> np.ndarray:

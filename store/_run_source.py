@@ -129,7 +129,7 @@ class RunSource:
         # Rows sorted by (shard, row): each shard gathers ascending rows (kinder to the page cache
         # and TLB than random ones), the parts are joined, and one take puts them back in order.
         key = shard * (1 << 40) + local
-        ordered = bool((key[1:] >= key[:-1]).all())  # prioritized draws come sorted by ring slot
+        ordered = bool((key[1:] >= key[:-1]).all())  # uniform draws come sorted, prioritized often
         order = np.arange(len(key)) if ordered else np.argsort(key)
         ss = shard[order]
         cuts = np.flatnonzero(ss[1:] != ss[:-1]) + 1

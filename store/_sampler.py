@@ -64,9 +64,10 @@ class Sampler:
     sampler over a reader loads them and keeps its changes in memory. One prioritized sampler
     per writable store at a time.
 
-    BEWARE: the order of rows within a batch follows the strategy: random for uniform, grouped
-    by actor code for stratified, by ring slot (``row % window``) for prioritized. Shuffle if a
-    consumer splits batches and needs the parts alike.
+    BEWARE: the order of rows within a batch follows the strategy, and it is never random:
+    ascending row ids for uniform, grouped by actor code (ascending within each) for stratified,
+    by ring slot (``row % window``) for prioritized. Sorted batches let the store gather each
+    segment's rows in one pass. Shuffle if a consumer splits batches and needs the parts alike.
     """
 
     def __init__(self, source, batch_size: int, *, strategy: str | SamplingStrategy = "uniform",

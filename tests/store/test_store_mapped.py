@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replaystore.store import Column, ReplayStore, Schema
+from replaystore.store._mapped import ColumnMap, MappedFile
 
 N_ROWS = 9_000
 SEG = 1024
@@ -69,6 +72,21 @@ def test_gather_segment_boundaries(mapped_store):
     got = r.gather(rows)
     for name in SCHEMA.names:
         assert got[name].dtype == full[name].dtype and got[name].shape == (len(rows), *SCHEMA[name].shape)
+        assert got[name].tobytes() == full[name][rows].tobytes(), name
+
+
+@pytest.mark.parametrize("order", ["ascending", "rotated", "descending", "random"])
+def test_gather_in_runs_and_scattered(mapped_store, order):
+    """gather() keeps the order asked whether a batch's rows come in a few runs per segment
+    (ascending, two ascending pieces as prioritized draws give, descending) or in many (random)."""
+    r, full = mapped_store
+    rows = np.sort(np.random.default_rng(3).integers(0, N_ROWS, 2000))
+    rows = {"ascending": rows, "rotated": np.roll(rows, 700), "descending": rows[::-1],
+            "random": np.random.default_rng(4).permutation(rows)}[order]
+    runs = 1 + int(np.count_nonzero(np.diff(rows // SEG)))
+    assert (runs > 64) == (order == "random")  # both of gather's ways are taken
+    got = r.gather(rows)
+    for name in SCHEMA.names:
         assert got[name].tobytes() == full[name][rows].tobytes(), name
 
 
@@ -150,3 +168,28 @@ def test_public_gather_matches_read_and_refuses_uncommitted_rows(tmp_path):
             s.gather(np.array([0.5]), "state")
         with pytest.raises(KeyError, match="unknown column"):
             s.gather(rows, "nope")
+
+
+def test_format1_column_gather_reads_in_place(tmp_path):
+    """A format-1 column's gather equals its read() at those rows and allocates about the rows it
+    returns, never a copy of the mapped column (an np.take on the overlapping view once copied
+    the whole file, `width` times over)."""
+    data = np.random.default_rng(0).standard_normal((16384, 16)).astype("f4")  # 1 MiB, chunks of 1024 rows
+    path = tmp_path / "chunks.bin"
+    path.write_bytes(bytes(4096) + data.tobytes())
+    mf = MappedFile(path)
+    mf.ensure(4096 + data.nbytes)
+    col = ColumnMap(Column("x", np.dtype("f4"), (16,)), 1024, 4096 + np.arange(16) * 1024 * 64)
+    flat = ColumnMap(Column("y", np.dtype("f4")), 1024, 4096 + np.arange(16 * 16) * 1024 * 4)
+    rows = np.array([5, 16383, 0, 7000, 5, 1023, 1024], np.int64)
+    for cm, whole in ((col, data), (flat, data.reshape(-1))):
+        assert np.array_equal(cm.read(mf, 0, len(whole)), whole)
+        tracemalloc.start()
+        try:
+            got = cm.gather(mf, rows)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert np.array_equal(got, whole[rows])
+        assert peak < 64 * 1024, f"gather of {len(rows)} rows allocated {peak} bytes (the column is {whole.nbytes})"
+    mf.close()
