@@ -8,7 +8,9 @@ state columns, nearly all of a row's bytes) numpy now computes, mod 2**64, ``s1 
 every 64-bit word ``w`` of the block (30-90 GB/s: any flipped bit, zeroed or replaced run changes
 it) and ``s2 = sum((2i + 1) * w[i])`` over the words at positions ``i`` divisible by 8 (every
 64 bytes: rows moved or swapped change it). Narrow columns keep crc32; their bytes are few.
-Both continue over a block written in pieces, so a commit never re-reads a block.
+Both continue over a block written in pieces, so a commit never re-reads a block. The sampled
+words' weights come from a contiguous array (read through a strided view of every word's weight
+they cost as much as the word sum: 73 -> 50 us per 2 MiB in cache, the same sums).
 """
 
 from __future__ import annotations
