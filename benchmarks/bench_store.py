@@ -2,6 +2,7 @@
 
     python benchmarks/bench_store.py                 # 1M rows, 128-float state (the issue's setting)
     python benchmarks/bench_store.py --rows 200000   # quicker
+    python benchmarks/bench_store.py --only-bursts   # only the alternating append/extend bursts
 
 Prints rows/s for one-row ``append`` calls against a plain Python method assigning the same rows
 into preallocated numpy arrays (the least a row-at-a-time API can cost; target >= 0.5x), rows/s
@@ -139,10 +140,13 @@ def bench_raw_write(path, n, block):
     return n / t
 
 
-def bench_bursts(d, bursts, block, blocks_per_burst=8):
+def bench_bursts(d, bursts, block, blocks_per_burst=4):
     """The three writers side by side in short alternating bursts (the store's extend with and without
-    the crc32 update, and the os.pwrite reference), each burst into fresh file space; the fastest
-    burst of each is kept. On a shared machine this pairs the figures far better than whole runs."""
+    the checksum update, and the os.pwrite reference), each burst into fresh file space, the order
+    rotated every burst (whoever runs right after another's writes pays for its dirty pages). Returns
+    rows/s of the fastest burst of each, the median over bursts of each burst's paired ratios, and
+    the share of the checksummed store's extend time spent in the checksum update itself (timed
+    inside those very calls: the figure that does not depend on pairing noisy bursts)."""
     src = make_rows(block, seed=1)
     full = dict(src, episode=np.zeros(block, np.int64), step=np.zeros(block, np.int64), time=np.zeros(block))
     bufs = [np.ascontiguousarray(v) for v in full.values()]
@@ -155,30 +159,50 @@ def bench_bursts(d, bursts, block, blocks_per_burst=8):
     for v in bufs:
         base.append(at)
         at += n * v[:1].nbytes
-    best = {"crc": 1e9, "nocrc": 1e9, "raw": 1e9}
     orig = _tablewriter._update_sums
+    in_sums = [0.0]
+
+    def timed_sums(*a):
+        t = time.perf_counter()
+        orig(*a)
+        in_sums[0] += time.perf_counter() - t
+
+    times = {"crc": [], "nocrc": [], "raw": []}
+    sums_time = 0.0
     r = 0
+    order = ["crc", "nocrc", "raw"]
     for _ in range(bursts):
-        for k in ("crc", "nocrc"):
-            if k == "nocrc":
-                _tablewriter._update_sums = lambda *a: None
-            t0 = time.perf_counter()
-            for _ in range(blocks_per_burst):
-                stores[k].extend(src)
-            stores[k].commit()
-            best[k] = min(best[k], time.perf_counter() - t0)
-            _tablewriter._update_sums = orig
-        t0 = time.perf_counter()
-        for j in range(blocks_per_burst):
-            for v, b in zip(bufs, base):
-                os.pwrite(fd, v, b + (r + j * block) * v[:1].nbytes)
-        best["raw"] = min(best["raw"], time.perf_counter() - t0)
+        for k in order:
+            if k == "raw":
+                t0 = time.perf_counter()
+                for j in range(blocks_per_burst):
+                    for v, b in zip(bufs, base):
+                        os.pwrite(fd, v, b + (r + j * block) * v[:1].nbytes)
+                times[k].append(time.perf_counter() - t0)
+                continue
+            _tablewriter._update_sums = timed_sums if k == "crc" else (lambda *a: None)
+            in_sums[0] = 0.0
+            try:
+                t0 = time.perf_counter()
+                for _ in range(blocks_per_burst):
+                    stores[k].extend(src)
+                stores[k].commit()
+                times[k].append(time.perf_counter() - t0)
+            finally:
+                _tablewriter._update_sums = orig
+            if k == "crc":
+                sums_time += in_sums[0]
+        order = order[1:] + order[:1]
         r += blocks_per_burst * block
     os.close(fd)
     for st in stores.values():
         st.close()
     rows = blocks_per_burst * block
-    return {k: rows / v for k, v in best.items()}
+    out = {k: rows / min(v) for k, v in times.items()}
+    out["ratio_median"] = statistics.median(r_ / s for s, r_ in zip(times["crc"], times["raw"]))
+    out["sums_ab_median"] = statistics.median(1 - u / s for s, u in zip(times["crc"], times["nocrc"]))
+    out["sums_share"] = sums_time / sum(times["crc"])
+    return out
 
 
 def bench_append_bursts(d, calls, bursts=40):
@@ -201,7 +225,7 @@ def bench_append_bursts(d, calls, bursts=40):
         ts.append(t1 - t0)
         tr.append(time.perf_counter() - t1)
     s.close()
-    return min(ts) / len(calls) * 1e6, min(tr) / len(calls) * 1e6
+    return min(ts) / len(calls) * 1e6, min(tr) / len(calls) * 1e6, statistics.median(r / t for t, r in zip(ts, tr))
 
 
 def bench_gather(d, n, seg_rows, batch=8192, repeats=30):
@@ -270,6 +294,25 @@ def bench_reopen(path, repeats=20):
     return statistics.median(times), statistics.median(times_a)
 
 
+def print_bursts(d, a, calls):
+    us, ref_us, med = bench_append_bursts(d, calls[:4096])
+    print(f"append bursts (40 alternating bursts of 4096 rows): best store {us:.2f} us/row | best reference "
+          f"{ref_us:.2f} us/row | ratio of bests {ref_us / us:.2f}x, median of paired ratios {med:.2f}x (target >= 0.5x)")
+    b = bench_bursts(d, bursts=a.bursts, block=a.block)
+    print(f"extend bursts ({a.bursts} rotating bursts of 4 blocks): best extend {b['crc']:,.0f} rows/s | best os.pwrite "
+          f"{b['raw']:,.0f} rows/s | ratio of bests {b['crc'] / b['raw']:.2f}x, median of paired ratios "
+          f"{b['ratio_median']:.2f}x (target >= 0.8x)")
+    print(f"checksums: {b['sums_share'] * 100:.1f}% of the checksummed extend's time, timed inside it (target <= 5%); "
+          f"best without them {b['nocrc']:,.0f} rows/s, paired A/B cost median {b['sums_ab_median'] * 100:.1f}% "
+          f"(noisy: a burst's time swings more than that)")
+
+
+def bench_only_bursts(d, a, calls):
+    print_bursts(d, a, calls)
+    if not a.dir:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -277,6 +320,8 @@ def main():
     ap.add_argument("--block", type=int, default=8192)
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each write test; the best is reported")
     ap.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    ap.add_argument("--only-bursts", action="store_true", help="only the alternating append and extend bursts")
+    ap.add_argument("--bursts", type=int, default=20, help="alternating extend bursts of 4 blocks per writer")
     a = ap.parse_args()
     d = a.dir or tempfile.mkdtemp(prefix="bench_store_")
     os.makedirs(d, exist_ok=True)
@@ -300,23 +345,19 @@ def main():
     # Rounds: on this VM the first touch of a guest page costs ~5x a reused one (page cache and
     # numpy alike), so the best of a few rounds is reported, each figure beside its reference.
     best = {}
-    for _ in range(a.rounds):
+    for _ in range(0 if a.only_bursts else a.rounds):
         ref, got = bench_append(fresh(os.path.join(d, "append.h5")), n_app, calls)
         best["append"] = max(best.get("append", (0, 0)), (got / ref, got, ref))
         raw = bench_raw_write(fresh(os.path.join(d, "raw.bin")), a.rows, a.block)
         got = bench_extend(fresh(p), a.rows, a.block)
         best["extend"] = max(best.get("extend", (0, 0)), (got / raw, got, raw))
+    if a.only_bursts:
+        return bench_only_bursts(d, a, calls)
     r, got, ref = best["append"]
     print(f"append 1 row/call : store {got:>12,.0f} rows/s | numpy-assign reference {ref:>12,.0f} rows/s | ratio {r:.2f}x (target >= 0.5x)")
     r, got, raw = best["extend"]
     print(f"extend {a.block}-row blocks: store {got:>12,.0f} rows/s | os.pwrite reference {raw:>12,.0f} rows/s | ratio {r:.2f}x (target >= 0.8x)")
-    us, ref_us = bench_append_bursts(d, calls[:4096])
-    print(f"append bursts (best of 40 bursts of 4096 rows): store {us:.2f} us/row | reference {ref_us:.2f} us/row | "
-          f"ratio {ref_us / us:.2f}x")
-    b = bench_bursts(d, bursts=10, block=a.block)
-    print(f"bursts (best of 10 alternating bursts of 8 blocks): extend {b['crc']:,.0f} rows/s | os.pwrite "
-          f"{b['raw']:,.0f} rows/s | ratio {b['crc'] / b['raw']:.2f}x; without checksums {b['nocrc']:,.0f} rows/s, "
-          f"checksum cost {(1 - b['crc'] / b['nocrc']) * 100:.1f}%")
+    print_bursts(d, a, calls)
     for seg in (1 << (a.rows - 1).bit_length(), 32768):
         g, ram = bench_gather(d, a.rows, seg)
         print(f"gather 8192 rows, {-(-a.rows // seg)} segment(s): {g:.2f} ms | in-RAM {ram:.2f} ms | ratio {ram / g:.2f}x")

@@ -46,3 +46,14 @@ def test_recorded_form_compares_equal():
     got = whole("sum64", BLOCK)
     assert _checksum.same("sum64", list(got), got) and _checksum.valid("sum64", list(got))
     assert not _checksum.valid("sum64", [1, -1]) and not _checksum.valid("crc32", True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 5000), st.integers(1, 600), st.integers(0, 2**32))
+def test_sum64_is_the_recorded_formula(first_word, n_words, seed):
+    """sum64 is sum(w) and sum((2p+1) * w[p]) over block positions p divisible by 8, mod 2**64 (as recorded in older stores)."""
+    w = np.random.default_rng(seed).integers(0, 2**64 - 1, n_words, dtype=np.uint64, endpoint=True)
+    mask = (1 << 64) - 1
+    s1 = sum(int(x) for x in w) & mask
+    s2 = sum((2 * (first_word + i) + 1) * int(x) for i, x in enumerate(w) if (first_word + i) % 8 == 0) & mask
+    assert _checksum.update("sum64", (0, 0), w.tobytes(), 8 * first_word) == (s1, s2)
