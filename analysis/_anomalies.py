@@ -59,6 +59,9 @@ ANOMALY_CODES = {
     "BATCH_COMPOSITION": "error (info under prioritized sampling): batch shares inconsistent with the buffer "
                          "or the declared sampler fractions (chi-square p < 1e-3 and a share off by more "
                          "than the tolerance)",
+    "SHARD_COMPOSITION": "error: (run audit) one shard's share of an actor stands 0.10 and 5 standard errors from "
+                         "the median shard's: that shard's worker records actors differently",
+    "EMPTY_RUN": "warning: (run audit) the run has no shards yet",
 }
 
 # Defaults a user overrides through audit(expected=...); see EXPECTED_KEYS.

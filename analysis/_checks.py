@@ -3,7 +3,9 @@ looks for. ``run_checks`` runs each check whose columns the store has and record
 which ran (with their evidence) and which were skipped and why.
 
 A check is ``fn(ctx) -> (anomalies, evidence)``; it raises ``Skip(reason)`` when the store cannot
-answer its question (no policy recorded, interleaved episodes, ...)."""
+answer its question (no policy recorded, interleaved episodes, ...). A check of ``scope`` "run"
+compares a run's shards instead: ``audit_run`` calls it as ``fn(per_shard, actor_names) ->
+(anomalies, evidence)`` after auditing each shard; a store audit does not run or list it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _anomalies, _behaviour, _integrity, _tags
+from . import _anomalies, _behaviour, _integrity, _shards, _tags
 from ._context import Context, Skip
 
 
@@ -22,6 +24,7 @@ class Check:
     needs: tuple[str, ...]
     about: str
     on_empty: bool = False  # runs on a store without rows (to say so)
+    scope: str = "store"  # "store": one store's Context; "run": a run's per-shard actor shares
 
 
 def _composition(ctx: Context):
@@ -68,13 +71,16 @@ CHECKS: dict[str, Check] = {c.name: c for c in (
           "per-actor mean and spread of each state element against the other actors"),
     Check("tag_policy", _tags.tag_policy, ("state", "discrete_action"),
           "rows tagged with the scripted expert take its action; other actors' rows do not all do so"),
+    Check("shard_composition", _shards.shard_composition, ("actor",),
+          "a shard whose actor shares stand far, beyond chance, from the median shard's", scope="run"),
 )}
 
 
 def run_checks(ctx: Context, names=None) -> tuple[list, dict, dict]:
-    """Run the registered checks (or those ``names``): ``(anomalies, section, seconds)``."""
+    """Run the registered store checks (or those ``names``): ``(anomalies, section, seconds)``."""
     anomalies, section, seconds = [], {}, {}
-    for check in (CHECKS.values() if names is None else [CHECKS[n] for n in names]):
+    store_checks = [c for c in CHECKS.values() if c.scope == "store"]
+    for check in (store_checks if names is None else [CHECKS[n] for n in names]):
         entry = {"about": check.about, "needs": list(check.needs)}
         missing = [c for c in check.needs if not ctx.has(c)]
         t = time.perf_counter()

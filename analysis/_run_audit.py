@@ -8,7 +8,6 @@ shards are healthy) barely moves the pooled shares; per shard it is plain.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import warnings
@@ -19,13 +18,10 @@ import numpy as np
 from replaystore.store import Run
 
 from ._anomalies import Anomaly
+from ._checks import CHECKS
 from ._report import SEVERITY_RANK, AuditReport, audit, jsonable
 
 RUN_REPORT_FORMAT = "replaystore-run-audit"
-# A shard whose share of an actor sits this far (absolute) and this many binomial standard errors
-# from the median shard's share is flagged: far enough to matter, too far to be chance.
-OUTLIER_SHARE = 0.10
-OUTLIER_SIGMAS = 5.0
 
 
 @dataclass
@@ -107,7 +103,9 @@ def audit_run(path, expected=None, *, bucket_rows=None, progress=False) -> RunAu
         for a in r.anomalies:
             d = a.to_dict() if isinstance(a, Anomaly) else dict(a)
             anomalies.append({"shard": sh, **d, "message": f"shard {sh!r}: {d['message']}"})
-    anomalies += _outlier_shards(per_shard, names)
+    for check in CHECKS.values():  # the registered checks across shards (store checks ran per shard)
+        if check.scope == "run":
+            anomalies += check.fn(per_shard, names)[0]
     if not reports:
         anomalies.append({"shard": None, "code": "EMPTY_RUN", "severity": "warning",
                           "message": f"run {run.path} has no shards yet"})
@@ -122,34 +120,6 @@ def audit_run(path, expected=None, *, bucket_rows=None, progress=False) -> RunAu
     return RunAuditReport(run=info, pooled=jsonable(pooled), shards=reports, anomalies=jsonable(anomalies),
                           generated={"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                      "seconds": round(time.perf_counter() - t0, 4)})
-
-
-def _outlier_shards(per_shard: dict, names: list) -> list:
-    """A shard whose share of an actor is far, and far beyond chance, from the median shard's.
-
-    The median, not the pooled share: one bad shard among few would drag a pooled or
-    leave-one-out reference toward itself and make its healthy neighbours look odd.
-    """
-    live = {sh: s for sh, s in per_shard.items() if s["rows"]}
-    if len(live) < 2:
-        return []
-    out = []
-    for sh, s in live.items():
-        worst = None
-        for a in names:
-            ref = float(np.median([o["fractions"][a] for o in live.values()]))
-            got = s["fractions"][a]
-            se = math.sqrt(max(ref * (1 - ref), 1.0 / s["rows"]) / s["rows"])
-            if abs(got - ref) >= OUTLIER_SHARE and abs(got - ref) / se >= OUTLIER_SIGMAS:
-                if worst is None or abs(got - ref) > abs(worst[1] - worst[2]):
-                    worst = (a, got, ref)
-        if worst is not None:
-            a, got, ref = worst
-            out.append({"shard": sh, "code": "SHARD_COMPOSITION", "severity": "error", "actor": a,
-                        "message": f"shard {sh!r}: actor {a!r} holds {got:.4f} of its {s['rows']} rows, the median "
-                                   f"shard {ref:.4f}: this shard's worker records actors differently",
-                        "details": {"share": got, "median_shard": ref}})
-    return out
 
 
 def _pooled_rewards(reports: dict, names: list) -> dict:

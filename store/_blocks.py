@@ -6,7 +6,6 @@ Each validates the whole block before any of it is kept, then hands it to a tabl
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -15,7 +14,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._format import TRANSITIONS, segment_rows
-from ._record import write_atomic
 from ._schema import ACTOR, Schema
 from ._tablewriter import TableWriter
 from ._validate import block_column, block_length, check_names
@@ -123,27 +121,3 @@ class BlocksMixin:
         self._check_writable("set_extra")
         json_attr(value, f"extra[{key!r}]")
         self._new_extra[key] = value
-
-    # ------------------------------------------------------------------ state arrays (sampler priorities)
-    def save_arrays(self, key: str, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
-        """Write arrays kept with the next commit (as .npy files beside the segments); returns the
-        file names to put in ``set_extra`` so readers can ``load_array`` them."""
-        names = {}
-        for name, arr in arrays.items():
-            fname = f"state-{key}-{name}-{self._seq + 1}.npy"
-            buf = io.BytesIO()
-            np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-            write_atomic(os.path.join(self._folder, fname), buf.getvalue(), self.fsync, "state array")
-            names[name] = fname
-        self._state_files.append(set(names.values()))
-        return names
-
-    def _forget_state_files(self) -> None:
-        # a reader may still load the files the previous commit named: keep two generations
-        while len(self._state_files) > 2:
-            old = self._state_files.pop(0)
-            for n in old - set().union(*self._state_files):
-                try:
-                    os.remove(os.path.join(self._folder, n))
-                except FileNotFoundError:
-                    pass

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ._format import TRANSITIONS, compact_name, segment_name
-from ._record import fsync_dir, write_error
+from ._fileio import replacing
 from .errors import DamagedStoreError
 
 FILTERS = ("gzip", "lzf")
@@ -77,7 +77,7 @@ def compact(path, filter: str = "gzip", fsync: bool = False) -> list[int]:
 def _write_compact(folder: str, seg, tw, k: int, filter: str, fsync: bool) -> None:
     final = os.path.join(folder, compact_name(tw.name, k))
     tmp = final + ".tmp"
-    try:
+    with replacing(tmp, final, fsync, f"compacting segment {k} into {final}"):
         with h5py.File(seg.path, "r", locking=False) as src, h5py.File(tmp, "w", locking=False) as f:
             for key, value in src.attrs.items():
                 f.attrs[key] = value
@@ -87,18 +87,3 @@ def _write_compact(folder: str, seg, tw, k: int, filter: str, fsync: bool) -> No
                 f.create_dataset(c.name, data=np.asarray(seg.arrays[c.name]), chunks=(rows, *c.shape),
                                  compression=filter, shuffle=True)
             f.create_dataset("identity", data=src["identity"][:])
-        if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, final)
-        if fsync:
-            fsync_dir(final)
-    except (OSError, RuntimeError, ValueError) as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise write_error(f"compacting segment {k} into {final}", e) from e

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import stat
+from contextlib import contextmanager
 
 from .errors import DamagedStoreError, StoreWriteError
 
@@ -68,11 +69,37 @@ def write_atomic(path: str, data: bytes, fsync: bool, what: str) -> None:
         if fsync:
             fsync_dir(path)
     except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+        discard(tmp)
         raise write_error(f"writing the {what} {path}", e) from e
+
+
+@contextmanager
+def replacing(tmp: str, final: str, fsync: bool, doing: str):
+    """Around the writing of the whole file ``tmp``: then rename it over ``final`` (with ``fsync``, its
+    bytes reach the disk before the rename and the rename after), so readers see the old file or the
+    new one. On a failure ``tmp`` is removed and a ``StoreWriteError`` says what ``doing`` failed."""
+    try:
+        yield
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, final)
+        if fsync:
+            fsync_dir(final)
+    except (OSError, RuntimeError, ValueError) as e:  # h5py reports a full disk as OSError or RuntimeError
+        discard(tmp)
+        raise write_error(doing, e) from e
+
+
+def discard(tmp: str) -> None:
+    """Remove a temporary file that a failed write left, if it is there."""
+    try:
+        os.remove(tmp)
+    except OSError:
+        pass
 
 
 def fsync_dir(path: str) -> None:

@@ -31,7 +31,6 @@ READ_ONLY_VERSIONS = (1,)  # opened for reading; `replaystore convert` writes th
 TRANSITIONS = "transitions"
 ACTOR_PREFIX = "actor_prefix"  # format 1's actor prefix-count index
 PREFIX_EVERY = 4096
-PREFIX_COLUMN = "counts"
 
 SEGMENT_SUFFIX = ".d"
 SEGMENT_FORMAT = "replaystore-segment"

@@ -20,7 +20,8 @@ import h5py
 
 from ._format import (FORMAT_NAME, READ_ONLY_VERSIONS, FORMAT_VERSION, compact_name, group_path, segment_dir,
                       segment_name)
-from ._record import CommitRecord, check_version, fsync_dir, write_error
+from ._fileio import replacing
+from ._record import CommitRecord, check_version
 from ._schema import Schema
 from .errors import DamagedStoreError, NotAStoreError, StoreError, StoreNotFoundError, TruncatedStoreError
 
@@ -144,7 +145,7 @@ def write_manifest(path: str, m: Manifest, tables: dict[str, tuple], fsync: bool
     beside ``path`` and rename it over ``path``. Its virtual datasets have the committed length."""
     tmp = f"{path}.manifest.tmp"
     folder = os.path.basename(segment_dir(path))
-    try:
+    with replacing(tmp, path, fsync, f"writing the manifest {path}"):
         if os.path.lexists(tmp):
             os.remove(tmp)
         f = h5py.File(tmp, "w", locking=False)
@@ -183,18 +184,3 @@ def write_manifest(path: str, m: Manifest, tables: dict[str, tuple], fsync: bool
                     g.create_virtual_dataset(c.name, layout, fillvalue=0)
         finally:
             f.close()
-        if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, path)
-        if fsync:
-            fsync_dir(path)
-    except (OSError, RuntimeError, ValueError) as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise write_error(f"writing the manifest {path}", e) from e

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from ._format import SEGMENT_FORMAT, FORMAT_VERSION, segment_name
-from ._record import fsync_dir, write_error
+from ._fileio import replacing
 from ._schema import Schema
 from .errors import DamagedStoreError, TruncatedStoreError
 
@@ -43,7 +43,7 @@ def create_segment(folder: str, table: str, index: int, schema: Schema, rows: in
     # Columns of 1 MiB or more start on 2 MiB boundaries (huge-page gathers, DESIGN.md); the rest on
     # 4 KiB pages. Alignment holes are sparse: they cost file length, not disk blocks.
     big = any(rows * c.row_bytes >= BIG_ALIGN // 2 for c in stored)
-    try:
+    with replacing(tmp, final, fsync, f"creating segment {final}"):
         if os.path.lexists(tmp):
             os.remove(tmp)
         f = h5py.File(tmp, "w", alignment_threshold=1, alignment_interval=BIG_ALIGN if big else 4096)
@@ -71,21 +71,6 @@ def create_segment(folder: str, table: str, index: int, schema: Schema, rows: in
         finally:
             f.close()
         size = os.path.getsize(tmp)
-        if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, final)
-        if fsync:
-            fsync_dir(final)
-    except (OSError, RuntimeError, ValueError) as e:  # h5py reports a full disk as OSError or RuntimeError
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise write_error(f"creating segment {final}", e) from e
     return {"offsets": offsets, "identity": ident_off, "file_bytes": size}
 
 

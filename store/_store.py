@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _record
 from ._actors import Actors
-from ._format import FORMAT_VERSION, N_CODES, TRANSITIONS, segment_dir
+from ._format import FORMAT_VERSION, N_CODES, TRANSITIONS
 from ._record import CommitRecord
 from ._schema import ACTOR, Schema
 from ._views import SegmentedTable
@@ -241,20 +241,6 @@ class ReplayStore:
             raise IndexError(f"gather: row ids must lie in [0, {v.rows}) (the committed rows of {table!r}); got "
                              f"min {int(rows.min())}, max {int(rows.max())}")
         return v.gather(columns, rows)
-
-    def load_array(self, name: str) -> np.ndarray:
-        """An array a writer kept with a commit (``StoreWriter.save_arrays``), by the file name it returned."""
-        self._check_open("load_array")
-        if os.path.basename(name) != name or not name.endswith(".npy"):
-            raise ValueError(f"load_array: {name!r} is not a state file name (as save_arrays returns)")
-        p = os.path.join(segment_dir(self.path), name)
-        try:
-            return np.load(p, allow_pickle=False)
-        except FileNotFoundError:
-            raise DamagedStoreError(f"load_array: {p} is missing (a writer removes state files two commits after "
-                                    "replacing them: refresh() and ask again)") from None
-        except ValueError as e:
-            raise DamagedStoreError(f"load_array: {p} is damaged ({e})") from None
 
     def window_start(self) -> int:
         return max(0, len(self) - self.window)

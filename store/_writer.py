@@ -62,7 +62,6 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         self._next_episode = 0
         self._next_step = 0
         self._recovered: dict | None = None       # written into the record at the first commit after a recovery
-        self._state_files: list[set[str]] = []    # state files named by the last commits (older ones are deleted)
         self._new_checkpoints: list = []          # what the next commit records (readers see the last commit's)
         self._new_extra: dict = {}
         self._dropped_w = np.zeros(256, np.int64)  # actor counts of rows retention deleted, as written
@@ -290,7 +289,6 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
                     os.remove(os.path.join(self._folder, n))
                 except FileNotFoundError:
                     pass
-        self._forget_state_files()
         if any(t.segments_changed for t in self._tables.values()) and state == "open":
             try:
                 self._write_manifest()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CONTROLS, DEFECTS
+from analysis_helpers import CONTROLS, DEFECTS
 
 # defect -> (code, severity, actor or None for any, how many rows the reported range may miss or
 # overshoot at each end: 0 for row-exact checks, a segment for checks that compare segments)

@@ -54,6 +54,20 @@ def test_incident_hidden_in_one_shard_is_named(tmp_path):
     assert "shard w2" in rep.summary() and "| w2 | 400 | 0.0000 | 1.0000 |" in rep.to_markdown()
 
 
+def test_run_checks_are_registered_and_their_codes_listed(tmp_path):
+    """The check across shards is in analysis.CHECKS (scope "run"), and every code a run audit raises is
+    listed in ANOMALY_CODES with its severity."""
+    from replaystore.analysis import ANOMALY_CODES, CHECKS
+
+    assert ["shard_composition"] == [n for n, c in CHECKS.items() if c.scope == "run"]
+    assert {"store", "run"} == {c.scope for c in CHECKS.values()}
+    reports = [audit(make_run(tmp_path / "incident", INCIDENT)), audit(make_run(tmp_path / "empty", {}))]
+    codes = [(a["code"], a["severity"]) for rep in reports for a in rep.anomalies]
+    assert {"SHARD_COMPOSITION", "EMPTY_RUN"} <= {c for c, _ in codes}
+    for code, severity in codes:
+        assert code in ANOMALY_CODES and severity in ANOMALY_CODES[code], code
+
+
 def test_healthy_run_has_no_errors_and_pooled_rewards(tmp_path):
     """A healthy run has no error, and its pooled per-actor rewards are the rows' own."""
     rep = audit(make_run(tmp_path / "run", HEALTHY))

@@ -15,7 +15,7 @@ from replaystore.store._compact import compact
 from replaystore.store._verify import verify
 
 import writer_proc
-from conftest import append_writer_rows, check_writer_rows
+from store_helpers import append_writer_rows, check_writer_rows
 
 
 @pytest.fixture

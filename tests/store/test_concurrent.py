@@ -13,7 +13,7 @@ import pytest
 from replaystore.store import ReplayStore, errors
 
 import writer_proc
-from conftest import assert_columns_equal, check_writer_rows
+from store_helpers import assert_columns_equal, check_writer_rows
 
 
 def read_alongside(spawn_writer, path, total: int, seed: int, mode: str = "create") -> int:

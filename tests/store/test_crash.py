@@ -16,7 +16,7 @@ import pytest
 from replaystore.store import ReplayStore
 
 import writer_proc
-from conftest import append_writer_rows, check_writer_rows
+from store_helpers import append_writer_rows, check_writer_rows
 
 
 def kill_and_check(spawn_writer, path, rng: random.Random, *, fsync: bool, trial: int,

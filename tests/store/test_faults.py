@@ -19,7 +19,7 @@ from replaystore.store import ReplayStore, errors
 from replaystore.store._record import read_record_json, record_path, write_record_json
 
 import writer_proc
-from conftest import append_writer_rows, check_writer_rows
+from store_helpers import append_writer_rows, check_writer_rows
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -46,7 +46,7 @@ import resource, sys
 import numpy as np
 from replaystore.store import ReplayStore, errors
 import writer_proc
-from conftest import append_writer_rows
+from store_helpers import append_writer_rows
 path, limit, more = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 s = ReplayStore.create(path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000, commit_every=10**9,
                        commit_seconds=3600.0, chunk_bytes=4096, segment_rows=1024)
@@ -183,7 +183,7 @@ def test_missing_record_after_a_dead_writer_refuses_to_append(store_path):
         import os, signal, sys
         from replaystore.store import ReplayStore
         import writer_proc
-        from conftest import append_writer_rows
+        from store_helpers import append_writer_rows
         s = ReplayStore.create(sys.argv[1], writer_proc.SCHEMA, actors=writer_proc.ACTORS, segment_rows=1024)
         append_writer_rows(s, 0, 50)
         s.commit()

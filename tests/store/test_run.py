@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import writer_proc
-from conftest import check_writer_rows
+from store_helpers import check_writer_rows
 
 import replaystore
 from replaystore.store import ReplayStore, Run, Schema

@@ -10,7 +10,7 @@ import pytest
 from replaystore.store import ReplayStore
 
 import writer_proc
-from conftest import append_writer_rows, check_writer_rows
+from store_helpers import append_writer_rows, check_writer_rows
 
 
 def one(s: ReplayStore, i: int) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 from replaystore.store import ReplayStore
 
 import writer_proc
-from conftest import append_writer_rows
+from store_helpers import append_writer_rows
 
 
 def test_actor_counts_past_the_end(store_path):

@@ -17,7 +17,7 @@ from replaystore.store import ReplayStore, Schema, errors
 from replaystore.store._record import read_record_json, record_path, write_record_json
 
 import writer_proc
-from conftest import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, row
+from store_helpers import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, row
 
 # --------------------------------------------------------------------------- append(), one row
 BAD_ROWS = {

@@ -11,7 +11,7 @@ import pytest
 from replaystore.store import FORMAT_VERSION, TRAIN_STEPS, Column, ReplayStore, Schema, train_steps_schema
 
 import writer_proc
-from conftest import append_writer_rows
+from store_helpers import append_writer_rows
 
 METADATA = {"env_id": "CartPole-v1", "seed": 7, "expert_ratio": 0.25, "git": None, "tags": ["a", "b"]}
 

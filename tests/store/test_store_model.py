@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from replaystore.store import Column, ReplayStore, Schema, errors
 from replaystore.store._format import PREFIX_EVERY
 
-from conftest import same_bits
+from store_helpers import same_bits
 from strategies import StoreConfig, block_sizes, given_auto, random_block, seeds, store_configs
 
 

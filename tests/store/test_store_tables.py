@@ -7,7 +7,7 @@ import pytest
 
 from replaystore.store import TRAIN_SAMPLES, errors, train_samples_schema
 
-from conftest import DROP, assert_nothing_lost
+from store_helpers import DROP, assert_nothing_lost
 
 
 def _samples(n: int, **changes) -> dict:

@@ -16,7 +16,7 @@ from replaystore.store import ReplayStore, errors
 from replaystore.store._verify import verify
 
 import writer_proc
-from conftest import append_writer_rows
+from store_helpers import append_writer_rows
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CLI = [sys.executable, "-m", "replaystore"]
