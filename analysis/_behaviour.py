@@ -80,9 +80,7 @@ def reward_currency(ctx: Context):
             segs = np.flatnonzero(mask)
             if not segs.size:
                 continue
-            lo, _ = ctx.segment_bounds(int(segs[0]))
-            _, hi = ctx.segment_bounds(int(segs[-1]))
-            mine = np.flatnonzero((ctx.codes[lo:hi] == i) & nz[lo:hi]) + lo
+            mine = ctx.actor_rows(i, segs[0], segs[-1], nz)
             if code == "REWARD_SIGN":
                 off = mine[(r[mine] > 0) != (ref_pos[ctx.seg[mine], i] >= 0.5)]
             else:
@@ -141,9 +139,7 @@ def action_collapse(ctx: Context):
                 flagged.append((k, int(a), vs_others, vs_itself))
         if not flagged:
             continue
-        lo, _ = ctx.segment_bounds(flagged[0][0])
-        _, hi = ctx.segment_bounds(flagged[-1][0])
-        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
+        rows = ctx.actor_rows(i, flagged[0][0], flagged[-1][0])
         w = ctx.where(rows)
         k, a = flagged[0][0], flagged[0][1]
         out.append(Anomaly(
@@ -187,8 +183,7 @@ def _continuous_collapse(ctx: Context, ev: dict) -> list:
         if not segs.size:
             continue
         j = int(np.flatnonzero(flagged[segs[0]])[0])
-        lo, hi = ctx.segment_bounds(int(segs[0]))[0], ctx.segment_bounds(int(segs[-1]))[1]
-        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
+        rows = ctx.actor_rows(i, segs[0], segs[-1])
         w = ctx.where(rows)
         out.append(Anomaly(
             "ACTION_COLLAPSE", "error",
@@ -251,8 +246,7 @@ def state_statistics(ctx: Context):
             mean, std, om, ostd, score, bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
                                                       ss2[k].sum(0) - ss2[k, i], ock)
         j = int(bad[np.argmax(score[bad])])
-        lo, hi = (ctx.segment_bounds(segs[0])[0], ctx.segment_bounds(segs[-1])[1]) if segs else (0, ctx.n)
-        rows = np.flatnonzero(ctx.codes[lo:hi] == i) + lo
+        rows = ctx.actor_rows(i, segs[0], segs[-1]) if segs else np.flatnonzero(ctx.codes == i)
         w = ctx.where(rows)
         out.append(Anomaly(
             "STATE_DISTRIBUTION", "error",

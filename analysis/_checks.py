@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _anomalies, _behaviour, _integrity, _shards, _tags
+from . import _anomalies, _behaviour, _integrity, _shards, _tags, _telemetry_checks
 from ._context import Context, Skip
 
 
@@ -38,8 +38,8 @@ def _nonfinite_rewards(ctx: Context):
 
 def _telemetry(ctx: Context):
     s = ctx.sections
-    found = _anomalies.telemetry_anomalies(ctx.names, ctx.meta, ctx.expected, s["steps_raw"], s["training"],
-                                           s["samples"], s["samples_raw"], s["bvb"])
+    found = _telemetry_checks.telemetry_anomalies(ctx.names, ctx.meta, ctx.expected, s["steps_raw"], s["training"],
+                                                  s["samples"], s["samples_raw"], s["bvb"])
     if [a.code for a in found] == ["NO_TELEMETRY"]:
         raise Skip("no training telemetry (train_steps / train_samples tables) in the store yet", found)
     return found, {}

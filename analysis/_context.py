@@ -81,6 +81,15 @@ class Context:
     def segment_bounds(self, k: int) -> tuple[int, int]:
         return k * self.seg_rows, min(self.n, (k + 1) * self.seg_rows)
 
+    def actor_rows(self, code: int, first: int, last: int, mask=None) -> np.ndarray:
+        """The rows of actor ``code`` (where ``mask`` is also set) from the start of segment ``first``
+        to the end of segment ``last``: where a finding that spans those segments lies."""
+        lo, hi = self.segment_bounds(int(first))[0], self.segment_bounds(int(last))[1]
+        sel = self.codes[lo:hi] == code
+        if mask is not None:
+            sel &= mask[lo:hi]
+        return np.flatnonzero(sel) + lo
+
     @cached_property
     def layout(self) -> Layout:
         ep, done = self.cols["episode"], self.cols["done"].astype(bool)

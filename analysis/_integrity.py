@@ -221,8 +221,7 @@ def _done_rate(ctx: Context, done: np.ndarray, ev: dict) -> list:
         seg_rows = np.bincount(ctx.seg[mine], minlength=ctx.nseg)
         seg_rate = np.bincount(ctx.seg[mine & done], minlength=ctx.nseg) / np.maximum(1, seg_rows)
         segs = np.flatnonzero(seg_rate >= DONE_RATE)
-        lo, hi = ctx.segment_bounds(int(segs[0]))[0], ctx.segment_bounds(int(segs[-1]))[1]
-        sel = np.flatnonzero(done[lo:hi] & mine[lo:hi]) + lo
+        sel = ctx.actor_rows(i, segs[0], segs[-1], done)
         w = ctx.where(sel)
         out.append(Anomaly(
             "DONE_RATE", "error",

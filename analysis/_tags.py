@@ -70,9 +70,7 @@ def tag_policy(ctx: Context):
     rate = hit[:, e] / np.maximum(1, cnt[:, e])
     segs = np.flatnonzero((cnt[:, e] >= MIN_ROWS) & (rate < EXPERT_AGREEMENT) & (cnt[:, e] - hit[:, e] >= MIN_DISAGREE))
     if segs.size:
-        lo, _ = ctx.segment_bounds(int(segs[0]))
-        _, hi = ctx.segment_bounds(int(segs[-1]))
-        off = np.flatnonzero((ctx.codes[lo:hi] == e) & ~agree[lo:hi]) + lo
+        off = ctx.actor_rows(e, segs[0], segs[-1], ~agree)
         w = ctx.where(off)
         worst = float(rate[segs].min())
         out.append(Anomaly(

@@ -77,3 +77,12 @@ def assert_nothing_lost(s: ReplayStore, committed: int = COMMITTED) -> None:
     check_writer_rows(s, 0, committed + 1)
     with ReplayStore.open(s.path, "r") as r:
         check_writer_rows(r, 0, committed + 1)
+
+
+def closed_store(path, rows: int, segment_rows: int = 1024):
+    """A cleanly closed store at ``path`` of ``rows`` writer rows (window 1,000, 4 KiB chunks) in
+    ``segment_rows``-row segments; returns ``path``."""
+    with ReplayStore.create(path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
+                            chunk_bytes=4096, segment_rows=segment_rows) as s:
+        append_writer_rows(s, 0, rows)
+    return path

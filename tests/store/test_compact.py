@@ -15,16 +15,13 @@ from replaystore.store._compact import compact
 from replaystore.store._verify import verify
 
 import writer_proc
-from store_helpers import append_writer_rows, check_writer_rows
+from store_helpers import append_writer_rows, check_writer_rows, closed_store
 
 
 @pytest.fixture
 def old_store(store_path):
     """6,000 writer rows, window 1,000, 1,024-row segments: segments 0-3 lie wholly before the window."""
-    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
-                            chunk_bytes=4096, segment_rows=1024) as s:
-        append_writer_rows(s, 0, 6000)
-    return store_path
+    return closed_store(store_path, 6000)
 
 
 def _allocated(path) -> int:

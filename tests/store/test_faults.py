@@ -19,7 +19,7 @@ from replaystore.store import ReplayStore, errors
 from replaystore.store._record import read_record_json, record_path, write_record_json
 
 import writer_proc
-from store_helpers import append_writer_rows, check_writer_rows
+from store_helpers import append_writer_rows, check_writer_rows, closed_store
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -27,10 +27,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1")
 @pytest.fixture
 def closed(store_path):
     """A cleanly closed store of 2,500 writer rows in 1,024-row segments."""
-    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
-                            chunk_bytes=4096, segment_rows=1024) as s:
-        append_writer_rows(s, 0, 2500)
-    return store_path
+    return closed_store(store_path, 2500)
 
 
 def run_child(code: str, *args, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from replaystore.store import ReplayStore, Schema, errors
 from replaystore.store._record import read_record_json, record_path, write_record_json
 
 import writer_proc
-from store_helpers import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, row
+from store_helpers import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, closed_store, row
 
 # --------------------------------------------------------------------------- append(), one row
 BAD_ROWS = {
@@ -297,10 +297,7 @@ def test_open_newer_format_version(writer_store, where):
 @pytest.fixture
 def big_closed_store(store_path):
     """A closed store of several segments whose rows fill most of each segment file."""
-    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
-                            chunk_bytes=4096, segment_rows=4096) as s:
-        append_writer_rows(s, 0, 20_000)
-    return store_path
+    return closed_store(store_path, 20_000, segment_rows=4096)
 
 
 def _segment(path, k: int = 2) -> str:

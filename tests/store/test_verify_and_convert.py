@@ -15,8 +15,7 @@ import pytest
 from replaystore.store import ReplayStore, errors
 from replaystore.store._verify import verify
 
-import writer_proc
-from store_helpers import append_writer_rows
+from store_helpers import closed_store
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CLI = [sys.executable, "-m", "replaystore"]
@@ -25,10 +24,7 @@ CLI = [sys.executable, "-m", "replaystore"]
 @pytest.fixture
 def closed(store_path):
     """3,000 writer rows in 1,024-row segments (two full and checksummed in .sums files, one open)."""
-    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
-                            chunk_bytes=4096, segment_rows=1024) as s:
-        append_writer_rows(s, 0, 3000)
-    return store_path
+    return closed_store(store_path, 3000)
 
 
 def _flip(path, column: str, row: int, byte: int = 0) -> None:
