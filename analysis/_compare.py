@@ -50,6 +50,10 @@ RUN_TO_RUN_TOLERANCES = {
     # each check's measurements (per-actor rates, spreads, moments) differ from run to run; its
     # verdict is its anomalies, compared by (code, severity, actor), and whether it ran is compared
     "checks.*.evidence.*": IGNORE,
+    # episodes grouped by an actor's share fall into bins of a handful each: a bin empty in one
+    # 6000-frame run holds 2-3 episodes in the next seed's (measured). Each actor's return-to-go
+    # credit (the other episodes.credit entries) is still compared, at rel 0.9 like all episodes.*
+    "episodes.credit.by_share.*": IGNORE,
     "samples.*count*": {"rel": 0.2},
     # learning outcomes: the same order of magnitude
     "episodes.*": {"rel": 0.9},
