@@ -103,7 +103,7 @@ class ColumnMap:
         base = mf.elements(col.dtype)
         idx = self.element_index(rows)
         if self.width == 1 and not self.row_shape:
-            return base[idx]
+            return np.take(base, idx)  # base is contiguous: take reads it in place, faster than base[idx]
         rows2d = as_strided(base, shape=(base.shape[0] - self.width + 1, self.width),
                             strides=(base.strides[0], base.strides[0]), writeable=False)
         return rows2d[idx].reshape(n, *self.row_shape)
