@@ -224,11 +224,13 @@ class ReplayStore:
         """Committed transition rows ``[start, stop)`` (Python slice rules) as numpy arrays."""
         return self.read_table(TRANSITIONS, columns, start, stop)
 
-    def gather(self, rows, columns=None, table: str = TRANSITIONS) -> dict[str, np.ndarray]:
+    def gather(self, rows, columns=None, table: str = TRANSITIONS, *, out=None) -> dict[str, np.ndarray]:
         """Committed rows ``rows`` (any order, repeats allowed) of ``columns`` as new numpy arrays.
 
         The one random-access read that the sampler, the agent's n-step targets and the analysis
         use: it goes through the mapping, never through HDF5. Every row must be committed.
+        ``out``: ``{column: array}`` of shape ``(len(rows), *column shape)`` and the column's
+        dtype, filled in place and returned (a run fills one batch from several shards).
         """
         self._check_open("gather")
         v = self._view(table)
@@ -240,7 +242,9 @@ class ReplayStore:
         if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= v.rows):
             raise IndexError(f"gather: row ids must lie in [0, {v.rows}) (the committed rows of {table!r}); got "
                              f"min {int(rows.min())}, max {int(rows.max())}")
-        return v.gather(columns, rows)
+        if out is not None:
+            _check_out(out, v.schema, columns, len(rows))
+        return v.gather(columns, rows, out=out)
 
     def window_start(self) -> int:
         return max(0, len(self) - self.window)
@@ -300,3 +304,18 @@ class ReplayStore:
 
 
 _PRIVATE = object()
+
+
+def _check_out(out, schema, columns, n: int) -> None:
+    """``gather(out=)`` must hold one writable array per asked column, of the right shape and dtype."""
+    names = list(schema.names) if columns is None else ([columns] if isinstance(columns, str) else list(columns))
+    if not isinstance(out, dict):
+        raise TypeError(f"gather: out must be a dict of numpy arrays keyed by column, got {type(out).__name__}")
+    for c in names:
+        if c not in schema:
+            continue  # gather names the unknown columns itself
+        a, want = out.get(c), (n, *schema[c].shape)
+        if not isinstance(a, np.ndarray) or a.shape != want or a.dtype != schema[c].dtype or not a.flags.writeable:
+            got = "missing" if a is None else f"{type(a).__name__} {getattr(a, 'shape', '')} {getattr(a, 'dtype', '')}"
+            raise ValueError(f"gather: out[{c!r}] must be a writable array of shape {want} and dtype "
+                             f"{schema[c].dtype}; got {got}")

@@ -136,11 +136,13 @@ class SegmentedTable:
             r = stop
         return out
 
-    def gather(self, columns, rows: np.ndarray, where: str = "gather") -> dict[str, np.ndarray]:
+    def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None) -> dict[str, np.ndarray]:
         names = _names(self.schema, columns, where, self.name)
         n = len(rows)
+        if out is None:
+            out = {c: np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
         if not n:
-            return {c: np.empty((0, *self.schema[c].shape), self.schema[c].dtype) for c in names}
+            return out
         if int(rows.min()) < self.first_row:
             raise self._deleted(where, int(rows.min()))
         seg_of = rows >> self.shift
@@ -153,9 +155,10 @@ class SegmentedTable:
             k = int(seg_of[0])
             seg = self._checked(k)
             local = rows - (k << self.shift) if k else rows
-            return {c: np.take(seg.arrays[c], local, axis=0) if c in seg.arrays else
-                    np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
-        out = {c: np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
+            for c in names:
+                if c in seg.arrays:
+                    np.take(seg.arrays[c], local, axis=0, out=out[c])
+            return out
         segs = {k: self._checked(k) for k in np.unique(seg_of).tolist()}  # each checked once per batch
         if len(cuts) < _MAX_RUNS:
             # Each run's rows go straight to their slice of the output: one pass, no scatter
@@ -198,11 +201,16 @@ class MappedTable:
         return {c: self._maps[c].read(self._mf, lo, hi) if c in self._maps else
                 np.empty((hi - lo, *self.schema[c].shape), self.schema[c].dtype) for c in names}
 
-    def gather(self, columns, rows: np.ndarray, where: str = "gather") -> dict[str, np.ndarray]:
+    def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None) -> dict[str, np.ndarray]:
         names = _names(self.schema, columns, where, self.name)
         self._mf.check()
-        return {c: self._maps[c].gather(self._mf, rows) if c in self._maps else
-                np.empty((len(rows), *self.schema[c].shape), self.schema[c].dtype) for c in names}
+        got = {c: self._maps[c].gather(self._mf, rows) if c in self._maps else
+               np.empty((len(rows), *self.schema[c].shape), self.schema[c].dtype) for c in names}
+        if out is None:
+            return got
+        for c in names:
+            out[c][...] = got[c]
+        return out
 
     def close(self) -> None:
         self._mf.close()

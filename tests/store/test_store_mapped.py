@@ -193,3 +193,31 @@ def test_format1_column_gather_reads_in_place(tmp_path):
         assert np.array_equal(got, whole[rows])
         assert peak < 64 * 1024, f"gather of {len(rows)} rows allocated {peak} bytes (the column is {whole.nbytes})"
     mf.close()
+
+
+def test_gather_into_given_arrays(tmp_path):
+    """gather(out=) fills the given arrays (views of a larger batch too) with what gather returns; a wrong
+    shape or dtype is refused with the expected shape named."""
+    path = str(tmp_path / "o.h5")
+    with ReplayStore.create(path, Schema.transition((3,)), actors=("expert", "dqn"), segment_rows=1024) as s:
+        n = 5000
+        s.extend({"actor": ["expert", "dqn"] * (n // 2), "state": np.arange(n * 3).reshape(n, 3),
+                  "next_state": np.arange(n * 3).reshape(n, 3) + 1, "discrete_action": np.arange(n) % 2,
+                  "continuous_action": np.zeros((n, 0)), "reward": np.arange(n) / 7, "done": np.arange(n) % 9 == 8})
+        s.commit()
+        rows = np.random.default_rng(0).integers(0, n, 300)
+        want = s.gather(rows, ["state", "reward"])
+        big = {"state": np.zeros((400, 3), np.float32), "reward": np.zeros(400, np.float32)}
+        got = s.gather(rows, ["state", "reward"], out={c: v[50:350] for c, v in big.items()})
+        for c in ("state", "reward"):
+            np.testing.assert_array_equal(want[c], got[c])
+            np.testing.assert_array_equal(want[c], big[c][50:350])
+            assert not big[c][:50].any() and not big[c][350:].any()
+        for sorted_rows in (np.sort(rows), np.full(10, 7)):
+            out = {"state": np.empty((len(sorted_rows), 3), np.float32)}
+            np.testing.assert_array_equal(s.gather(sorted_rows, "state")["state"],
+                                          s.gather(sorted_rows, "state", out=out)["state"])
+        with pytest.raises(ValueError, match=r"out\['state'\] must be a writable array of shape \(300, 3\)"):
+            s.gather(rows, ["state"], out={"state": np.zeros((300, 4), np.float32)})
+        with pytest.raises(ValueError, match=r"out\['reward'\].*got missing"):
+            s.gather(rows, ["state", "reward"], out={"state": np.zeros((300, 3), np.float32)})
