@@ -112,6 +112,7 @@ class Sampler:
         if unknown or not names:
             raise SamplerError(f"columns={list(names)}: unknown or none; the store has {list(schema.names)}")
         self._shard_of = getattr(source, "shard_of", None)
+        self._gather_grouped = getattr(source, "gather_grouped", None)
         clash = [n for n in (ROW, WEIGHT) + ((SHARD,) if self._shard_of else ()) if n in schema]
         if clash:
             raise SamplerError(f"the schema has column(s) {clash}, whose names the sampler's batch keys use")
@@ -160,17 +161,25 @@ class Sampler:
             cols = [c for c in self._columns if c != ACTOR]
         else:
             cols = self._columns if self._wants_actor else self._columns + [ACTOR]
-        batch = self._source.gather(rows, cols)
-        if draw.actor is not None:
+        actor, weight = draw.actor, draw.weight
+        if self._gather_grouped is not None:
+            order, batch = self._gather_grouped(rows, cols)
+            if order is not None:  # the batch came in the source's order: its small arrays follow
+                rows = rows[order]
+                actor = None if actor is None else actor[order]
+                weight = None if weight is None else weight[order]
+        else:
+            batch = self._source.gather(rows, cols)
+        if actor is not None:
             if self._wants_actor:
-                batch[ACTOR] = draw.actor
-            counts = np.bincount(draw.actor, minlength=len(self.actors))
+                batch[ACTOR] = actor
+            counts = np.bincount(actor, minlength=len(self.actors))
         else:
             codes = batch[ACTOR] if self._wants_actor else batch.pop(ACTOR)
             counts = np.bincount(codes, minlength=len(self.actors))
         self.last_actor_counts = counts.astype(np.int64, copy=False)
         batch[ROW] = rows
-        batch[WEIGHT] = np.ones(len(rows), np.float32) if draw.weight is None else draw.weight
+        batch[WEIGHT] = np.ones(len(rows), np.float32) if weight is None else weight
         if self._shard_of is not None:
             batch[SHARD] = np.asarray(self._shard_of(rows))
         if self.as_torch:

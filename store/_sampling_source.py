@@ -45,6 +45,10 @@ class SampleSource(Protocol):
     - ``mode``: ``"a"`` for the one handle that writes (see above); anything else reads.
     - ``shard_of(rows)``: an integer id per row (which store of a run holds it); batches then
       carry it as ``"shard"``.
+    - ``gather_grouped(rows, columns)``: ``(order, batch)`` with ``batch`` holding
+      ``rows[order]``: the rows in whatever order the source reads fastest (a run: shard by
+      shard). A batch's order carries no meaning, so the sampler then reorders only its small
+      arrays (row, actor, weight) instead of every column.
     - ``read(columns, start, stop)``: rows ``[start, stop)`` as ``gather`` gives them; a
       stratified sampler reads new rows' actor codes with it (else with ``gather``).
     """
