@@ -28,8 +28,9 @@ def add_arguments(p) -> None:
 def _prepare(out: str) -> None:
     if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, MARKER)):
         raise FileExistsError(f"{out} exists and was not made by `replaystore demo`; pass --out to another folder")
-    for name in ("run.h5", "run.h5.commit", "run.ckpt", "run.tb", "audit"):
-        p = os.path.join(out, name)
+    from replaystore.store import store_files
+
+    for p in [*store_files(os.path.join(out, "run.h5")), *(os.path.join(out, n) for n in ("run.ckpt", "run.tb", "audit"))]:
         if os.path.isdir(p):
             shutil.rmtree(p)
         elif os.path.exists(p):
@@ -48,18 +49,22 @@ def run(args) -> int:
         return 2
     store = os.path.join(args.out, "run.h5")
     print(f"== training: {args.env}, expert ratio {args.expert_ratio}, store {store}", flush=True)
-    train_args = argparse.Namespace(
-        env=args.env, steps=args.steps, expert_ratio=args.expert_ratio, out=store, resume=False, seed=args.seed,
-        set=[], eval_episodes=args.eval_episodes, checkpoint_dir=os.path.join(args.out, "run.ckpt"),
-        quiet=args.quiet, json=False, tensorboard=os.path.join(args.out, "run.tb"), no_tensorboard=False)
-    rc = _cmd_train.run(train_args)
+    # through the commands' own parsers, so every option they add later gets its default here too
+    train_argv = ["--env", args.env, "--expert-ratio", str(args.expert_ratio), "--out", store, "--seed", str(args.seed),
+                  "--eval-episodes", str(args.eval_episodes), "--checkpoint-dir", os.path.join(args.out, "run.ckpt"),
+                  "--tensorboard", os.path.join(args.out, "run.tb")]
+    train_argv += (["--steps", str(args.steps)] if args.steps is not None else []) + (["--quiet"] if args.quiet else [])
+    rc = _cmd_train.run(_parse(_cmd_train, train_argv))
     if rc:
         return rc
     print(f"\n== audit of {store}", flush=True)
-    audit_args = argparse.Namespace(
-        path=store, out=os.path.join(args.out, "audit"), fail_on="error", bucket_rows=None, no_plots=False,
-        expect=None, expert_fraction=None, json=False)
-    rc = _cmd_audit.run(audit_args)
+    rc = _cmd_audit.run(_parse(_cmd_audit, [store, "--out", os.path.join(args.out, "audit"), "--fail-on", "error"]))
     exe = os.path.join(os.path.relpath(os.path.dirname(sys.executable)), "replaystore")
     print(f"\nstore: {store}   inspect it with: {exe} info {store}")
     return rc
+
+
+def _parse(module, argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=f"replaystore {module.__name__.rsplit('_', 1)[-1]}")
+    module.add_arguments(p)
+    return p.parse_args(argv)
