@@ -19,7 +19,7 @@ from ._actors import Actors
 from ._format import FORMAT_VERSION, N_CODES, TRANSITIONS
 from ._record import CommitRecord
 from ._schema import ACTOR, Schema
-from ._views import SegmentedTable
+from ._views import SegmentedTable, _names
 from .errors import ClosedStoreError, DamagedStoreError, RowsDeletedError
 
 _MODES = ("r", "a")
@@ -243,7 +243,7 @@ class ReplayStore:
             raise IndexError(f"gather: row ids must lie in [0, {v.rows}) (the committed rows of {table!r}); got "
                              f"min {int(rows.min())}, max {int(rows.max())}")
         if out is not None:
-            _check_out(out, v.schema, columns, len(rows))
+            _check_out(out, _names(v.schema, columns, "gather", table), v.schema, len(rows))
         return v.gather(columns, rows, out=out)
 
     def window_start(self) -> int:
@@ -306,14 +306,11 @@ class ReplayStore:
 _PRIVATE = object()
 
 
-def _check_out(out, schema, columns, n: int) -> None:
+def _check_out(out, names: list[str], schema, n: int) -> None:
     """``gather(out=)`` must hold one writable array per asked column, of the right shape and dtype."""
-    names = list(schema.names) if columns is None else ([columns] if isinstance(columns, str) else list(columns))
     if not isinstance(out, dict):
         raise TypeError(f"gather: out must be a dict of numpy arrays keyed by column, got {type(out).__name__}")
     for c in names:
-        if c not in schema:
-            continue  # gather names the unknown columns itself
         a, want = out.get(c), (n, *schema[c].shape)
         if not isinstance(a, np.ndarray) or a.shape != want or a.dtype != schema[c].dtype or not a.flags.writeable:
             got = "missing" if a is None else f"{type(a).__name__} {getattr(a, 'shape', '')} {getattr(a, 'dtype', '')}"
