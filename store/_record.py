@@ -80,6 +80,7 @@ class TableRecord:
     tail_sums: dict[str, list]       # checksum of each block of the segment holding row ``rows`` (not yet sealed)
     segment_counts: dict[int, list[int]] = field(default_factory=dict)  # actor counts per retained segment
     compacted: list[int] = field(default_factory=list)  # segments rewritten compressed (``compact``)
+    hashes: dict[str, str] = field(default_factory=dict)  # checksum kind per column (``_checksum.py``)
 
     @property
     def first_row(self) -> int:
@@ -89,7 +90,16 @@ class TableRecord:
         return {"schema": self.schema_json, "rows": self.rows, "segment_rows": self.segment_rows,
                 "first_segment": self.first_segment, "offsets": self.offsets, "identity": self.identity,
                 "file_bytes": self.file_bytes, "check_rows": self.check_rows, "tail_sums": self.tail_sums,
-                "segment_counts": {str(k): v for k, v in self.segment_counts.items()}, "compacted": self.compacted}
+                "segment_counts": {str(k): v for k, v in self.segment_counts.items()}, "compacted": self.compacted,
+                **({"hashes": self.hashes} if self.hashes != self._legacy_hashes() else {})}
+
+    def _legacy_hashes(self) -> dict[str, str]:
+        """The kinds of a record that names none (so such stores keep records of the same form)."""
+        from ._checksum import legacy_kind
+        from ._schema import Schema
+
+        schema = Schema.from_json(self.schema_json)
+        return {c: legacy_kind(schema[c]) for c in self.check_rows}
 
     @classmethod
     def from_json(cls, d: dict) -> "TableRecord":
@@ -113,10 +123,18 @@ class TableRecord:
         if max(ends) > t.file_bytes:
             raise ValueError(f"its columns end past the {t.file_bytes} bytes of a segment")
         local = t.rows - ((t.rows >> (seg.bit_length() - 1)) << (seg.bit_length() - 1))
-        from ._checksum import kind, valid
+        from ._checksum import fits, valid
 
+        hashes = d.get("hashes")
+        if hashes is None:
+            t.hashes = t._legacy_hashes()
+        elif not isinstance(hashes, dict) or sorted(hashes) != sorted(t.check_rows) or \
+                not all(isinstance(v, str) and c in schema and fits(v, schema[c]) for c, v in hashes.items()):
+            raise ValueError(f"its checksum kinds {hashes!r} do not name a known kind for each checksummed column")
+        else:
+            t.hashes = dict(hashes)
         for c, block in t.check_rows.items():
-            if c not in t.offsets or not all(valid(kind(schema[c]), x) for x in t.tail_sums.get(c, [])):
+            if c not in t.offsets or not all(valid(t.hashes[c], x) for x in t.tail_sums.get(c, [])):
                 raise ValueError(f"its checksums of column {c!r} are not checksums")
             if len(t.tail_sums.get(c, [])) != -(-local // block):
                 # the checksums written with the rows say how many rows the last segment holds

@@ -77,7 +77,7 @@ class TableWriter:
         self.first_segment = 0
         self.layout: dict = {}           # offsets, identity, file_bytes (the same in every segment)
         self.sums: dict[int, dict[str, list]] = {}  # segment -> column -> checksum state per block
-        self.hash = {c.name: _checksum.kind(c) for c in self.stored}
+        self.hash = {c.name: _checksum.kind(c) for c in self.stored}  # a resumed table keeps its record's
         self.seg_counts: dict[int, np.ndarray] | None = {} if counted else None  # actor counts per segment
         self.to_seal: set[int] = set()
         self.compacted: set[int] = set()  # segments rewritten compressed (``_compact.py``)
@@ -99,6 +99,7 @@ class TableWriter:
     def resume(self, t: TableRecord) -> None:
         """Continue after the committed state ``t`` (a new store's, or a recovered one's)."""
         self.rows_written, self.first_segment = t.rows, t.first_segment
+        self.hash = dict(t.hashes)
         self.layout = {"offsets": dict(t.offsets), "identity": t.identity, "file_bytes": t.file_bytes}
         k = t.rows >> self.shift
         sums = self.new_sums()
@@ -121,7 +122,7 @@ class TableWriter:
         return TableRecord(self.schema.to_json(), rows, self.seg_rows, self.first_segment,
                            dict(self.layout["offsets"]), self.layout["identity"], self.layout["file_bytes"],
                            dict(self.check_rows), tail, counts,
-                           sorted(k for k in self.compacted if k >= self.first_segment))
+                           sorted(k for k in self.compacted if k >= self.first_segment), dict(self.hash))
 
     # ------------------------------------------------------------------ segments
     def _fd(self, k: int) -> int:

@@ -14,7 +14,6 @@ import numpy as np
 
 from . import _checksum
 from ._format import sums_name
-from ._schema import Schema
 from ._record import parse_json, read_regular_file
 from .errors import DamagedStoreError, StoreError
 
@@ -49,12 +48,11 @@ def segment_findings(folder: str, store_uuid: str, name: str, t, k: int, seg) ->
     n = min(t.segment_rows, t.rows - lo)
     sums = t.tail_sums if lo + t.segment_rows > t.rows else _sealed_sums(folder, store_uuid, name, k)
     found = []
-    schema = Schema.from_json(t.schema_json)
     for col, block in t.check_rows.items():
         data = memoryview(np.ascontiguousarray(seg.arrays[col]).reshape(-1).view("u1"))
         rb = len(data) // t.segment_rows
         want = sums.get(col, [])
-        k_ = _checksum.kind(schema[col])
+        k_ = t.hashes[col]
         for b in range(-(-n // block)):
             r0, r1 = b * block, min(n, (b + 1) * block)
             got = _checksum.update(k_, _checksum.start(k_), data[r0 * rb:r1 * rb], 0)

@@ -15,7 +15,7 @@ import pytest
 from replaystore.store import ReplayStore, errors
 from replaystore.store._verify import verify
 
-from store_helpers import closed_store
+from store_helpers import append_writer_rows, closed_store
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CLI = [sys.executable, "-m", "replaystore"]
@@ -64,6 +64,41 @@ def test_verify_names_the_rows_of_a_flipped_byte(closed, column, row):
     assert ("transitions", column, "checksum mismatch") == (f["table"], f["column"], f["problem"])
     assert f["rows"][0] <= row < f["rows"][1] <= 3000
     assert f"table 'transitions' column '{column}' rows [{f['rows'][0]}, {f['rows'][1]})" in out.stdout
+
+
+def test_new_tables_record_their_checksum_kinds(closed):
+    """A new store names its kinds in the record: sum64-512 for whole-word rows, crc32 for the rest."""
+    from replaystore.store._record import read_record_json
+
+    hashes = read_record_json(closed)["tables"]["transitions"]["hashes"]
+    with ReplayStore.open(closed) as r:
+        for c in r.schema:
+            if c.row_bytes:
+                assert hashes[c.name] == ("sum64-512" if c.row_bytes % 8 == 0 else "crc32"), c.name
+
+
+def test_a_store_of_the_older_checksum_kind_stays_verifiable(store_path, monkeypatch):
+    """A store written with sum64 (before sum64-512; its record names no kinds) verifies, takes more rows
+    in that same kind, and a flipped byte in it is still found."""
+    from replaystore.store import _checksum
+    from replaystore.store._record import read_record_json
+
+    with monkeypatch.context() as m:
+        m.setattr(_checksum, "kind", _checksum.legacy_kind)
+        old = closed_store(store_path, 1500)
+    assert "hashes" not in read_record_json(old)["tables"]["transitions"]
+    with ReplayStore.open(old) as r:
+        assert [] == verify(r)
+    with ReplayStore.open(old, "a") as w:
+        append_writer_rows(w, 1500, 2500)
+    assert "hashes" not in read_record_json(old)["tables"]["transitions"]
+    with ReplayStore.open(old) as r:
+        assert 2500 == len(r) and [] == verify(r)
+    _flip(old, "state", 2100)
+    with ReplayStore.open(old) as r:
+        found = verify(r)
+    assert [("state", "checksum mismatch")] == [(f["column"], f["problem"]) for f in found]
+    assert found[0]["rows"][0] <= 2100 < found[0]["rows"][1]
 
 
 def test_verify_reports_a_missing_checksum_file(closed):
