@@ -65,17 +65,22 @@ class BlocksMixin:
                 raise type(e)(e.errno, f"{e.strerror} (this call's rows were accepted and stay staged)") from e
 
     def _fill_auto_block(self, block: dict, n: int) -> None:
-        done = block["done"].astype(bool) if self._has_done else np.zeros(n, bool)
-        if "episode" in self._auto and "episode" not in block:
-            ended_before = np.concatenate([[0], np.cumsum(done[:-1], dtype=np.int64)]) if n else np.zeros(0, np.int64)
-            block["episode"] = self._next_episode + ended_before
-        if "step" in self._auto and "step" not in block:
-            idx = np.arange(n, dtype=np.int64)
-            starts = np.zeros(n, np.int64)
-            if n > 1:
-                starts[1:] = np.where(done[:-1], idx[1:], 0)
-            first = np.maximum.accumulate(starts) if n else starts
-            block["step"] = idx - first + np.where(first == 0, self._next_step, 0)
+        """Episode and step numbers that follow the done flags, continuing the last row's; one time."""
+        fill_ep = "episode" in self._auto and "episode" not in block
+        fill_step = "step" in self._auto and "step" not in block
+        if fill_ep or fill_step:
+            ends = np.flatnonzero(block["done"]) if self._has_done else np.zeros(0, np.int64)
+            # the block's episodes: [0, ends[0]], (ends[0], ends[1]], ..., the rest
+            starts = np.zeros(len(ends) + 1, np.int64)
+            starts[1:] = ends + 1
+            lengths = np.diff(starts, append=n)
+            if fill_ep:
+                block["episode"] = np.repeat(np.arange(self._next_episode, self._next_episode + len(starts)), lengths)
+            if fill_step:
+                step = np.arange(n, dtype=np.int64)
+                step -= np.repeat(starts, lengths)
+                step[:lengths[0]] += self._next_step
+                block["step"] = step
         if "time" in self._auto and "time" not in block:
             block["time"] = np.full(n, time.time())
 

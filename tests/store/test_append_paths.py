@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replaystore.store import ReplayStore, Schema, errors
 
@@ -72,3 +74,24 @@ def test_bad_values_on_the_fast_path_raise_and_keep_nothing(tmp_path):
         s.append(actor="a", **_row(1, "fast"))
         assert s.commit() == 2
         np.testing.assert_array_equal([0, 1], s.read(["discrete_action"])["discrete_action"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(["f2", "f4", "f8"]), st.integers(1, 40), st.sampled_from([(), (1,), (3,), (2, 5)]),
+       st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from([np.nan, np.inf, -np.inf])), max_size=4),
+       st.booleans())
+def test_first_nonfinite_row_agrees_with_isfinite(dtype, n, shape, bad, huge):
+    """The block check (a BLAS product with zeros for rows of several float32/float64) names the same
+    first bad row as numpy's isfinite, huge finite values included."""
+    from replaystore.store._validate import first_nonfinite_row
+
+    info = np.finfo(dtype)
+    arr = np.random.default_rng(n).uniform(-1, 1, (n, *shape)).astype(dtype)
+    if huge:
+        arr *= info.max
+    flat = arr.reshape(n, -1)
+    for pos, value in bad:
+        flat[pos % n, pos % flat.shape[1]] = value
+    rows_bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+    want = int(rows_bad[0]) if len(rows_bad) else None
+    assert want == first_nonfinite_row(arr)
