@@ -116,3 +116,27 @@ def test_each_segment_is_plain_hdf5(store_path):
         assert f["state"].chunks is None  # contiguous: its space was allocated when the segment was made
     with h5py.File(f"{store_path}.d/transitions-000002.h5", "r") as f:
         assert f["row_id"][:2500 - 2048].tolist() == list(range(2048, 2500))
+
+
+@pytest.mark.parametrize("every", [0.0, 3600.0])
+def test_manifest_follows_segment_rolls_at_most_every_manifest_seconds(store_path, monkeypatch, every):
+    """While a writer is open, new segments reach the manifest (stock h5py's view) at most every
+    MANIFEST_SECONDS; with 0 it follows every roll. Closing always writes it whole."""
+    from replaystore.store import _writer
+
+    monkeypatch.setattr(_writer, "MANIFEST_SECONDS", every)
+    monkeypatch.setattr(_writer, "MANIFEST_SHARE", 0.0 if every == 0 else 0.02)
+    written = []
+    real = _writer.write_manifest
+    monkeypatch.setattr(_writer, "write_manifest", lambda *a: (written.append(a[2]), real(*a))[1])
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, segment_rows=1024) as s:
+        opened = len(written)
+        for start in range(0, 5120, 1024):
+            append_writer_rows(s, start, start + 1024)
+            s.commit()
+        rolls = len(written) - opened
+        with h5py.File(store_path, "r") as f:
+            seen = len(f["transitions/row_id"])
+    assert (rolls, seen) == ((4, 5120) if every == 0 else (0, 0))  # segments 1 to 4 were new
+    with h5py.File(store_path, "r") as f:
+        assert f["transitions/row_id"][:].tolist() == list(range(5120))
