@@ -250,6 +250,13 @@ def _update_sums(sums: list, arr: np.ndarray, local: int, block_rows: int, row_b
     r, end = local, local + len(arr)
     while r < end:
         b = r // block_rows
+        whole = (end - r) // block_rows if r == b * block_rows and kind != _checksum.CRC32 else 0
+        if whole > 1:  # blocks written whole, in one reduction
+            at = (r - local) * row_bytes
+            words = np.frombuffer(data[at:at + whole * block_rows * row_bytes], "<u8").reshape(whole, -1)
+            sums[b:b + whole] = _checksum.update_blocks(kind, sums[b:b + whole], words)
+            r += whole * block_rows
+            continue
         stop = min(end, (b + 1) * block_rows)
         sums[b] = _checksum.update(kind, sums[b], data[(r - local) * row_bytes:(stop - local) * row_bytes],
                                    (r - b * block_rows) * row_bytes)

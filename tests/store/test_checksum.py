@@ -74,3 +74,22 @@ def test_sum64_is_the_recorded_formula(first_word, n_words, seed, kind_stride):
     s1 = sum(int(x) for x in w) & mask
     s2 = sum((2 * (first_word + i) + 1) * int(x) for i, x in enumerate(w) if (first_word + i) % stride == 0) & mask
     assert _checksum.update(kind, (0, 0), w.tobytes(), 8 * first_word) == (s1, s2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["sum64", "sum64-512"]), st.integers(1, 6), st.sampled_from([8, 24, 512]),
+       st.integers(1, 40), st.integers(0, 200), st.integers(0, 2**32))
+def test_blocks_summed_together_equal_blocks_summed_alone(kind, blocks, row_bytes, block_rows, local, seed):
+    """_update_sums over rows that cover several whole blocks (one reduction for them) gives the
+    same per-block sums as writing the rows one at a time."""
+    from replaystore.store._tablewriter import _update_sums
+
+    n = blocks * block_rows + 3
+    arr = np.random.default_rng(seed).integers(0, 256, (n, row_bytes), dtype=np.uint8)
+    nblocks = -(-(local + n) // block_rows)
+    together = [_checksum.start(kind)] * nblocks
+    _update_sums(together, arr, local, block_rows, row_bytes, kind)
+    alone = [_checksum.start(kind)] * nblocks
+    for i in range(n):
+        _update_sums(alone, arr[i:i + 1], local + i, block_rows, row_bytes, kind)
+    assert together == alone
