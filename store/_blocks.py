@@ -27,6 +27,23 @@ def json_attr(value, what: str) -> str:
         raise TypeError(f"{what} must be JSON-serializable (str, numbers, lists, dicts); {e}") from e
 
 
+def number_episodes(done: np.ndarray, next_episode: int, next_step: int) -> tuple:
+    """Episode and step numbers of rows whose done flags are ``done``, continuing an episode
+    ``next_episode`` at step ``next_step``; returns them and the (episode, step) that follows."""
+    n = len(done)
+    ends = np.flatnonzero(done)
+    # the rows' episodes: [0, ends[0]], (ends[0], ends[1]], ..., the rest
+    starts = np.zeros(len(ends) + 1, np.int64)
+    starts[1:] = ends + 1
+    lengths = np.diff(starts, append=n)
+    episode = np.repeat(np.arange(next_episode, next_episode + len(starts), dtype=np.int64), lengths)
+    step = np.arange(n, dtype=np.int64)
+    step -= np.repeat(starts, lengths)
+    step[:lengths[0]] += next_step
+    after = (next_episode + len(ends), int(step[-1]) + 1 if lengths[-1] else 0) if n else (next_episode, next_step)
+    return episode, step, after
+
+
 class BlocksMixin:
     """``extend``, tables, checkpoints and state for ``StoreWriter`` (which owns what they use)."""
 
@@ -69,17 +86,11 @@ class BlocksMixin:
         fill_ep = "episode" in self._auto and "episode" not in block
         fill_step = "step" in self._auto and "step" not in block
         if fill_ep or fill_step:
-            ends = np.flatnonzero(block["done"]) if self._has_done else np.zeros(0, np.int64)
-            # the block's episodes: [0, ends[0]], (ends[0], ends[1]], ..., the rest
-            starts = np.zeros(len(ends) + 1, np.int64)
-            starts[1:] = ends + 1
-            lengths = np.diff(starts, append=n)
+            done = block["done"] if self._has_done else np.zeros(n, bool)
+            episode, step, _ = number_episodes(done, self._next_episode, self._next_step)
             if fill_ep:
-                block["episode"] = np.repeat(np.arange(self._next_episode, self._next_episode + len(starts)), lengths)
+                block["episode"] = episode
             if fill_step:
-                step = np.arange(n, dtype=np.int64)
-                step -= np.repeat(starts, lengths)
-                step[:lengths[0]] += self._next_step
                 block["step"] = step
         if "time" in self._auto and "time" not in block:
             block["time"] = np.full(n, time.time())
