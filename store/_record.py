@@ -17,6 +17,7 @@ not parse or fields of the wrong type all raise ``DamagedStoreError``, never a r
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
@@ -65,6 +66,15 @@ def _counts(v, name: str) -> list[int]:
     return [_int(x, name) for x in v]
 
 
+@functools.lru_cache(maxsize=64)
+def _legacy_hashes(schema_json: str, columns: tuple) -> tuple:
+    from ._checksum import legacy_kind
+    from ._schema import Schema
+
+    schema = Schema.from_json(schema_json)
+    return tuple((c, legacy_kind(schema[c])) for c in columns)
+
+
 @dataclass
 class TableRecord:
     """One table's committed state (format 2)."""
@@ -95,11 +105,7 @@ class TableRecord:
 
     def _legacy_hashes(self) -> dict[str, str]:
         """The kinds of a record that names none (so such stores keep records of the same form)."""
-        from ._checksum import legacy_kind
-        from ._schema import Schema
-
-        schema = Schema.from_json(self.schema_json)
-        return {c: legacy_kind(schema[c]) for c in self.check_rows}
+        return dict(_legacy_hashes(self.schema_json, tuple(self.check_rows)))
 
     @classmethod
     def from_json(cls, d: dict) -> "TableRecord":

@@ -85,6 +85,7 @@ class TableWriter:
         self._fds: dict[int, int] = {}   # open segment files, by index
         self.before_flush = None          # called before staged rows are read (StoreWriter moves list-kept scalars)
         self._unsynced: set[int] = set()
+        self._trimmed: dict[int, list[int]] = {}   # full segments' actor counts, trimmed (see record)
         self._scratch: dict[str, np.ndarray] = {}  # per column, for stage columns that are not contiguous
 
     # ------------------------------------------------------------------ state
@@ -119,7 +120,16 @@ class TableWriter:
         tail = {c: self.sums[k][c][:-(-local // self.check_rows[c])] for c in self.sums.get(k, {})}
         counts = {}
         if self.seg_counts is not None:
-            counts = {j: _trim(v) for j, v in self.seg_counts.items() if self.first_segment <= j < k}
+            # a full segment's counts never change: trim each once, not at every commit
+            trimmed = self._trimmed
+            for j in [j for j in trimmed if j < self.first_segment or j >= k]:
+                del trimmed[j]
+            for j, v in self.seg_counts.items():
+                if self.first_segment <= j < k:
+                    got = trimmed.get(j)
+                    if got is None:
+                        got = trimmed[j] = _trim(v)
+                    counts[j] = got
         return TableRecord(self.schema.to_json(), rows, self.seg_rows, self.first_segment,
                            dict(self.layout["offsets"]), self.layout["identity"], self.layout["file_bytes"],
                            dict(self.check_rows), tail, counts,
