@@ -3,8 +3,8 @@
 A row-at-a-time API is judged against plain numpy assignment through a method of the same call
 shape (benchmarks/bench_store.py), so the loop is planned once per open store (``_plan``): each
 column's staging array and the kind of check it needs. Finiteness of several float array columns
-is tested as ``isnan(row . zeros)`` over the staging matrix they share: ``0 * inf`` and
-``0 * nan`` are NaN, every finite product is 0, so one BLAS dot answers it without overflow.
+is tested by one BLAS dot of the staging matrix's row (they share it) with small powers of two
+(``_validate.finite_weights``): it is finite exactly when every value is, and cannot overflow.
 A bad value raises at the call that gave it; the row is only counted once every check passed.
 """
 
@@ -17,17 +17,26 @@ import numpy as np
 
 from ._blocks import number_episodes
 from ._schema import ACTOR, Column, Schema
-from ._validate import (castable, check_int_range, dtype_error, missing_actor_error, nonfinite_error, shape_error,
-                        unknown_columns_error)
+from ._validate import (castable, check_int_range, dtype_error, finite_weights, missing_actor_error, nonfinite_error,
+                        shape_error, unknown_columns_error)
 from .errors import DTypeError, MissingColumnError, StoreWriteError
 
 _MISSING = object()
 ndarray = np.ndarray
-isnan = math.isnan
+isfinite = math.isfinite
 _now = time.time
 # Values that are never actor codes, even where they compare equal to one (True == 1.0 == 1).
 _NOT_CODES = frozenset({bool, np.bool_, float, np.float16, np.float32, np.float64, np.longdouble})
 
+
+
+def _finite_dot(row: np.ndarray, weights: np.ndarray, out: np.ndarray) -> bool:
+    """True when ``row . weights`` is finite (so is every value of the row); False means "look closer"."""
+    try:
+        row.dot(weights, out)
+        return isfinite(out)
+    except (RuntimeWarning, FloatingPointError):  # see _validate.finite_weights
+        return False
 
 
 def _coerce_array(col: Column, v, stage, i):
@@ -39,7 +48,7 @@ def _coerce_array(col: Column, v, stage, i):
     if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
         raise dtype_error("append", col, arr.dtype)
     check_int_range("append", col, arr)
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow to inf is rejected by the finiteness check
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # an overflow to inf is rejected by the finiteness check
         stage[i] = arr
 
 
@@ -65,7 +74,7 @@ def _coerce_scalar(col: Column, v, stage, i):
         check_int_range("append", col, arr)
         v = arr
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             stage[i] = v
     except OverflowError as e:
         raise DTypeError(f"append: column {col.name!r} got {v!r}, which does not fit {col.dtype}") from e
@@ -98,8 +107,8 @@ class AppendMixin:
             st = tw.stage[c.name]
             check = c.is_float and not c.allow_nonfinite
             if c.shape:
-                zero = np.zeros(int(np.prod(c.shape)), c.dtype) if check and c.name not in grouped else None
-                arrays.append((c.name, st, c.dtype, c.shape, c, zero))
+                zero = finite_weights(int(np.prod(c.shape)), c.dtype) if check and c.name not in grouped else None
+                arrays.append((c.name, st, c.dtype, c.shape, c, zero, np.zeros((), c.dtype)))
             elif c.dtype.kind == "f":
                 # |v| <= the dtype's max is False for NaN and inf and for a float64 that would overflow
                 # float32, so one comparison replaces a cast, a read-back and isfinite (and its warning)
@@ -109,7 +118,10 @@ class AppendMixin:
             else:
                 ints.append((c.name, st, c))
         self._plan = (tuple(arrays), tuple(floats), tuple(ints), tuple(bools))
-        self._groups = tuple((m, z, [self.schema[n] for n in names]) for m, z, names in tw.finite_groups)
+        # the dots write into kept 0-d arrays: no new scalar per call, and no numpy RuntimeWarning
+        # for the NaN a bad value gives (the NonFiniteError says it)
+        self._groups = tuple((m, z, [self.schema[n] for n in names], np.zeros((), m.dtype))
+                             for m, z, names in tw.finite_groups)
         self._lookup = self.actors._lookup
         self._stage_actor = tw.stage[ACTOR]
         auto = self._auto
@@ -124,12 +136,12 @@ class AppendMixin:
         if std == self.schema and auto_all(self._auto) and len(self._groups) == 1 and \
                 len(self._groups[0][2]) == (3 if self.schema["continuous_action"].row_bytes else 2):
             s = tw.stage
-            matrix, zero, cols = self._groups[0]
+            matrix, zero, cols, out = self._groups[0]
             # one view per stage row and column, made once: ``view[...] = v`` costs 118 ns where
             # ``array[i] = v`` costs 153 (the index makes the view on every call)
-            # the finiteness dot writes into a kept 0-d array: 0.1 us less than returning a new scalar
+            # the finiteness dot writes into the kept 0-d array: 0.1 us less than returning a new scalar
             self._fast_stage = (list(s["state"]), list(s["next_state"]), list(s["continuous_action"]), list(matrix),
-                                zero, cols, np.zeros((), matrix.dtype))
+                                zero, cols, out)
             info = np.iinfo(self.schema["discrete_action"].dtype)
             self._fast_types = (self.schema["state"].dtype, self.schema["state"].shape,
                                 self.schema["continuous_action"].shape, int(info.min), int(info.max),
@@ -170,7 +182,7 @@ class AppendMixin:
         i = tw.n_staged
         pop = columns.pop
         arrays, floats, ints, bools = self._plan
-        for name, st, dtype, shape, col, zero in arrays:
+        for name, st, dtype, shape, col, zero, out in arrays:
             v = pop(name, _MISSING)
             if v.__class__ is ndarray and v.dtype is dtype and v.shape == shape:
                 st[i] = v
@@ -178,7 +190,8 @@ class AppendMixin:
                 raise self._missing(name)
             else:
                 _coerce_array(col, v, st, i)
-            if zero is not None and isnan(st[i].reshape(-1).dot(zero)):
+            if zero is not None and not _finite_dot(st[i].reshape(-1), zero, out) and \
+                    not np.isfinite(st[i]).all():
                 raise nonfinite_error("append", col)
         for name, st, col, fmax, check in floats:
             v = pop(name, _MISSING)
@@ -221,8 +234,8 @@ class AppendMixin:
                 st_step[i] = self._next_step
             if st_time is not None:
                 st_time[i] = now
-        for matrix, zero, cols in self._groups:
-            if isnan(matrix[i].dot(zero)):
+        for matrix, zero, cols, out in self._groups:
+            if not _finite_dot(matrix[i], zero, out):
                 for c in cols:
                     if not np.isfinite(tw.stage[c.name][i]).all():
                         raise nonfinite_error("append", c)
@@ -282,8 +295,12 @@ class AppendMixin:
         st_state[i][...] = state
         st_next[i][...] = next_state
         st_cont[i][...] = continuous_action
-        rows[i].dot(zero, out)
-        if isnan(out):
+        try:
+            rows[i].dot(zero, out)
+            ok = isfinite(out)
+        except (RuntimeWarning, FloatingPointError):  # see _validate.finite_weights
+            ok = False
+        if not ok:
             for c in cols:
                 if not np.isfinite(tw.stage[c.name][i]).all():
                     raise nonfinite_error("append", c)

@@ -18,6 +18,7 @@ from ._format import N_CODES, check_rows, segment_name, sums_name
 from ._record import TableRecord, write_atomic, write_error
 from ._schema import ACTOR, Schema
 from ._segment import create_segment, pwrite_all
+from ._validate import finite_weights
 from .errors import StoreWriteError
 
 
@@ -30,7 +31,7 @@ def _staging(schema: Schema, rows: int):
     """Staging arrays, one per column. The float array columns whose finiteness is checked, when
     there are several of one dtype, are views side by side in one matrix, so one dot product per
     row checks them all (the one-row append's costliest check). Returns the arrays and the groups
-    as ``(matrix, zeros, column names)``."""
+    as ``(matrix, weights, column names)`` (``_validate.finite_weights``)."""
     stage: dict[str, np.ndarray] = {}
     groups = []
     by_dtype: dict = {}
@@ -52,7 +53,7 @@ def _staging(schema: Schema, rows: int):
             off += w
         if views:
             stage.update(views)
-            groups.append((matrix, np.zeros(matrix.shape[1], dtype), tuple(views)))
+            groups.append((matrix, finite_weights(matrix.shape[1], dtype), tuple(views)))
     for c in schema:
         if c.name not in stage:
             stage[c.name] = np.empty((rows, *c.shape), c.dtype)

@@ -105,13 +105,26 @@ def block_column(where: str, col: Column, value, n: int | None) -> np.ndarray:
         if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
             raise dtype_error(where, col, arr.dtype)
         check_int_range(where, col, arr)
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow to inf is rejected just below
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # an overflow to inf is rejected just below
             arr = arr.astype(col.dtype)
     if col.is_float and not col.allow_nonfinite and arr.size:
         bad = first_nonfinite_row(arr)
         if bad is not None:
             raise nonfinite_error(where, col, bad)
     return arr
+
+
+def finite_weights(n: int, dtype) -> np.ndarray:
+    """Weights ``w`` for a finiteness test of ``n`` floats by one dot product ``x . w``.
+
+    ``w`` is ``2**-k`` with ``2**k >= n``: every finite product is exact or tiny and their sum
+    cannot overflow, while ``inf * w`` stays inf and a NaN stays NaN, so the dot is finite
+    exactly when every ``x`` is (zeros would do the same, but ``0 * inf`` raises numpy's
+    "invalid value" warning, an error under ``-W error``, before the store could say what is
+    wrong). Only a row holding both +inf and -inf still sets that flag; callers treat the
+    warning, or a FloatingPointError under ``np.seterr(all="raise")``, as "look closer"."""
+    k = max(0, (int(n) - 1).bit_length())
+    return np.full(int(n), 2.0 ** -k, dtype)
 
 
 _BLAS = (np.dtype(np.float32), np.dtype(np.float64))

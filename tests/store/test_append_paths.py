@@ -95,3 +95,49 @@ def test_first_nonfinite_row_agrees_with_isfinite(dtype, n, shape, bad, huge):
     rows_bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
     want = int(rows_bad[0]) if len(rows_bad) else None
     assert want == first_nonfinite_row(arr)
+
+
+@pytest.mark.parametrize("path", ["fast", "general"])
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "+inf and -inf"])
+def test_nonfinite_is_a_store_error_under_strict_numpy_and_warnings(tmp_path, path, bad):
+    """With warnings as errors and np.seterr(all="raise"), a bad value still raises NonFiniteError
+    (no RuntimeWarning or FloatingPointError from the check itself), tiny and huge finite values are
+    kept bit for bit, and the bad row is not kept."""
+    import warnings
+
+    with ReplayStore.create(tmp_path / "run.h5", SCHEMA, actors=("a", "b")) as s, warnings.catch_warnings(), \
+            np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        edge = _row(0, path)
+        edge["state"] = np.array([1e-45, -3.4e38, 3.4e38], "f4") if path == "fast" else [1e-45, -3.4e38, 3.4e38]
+        s.append(actor="a", **edge)
+        row = _row(1, path)
+        state = np.array([0.5, 1.0, 2.0], "f4")
+        if bad == "+inf and -inf":
+            state[0], state[2] = np.inf, -np.inf
+        else:
+            state[1] = float(bad)
+        row["state"] = state if path == "fast" else state.tolist()
+        with pytest.raises(errors.NonFiniteError, match="'state'"):
+            s.append(actor="b", **row)
+        s.append(actor="b", **_row(2, path))
+        s.commit()
+        got = s.read(["state"])["state"]
+    assert len(got) == 2
+    assert got[0].tobytes() == np.array([1e-45, -3.4e38, 3.4e38], "f4").tobytes()
+
+
+def test_extend_nonfinite_is_a_store_error_under_strict_numpy_and_warnings(tmp_path):
+    """extend's block check under warnings-as-errors and np.seterr(all="raise"): NonFiniteError naming the row."""
+    import warnings
+
+    block = {c: np.array([_row(i, "fast")[c] for i in range(50)]) for c in _row(0, "fast")}
+    block["actor"] = np.zeros(50, np.uint8)
+    block["next_state"] = block["next_state"].astype("f8")
+    block["next_state"][37, 1] = np.inf
+    with ReplayStore.create(tmp_path / "run.h5", SCHEMA, actors=("a", "b")) as s, warnings.catch_warnings(), \
+            np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        with pytest.raises(errors.NonFiniteError, match="'next_state' holds NaN or inf at block row 37"):
+            s.extend(block)
+        assert 0 == len(s)
