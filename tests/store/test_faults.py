@@ -4,6 +4,7 @@ error (never a raw h5py/JSON/Unicode error, a hang or a SIGBUS), and no committe
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -288,3 +289,42 @@ def test_actor_names_as_bytes(store_path):
             s.extend(b)
         assert s.commit() == 3
         assert [1, 0, 1] == s.read(["actor"])["actor"].tolist()
+
+
+def test_opening_marks_the_manifest_only_at_the_first_commit_that_changes_something(closed):
+    """Opening for append leaves the manifest as it is (fast); the first commit with new rows marks it
+    "writer open" before its record, so a damaged record after that is refused, not silently replaced."""
+    import h5py
+
+    before = os.stat(closed).st_ino
+    s = ReplayStore.open(closed, "a")
+    try:
+        assert before == os.stat(closed).st_ino
+        s.commit()  # nothing new: still no rewrite
+        assert before == os.stat(closed).st_ino
+        append_writer_rows(s, 2500, 2600)
+        s.commit()
+        assert before != os.stat(closed).st_ino
+        with h5py.File(closed, "r") as f:
+            assert "open" == json.loads(f.attrs["session"])["state"]
+    finally:
+        s.close()
+
+
+def test_dead_writer_that_committed_nothing_loses_nothing(store_path):
+    """A writer killed after opening, with no commit of its own, then its record lost: the last clean
+    close holds every row, and appending goes on from it."""
+    closed_store(store_path, 1500)
+    out = run_child("""
+        import os, signal, sys
+        from replaystore.store import ReplayStore
+        s = ReplayStore.open(sys.argv[1], "a")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """, store_path)
+    assert -9 == out.returncode, out.stderr
+    os.remove(record_path(store_path))
+    with ReplayStore.open(store_path, "a") as s:
+        assert 1500 == len(s)
+        append_writer_rows(s, 1500, 1600)
+    with ReplayStore.open(store_path) as r:
+        assert list(range(1600)) == r.read(["row_id"])["row_id"].tolist()
