@@ -81,8 +81,8 @@ def test_bad_values_on_the_fast_path_raise_and_keep_nothing(tmp_path):
        st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from([np.nan, np.inf, -np.inf])), max_size=4),
        st.booleans())
 def test_first_nonfinite_row_agrees_with_isfinite(dtype, n, shape, bad, huge):
-    """The block check (a BLAS product with zeros for rows of several float32/float64) names the same
-    first bad row as numpy's isfinite, huge finite values included."""
+    """The block check names the first row holding a NaN or inf, whatever the dtype and row shape,
+    and passes huge finite values."""
     from replaystore.store._validate import first_nonfinite_row
 
     info = np.finfo(dtype)
