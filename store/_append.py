@@ -25,8 +25,6 @@ _MISSING = object()
 ndarray = np.ndarray
 isfinite = math.isfinite
 _now = time.time
-# Values that are never actor codes, even where they compare equal to one (True == 1.0 == 1).
-_NOT_CODES = frozenset({bool, np.bool_, float, np.float16, np.float32, np.float64, np.longdouble})
 
 
 
@@ -168,15 +166,9 @@ class AppendMixin:
         self._fill_deferred()
         if self._closed:
             self._check_writable("append")
-        if actor.__class__ in _NOT_CODES:
-            code = self.actors.code(actor)  # raises: a bool or float is no actor
-        else:
-            try:
-                code = self._lookup[actor]
-            except (KeyError, TypeError):
-                if actor is _MISSING:
-                    raise missing_actor_error("append", self.actors.names) from None
-                code = self.actors.code(actor)
+        code = self._lookup.get(actor) if actor.__class__ is str else None  # names: the common case
+        if code is None:
+            code = self._actor_code(actor)
         if tw.n_staged == tw.stage_rows:
             tw.flush_stage()  # raises before this row is accepted if the disk is full
         i = tw.n_staged
@@ -282,15 +274,9 @@ class AppendMixin:
             return self._append_general(actor, dict(rest, state=state, next_state=next_state,
                                                     discrete_action=discrete_action,
                                                     continuous_action=continuous_action, reward=reward, done=done))
-        if actor.__class__ in _NOT_CODES:
-            code = self.actors.code(actor)
-        else:
-            try:
-                code = self._lookup[actor]
-            except (KeyError, TypeError):
-                if actor is _MISSING:
-                    raise missing_actor_error("append", self.actors.names) from None
-                code = self.actors.code(actor)
+        code = self._lookup.get(actor) if actor.__class__ is str else None  # names: the common case
+        if code is None:
+            code = self._actor_code(actor)
         st_state, st_next, st_cont, rows, zero, cols, out = self._fast_stage
         st_state[i][...] = state
         st_next[i][...] = next_state
@@ -319,6 +305,13 @@ class AppendMixin:
                 self.commit()
             except StoreWriteError as e:
                 raise type(e)(e.errno, f"{e.strerror} (this row was accepted and stays staged)") from e
+
+    def _actor_code(self, actor) -> int:
+        """The code of an actor that is not a name in the vocabulary: a code, or an error that says
+        what was given (a bool or float is no code, even where it equals one)."""
+        if actor is _MISSING:
+            raise missing_actor_error("append", self.actors.names)
+        return self.actors.code(actor)
 
     def _fill_deferred(self) -> None:
         """Move the scalars the transition path kept in lists into the stage's arrays (before any
