@@ -55,22 +55,14 @@ def parse_json(data: bytes, what: str, path: str):
 def write_atomic(path: str, data: bytes, fsync: bool, what: str) -> None:
     """Write to a temporary file and rename it over ``path``: readers see the old or the new one."""
     tmp = f"{path}.tmp"
-    try:
+    with replacing(tmp, path, fsync, f"writing the {what} {path}"):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            if fsync:
-                os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-        if fsync:
-            fsync_dir(path)
-    except OSError as e:
-        discard(tmp)
-        raise write_error(f"writing the {what} {path}", e) from e
 
 
 @contextmanager
