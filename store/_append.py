@@ -46,7 +46,8 @@ def _coerce_array(col: Column, v, stage, i):
     if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
         raise dtype_error("append", col, arr.dtype)
     check_int_range("append", col, arr)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # an overflow to inf is rejected by the finiteness check
+    # an overflow to inf is rejected by the finiteness check; a tiny value rounds, as any cast does
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         stage[i] = arr
 
 
@@ -281,7 +282,7 @@ class AppendMixin:
         st_state[i][...] = state
         st_next[i][...] = next_state
         st_cont[i][...] = continuous_action
-        try:
+        try:  # _finite_dot, inlined: a call costs 0.07 us of this path
             rows[i].dot(zero, out)
             ok = isfinite(out)
         except (RuntimeWarning, FloatingPointError):  # see _validate.finite_weights

@@ -67,7 +67,7 @@ def _counts(v, name: str) -> list[int]:
 
 
 @functools.lru_cache(maxsize=64)
-def _legacy_hashes(schema_json: str, columns: tuple) -> tuple:
+def _legacy_kinds(schema_json: str, columns: tuple) -> tuple:
     from ._checksum import legacy_kind
     from ._schema import Schema
 
@@ -105,7 +105,7 @@ class TableRecord:
 
     def _legacy_hashes(self) -> dict[str, str]:
         """The kinds of a record that names none (so such stores keep records of the same form)."""
-        return dict(_legacy_hashes(self.schema_json, tuple(self.check_rows)))
+        return dict(_legacy_kinds(self.schema_json, tuple(self.check_rows)))
 
     @classmethod
     def from_json(cls, d: dict) -> "TableRecord":

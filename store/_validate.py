@@ -105,7 +105,8 @@ def block_column(where: str, col: Column, value, n: int | None) -> np.ndarray:
         if arr.size and (arr.dtype == object or not castable(arr.dtype, col.dtype)):
             raise dtype_error(where, col, arr.dtype)
         check_int_range(where, col, arr)
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # an overflow to inf is rejected just below
+        # an overflow to inf is rejected just below; a tiny value rounds, as any cast does
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             arr = arr.astype(col.dtype)
     if col.is_float and not col.allow_nonfinite and arr.size:
         bad = first_nonfinite_row(arr)
