@@ -196,8 +196,8 @@ class TableWriter:
 
     def _contiguous(self, c, src: np.ndarray) -> np.ndarray:
         """``src`` as contiguous bytes of the column's dtype. A stage column that is a view into the
-        shared float matrix is copied into a buffer kept for it: a new array each time cost 55 us
-        per 512 KiB there (fresh pages on every flush), a kept one 17 us, 0.5 -> 0.15 us per append."""
+        shared float matrix is copied into a buffer kept for it: a new array at every flush paid
+        fresh pages (a flush cost 0.92 us per appended row, 0.47 with the kept buffers)."""
         if src.dtype == c.dtype and src.flags.c_contiguous:
             return src
         if len(src) > self.stage_rows:
