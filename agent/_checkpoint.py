@@ -6,21 +6,25 @@ the meta (step, frames, gamma, n_step, config, RNG state) is plain JSON data.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
 import torch
 
+from replaystore.store import file_layer
+
 from ._network import HybridDQN
 from .errors import CheckpointError
 
+UNCHANGED = "The file that was there before is unchanged: free space and save again"
 FORMAT = "replaystore-agent-checkpoint"
 VERSION = 1
 
 
 def save_checkpoint(path, net: HybridDQN, target: HybridDQN | None, optimizer: torch.optim.Optimizer | None,
                     meta: dict) -> str:
-    """Write atomically (temp file, then rename) and return the absolute path."""
+    """Write atomically (``write_torch``) and return the absolute path."""
     path = os.path.abspath(os.fspath(path))
     for key in ("gamma", "n_step", "step", "config"):
         if key not in meta:
@@ -37,10 +41,18 @@ def save_checkpoint(path, net: HybridDQN, target: HybridDQN | None, optimizer: t
         "torch_rng": torch.get_rng_state(),
     }
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_torch(path, payload, "agent checkpoint")
     return path
+
+
+def write_torch(path: str, payload: dict, what: str) -> None:
+    """``torch.save`` into memory, then the store's file layer writes the bytes (fresh temporary
+    file named per process, fsync, rename, fsync of the folder): after a crash or a power cut the
+    file holds the old payload or the new one, never half of one."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    file_layer().write_atomic(path, buf.getbuffer(), True, what, tmp=f"{path}.tmp{os.getpid()}",
+                              then=UNCHANGED)
 
 
 def read_checkpoint(path) -> dict:

@@ -27,10 +27,10 @@ import time
 import numpy as np
 import torch
 
-from replaystore.store import ReplayStore, Run, RunSource, Sampler
+from replaystore.store import ReplayStore, Run, RunSource, Sampler, file_layer
 
 from ._agent import Agent
-from ._checkpoint import save_checkpoint
+from ._checkpoint import UNCHANGED, save_checkpoint, write_torch
 from ._config import AgentConfig
 from ._envs import env_action, env_spec, make_env
 from ._learner import Batch, Learner
@@ -119,10 +119,7 @@ def load_weights(run_path: str, net: HybridDQN, have: int) -> int:
 
 def publish_weights(run_path: str, net: HybridDQN, version: int) -> None:
     """Write the weights beside the run's shards, atomically (a worker never reads half a file)."""
-    path = os.path.join(run_path, WEIGHTS)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save({"version": int(version), "net": net.state_dict()}, tmp)
-    os.replace(tmp, path)
+    write_torch(os.path.join(run_path, WEIGHTS), {"version": int(version), "net": net.state_dict()}, "weights")
 
 
 def _status_path(run_path: str, name: str) -> str:
@@ -140,10 +137,8 @@ def _read_status(run_path: str, name: str) -> dict:
 def _write_status(run_path: str, name: str, status: dict) -> None:
     path = _status_path(run_path, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(status, f)
-    os.replace(tmp, path)
+    file_layer().write_atomic(path, json.dumps(status).encode("utf-8"), True, "worker status",
+                              tmp=f"{path}.tmp-{os.getpid()}", then=UNCHANGED)
 
 
 def worker_status(run_path: str, index: int) -> dict:

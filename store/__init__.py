@@ -4,11 +4,13 @@ Public names: ``Schema``, ``Column``, ``ReplayStore`` (with its two roles ``Stor
 ``StoreWriter``), ``Actors``, ``errors``, ``FORMAT_VERSION``, ``verify``; sampling: ``Sampler``,
 its strategies ``Uniform``, ``Stratified``, ``Prioritized`` (protocol ``SamplingStrategy``) and
 ``SampleSource``, what a sampler needs from a store; ``Run`` (a folder of shards, one store per
-writing process) and ``RunSource`` (its shards as one sample source).
+writing process) and ``RunSource`` (its shards as one sample source); ``FileLayer``, the one object
+every file write goes through (``file_layer()`` the current one, ``use_file_layer`` to swap it).
 """
 
 from . import errors
 from ._actors import Actors
+from ._fileio import FileLayer, layer as file_layer, use_layer as use_file_layer
 from ._format import FORMAT_VERSION, TRANSITIONS, store_files
 from ._schema import Column, Schema
 from ._reader import StoreReader
@@ -24,4 +26,5 @@ from ._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_
 
 __all__ = ["Actors", "Column", "FORMAT_VERSION", "ReplayStore", "Sampler", "Schema", "StoreReader", "StoreWriter",
            "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors", "train_samples_schema", "train_steps_schema", "store_files",
-           "Prioritized", "SampleSource", "SamplingStrategy", "Stratified", "Uniform", "Run", "RunSource"]
+           "Prioritized", "SampleSource", "SamplingStrategy", "Stratified", "Uniform", "Run", "RunSource",
+           "FileLayer", "file_layer", "use_file_layer"]

@@ -19,7 +19,7 @@ from ._blocks import number_episodes
 from ._schema import ACTOR, Column, Schema
 from ._validate import (castable, check_int_range, dtype_error, finite_weights, missing_actor_error, nonfinite_error,
                         shape_error, unknown_columns_error)
-from .errors import DTypeError, MissingColumnError, StoreWriteError
+from .errors import DTypeError, MissingColumnError
 
 _MISSING = object()
 ndarray = np.ndarray
@@ -242,10 +242,7 @@ class AppendMixin:
         tw.n_staged = i + 1
         if tw.rows_written + i + 1 - self._committed_rows >= self.commit_every or \
                 now - self._last_commit >= self.commit_seconds:
-            try:
-                self.commit()
-            except StoreWriteError as e:
-                raise type(e)(e.errno, f"{e.strerror} (this row was accepted and stays staged)") from e
+            self._commit_keeping("this row was accepted and stays staged")
 
     def _append_transition(self, *, actor=_MISSING, state=_MISSING, next_state=_MISSING, discrete_action=_MISSING,
                            continuous_action=_MISSING, reward=_MISSING, done=_MISSING, **rest) -> None:
@@ -302,10 +299,7 @@ class AppendMixin:
         l_actor[i] = code
         tw.n_staged = i + 1
         if i + 1 >= self._commit_at - tw.rows_written or now - self._last_commit >= self.commit_seconds:
-            try:
-                self.commit()
-            except StoreWriteError as e:
-                raise type(e)(e.errno, f"{e.strerror} (this row was accepted and stays staged)") from e
+            self._commit_keeping("this row was accepted and stays staged")
 
     def _actor_code(self, actor) -> int:
         """The code of an actor that is not a name in the vocabulary: a code, or an error that says

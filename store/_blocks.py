@@ -17,7 +17,7 @@ from ._format import TRANSITIONS, segment_rows
 from ._schema import ACTOR, Schema
 from ._tablewriter import TableWriter
 from ._validate import block_column, block_length, check_names
-from .errors import SchemaError, ShapeError, StoreWriteError
+from .errors import SchemaError, ShapeError
 
 
 def json_attr(value, what: str) -> str:
@@ -76,10 +76,7 @@ class BlocksMixin:
 
     def _maybe_commit(self, now: float) -> None:
         if self._tw.rows - self._committed_rows >= self.commit_every or now - self._last_commit >= self.commit_seconds:
-            try:
-                self.commit()
-            except StoreWriteError as e:
-                raise type(e)(e.errno, f"{e.strerror} (this call's rows were accepted and stay staged)") from e
+            self._commit_keeping("this call's rows were accepted and stay staged")
 
     def _fill_auto_block(self, block: dict, n: int) -> None:
         """Episode and step numbers that follow the done flags, continuing the last row's; one time."""

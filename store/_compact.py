@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ._format import TRANSITIONS, compact_name, segment_name
-from ._fileio import replacing
+from ._fileio import layer, replacing
 from .errors import DamagedStoreError
 
 FILTERS = ("gzip", "lzf")
@@ -67,10 +67,7 @@ def compact(path, filter: str = "gzip", fsync: bool = False) -> list[int]:
         s.commit()  # the record names the compacted files: from here on the raw ones are unused
         for k in todo:
             view.forget(k)
-            try:
-                os.remove(os.path.join(s._folder, segment_name(TRANSITIONS, k)))
-            except FileNotFoundError:
-                pass
+            layer().remove(os.path.join(s._folder, segment_name(TRANSITIONS, k)))
     return todo
 
 
@@ -87,3 +84,4 @@ def _write_compact(folder: str, seg, tw, k: int, filter: str, fsync: bool) -> No
                 f.create_dataset(c.name, data=np.asarray(seg.arrays[c.name]), chunks=(rows, *c.shape),
                                  compression=filter, shuffle=True)
             f.create_dataset("identity", data=src["identity"][:])
+        layer().wrote_outside(tmp)  # h5py wrote it, not the layer: a recording layer reads it now

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from ._format import FORMAT_NAME, FORMAT_VERSION, N_CODES
 # re-exported: the store's other modules take these from here
-from ._fileio import fsync_dir, parse_json, read_regular_file, this_writer, write_atomic, write_error, writer_alive
+from ._fileio import fsync_dir, layer, parse_json, read_regular_file, this_writer, write_atomic, write_error, writer_alive
 from .errors import DamagedStoreError, FormatVersionError
 
 __all__ = ["CommitRecord", "TableRecord", "RecordWriter", "check_version", "fsync_dir", "parse_json", "read_record",
@@ -273,7 +273,7 @@ def record_signature(path) -> tuple | None:
     """The current record's signature: an open, fstat and three short reads (a few microseconds).
     The slot heads hold seq, length and crc, so every commit changes them."""
     try:
-        fd = os.open(record_path(path), os.O_RDONLY | os.O_NONBLOCK)
+        fd = layer().open_read(record_path(path))
     except OSError:
         return None
     try:
@@ -288,7 +288,7 @@ def record_signature(path) -> tuple | None:
     except OSError:
         return None
     finally:
-        os.close(fd)
+        layer().close(fd)
 
 
 class RecordWriter:
@@ -307,17 +307,18 @@ class RecordWriter:
             self._new_file(payload, record.seq, fsync)
             return
         at = _FIRST + (record.seq % 2) * self.slot_size
+        files = layer()
         try:
-            os.pwrite(self.fd, encode_slot(payload, record.seq), at)
+            files.pwrite(self.fd, encode_slot(payload, record.seq), at)
             if fsync:
-                os.fsync(self.fd)
+                files.fsync(self.fd)
         except OSError as e:
             raise write_error(f"writing the commit record {self.path}", e) from e
 
     def _replaced(self) -> bool:
         # someone put another file at the path (a restored backup): write a whole new one, never into theirs
         try:
-            return os.stat(self.path).st_ino != self.ino
+            return os.lstat(self.path).st_ino != self.ino
         except OSError:
             return True
 
@@ -326,7 +327,7 @@ class RecordWriter:
         write_atomic(self.path, data, fsync, "commit record")
         self.close()
         try:
-            self.fd = os.open(self.path, os.O_RDWR)
+            self.fd = layer().open_write(self.path)
             self.ino = os.fstat(self.fd).st_ino
         except OSError as e:
             raise write_error(f"opening the commit record {self.path}", e) from e
@@ -334,7 +335,7 @@ class RecordWriter:
 
     def close(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            layer().close(self.fd)
             self.fd = -1
 
 

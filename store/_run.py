@@ -22,6 +22,7 @@ import uuid as _uuid
 from collections.abc import Mapping, Sequence
 
 from ._actors import Actors
+from ._fileio import UNCHANGED, write_atomic
 from ._schema import Schema
 from ._store import ReplayStore
 from .errors import RunError, ShardMismatchError, StoreLockedError, StoreNotFoundError
@@ -87,7 +88,10 @@ class Run:
         record = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "uuid": str(_uuid.uuid4()),
                   "schema": schema.to_json(), "actors": actors.to_json(), "window": int(window),
                   "metadata": meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        _write_atomic(os.path.join(path, RECORD), json.dumps(record, indent=1))
+        rec_path = os.path.join(path, RECORD)
+        # per-process temporary name: two processes making one run never write into each other's
+        write_atomic(rec_path, json.dumps(record, indent=1).encode("utf-8"), True, "run record",
+                     tmp=f"{rec_path}.tmp-{os.getpid()}", then=UNCHANGED)
         return cls(path, record)
 
     @classmethod
@@ -226,19 +230,3 @@ class Run:
 
 def _describe(schema: Schema) -> str:
     return "[" + ", ".join(f"{c.name}:{c.dtype}{list(c.shape)}" for c in schema) + "]"
-
-
-def _write_atomic(path: str, text: str) -> None:
-    """Write ``text`` beside ``path``, fsync it, rename it into place, fsync the folder: a reader
-    sees the whole record or none, and it survives power loss."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -19,6 +19,7 @@ the maximum), never an error or wrong values. The one process that saves holds a
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._fileio import layer
 from .errors import SamplerError
 
 MAGIC = b"RSPRIO\x00\x00"
@@ -87,9 +89,15 @@ class PriorityFile:
         not_regular = SamplerError(f"{self.path} is not a regular file, so prioritized replay cannot keep its "
                                    "priorities there; move it away and make the sampler again")
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+            fd = layer().open_write(self.path, create=True)
         except IsADirectoryError:
             raise not_regular from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # never write through a link into a file outside the store
+                raise SamplerError(f"{self.path} is a symbolic link, so prioritized replay will not write its "
+                                   "priorities there (it would overwrite the file it points to); remove the link "
+                                   "and make the sampler again") from None
+            raise
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise not_regular
@@ -101,7 +109,7 @@ class PriorityFile:
                     f"{self.path}); close it (sampler.close()) before making another on the same writable store"
                 ) from None
         except BaseException:
-            os.close(fd)
+            layer().close(fd)
             raise
         self._fd = fd
 
@@ -111,11 +119,15 @@ class PriorityFile:
         problem, saved = None, None
         if fd is None:
             try:
-                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+                fd = layer().open_read(self.path)
             except FileNotFoundError:
                 return None
             except IsADirectoryError:
                 fd, problem = None, "is not a regular file"
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                fd, problem = None, "is a symbolic link (never followed out of the store)"
         if fd is not None:
             try:
                 for _ in range(_READ_TRIES):
@@ -124,7 +136,7 @@ class PriorityFile:
                         break
             finally:
                 if fd != self._fd:
-                    os.close(fd)
+                    layer().close(fd)
         if problem is not None:
             warnings.warn(f"{self.path} {problem}; prioritized replay starts every row at the maximum "
                           "priority instead" + (" and overwrites that file" if self.writable else ""),
@@ -182,15 +194,15 @@ class PriorityFile:
     # ------------------------------------------------------------------ saving
     def _initialize(self) -> None:
         """Make the file an empty priority file for this store, in place (the lock stays held)."""
-        fd = self._fd
+        fd, files = self._fd, layer()
         # Emptied first, so that no step of this, interrupted, pairs this store's header with
         # another store's (or another window's) priorities; an all-zero file reads as empty.
-        os.ftruncate(fd, 0)
-        os.ftruncate(fd, _slot_offset(self.window, 2))
-        os.pwrite(fd, _header(self.window, self.uuid), 0)
+        files.truncate(fd, 0)
+        files.truncate(fd, _slot_offset(self.window, 2))
+        files.pwrite(fd, _header(self.window, self.uuid), 0)
         self._seq = 0
         if self.fsync:
-            os.fsync(fd)
+            files.fsync(fd)
 
     def save(self, raw: np.ndarray, rows: int, max_priority: float) -> None:
         """Save raw priorities by leaf (the first ``min(window, rows)``) as the newest slot."""
@@ -203,20 +215,15 @@ class PriorityFile:
         head = _SLOT.pack(seq, int(rows), count, float(max_priority))
         crc = zlib.crc32(data, zlib.crc32(head))
         # Data first, header last: until the header is whole, this slot fails its checksum.
-        _pwrite_all(self._fd, memoryview(data).cast("B"), off + _SLOT_DATA)
-        _pwrite_all(self._fd, head + _CRC.pack(crc), off)
+        files = layer()
+        files.pwrite(self._fd, data, off + _SLOT_DATA)
+        files.pwrite(self._fd, head + _CRC.pack(crc), off)
         if self.fsync:
-            os.fsync(self._fd)
+            files.fsync(self._fd)
         self._seq = seq
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # releases the flock
+            layer().close(self._fd)  # releases the flock
             self._fd = None
 
-
-def _pwrite_all(fd: int, data, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        k = os.pwrite(fd, view, offset)
-        view, offset = view[k:], offset + k

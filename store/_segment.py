@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from ._format import SEGMENT_FORMAT, FORMAT_VERSION, segment_name
-from ._fileio import replacing
+from ._fileio import layer, replacing
 from ._schema import Schema
 from .errors import DamagedStoreError, TruncatedStoreError
 
@@ -44,8 +44,6 @@ def create_segment(folder: str, table: str, index: int, schema: Schema, rows: in
     # 4 KiB pages. Alignment holes are sparse: they cost file length, not disk blocks.
     big = any(rows * c.row_bytes >= BIG_ALIGN // 2 for c in stored)
     with replacing(tmp, final, fsync, f"creating segment {final}"):
-        if os.path.lexists(tmp):
-            os.remove(tmp)
         f = h5py.File(tmp, "w", alignment_threshold=1, alignment_interval=BIG_ALIGN if big else 4096)
         try:
             a = f.attrs
@@ -70,6 +68,7 @@ def create_segment(folder: str, table: str, index: int, schema: Schema, rows: in
             ident_off = int(ident.id.get_offset())
         finally:
             f.close()
+        layer().wrote_outside(tmp)  # h5py wrote it, not the layer: a recording layer reads it now
         size = os.path.getsize(tmp)
     return {"offsets": offsets, "identity": ident_off, "file_bytes": size}
 
@@ -83,7 +82,7 @@ class SegmentMap:
                  columns: dict[str, tuple[int, object]]):
         self.path = path
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            fd = layer().open_read(path)
         except FileNotFoundError:
             raise TruncatedStoreError(f"segment {path} is missing: the store's commit record lists it. Restore "
                                       "the store's .d folder from a backup (all of it)") from None
@@ -98,7 +97,7 @@ class SegmentMap:
                                           "was created with: it was truncated or replaced")
             mm = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ)
         except BaseException:
-            os.close(fd)
+            layer().close(fd)
             raise
         self.fd, self.mm, self.ino, self.size = fd, mm, st.st_ino, st.st_size
         self.sealed_mtime = None
@@ -125,12 +124,6 @@ class SegmentMap:
         self.arrays = {}
         self.mm = None  # unmapped by GC once no array refers to it
         if self.fd >= 0:
-            os.close(self.fd)
+            layer().close(self.fd)
             self.fd = -1
 
-
-def pwrite_all(fd: int, data, offset: int) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n

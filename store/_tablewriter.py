@@ -15,9 +15,10 @@ import numpy as np
 
 from . import _checksum
 from ._format import N_CODES, check_rows, segment_name, sums_name
+from ._fileio import layer
 from ._record import TableRecord, write_atomic, write_error
 from ._schema import ACTOR, Schema
-from ._segment import create_segment, pwrite_all
+from ._segment import create_segment
 from ._validate import finite_weights
 from .errors import StoreWriteError
 
@@ -150,7 +151,7 @@ class TableWriter:
             self.layout = layout
             self.segments_changed = True
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = layer().open_write(path)
         except OSError as e:
             raise write_error(f"opening segment {path}", e) from e
         self._fds[k] = fd
@@ -168,6 +169,7 @@ class TableWriter:
         sums: dict[int, dict[str, list]] = {}
         counts: dict[int, np.ndarray] = {}
         offsets = None
+        files = layer()
         try:
             while pos < n:
                 k = (r0 + pos) >> self.shift
@@ -178,7 +180,7 @@ class TableWriter:
                 seg_sums = sums[k] = {c: list(v) for c, v in self.sums.get(k, self.new_sums()).items()}
                 for c in self.stored:
                     arr = self._contiguous(c, block[c.name][pos:pos + m])
-                    pwrite_all(fd, arr, offsets[c.name] + local * c.row_bytes)
+                    files.pwrite(fd, arr, offsets[c.name] + local * c.row_bytes)
                     _update_sums(seg_sums[c.name], arr, local, self.check_rows[c.name], c.row_bytes, self.hash[c.name])
                 self._unsynced.add(k)
                 if self.seg_counts is not None:
@@ -244,7 +246,7 @@ class TableWriter:
             fd = self._fds.get(k)
             if fd is not None:
                 try:
-                    os.fsync(fd)
+                    layer().fsync(fd)
                 except OSError as e:
                     raise write_error(f"syncing segment {k} of {self.name!r}", e) from e
         self._unsynced.clear()
@@ -253,7 +255,7 @@ class TableWriter:
         """Close the files of segments no row will go to again; forget their sums."""
         cur = self.rows_written >> self.shift
         for k in [k for k in self._fds if k < cur]:
-            os.close(self._fds.pop(k))
+            layer().close(self._fds.pop(k))
         for k in [k for k in self.sums if k < cur]:
             del self.sums[k]
 
@@ -267,7 +269,7 @@ class TableWriter:
 
     def close(self) -> None:
         for fd in self._fds.values():
-            os.close(fd)
+            layer().close(fd)
         self._fds.clear()
 
 

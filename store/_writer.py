@@ -23,6 +23,7 @@ from ._append import AppendMixin
 from ._blocks import BlocksMixin, json_attr
 from ._format import (TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
                       sums_name)
+from ._fileio import layer
 from ._manifest import Manifest, write_manifest
 from ._record import CommitRecord, this_writer
 from ._schema import ACTOR, Schema
@@ -129,10 +130,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         if os.path.lexists(folder):
             _remove_half_made(path, folder)
         os.mkdir(folder)
-        try:
-            os.remove(_record.record_path(path))  # a stale record of a deleted store must not be trusted
-        except FileNotFoundError:
-            pass
+        layer().remove(_record.record_path(path))  # a stale record of a deleted store must not be trusted
         store_uuid = str(_uuid.uuid4())
         m = Manifest(store_uuid, schema.to_json(), actors.to_json(), window, None if retain is None else int(retain),
                      time.strftime("%Y-%m-%dT%H:%M:%S%z"), meta_json, int(chunk_bytes))
@@ -167,7 +165,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             self._resume(rec)
             if damaged is not None:
                 kept = f"{path}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
-                os.replace(path, kept)
+                layer().replace(path, kept)
                 warnings.warn(f"{path}: HDF5 metadata was unreadable ({damaged}); rebuilt it from the commit record "
                               f"with all {rec.rows} committed rows. The damaged file is kept as {kept}.",
                               RuntimeWarning, stacklevel=3)
@@ -186,11 +184,11 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         return self
 
     def _lock(self) -> None:
-        fd = os.open(os.path.join(self._folder, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = layer().open_write(os.path.join(self._folder, LOCK), create=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
+            layer().close(fd)
             got = None
             try:
                 got = _record.read_record(self.path)
@@ -234,7 +232,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         for n in os.listdir(self._folder):
             p = os.path.join(self._folder, n)
             if n.endswith(".tmp"):
-                os.remove(p)
+                layer().remove(p)
                 continue
             stem, dot, ext = n.rpartition(".")
             packed = stem.endswith(".z")
@@ -246,7 +244,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             if t is None or k < t.first_segment or (ext == "h5" and k > t.rows_written >> t.shift) or \
                     (ext == "sums" and k >= t.rows_written >> t.shift) or \
                     (ext == "h5" and (k in t.compacted) != packed):  # compaction done, or never published
-                os.remove(p)
+                layer().remove(p)
 
     # ------------------------------------------------------------------ committing
     def _check_writable(self, where: str) -> None:
@@ -263,6 +261,14 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         return (tuple((name, t.rows_written, t.first_segment, tuple(sorted(t.compacted)))
                       for name, t in sorted(self._tables.items())),
                 len(self._new_checkpoints), json_attr(self._new_extra, "extra"))
+
+    def _commit_keeping(self, accepted: str) -> None:
+        """The automatic commit of an append or extend: a failure says what the call's rows became
+        (``accepted``), since the rows stay staged for the next commit."""
+        try:
+            self.commit()
+        except StoreWriteError as e:
+            raise type(e)(e.errno, f"{e.strerror} ({accepted})") from e
 
     def _commit(self, state: str) -> int:
         for t in self._tables.values():
@@ -309,10 +315,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         for k in gone:
             tw.compacted.discard(k)
             for n in (segment_name(TRANSITIONS, k), sums_name(TRANSITIONS, k), compact_name(TRANSITIONS, k)):
-                try:
-                    os.remove(os.path.join(self._folder, n))
-                except FileNotFoundError:
-                    pass
+                layer().remove(os.path.join(self._folder, n))
         if state == "open" and time.monotonic() >= self._manifest_due and \
                 any(t.segments_changed for t in self._tables.values()):
             try:
@@ -360,7 +363,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         self._close_views()
         self._record_file.close()
         if self._lock_fd >= 0:
-            os.close(self._lock_fd)  # releases the flock
+            layer().close(self._lock_fd)  # releases the flock
             self._lock_fd = -1
 
     def __del__(self):
@@ -387,7 +390,7 @@ def _remove_half_made(path: str, folder: str) -> None:
         raise FileExistsError(f"{folder} already exists and holds rows (the segments of a store whose file {path} is "
                               "missing?); move or remove it first")
     for n in names:
-        os.remove(os.path.join(folder, n))
+        layer().remove(os.path.join(folder, n))
     os.rmdir(folder)
 
 
