@@ -1,0 +1,263 @@
+"""The store's one file layer (``store/_fileio.py``): links never followed out of the store, the
+layer swapped by tests, and power cuts at every operation (``faultfs.py``) losing no commit that
+returned with ``fsync=True`` and never tearing or refusing a store with ``fsync=False``."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from replaystore.store import FileLayer, ReplayStore, Sampler, Schema, file_layer, use_file_layer
+from replaystore.store.errors import SamplerError, StoreError, StoreWriteError
+
+from faultfs import Disk, RecordingLayer, coin, fingerprint, materialize, never
+from store_helpers import assert_columns_equal
+
+SCHEMA = Schema.transition((3,))
+ACTORS = ("expert", "dqn")
+SEG = 1024  # rows per segment: the workloads cross segment boundaries (creation, sealing)
+
+
+def rows(start: int, stop: int) -> dict:
+    """Rows whose every column says which row it is (any lost or mixed row shows)."""
+    i = np.arange(start, stop)
+    return {"actor": (i * 7 % 5 == 0).astype(np.uint8), "state": np.repeat(i[:, None], 3, 1).astype("f4"),
+            "next_state": np.repeat(i[:, None] + 0.5, 3, 1).astype("f4"), "discrete_action": (i % 4).astype("i4"),
+            "continuous_action": np.zeros((len(i), 0), "f4"), "reward": (i * 0.25).astype("f4"),
+            "done": i % 9 == 8}
+
+
+COLUMNS = ("actor", "state", "next_state", "discrete_action", "reward", "done")
+
+
+# ---------------------------------------------------------------------- links
+def test_symlinked_commit_tmp_never_overwrites_its_target(tmp_path):
+    """A link planted at ``<store>.commit.tmp`` (to a victim outside the store) is removed, not
+    written through: the victim keeps its bytes and the store commits and reopens with its rows."""
+    path = tmp_path / "run.h5"
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious bytes")
+    with ReplayStore.create(path, SCHEMA, actors=ACTORS, window=4096) as s:
+        s.extend(rows(0, 10))
+    os.symlink(victim, f"{path}.commit.tmp")
+    with ReplayStore.open(path, "a") as s:  # opening writes a whole new record file through the .tmp name
+        s.extend(rows(10, 20))
+        assert 20 == s.commit()
+    assert b"precious bytes" == victim.read_bytes()
+    assert not os.path.lexists(f"{path}.commit.tmp")
+    with ReplayStore.open(path) as r:
+        assert_columns_equal(rows(0, 20), r.read(list(COLUMNS)), COLUMNS)
+
+
+def test_symlinked_commit_record_is_replaced_not_followed(tmp_path):
+    """A link at ``<store>.commit`` itself is never read or written through: the writer warns, takes
+    the manifest's last clean close, and replaces the link with a record file of its own."""
+    path = tmp_path / "run.h5"
+    with ReplayStore.create(path, SCHEMA, actors=ACTORS, window=4096) as s:
+        s.extend(rows(0, 10))
+    victim = tmp_path / "victim.commit"
+    os.replace(f"{path}.commit", victim)
+    before = victim.read_bytes()
+    os.symlink(victim, f"{path}.commit")
+    with pytest.warns(RuntimeWarning, match="symbolic link"), ReplayStore.open(path, "a") as w:
+        w.extend(rows(10, 12))
+    assert before == victim.read_bytes()
+    assert not os.path.islink(f"{path}.commit")
+    with ReplayStore.open(path) as r:
+        assert_columns_equal(rows(0, 12), r.read(list(COLUMNS)), COLUMNS)
+
+
+def test_symlinked_priorities_never_overwrites_its_target(tmp_path):
+    """A link at ``<store>.priorities`` makes a prioritized sampler over a writer refuse with a store
+    error naming the link; the file it points to keeps every byte."""
+    path = tmp_path / "run.h5"
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"x" * 10_000)
+    with ReplayStore.create(path, SCHEMA, actors=ACTORS, window=4096) as s:
+        s.extend(rows(0, 100))
+    os.symlink(victim, f"{path}.priorities")
+    with ReplayStore.open(path, "a") as w:
+        with pytest.raises(SamplerError, match="symbolic link"):
+            Sampler(w, 8, strategy="prioritized", seed=0)
+    with pytest.warns(RuntimeWarning, match="symbolic link"), Sampler(path, 8, strategy="prioritized", seed=0) as r:
+        assert (8,) == r.sample()["actor"].shape  # a reader starts at the maximum priority instead
+    assert b"x" * 10_000 == victim.read_bytes()
+
+
+def test_write_atomic_refuses_a_tmp_that_reappears(tmp_path):
+    """The temporary file is made with O_EXCL after removing a leftover: a file put there in between
+    (another process) fails the write with a store error, and the target keeps its old bytes."""
+
+    class Racing(FileLayer):
+        def remove(self, path):
+            gone = super().remove(path)
+            if path.endswith(".tmp"):
+                with open(path, "wb") as f:
+                    f.write(b"someone else's")
+            return gone
+
+    target = tmp_path / "f.json"
+    target.write_bytes(b"old")
+    with pytest.raises(StoreWriteError, match="writing the thing"):
+        Racing().write_atomic(str(target), b"new", True, "thing")
+    assert b"old" == target.read_bytes()
+
+
+def test_use_file_layer_swaps_and_restores(tmp_path):
+    """Every store write goes through the layer in force: a recording layer sees the commit's slot
+    write and fsync, and the default layer is back afterwards."""
+    default = file_layer()
+    rec = RecordingLayer(tmp_path)
+    with use_file_layer(rec):
+        with ReplayStore.create(tmp_path / "s.h5", SCHEMA, actors=ACTORS, window=4096, fsync=True,
+                                commit_seconds=3600) as s:
+            s.extend(rows(0, 5))
+            before = rec.mark()
+            s.commit()
+            ops = [op[0] for op in rec.log[before:]]
+    assert default is file_layer()
+    assert "write" in ops and "fsync" in ops and ops.index("fsync") > ops.index("write")
+    with pytest.raises(TypeError, match="expected a FileLayer"):
+        use_file_layer(object()).__enter__()
+
+
+# ---------------------------------------------------------------------- power cuts
+def run_workload(root: str, fsync: bool, steps: list[int], layer=RecordingLayer):
+    """Create a store under a recording layer and extend it by each of ``steps`` rows, committing
+    after each (a step of 0 commits nothing new); returns the log and the commits: (log index when
+    it started, log index when it returned, rows)."""
+    rec = layer(root)
+    commits, n = [], 0
+    with use_file_layer(rec):
+        s = ReplayStore.create(os.path.join(root, "s.h5"), SCHEMA, actors=ACTORS, window=1 << 20,
+                               commit_every=10**9, commit_seconds=1e9, fsync=fsync, segment_rows=SEG)
+        created = rec.mark()
+        commits.append((0, created, 0))
+        for k in steps:
+            s.extend(rows(n, n + k))
+            n += k
+            start = rec.mark()
+            assert n == s.commit()
+            commits.append((start, rec.mark(), n))
+        start = rec.mark()
+        s.close()
+        commits.append((start, rec.mark(), n))
+    return rec.log, commits, created
+
+
+class Opener:
+    """Opens each distinct disk once (materialized in a fresh folder, in memory where /dev/shm is)
+    and remembers what it held; ``writer=True`` also has a writer take it up again."""
+
+    def __init__(self, tmp_path, total: int):
+        self.tmp = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else tmp_path)
+        self.seen, self.opened = {}, 0
+        self.want = rows(0, total)
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def rows_on(self, files: dict[str, bytes], writer: bool = False):
+        key = (fingerprint(files), writer)
+        if key not in self.seen:
+            self.seen[key] = self._open(files, writer)
+        return self.seen[key]
+
+    def _open(self, files, writer):
+        self.opened += 1
+        d = os.path.join(self.tmp, f"crash{self.opened}")
+        materialize(files, d, folders=["s.h5.d"])
+        p = os.path.join(d, "s.h5")
+        try:
+            if not os.path.exists(p):
+                return None  # the store's manifest never became durable: create() had not returned
+            with ReplayStore.open(p, "r") as r:
+                n = len(r)
+                got = r.read(list(COLUMNS))
+                counts = r.actor_counts()
+            assert_columns_equal({c: self.want[c][:n] for c in COLUMNS}, got, COLUMNS, where=f"after a crash, {n} rows: ")
+            expect = np.bincount(self.want["actor"][:n], minlength=len(counts))
+            assert expect.tolist() == np.asarray(counts).tolist()
+            if writer:
+                with ReplayStore.open(p, "a", commit_seconds=1e9) as w:  # a writer takes it up again, same rows
+                    assert n == len(w)
+            return n
+        finally:
+            shutil.rmtree(d)
+
+
+def check_crash_points(tmp_path, fsync: bool, steps: list[int], variants: int, seed: int, every: int = 1,
+                       layer=RecordingLayer):
+    """Every crash point of the workload: the disk a power cut (``fsync=True``) or an in-order crash
+    with a torn last write (``fsync=False``) leaves opens at a commit's rows, bit-identical, and with
+    ``fsync=True`` at least at the last commit that returned. Returns (crash disks, stores opened)."""
+    root = tmp_path / "live"
+    root.mkdir()
+    log, commits, created = run_workload(str(root), fsync, steps, layer)
+    opener = Opener(tmp_path, commits[-1][2])
+    disk, rng, disks = Disk(log), random.Random(seed), 0
+    try:
+        for k in range(created, len(log) + 1, every):
+            disk.advance(k)
+            returned = max(n for _, end, n in commits if end <= k)
+            possible = {n for start, _, n in commits if start <= k}
+            cuts = ([disk.after_power_cut(never)] + [disk.after_power_cut(coin(rng)) for _ in range(variants)]) \
+                if fsync else [disk.after_kill()] + [disk.after_kill(coin(rng)) for _ in range(variants)]
+            for j, files in enumerate(cuts):
+                disks += 1
+                n = opener.rows_on(files, writer=j == 0)  # a writer reopens the first disk of each point
+                assert n is not None, f"crash point {k}: the store does not open after create() returned"
+                assert n in possible, f"crash point {k}: {n} rows is no commit's count ({sorted(possible)})"
+                if fsync:
+                    assert n >= returned, f"crash point {k}: {n} rows, but the commit of {returned} had returned"
+    finally:
+        opener.close()
+    return disks, opener.opened
+
+
+def test_fsync_commits_survive_every_power_cut(tmp_path):
+    """With ``fsync=True``, at every one of the workload's operations a power cut that loses every
+    unsynced page, or a random part of them, and every unsynced rename, keeps every commit that
+    returned, bit-identical with exact actor counts (a writer reopens it too)."""
+    disks, opened = check_crash_points(tmp_path, True, [5, 300, 800, 0, 1000, 1, 2100], variants=7, seed=1)
+    assert disks >= 1000, disks
+    assert opened >= 8, opened  # distinct disks really opened (the rest are the same bytes)
+
+
+def test_without_fsync_a_crash_opens_at_an_earlier_commit(tmp_path):
+    """With ``fsync=False``, a crash at any operation with the last write torn to random pages opens
+    at some commit's rows, never torn and never refused."""
+    disks, opened = check_crash_points(tmp_path, False, [5, 300, 800, 0, 1000, 1, 2100], variants=3, seed=2)
+    assert disks >= 500, disks
+    assert opened >= 8, opened
+
+
+def test_the_power_cut_check_catches_a_missing_fsync(tmp_path):
+    """The check can fail: a layer whose segment fsyncs never reach the disk (as if the store
+    skipped them) loses rows of commits that returned, and the check says so."""
+
+    class RowsNeverSynced(RecordingLayer):
+        def fsync(self, fd):
+            names = [p for p, fid in self._names.items() if fid == self._fds.get(fd)]
+            if names and names[0].startswith("s.h5.d/transitions-") and names[0].endswith(".h5"):
+                return  # dropped: the rows written into a segment are never made durable
+            super().fsync(fd)
+
+    with pytest.raises(AssertionError, match="had returned|after a crash"):
+        check_crash_points(tmp_path, True, [5, 300], variants=0, seed=0, layer=RowsNeverSynced)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.integers(0, 1500), min_size=1, max_size=5), fsync=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_power_cuts_on_random_workloads(tmp_path_factory, steps, fsync, seed):
+    """Hypothesis: any sequence of extends and commits, either fsync mode, a sample of crash points
+    with random unsynced pages kept: the same promises."""
+    tmp = tmp_path_factory.mktemp("cuts")
+    check_crash_points(tmp, fsync, steps, variants=1, seed=seed, every=3)
