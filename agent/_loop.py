@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from replaystore.progress import progress
-from replaystore.store import Column, ReplayStore, Schema, store_files
+from replaystore.store import Column, ReplayStore, Schema, file_layer, store_files
 
 from ._agent import Agent
 from ._config import AgentConfig
@@ -168,8 +168,8 @@ def _close_and_clean(store, created: list) -> None:
         for p in store_files(path):
             if os.path.isdir(p):
                 shutil.rmtree(p, ignore_errors=True)
-            elif os.path.exists(p):
-                os.remove(p)
+            else:
+                file_layer().remove(p)
 
 
 def _run_frames(agent: Agent, env, spec, mixer: ActorMixer, cfg: AgentConfig, ckpt_dir, show) -> list:

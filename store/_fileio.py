@@ -41,7 +41,8 @@ class FileLayer:
 
     # ---------------------------------------------------------------- primitives
     def open_read(self, path: str) -> int:
-        """A read-only descriptor; non-blocking, so a FIFO at the path is refused, never waited on."""
+        """A read-only descriptor; non-blocking, so a FIFO at the path is never waited on (the caller
+        checks, with fstat, that it holds a regular file)."""
         return os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
 
     def open_write(self, path: str, create: bool = False) -> int:

@@ -128,15 +128,15 @@ def test_use_file_layer_swaps_and_restores(tmp_path):
 
 
 # ---------------------------------------------------------------------- power cuts
-def run_workload(root: str, fsync: bool, steps: list[int], layer=RecordingLayer):
+def run_workload(root: str, fsync: bool, steps: list[int], layer=RecordingLayer, retain: int | None = None):
     """Create a store under a recording layer and extend it by each of ``steps`` rows, committing
     after each (a step of 0 commits nothing new); returns the log and the commits: (log index when
     it started, log index when it returned, rows)."""
     rec = layer(root)
     commits, n = [], 0
     with use_file_layer(rec):
-        s = ReplayStore.create(os.path.join(root, "s.h5"), SCHEMA, actors=ACTORS, window=1 << 20,
-                               commit_every=10**9, commit_seconds=1e9, fsync=fsync, segment_rows=SEG)
+        s = ReplayStore.create(os.path.join(root, "s.h5"), SCHEMA, actors=ACTORS, window=retain or 1 << 20,
+                               commit_every=10**9, commit_seconds=1e9, fsync=fsync, segment_rows=SEG, retain=retain)
         created = rec.mark()
         commits.append((0, created, 0))
         for k in steps:
@@ -178,11 +178,12 @@ class Opener:
             if not os.path.exists(p):
                 return None  # the store's manifest never became durable: create() had not returned
             with ReplayStore.open(p, "r") as r:
-                n = len(r)
-                got = r.read(list(COLUMNS))
-                counts = r.actor_counts()
-            assert_columns_equal({c: self.want[c][:n] for c in COLUMNS}, got, COLUMNS, where=f"after a crash, {n} rows: ")
-            expect = np.bincount(self.want["actor"][:n], minlength=len(counts))
+                n, lo = len(r), r.window_start()  # (rows before the window may be deleted: retain=)
+                got = r.read(list(COLUMNS), start=lo)
+                counts = r.actor_counts(start=lo)
+            assert_columns_equal({c: self.want[c][lo:n] for c in COLUMNS}, got, COLUMNS,
+                                 where=f"after a crash, rows [{lo}, {n}): ")
+            expect = np.bincount(self.want["actor"][lo:n], minlength=len(counts))
             assert expect.tolist() == np.asarray(counts).tolist()
             if writer:
                 with ReplayStore.open(p, "a", commit_seconds=1e9) as w:  # a writer takes it up again, same rows
@@ -193,13 +194,13 @@ class Opener:
 
 
 def check_crash_points(tmp_path, fsync: bool, steps: list[int], variants: int, seed: int, every: int = 1,
-                       layer=RecordingLayer):
+                       layer=RecordingLayer, retain: int | None = None):
     """Every crash point of the workload: the disk a power cut (``fsync=True``) or an in-order crash
     with a torn last write (``fsync=False``) leaves opens at a commit's rows, bit-identical, and with
-    ``fsync=True`` at least at the last commit that returned. Returns (crash disks, stores opened)."""
+    ``fsync=True`` at least at the last commit that returned. Returns (crash disks, stores opened, log)."""
     root = tmp_path / "live"
     root.mkdir()
-    log, commits, created = run_workload(str(root), fsync, steps, layer)
+    log, commits, created = run_workload(str(root), fsync, steps, layer, retain)
     opener = Opener(tmp_path, commits[-1][2])
     disk, rng, disks = Disk(log), random.Random(seed), 0
     try:
@@ -218,14 +219,14 @@ def check_crash_points(tmp_path, fsync: bool, steps: list[int], variants: int, s
                     assert n >= returned, f"crash point {k}: {n} rows, but the commit of {returned} had returned"
     finally:
         opener.close()
-    return disks, opener.opened
+    return disks, opener.opened, log
 
 
 def test_fsync_commits_survive_every_power_cut(tmp_path):
     """With ``fsync=True``, at every one of the workload's operations a power cut that loses every
     unsynced page, or a random part of them, and every unsynced rename, keeps every commit that
     returned, bit-identical with exact actor counts (a writer reopens it too)."""
-    disks, opened = check_crash_points(tmp_path, True, [5, 300, 800, 0, 1000, 1, 2100], variants=7, seed=1)
+    disks, opened, _ = check_crash_points(tmp_path, True, [5, 300, 800, 0, 1000, 1, 2100], variants=7, seed=1)
     assert disks >= 1000, disks
     assert opened >= 8, opened  # distinct disks really opened (the rest are the same bytes)
 
@@ -233,8 +234,18 @@ def test_fsync_commits_survive_every_power_cut(tmp_path):
 def test_without_fsync_a_crash_opens_at_an_earlier_commit(tmp_path):
     """With ``fsync=False``, a crash at any operation with the last write torn to random pages opens
     at some commit's rows, never torn and never refused."""
-    disks, opened = check_crash_points(tmp_path, False, [5, 300, 800, 0, 1000, 1, 2100], variants=3, seed=2)
+    disks, opened, _ = check_crash_points(tmp_path, False, [5, 300, 800, 0, 1000, 1, 2100], variants=3, seed=2)
     assert disks >= 500, disks
+    assert opened >= 8, opened
+
+
+def test_retention_deletes_survive_every_power_cut(tmp_path):
+    """With retention deleting whole old segments after the record stops naming them, a power cut
+    at any point (the unlink lost or kept) opens at a returned commit with its window intact."""
+    disks, opened, log = check_crash_points(tmp_path, True, [1500, 1500, 1500, 1500], variants=3, seed=3,
+                                            retain=2 * SEG)
+    assert [op[1] for op in log if op[0] == "unlink" and op[1].endswith("0.h5")] == ["s.h5.d/transitions-000000.h5"]
+    assert disks >= 300, disks
     assert opened >= 8, opened
 
 
