@@ -21,6 +21,7 @@ import h5py
 from ._format import (FORMAT_NAME, READ_ONLY_VERSIONS, FORMAT_VERSION, compact_name, group_path, segment_dir,
                       segment_name)
 from ._fileio import replacing
+from ._h5image import hdf5_file
 from ._record import CommitRecord, check_version
 from ._schema import Schema
 from .errors import DamagedStoreError, NotAStoreError, StoreError, StoreNotFoundError, TruncatedStoreError
@@ -148,8 +149,7 @@ def write_manifest(path: str, m: Manifest, tables: dict[str, tuple], fsync: bool
     with replacing(tmp, path, fsync, f"writing the manifest {path}"):
         if os.path.lexists(tmp):
             os.remove(tmp)
-        f = h5py.File(tmp, "w", locking=False)
-        try:
+        with hdf5_file(tmp) as f:
             a = f.attrs
             a["format"] = FORMAT_NAME
             a["format_version"] = FORMAT_VERSION
@@ -182,5 +182,3 @@ def write_manifest(path: str, m: Manifest, tables: dict[str, tuple], fsync: bool
                                                  shape=(seg_rows, *c.shape), dtype=c.dtype)
                         layout[k * seg_rows:k * seg_rows + n] = src if n == seg_rows else src[:n]  # (slicing copies)
                     g.create_virtual_dataset(c.name, layout, fillvalue=0)
-        finally:
-            f.close()

@@ -21,7 +21,7 @@ from . import _record
 from ._actors import Actors
 from ._append import AppendMixin
 from ._blocks import BlocksMixin, json_attr
-from ._format import (TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
+from ._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
                       sums_name)
 from ._manifest import Manifest, write_manifest
 from ._record import CommitRecord, this_writer
@@ -119,6 +119,12 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             seg_rows = segment_rows(schema, window)
         elif int(seg_rows) < 1 or int(seg_rows) & (int(seg_rows) - 1):
             raise ValueError(f"segment_rows={seg_rows}: expected a power of two")
+        row_bytes = sum(c.row_bytes for c in schema)
+        if int(seg_rows) * row_bytes > MAX_SEGMENT_BYTES:
+            raise ValueError(f"segment_rows={seg_rows} of {row_bytes}-byte rows asks for {int(seg_rows) * row_bytes} "
+                             f"bytes per segment; a segment holds at most {MAX_SEGMENT_BYTES} bytes: pass "
+                             f"segment_rows <= {1 << ((MAX_SEGMENT_BYTES // max(1, row_bytes)).bit_length() - 1)}, "
+                             "or leave it out to get the default")
         if os.path.lexists(path):
             raise FileExistsError(f"{path} already exists; open it with ReplayStore.open(path, 'a') to append, "
                                   "or remove it first")
