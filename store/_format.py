@@ -39,6 +39,9 @@ SEGMENT_FORMAT = "replaystore-segment"
 # retention drops whole segments, so they are also capped at a quarter of the window (segment_rows).
 SEGMENT_BYTES = 256 * 1024 * 1024
 MIN_SEGMENT_ROWS = 1024
+# A segment's checksum state and its file are sized at creation: 2**40 rows asked for tens of TiB
+# and a list of 2**31 checksums, and died in h5py. 16 GiB is 64 default segments.
+MAX_SEGMENT_BYTES = 64 * SEGMENT_BYTES
 MIN_CHUNK_BYTES = 4096
 MAX_CHUNK_BYTES = 2 * 1024 * 1024  # 2 MiB: large columns are aligned to 2 MiB for gather speed (DESIGN.md)
 N_CODES = 256  # actor counts are kept for every uint8 code, so damaged codes are counted, not lost

@@ -20,7 +20,8 @@ import h5py
 
 from ._format import (FORMAT_NAME, READ_ONLY_VERSIONS, FORMAT_VERSION, compact_name, group_path, segment_dir,
                       segment_name)
-from ._fileio import write_atomic
+from ._fileio import replacing
+from ._h5image import hdf5_file
 from ._record import CommitRecord, check_version
 from ._schema import Schema
 from .errors import DamagedStoreError, NotAStoreError, StoreError, StoreNotFoundError, TruncatedStoreError
@@ -145,44 +146,37 @@ def write_manifest(path: str, m: Manifest, tables: dict[str, tuple], fsync: bool
     beside ``path`` and rename it over ``path``. Its virtual datasets have the committed length."""
     tmp = f"{path}.manifest.tmp"
     folder = os.path.basename(segment_dir(path))
-    # Built in memory and written through the file layer, so the power-loss tests see every byte of
-    # it (h5py writing a file itself bypasses the layer). A manifest is a few KiB of metadata.
-    f = h5py.File(tmp, "w", driver="core", backing_store=False)
-    try:
-        a = f.attrs
-        a["format"] = FORMAT_NAME
-        a["format_version"] = FORMAT_VERSION
-        a["uuid"] = m.uuid
-        a["schema"] = m.schema_json
-        a["actors"] = m.actors_json
-        a["window"] = m.window
-        a["retain"] = -1 if m.retain is None else m.retain
-        a["created"] = m.created
-        a["metadata"] = m.metadata_json
-        a["chunk_bytes"] = m.chunk_bytes
-        a["session"] = json.dumps(m.session)
-        a["closed_record"] = m.closed_record
-        a["written"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        a["note"] = ("rows live in the segment files of the folder beside this file; the virtual datasets "
-                     "here span them. Rows past the committed count (see the .commit record) are unwritten")
-        for name, (schema, seg_rows, first, rows, compacted) in tables.items():
-            g = f.require_group(group_path(name))
-            g.attrs["schema"] = schema.to_json()
-            g.attrs["segment_rows"] = seg_rows
-            g.attrs["first_row"] = first * seg_rows  # rows before it were deleted by retention (read as 0)
-            for c in schema:
-                if not c.row_bytes:
-                    continue
-                layout = h5py.VirtualLayout(shape=(rows, *c.shape), dtype=c.dtype)
-                for k in range(first, -(-rows // seg_rows)):
-                    n = min(seg_rows, rows - k * seg_rows)
-                    file = compact_name(name, k) if k in compacted else segment_name(name, k)
-                    src = h5py.VirtualSource(f"{folder}/{file}", c.name,
-                                             shape=(seg_rows, *c.shape), dtype=c.dtype)
-                    layout[k * seg_rows:k * seg_rows + n] = src if n == seg_rows else src[:n]  # (slicing copies)
-                g.create_virtual_dataset(c.name, layout, fillvalue=0)
-        f.flush()
-        image = f.id.get_file_image()
-    finally:
-        f.close()
-    write_atomic(path, image, fsync, "manifest", tmp=tmp)
+    with replacing(tmp, path, fsync, f"writing the manifest {path}"):
+        with hdf5_file(tmp) as f:
+            a = f.attrs
+            a["format"] = FORMAT_NAME
+            a["format_version"] = FORMAT_VERSION
+            a["uuid"] = m.uuid
+            a["schema"] = m.schema_json
+            a["actors"] = m.actors_json
+            a["window"] = m.window
+            a["retain"] = -1 if m.retain is None else m.retain
+            a["created"] = m.created
+            a["metadata"] = m.metadata_json
+            a["chunk_bytes"] = m.chunk_bytes
+            a["session"] = json.dumps(m.session)
+            a["closed_record"] = m.closed_record
+            a["written"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            a["note"] = ("rows live in the segment files of the folder beside this file; the virtual datasets "
+                         "here span them. Rows past the committed count (see the .commit record) are unwritten")
+            for name, (schema, seg_rows, first, rows, compacted) in tables.items():
+                g = f.require_group(group_path(name))
+                g.attrs["schema"] = schema.to_json()
+                g.attrs["segment_rows"] = seg_rows
+                g.attrs["first_row"] = first * seg_rows  # rows before it were deleted by retention (read as 0)
+                for c in schema:
+                    if not c.row_bytes:
+                        continue
+                    layout = h5py.VirtualLayout(shape=(rows, *c.shape), dtype=c.dtype)
+                    for k in range(first, -(-rows // seg_rows)):
+                        n = min(seg_rows, rows - k * seg_rows)
+                        file = compact_name(name, k) if k in compacted else segment_name(name, k)
+                        src = h5py.VirtualSource(f"{folder}/{file}", c.name,
+                                                 shape=(seg_rows, *c.shape), dtype=c.dtype)
+                        layout[k * seg_rows:k * seg_rows + n] = src if n == seg_rows else src[:n]  # (slicing copies)
+                    g.create_virtual_dataset(c.name, layout, fillvalue=0)

@@ -158,7 +158,7 @@ class Run:
         (after retrying for ``LOCK_RETRY_SECONDS``: a reader may hold a new shard's file briefly).
         """
         path = self.shard_path(name)
-        open_opts = {k: v for k, v in options.items() if k != "chunk_bytes"}
+        open_opts = {k: v for k, v in options.items() if k not in ("chunk_bytes", "segment_rows", "retain")}
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
         while True:
             try:
@@ -170,7 +170,7 @@ class Run:
                     except FileExistsError:
                         pass  # another process created it first: open it, and its lock decides
                 return self.open_shard(name, "a", **open_opts)
-            except StoreLockedError:
+            except (StoreLockedError, StoreNotFoundError):  # (not found: another process is creating it)
                 # A reader of a shard that has no commit record yet holds its HDF5 file for a moment
                 # (seen: a learner listing the run as a worker made its shard); a live writer
                 # holds it for good and is still refused once the retries are spent.
@@ -217,7 +217,7 @@ class Run:
         for name in self.shards():
             try:
                 s = self.open_shard(name)
-            except StoreLockedError:
+            except (StoreLockedError, StoreNotFoundError):  # (not found: another process is creating it)
                 out[name] = 0
                 continue
             with s:

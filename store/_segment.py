@@ -22,6 +22,7 @@ import numpy as np
 
 from ._format import SEGMENT_FORMAT, FORMAT_VERSION, segment_name
 from ._fileio import layer, replacing
+from ._h5image import hdf5_file
 from ._schema import Schema
 from .errors import DamagedStoreError, TruncatedStoreError
 
@@ -44,8 +45,7 @@ def create_segment(folder: str, table: str, index: int, schema: Schema, rows: in
     # 4 KiB pages. Alignment holes are sparse: they cost file length, not disk blocks.
     big = any(rows * c.row_bytes >= BIG_ALIGN // 2 for c in stored)
     with replacing(tmp, final, fsync, f"creating segment {final}"):
-        f = h5py.File(tmp, "w", alignment_threshold=1, alignment_interval=BIG_ALIGN if big else 4096)
-        try:
+        with hdf5_file(tmp, alignment_threshold=1, alignment_interval=BIG_ALIGN if big else 4096) as f:
             a = f.attrs
             a["format"] = SEGMENT_FORMAT
             a["format_version"] = FORMAT_VERSION
@@ -66,9 +66,6 @@ def create_segment(folder: str, table: str, index: int, schema: Schema, rows: in
                 offsets[c.name] = int(d.id.get_offset())
             ident = f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(store_uuid, table, index), np.uint8))
             ident_off = int(ident.id.get_offset())
-        finally:
-            f.close()
-        layer().wrote_outside(tmp)  # h5py wrote it, not the layer: a recording layer reads it now
         size = os.path.getsize(tmp)
     return {"offsets": offsets, "identity": ident_off, "file_bytes": size}
 

@@ -21,7 +21,8 @@ from . import _record
 from ._actors import Actors
 from ._append import AppendMixin
 from ._blocks import BlocksMixin, json_attr
-from ._format import (TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
+from ._create import LOCK, create_published
+from ._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
                       sums_name)
 from ._fileio import layer
 from ._manifest import Manifest, write_manifest
@@ -33,7 +34,6 @@ from ._tablewriter import TableWriter, _full, _trim
 from .errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, SchemaError,
                      StoreLockedError, StoreNotFoundError, StoreWriteError, TruncatedStoreError)
 
-LOCK = "writer.lock"
 # While a writer is open, the manifest (stock h5py's view; the record is the store's truth) is
 # rewritten for new or deleted segments at most every MANIFEST_SECONDS, and so as to take at most
 # MANIFEST_SHARE of the time: a rewrite took 6-10 ms at every segment roll, 40% of writing the
@@ -120,47 +120,60 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             seg_rows = segment_rows(schema, window)
         elif int(seg_rows) < 1 or int(seg_rows) & (int(seg_rows) - 1):
             raise ValueError(f"segment_rows={seg_rows}: expected a power of two")
-        if os.path.lexists(path):
-            raise FileExistsError(f"{path} already exists; open it with ReplayStore.open(path, 'a') to append, "
-                                  "or remove it first")
+        row_bytes = sum(c.row_bytes for c in schema)
+        if int(seg_rows) * row_bytes > MAX_SEGMENT_BYTES:
+            raise ValueError(f"segment_rows={seg_rows} of {row_bytes}-byte rows asks for {int(seg_rows) * row_bytes} "
+                             f"bytes per segment; a segment holds at most {MAX_SEGMENT_BYTES} bytes: pass "
+                             f"segment_rows <= {1 << ((MAX_SEGMENT_BYTES // max(1, row_bytes)).bit_length() - 1)}, "
+                             "or leave it out to get the default")
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise StoreNotFoundError(f"cannot create {path}: the folder {parent} does not exist; create it first")
-        folder = segment_dir(path)
-        if os.path.lexists(folder):
-            _remove_half_made(path, folder)
-        os.mkdir(folder)
-        layer().remove(_record.record_path(path))  # a stale record of a deleted store must not be trusted
         store_uuid = str(_uuid.uuid4())
         m = Manifest(store_uuid, schema.to_json(), actors.to_json(), window, None if retain is None else int(retain),
                      time.strftime("%Y-%m-%dT%H:%M:%S%z"), meta_json, int(chunk_bytes))
-        tw = TableWriter(folder, store_uuid, TRANSITIONS, schema, int(seg_rows), int(chunk_bytes), 1, fsync, True)
-        tw.ensure_segment()
-        tw.close()
-        rec = CommitRecord(store_uuid, 0, {TRANSITIONS: tw.record()}, [], [], this_writer("closed"), m.identity())
-        m.closed_record = rec.to_json()
-        _record.write_record(path, rec, fsync)
-        write_manifest(path, m, {TRANSITIONS: (schema, tw.seg_rows, 0, 0, set())}, fsync)
-        return cls._open(path, commit_every, commit_seconds, fsync)
+
+        def build(private: str) -> None:  # a whole store at a private name (_create.py publishes it)
+            tw = TableWriter(segment_dir(private), store_uuid, TRANSITIONS, schema, int(seg_rows), int(chunk_bytes), 1,
+                             fsync, True)
+            try:
+                tw.ensure_segment()
+            finally:
+                tw.close()
+            rec = CommitRecord(store_uuid, 0, {TRANSITIONS: tw.record()}, [], [], this_writer("closed"), m.identity())
+            m.closed_record = rec.to_json()
+            _record.write_record(private, rec, fsync)
+            write_manifest(private, m, {TRANSITIONS: (schema, tw.seg_rows, 0, 0, set())}, fsync)
+
+        lock_fd = create_published(path, build, fsync)
+        return cls._open(path, commit_every, commit_seconds, fsync, lock_fd=lock_fd)
 
     @classmethod
-    def _open(cls, path: str, commit_every, commit_seconds, fsync) -> "StoreWriter":
-        _check_commit_policy(commit_every, commit_seconds)
-        version, m, damaged = load_manifest(path)
+    def _open(cls, path: str, commit_every, commit_seconds, fsync, lock_fd: int = -1) -> "StoreWriter":
+        """``lock_fd``: the flocked ``writer.lock`` of a store this process just created (it owns it)."""
+        try:
+            _check_commit_policy(commit_every, commit_seconds)
+            version, m, damaged = load_manifest(path)
+        except BaseException:
+            if lock_fd >= 0:
+                os.close(lock_fd)
+            raise
         if version == 1:
             raise FormatVersionError(
                 f"{path} is a format-1 store, which opens read-only. Write a format-2 copy with "
                 f"`replaystore convert {path} NEW.h5` and append to that")
         self = cls(path, _token=_PRIVATE)
+        self._lock_fd = lock_fd  # released by _release from here on, whatever fails
         self.commit_every, self.commit_seconds, self.fsync = int(commit_every), float(commit_seconds), bool(fsync)
         self._manifest = m
         self._set_identity(m.schema_json, m.actors_json, m.window, m.metadata_json)
         self.retain, self.chunk_bytes = m.retain, m.chunk_bytes
-        if not os.path.isdir(self._folder):
-            raise TruncatedStoreError(f"{path}: its segment folder {self._folder} is missing; a store is the file, "
-                                      "the folder and the .commit record together: copy all three")
-        self._lock()
         try:
+            if not os.path.isdir(self._folder):
+                raise TruncatedStoreError(f"{path}: its segment folder {self._folder} is missing; a store is the "
+                                          "file, the folder and the .commit record together: copy all three")
+            if self._lock_fd < 0:
+                self._lock()
             rec, _ = use_trusted(self, path, m, "a")
             self._resume(rec)
             if damaged is not None:
@@ -373,25 +386,6 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
                 self.close()
         except Exception:
             pass
-
-
-def _remove_half_made(path: str, folder: str) -> None:
-    """Remove what a create() killed before its manifest existed left behind: a folder holding no
-    more than an empty first segment (and the empty record). Anything else may be someone's rows."""
-    names = os.listdir(folder) if os.path.isdir(folder) else None
-    first = segment_name(TRANSITIONS, 0)
-    rows = 0
-    try:
-        got = _record.read_record(path)
-        rows = sum(t.rows for t in got[0].tables.values()) if got else 0
-    except DamagedStoreError:
-        rows = -1
-    if names is None or rows != 0 or any(n not in (first, LOCK) and not n.endswith(".tmp") for n in names):
-        raise FileExistsError(f"{folder} already exists and holds rows (the segments of a store whose file {path} is "
-                              "missing?); move or remove it first")
-    for n in names:
-        layer().remove(os.path.join(folder, n))
-    os.rmdir(folder)
 
 
 def _read_last(store: StoreWriter, rec: CommitRecord, row: int) -> dict:

@@ -20,6 +20,7 @@ __all__ = [
     "ReadOnlyError",
     "ClosedStoreError",
     "StoreNotFoundError",
+    "StoreExistsError",
     "NotAStoreError",
     "FormatVersionError",
     "TruncatedStoreError",
@@ -85,6 +86,10 @@ class ClosedStoreError(StoreError, ValueError):
 
 class StoreNotFoundError(StoreError, FileNotFoundError):
     """The path does not exist."""
+
+
+class StoreExistsError(StoreError, FileExistsError):
+    """``create`` found the name taken: a store exists there, or another process is creating one."""
 
 
 class NotAStoreError(StoreError, ValueError):

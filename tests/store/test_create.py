@@ -1,0 +1,180 @@
+"""Creating a store is atomic (``store/_create.py``), with real racing processes: exactly one gets
+a writer, the others ``StoreExistsError`` (a ``FileExistsError``), and no creator, even one
+killed with SIGKILL mid-creation, leaves the name unusable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from replaystore.store import ReplayStore, Run, errors
+
+import writer_proc
+from store_helpers import check_writer_rows
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+RACERS, TRIALS = 8, 3
+
+# Each racer waits for trial t's go file, creates (or, as a shard, create_shard), prints what it
+# got, and a winner holds its writer open until the test says every racer has answered.
+RACER = """
+import os, sys, time
+from replaystore.store import ReplayStore, Run, errors
+import writer_proc
+from store_helpers import append_writer_rows
+base, trials, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for t in range(trials):
+    while not os.path.exists(f"{base}-go-{t}"):
+        time.sleep(0.0005)
+    try:
+        if mode == "store":
+            s = ReplayStore.create(f"{base}-{t}.h5", writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
+                                   segment_rows=1024, chunk_bytes=4096)
+        else:
+            s = Run.open(f"{base}-run-{t}").create_shard("w0", segment_rows=1024, chunk_bytes=4096)
+    except errors.StoreExistsError as e:
+        print(t, "exists", isinstance(e, FileExistsError), flush=True)
+        continue
+    except errors.StoreLockedError:
+        print(t, "locked", flush=True)
+        continue
+    append_writer_rows(s, 0, 10)
+    print(t, "writer", flush=True)
+    while not os.path.exists(f"{base}-release-{t}"):
+        time.sleep(0.001)
+    s.close()
+"""
+
+
+def _racers(base, mode: str) -> list[list[str]]:
+    here = os.path.dirname(__file__)
+    src = f"import sys; sys.path.insert(0, {here!r})\n" + textwrap.dedent(RACER)
+    procs = [subprocess.Popen([sys.executable, "-c", src, base, str(TRIALS), mode], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(RACERS)]
+    got = []
+    for t in range(TRIALS):
+        open(f"{base}-go-{t}", "w").close()
+        got.append([p.stdout.readline().split(" ", 1)[-1].strip() for p in procs])
+        open(f"{base}-release-{t}", "w").close()
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert 0 == p.returncode, err[-2000:]
+    return got
+
+
+def test_racing_creators_exactly_one_writer_and_the_store_is_usable(tmp_path):
+    """8 processes create one store at once, 3 times: exactly one gets a writer, the other 7 get
+    StoreExistsError that is also a FileExistsError; the store then opens, holds the winner's rows
+    and takes more."""
+    base = str(tmp_path / "s")
+    for t, answers in enumerate(_racers(base, "store")):
+        assert (1, RACERS - 1) == (answers.count("writer"), answers.count("exists True")), answers
+        with ReplayStore.open(f"{base}-{t}.h5", "a") as s:
+            check_writer_rows(s, 0, 10)
+            s.extend(writer_proc.given(writer_proc.make_rows(10, 20)))
+        with ReplayStore.open(f"{base}-{t}.h5") as r:
+            assert 20 == len(r)
+    assert [] == [n for n in os.listdir(tmp_path) if ".creating-" in n]
+
+
+def test_racing_shard_creators_exactly_one_writer(tmp_path):
+    """8 processes run ``create_shard`` for one new shard at once: one writer; the others are told
+    it is locked or exists (never a second writer, never an unusable shard)."""
+    base = str(tmp_path / "s")
+    for t in range(TRIALS):
+        Run.create(f"{base}-run-{t}", writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
+    for t, answers in enumerate(_racers(base, "shard")):
+        assert 1 == answers.count("writer") and all(a in ("writer", "locked", "exists True") for a in answers), answers
+        with Run.open(f"{base}-run-{t}").open_shard("w0") as r:
+            check_writer_rows(r, 0, 10)
+
+
+CREATOR = """
+import sys
+from replaystore.store import ReplayStore
+import writer_proc
+print("go", flush=True)
+for i in range(10**6):
+    ReplayStore.create(f"{sys.argv[1]}-{i}.h5", writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
+                       segment_rows=1024, chunk_bytes=4096).close()
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.013, 0.031, 0.07])
+def test_creator_killed_mid_creation_leaves_every_name_usable(tmp_path, delay):
+    """A process creating stores one after another is SIGKILLed at some instruction of a create:
+    every name it touched is then a whole store (opens, takes rows) or free (a create wins it), and
+    the dead creator's private folder is gone after that create."""
+    base = str(tmp_path / "s")
+    here = os.path.dirname(__file__)
+    src = f"import sys; sys.path.insert(0, {here!r})\n" + textwrap.dedent(CREATOR)
+    proc = subprocess.Popen([sys.executable, "-c", src, base], stdout=subprocess.PIPE, env=ENV)
+    proc.stdout.readline()
+    time.sleep(0.05 + delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    names = sorted({int(n[2:].split(".")[0].split("-")[0]) for n in os.listdir(tmp_path) if n.startswith("s-")} |
+                   {int(n.split(".")[1][2:].split("-")[0]) for n in os.listdir(tmp_path) if ".creating-" in n})
+    assert names, os.listdir(tmp_path)
+    for i in names:
+        path = f"{base}-{i}.h5"
+        if os.path.exists(path):
+            s = ReplayStore.open(path, "a")
+        else:
+            s = ReplayStore.create(path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
+                                   segment_rows=1024, chunk_bytes=4096)
+        with s:
+            assert 0 == len(s)
+            s.extend(writer_proc.given(writer_proc.make_rows(0, 5)))
+        with ReplayStore.open(path) as r:
+            check_writer_rows(r, 0, 5)
+    assert [] == [n for n in os.listdir(tmp_path) if ".creating-" in n]
+
+
+def test_create_over_an_existing_store_is_a_store_error(store_path):
+    """create() where a store exists raises StoreExistsError, which is both a StoreError and a
+    FileExistsError, and says how to open it; the store is untouched."""
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000) as s:
+        s.extend(writer_proc.given(writer_proc.make_rows(0, 3)))
+    with pytest.raises(errors.StoreExistsError, match=r"already exists; open it with ReplayStore.open\(path, 'a'\)") as e:
+        ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
+    assert isinstance(e.value, FileExistsError) and isinstance(e.value, errors.StoreError)
+    with ReplayStore.open(store_path) as r:
+        check_writer_rows(r, 0, 3)
+
+
+def test_folder_of_a_live_creator_is_not_taken(store_path):
+    """A segment folder published but not yet finished by a live creator (its writer.lock held)
+    is refused with StoreExistsError, not cleared; once that creator is gone it is cleared."""
+    import fcntl
+
+    folder = f"{store_path}.d"
+    os.mkdir(folder)
+    fd = os.open(os.path.join(folder, "writer.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(errors.StoreExistsError, match="is being created .* by another live process"):
+            ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
+    finally:
+        os.close(fd)
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000) as s:
+        assert 0 == len(s)
+
+
+def test_folder_holding_rows_without_a_manifest_is_not_cleared(store_path):
+    """A segment folder with more than an empty first segment (a store whose manifest was lost) is
+    someone's rows: create refuses it and removes nothing."""
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
+                            segment_rows=1024, chunk_bytes=4096) as s:
+        s.extend(writer_proc.given(writer_proc.make_rows(0, 2000)))
+    os.remove(store_path)
+    before = sorted(os.listdir(f"{store_path}.d")), open(f"{store_path}.commit", "rb").read()
+    with pytest.raises(errors.StoreExistsError, match="holds rows"):
+        ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
+    assert before == (sorted(os.listdir(f"{store_path}.d")), open(f"{store_path}.commit", "rb").read())
