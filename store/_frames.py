@@ -25,7 +25,7 @@ episode boundary rule.
 
 from __future__ import annotations
 
-import zlib
+import functools
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -117,73 +117,125 @@ def physical_schemas(schema: Schema, spec: FrameStack) -> tuple[Schema, Schema]:
 
 
 class FrameEncoder:
-    """Turns stacks into frame ids, collecting the frames not stored yet (the writer's half)."""
+    """Turns stacks into frame ids, collecting the frames not stored yet (the writer's half).
+
+    Per block, two vectorized comparisons decide most rows: is ``state[r]`` the previous row's
+    ``next_state`` (one environment's steps in order), and is ``next_state[r]`` ``state[r]``
+    shifted by one frame. Only the rows where either fails take the slow way: a lookup among
+    recent stacks (interleaved environments) by a fingerprint of sampled bytes, confirmed byte
+    for byte, and otherwise the stack's own frames. Per-row work measured 160 us in a first
+    version that hashed every stack; the block tests cost about a memory pass over the stacks.
+    """
 
     def __init__(self, spec: FrameStack, schema: Schema, next_id: int):
         self.spec = spec
         self.schema = schema
         self.axis = spec._axis(schema[spec.columns[0]])
         self.next_id = int(next_id)  # the frames table's row count: the id the next new frame gets
-        self._recent: OrderedDict = OrderedDict()  # crc32 -> [(stack, ids)]
-        self._last: tuple | None = None  # the last stack remembered (the previous row's next_state)
+        self._recent: OrderedDict = OrderedDict()  # fingerprint -> (stack, ids), most recent last
+        self._last: tuple | None = None  # (stack, ids) of the last row's last stacked column
 
-    def _frames(self, stack: np.ndarray) -> np.ndarray:
-        return np.moveaxis(stack, self.axis, 0)  # a view: (depth, *frame)
+    def _split(self, block: np.ndarray) -> np.ndarray:
+        """(n, *stack) -> a view (n, depth, *frame)."""
+        return np.moveaxis(block, self.axis + 1, 1)
 
-    def _remember(self, stack: np.ndarray, ids: tuple, key: int) -> None:
-        bucket = self._recent.pop(key, [])
-        kept = stack.copy()
-        bucket = [e for e in bucket if not np.array_equal(e[0], kept)][-3:] + [(kept, ids)]
-        self._recent[key] = bucket
-        self._last = (kept, ids)
+    @staticmethod
+    def _print(stack: np.ndarray) -> bytes:
+        flat = stack.reshape(-1)
+        return flat[::max(1, len(flat) // 64)].tobytes() + flat[-64:].tobytes()
+
+    def _remember(self, stack: np.ndarray, ids: tuple) -> None:
+        key = self._print(stack)
+        self._recent.pop(key, None)
+        self._recent[key] = (stack, ids)
         if len(self._recent) > _CACHE:
             self._recent.popitem(last=False)
 
-    def _lookup(self, stack: np.ndarray, key: int):
-        for s, ids in self._recent.get(key, ()):
-            if np.array_equal(s, stack):
-                return ids
+    def _lookup(self, stack: np.ndarray):
+        got = self._recent.get(self._print(stack))
+        if got is not None and np.array_equal(got[0], stack):
+            return got[1]
         return None
 
     def encode(self, block: Mapping[str, np.ndarray], n: int) -> tuple[dict, np.ndarray]:
         """``({column_frames: (n, depth) int64}, new frames (m, *frame))`` for ``n`` rows of stacks."""
-        ids = {c: np.empty((n, self.spec.depth), np.int64) for c in self.spec.columns}
+        cols = self.spec.columns
+        ids = {c: np.empty((n, self.spec.depth), np.int64) for c in cols}
+        if not n:
+            fshape = self._split(block[cols[0]]).shape[2:]
+            return ids, np.empty((0, *fshape), block[cols[0]].dtype)
+        split = [self._split(block[c]) for c in cols]
+        flat = [np.ascontiguousarray(block[c]).reshape(n, -1).view(np.uint8) for c in cols]
+        # shifted[i][r]: column i of row r is column i-1 shifted by one new frame
+        shifted = [None] + [self._shifted(flat[i], flat[i - 1]) for i in range(1, len(cols))]
+        # follows[r]: the first column of row r is the last column of row r-1
+        follows = np.zeros(n, bool)
+        if n > 1:
+            follows[1:] = ~(flat[0][1:] != flat[-1][:-1]).any(axis=1)
         new: list[np.ndarray] = []
-        stacks = [(c, block[c]) for c in self.spec.columns]
-        last = len(stacks) - 1
+        last = len(cols) - 1
+        prev_last = self._last
         for r in range(n):
-            prev_stack = prev_ids = None
-            for i, (c, arr) in enumerate(stacks):
-                stack = arr[r]
-                fr = self._frames(stack)
-                if prev_stack is not None and np.array_equal(fr[:-1], self._frames(prev_stack)[1:]):
-                    # the usual next_state: the state shifted by one new frame
-                    got = prev_ids[1:] + (self._add(fr[-1], new, fr[-2] if len(fr) > 1 else None, prev_ids[-1]),)
-                elif self._last is not None and np.array_equal(stack, self._last[0]):
-                    got = self._last[1]  # the usual state: the previous row's next_state
+            prev_ids = None
+            for i, c in enumerate(cols):
+                fr = split[i][r]
+                if i and shifted[i][r]:
+                    new.append(fr[-1])
+                    got = prev_ids[1:] + (self.next_id,)
+                    self.next_id += 1
+                elif i == 0 and r and follows[r]:
+                    got = prev_last[1]
                 else:
-                    got = self._lookup(stack, zlib.crc32(np.ascontiguousarray(stack)))
-                    if got is None:  # an episode start (or a stack never seen): its frames
+                    stack = block[c][r]
+                    got = None
+                    if i == 0 and r == 0 and prev_last is not None and np.array_equal(stack, prev_last[0]):
+                        got = prev_last[1]
+                    if got is None:
+                        got = self._lookup(stack)
+                    if got is None:  # an episode start (or a stack never seen): its frames, equal neighbours once
                         got = self._add_stack(fr, new)
-                if i == last:  # what a later row's state may repeat (of this or another environment)
-                    self._remember(stack, got, zlib.crc32(np.ascontiguousarray(stack)))
                 ids[c][r] = got
-                prev_stack, prev_ids = stack, got
-        fshape = self._frames(stacks[0][1][0]).shape[1:] if n else ()
-        frames = np.stack(new) if new else np.empty((0, *fshape), stacks[0][1].dtype)
+                prev_ids = got
+            prev_last = (block[cols[last]][r], prev_ids)
+            if r + 1 < n and not follows[r + 1]:  # another environment's row next: this one may come back
+                self._remember(block[cols[last]][r].copy(), prev_ids)
+        self._last = (prev_last[0].copy(), prev_last[1])
+        self._remember(*self._last)
+        frames = np.stack(new) if new else np.empty((0, *split[0].shape[2:]), split[0].dtype)
         return ids, frames
 
-    def _add(self, frame: np.ndarray, new: list, before, before_id: int) -> int:
-        if before is not None and np.array_equal(frame, before):
-            return before_id
-        new.append(frame)
-        self.next_id += 1
-        return self.next_id - 1
+    def _shifted(self, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+        """Per row: ``later``'s frames 0..d-2 are ``earlier``'s frames 1..d-1 (rows as flat bytes).
+
+        In the flat bytes of a stack, frame ``j+1`` of an element sits ``inner`` bytes after frame
+        ``j`` (``inner``: bytes of the axes after the stack axis), so the test is one contiguous
+        comparison at that offset, masked to the bytes of frames 0..d-2. Comparing the moved-axis
+        views instead took 230 ms per 1,024 rows of (84, 84, 4): a 3-element inner loop.
+        """
+        mask, inner = self._mask
+        diff = later[:, :-inner] != earlier[:, inner:]
+        diff &= mask
+        return ~diff.any(axis=1)
+
+    @functools.cached_property
+    def _mask(self) -> tuple[np.ndarray, int]:
+        col = self.schema[self.spec.columns[0]]
+        item = col.dtype.itemsize
+        inner = item * int(np.prod(col.shape[self.axis + 1:], dtype=np.int64))
+        coord = np.broadcast_to(np.arange(col.shape[self.axis]).reshape((-1,) + (1,) * (len(col.shape) - self.axis - 1)),
+                                col.shape)
+        valid = np.repeat((coord < col.shape[self.axis] - 1).reshape(-1), item)
+        return valid[:-inner], inner
 
     def _add_stack(self, fr: np.ndarray, new: list) -> tuple:
         out = []
         for j in range(len(fr)):
-            out.append(self._add(fr[j], new, fr[j - 1] if j else None, out[-1] if j else -1))
+            if j and np.array_equal(fr[j], fr[j - 1]):
+                out.append(out[-1])
+            else:
+                new.append(fr[j])
+                out.append(self.next_id)
+                self.next_id += 1
         return tuple(out)
 
 
