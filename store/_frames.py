@@ -287,9 +287,14 @@ class FramesView:
             self._f.gather([FRAME], ids.reshape(-1), where, out={FRAME: dst.reshape(n * self.spec.depth,
                                                                                        *dst.shape[2:])})
             return dst
+        # Frames interleave element by element on any other stack axis: one strided copy per depth
+        # (measured for 256 stacks of (84, 84, 4): 2.7 ms, against 8.3 for one copy of the moved-axis
+        # view and 0.53 to copy whole stacks; an in-RAM frames-once buffer pays the same)
         frames = self._f.gather([FRAME], ids.reshape(-1), where)[FRAME]
         frames = frames.reshape(n, self.spec.depth, *frames.shape[1:])
-        np.copyto(dst, np.moveaxis(frames, 1, self.axis + 1))
+        dv = np.moveaxis(dst, self.axis + 1, 1)
+        for j in range(self.spec.depth):
+            dv[:, j] = frames[:, j]
         return dst
 
     def read(self, columns, lo: int, hi: int, where: str = "read") -> dict[str, np.ndarray]:
