@@ -93,8 +93,9 @@ class BlocksMixin:
             block["time"] = np.full(n, time.time())
 
     # ------------------------------------------------------------------ tables (training telemetry)
-    def create_table(self, name: str, schema: Schema) -> None:
-        """Declare an append-only table (e.g. training telemetry); no-op if it exists with this schema."""
+    def create_table(self, name: str, schema: Schema, *, seg_rows: int | None = None) -> None:
+        """Declare an append-only table (e.g. training telemetry); no-op if it exists with this schema.
+        ``seg_rows``: rows per segment file (a power of two; default from the row size)."""
         self._check_writable("create_table")
         if not isinstance(name, str) or not name.isidentifier() or name == TRANSITIONS:
             raise ValueError(f"table name {name!r} is reserved or not an identifier")
@@ -102,7 +103,7 @@ class BlocksMixin:
             if self._tables[name].schema != schema:
                 raise SchemaError(f"table {name!r} exists with another schema: {self._tables[name].schema.names}")
             return
-        t = TableWriter(self._folder, self._manifest.uuid, name, schema, segment_rows(schema, None), self.chunk_bytes,
+        t = TableWriter(self._folder, self._manifest.uuid, name, schema, seg_rows or segment_rows(schema, None), self.chunk_bytes,
                         1024, self.fsync, False)
         t.ensure_segment()
         self._tables[name] = t

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.random  # noqa: F401  here, not at the first Sampler: numpy imports it lazily (10 ms, first batch)
 
 from ._sampling_prioritized import Prioritized
 from ._sampling_source import SampleSource, Window

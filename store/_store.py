@@ -73,14 +73,23 @@ class ReplayStore:
     @classmethod
     def create(cls, path, schema: Schema, actors: Sequence[str], window: int = 1_000_000, metadata=None,
                commit_every: int = 4096, commit_seconds: float = 1.0, fsync: bool = False, *,
-               retain: int | None = None, chunk_bytes: int | None = None, segment_rows: int | None = None):
+               retain: int | None = None, chunk_bytes: int | None = None, segment_rows: int | None = None,
+               frames=None):
         """Create a new store at ``path`` (which must not exist) and open it for appending.
 
         ``actors``: the vocabulary, required (no default). ``retain``: None keeps every row (the
         forensic record); N >= window keeps at least the last N rows, deleting whole old segments.
+        ``frames``: a ``FrameStack`` stores stacked observations one frame per step (``_frames.py``).
         Returns a ``StoreWriter``.
         """
         from ._writer import StoreWriter
+
+        if frames is not None:
+            from ._frames_writer import create_framed
+
+            return create_framed(os.fspath(path), schema, actors, frames, window=window, metadata=metadata,
+                                 commit_every=commit_every, commit_seconds=commit_seconds, fsync=fsync,
+                                 retain=retain, chunk_bytes=chunk_bytes, segment_rows=segment_rows)
 
         return StoreWriter._create(os.fspath(path), schema, actors, window, metadata, commit_every, commit_seconds,
                                    fsync, retain, chunk_bytes, segment_rows)
@@ -134,6 +143,10 @@ class ReplayStore:
         self._views, self._counts, self._dropped = views, counts, dropped
         self._checkpoints, self._extra = list(rec.checkpoints), dict(rec.extra)
         self._writer_info, self._recovery, self._seq = dict(rec.writer), rec.recovery, rec.seq
+        if "frames" in self._extra:  # a frames-once store: stacks rebuilt from frame ids (_frames.py)
+            from ._frames import use_frames
+
+            use_frames(self, views)
         self._record = rec
 
     # ------------------------------------------------------------------ status

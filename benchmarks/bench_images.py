@@ -1,0 +1,190 @@
+"""Image observations: bytes per transition, write speed and sampling, frames once against the plain layout.
+
+    python benchmarks/bench_images.py                                  # 100k frames-once rows, 16k plain
+    python benchmarks/bench_images.py --rows 20000 --plain-rows 8192 --repeats 60   # quicker
+
+Atari-like rollouts (84x84 grey frames stacked 4 deep on the last axis, episodes of 20-400 steps,
+gymnasium's reset padding). Prints, each against a reference measured in the same run:
+
+- bytes on disk per transition of the frames-once store (blocks allocated, all files) against
+  the 7,056-byte floor of one frame a step, and of the plain layout;
+- rows/s written (``extend`` in blocks of 1,024 rows, committed) against ``np.save`` of the same
+  new frames to a fresh file;
+- ms per Sampler batch (uniform, every column, numpy) of 32 and 256 rows against the same rows
+  gathered from in-RAM arrays (``arr[idx]`` per column): the plain store against its stacks in
+  RAM, the frames-once store against in-RAM frames assembled into stacks by the same ids, and
+  against in-RAM stacks. Target (issue 17): >= 0.9x.
+
+Calls are interleaved in rounds (``bench_sampler.interleaved_medians``) so load on a shared
+machine falls on every contender alike. The page cache is warmed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from bench_sampler import interleaved_medians, warm_page_cache
+from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, store_files
+
+DEPTH, SIZE, FLOOR = 4, 84, 84 * 84
+ACTORS = ("expert", "dqn")
+
+
+def frames(n: int, seed: int) -> np.ndarray:
+    """``n`` Atari-like frames: a dark noisy field, a paddle and a ball that move."""
+    rng = np.random.default_rng(seed)
+    f = rng.integers(0, 6, (n, SIZE, SIZE), dtype=np.uint8)
+    t = np.arange(n)
+    for k, (h, w, vy, vx) in enumerate(((4, 4, 3, 5), (3, 12, 0, 2))):
+        y, x = (vy * t + 9 * k) % (SIZE - h), (vx * t) % (SIZE - w)
+        for dy in range(h):
+            f[t, y + dy, :] = np.where((np.arange(SIZE) >= x[:, None]) & (np.arange(SIZE) < x[:, None] + w), 180 + k * 40,
+                                       f[t, y + dy, :])
+    return f
+
+
+def rollout_blocks(rows: int, block: int, seed: int = 0):
+    """Blocks of transitions as an agent with gymnasium's FrameStackObservation gives them."""
+    rng = np.random.default_rng(seed)
+    stream = frames(rows + rows // 20 + 8, seed)
+    pos, left, stack = 0, 0, None
+    done_at = []
+    for start in range(0, rows, block):
+        n = min(block, rows - start)
+        state = np.empty((n, SIZE, SIZE, DEPTH), np.uint8)
+        nxt = np.empty_like(state)
+        done = np.zeros(n, bool)
+        for i in range(n):
+            if stack is None:
+                f0 = stream[pos]
+                pos += 1
+                stack = [f0] * DEPTH
+                left = int(rng.integers(20, 400))
+            new = stack[1:] + [stream[pos]]
+            pos += 1
+            left -= 1
+            state[i] = np.stack(stack, axis=-1)
+            nxt[i] = np.stack(new, axis=-1)
+            done[i] = left == 0
+            stack = None if done[i] else new
+        done_at.append(done)
+        yield {"state": state, "next_state": nxt, "done": done, "discrete_action": rng.integers(0, 6, n).astype(np.int32),
+               "continuous_action": np.zeros((n, 0), np.float32), "reward": rng.normal(size=n).astype(np.float32),
+               "actor": np.where(rng.random(n) < 0.25, "expert", "dqn")}
+
+
+def disk_bytes(path: str) -> int:
+    total = 0
+    for p in store_files(path):
+        paths = [os.path.join(r, f) for r, _, fs in os.walk(p) for f in fs] if os.path.isdir(p) else [p]
+        total += sum(os.stat(q).st_blocks * 512 for q in paths if os.path.isfile(q))
+    return total
+
+
+def write(path: str, rows: int, framed: bool) -> float:
+    schema = Schema.transition((SIZE, SIZE, DEPTH), state_dtype="uint8")
+    kw = {"frames": FrameStack(DEPTH)} if framed else {}
+    t = 0.0
+    with ReplayStore.create(path, schema, actors=ACTORS, window=rows, commit_every=1 << 30,
+                            commit_seconds=3600.0, **kw) as s:
+        for b in rollout_blocks(rows, 1024):
+            a = time.perf_counter()
+            s.extend(b)
+            t += time.perf_counter() - a
+        a = time.perf_counter()
+        s.commit()
+        t += time.perf_counter() - a
+    return t
+
+
+def np_save_seconds(folder: str, rows: int) -> float:
+    """The reference for writing: the new frames of the same rollout, ``np.save``d to a fresh file."""
+    new = np.concatenate([b["next_state"][..., -1] for b in rollout_blocks(rows, 1024)])
+    p = os.path.join(folder, "frames.npy")
+    a = time.perf_counter()
+    np.save(p, new)
+    return time.perf_counter() - a
+
+
+def in_ram(path: str) -> dict:
+    with ReplayStore.open(path) as s:
+        return s.read()
+
+
+def ram_gather(arrays: dict, n: int, batch: int, seed: int):
+    rng = np.random.default_rng(seed)
+
+    def go():
+        idx = np.sort(rng.integers(0, n, batch))
+        return {k: a[idx] for k, a in arrays.items()}
+
+    return go
+
+
+def ram_frames_gather(path: str, n: int, batch: int, seed: int):
+    """In-RAM frames and ids (what SB3's optimize_memory_usage or Dopamine keeps), stacks assembled per batch."""
+    with ReplayStore.open(path) as s:
+        fr = s.read_table("frames")["frame"]
+        small = s._views["transitions"]._t.read(None, 0, n)  # the stored table: frame ids, not stacks
+    ids = {c: small.pop(f"{c}_frames") for c in ("state", "next_state")}
+    rng = np.random.default_rng(seed)
+
+    def go():
+        idx = np.sort(rng.integers(0, n, batch))
+        out = {k: a[idx] for k, a in small.items()}
+        for c, i in ids.items():  # one strided copy per depth: the fastest way measured (store/_frames.py)
+            got = fr[i[idx]]
+            dst = out[c] = np.empty((batch, SIZE, SIZE, DEPTH), fr.dtype)
+            for j in range(DEPTH):
+                dst[..., j] = got[:, j]
+        return out
+
+    return go
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=100_000, help="frames-once transitions")
+    ap.add_argument("--plain-rows", type=int, default=16_384, help="plain-layout transitions (56 KB each)")
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=5)
+    a = ap.parse_args()
+    folder = tempfile.mkdtemp(prefix="bench_images_")
+    try:
+        fp, pp = os.path.join(folder, "framed.h5"), os.path.join(folder, "plain.h5")
+        t_framed = write(fp, a.rows, True)
+        t_save = np_save_seconds(folder, a.rows)
+        per = disk_bytes(fp) / a.rows
+        print(f"frames once, {a.rows} rows: {per:,.0f} bytes/transition on disk = {per / FLOOR:.3f}x the "
+              f"{FLOOR:,}-byte floor")
+        print(f"write: {a.rows / t_framed:,.0f} rows/s; np.save of the same frames {a.rows / t_save:,.0f} rows/s "
+              f"-> {t_save / t_framed:.2f}x")
+        t_plain = write(pp, a.plain_rows, False)
+        print(f"plain, {a.plain_rows} rows: {disk_bytes(pp) / a.plain_rows:,.0f} bytes/transition; write "
+              f"{a.plain_rows / t_plain:,.0f} rows/s")
+        warm_page_cache(fp)
+        warm_page_cache(pp)
+        plain_arrays = in_ram(pp)
+        for batch in (32, 256):
+            with Sampler(pp, batch, seed=1) as sp, Sampler(fp, batch, seed=1) as sf:
+                fns = {"plain: in-RAM stacks": ram_gather(plain_arrays, a.plain_rows, batch, 1),
+                       "plain: store": sp.sample,
+                       "frames once: in-RAM frames": ram_frames_gather(fp, a.rows, batch, 1),
+                       "frames once: store": sf.sample}
+                med = interleaved_medians(fns, a.repeats, a.rounds)
+            print(f"batch {batch}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in med.items()))
+            print(f"  plain store / in-RAM stacks {med['plain: in-RAM stacks'] / med['plain: store']:.2f}x; "
+                  f"frames once / in-RAM frames {med['frames once: in-RAM frames'] / med['frames once: store']:.2f}x; "
+                  f"frames once / in-RAM stacks {med['plain: in-RAM stacks'] / med['frames once: store']:.2f}x")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

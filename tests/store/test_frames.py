@@ -1,0 +1,230 @@
+"""Frames once (store/_frames.py): stacks stored one frame per step read back bit for bit."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, errors
+from replaystore.store._frames import FrameEncoder
+from replaystore.store._verify import verify
+
+import frames_proc
+from frames_helpers import rollout
+
+ACTORS = ("expert", "dqn")
+
+
+def write_both(tmp_path, rows, axis, split=(40, 52)):
+    """The same rows into a plain store and a frames-once store (extend, one-row appends, reopen, extend)."""
+    schema = Schema.transition(rows["state"].shape[1:], state_dtype="uint8")
+    plain, framed = tmp_path / "plain.h5", tmp_path / "framed.h5"
+    with ReplayStore.create(plain, schema, actors=ACTORS) as s:
+        s.extend(rows)
+    a, b = split
+    with ReplayStore.create(framed, schema, actors=ACTORS, frames=FrameStack(4, axis=axis)) as s:
+        s.extend({k: v[:a] for k, v in rows.items()})
+        for i in range(a, b):
+            s.append(**{k: v[i] for k, v in rows.items()})
+    with ReplayStore.open(framed, "a") as s:  # a reopened writer stacks the same way
+        s.extend({k: v[b:] for k, v in rows.items()})
+    return plain, framed
+
+
+@pytest.mark.parametrize("envs,axis,padding", [(1, -1, "reset"), (3, 0, "zero"), (2, -1, "zero")])
+def test_every_column_matches_the_plain_layout(tmp_path, envs, axis, padding):
+    """read, gather and the Sampler give every column of a frames-once store bit for bit as the plain
+    layout of the same rollout (episode starts, truncation, interleaved environments, both paddings)."""
+    rows = rollout(envs, 90 // envs, envs=envs, size=32, axis=axis, padding=padding, max_len=17)
+    plain, framed = write_both(tmp_path, rows, axis)
+    with ReplayStore.open(plain) as p, ReplayStore.open(framed) as f:
+        assert p.schema == f.schema
+        ra, rb = p.read(), f.read()
+        assert sorted(ra) == sorted(rb)
+        for k in ra:
+            np.testing.assert_array_equal(ra[k], rb[k], err_msg=k)
+        idx = np.random.default_rng(1).integers(0, len(p), 70)
+        ga, gb = p.gather(idx), f.gather(idx)
+        for k in ga:
+            np.testing.assert_array_equal(ga[k], gb[k], err_msg=k)
+        with Sampler(p, 16, seed=3) as s1, Sampler(f, 16, seed=3) as s2:
+            for _ in range(3):
+                x, y = s1.sample(), s2.sample()
+                for k in x:
+                    np.testing.assert_array_equal(x[k], y[k], err_msg=k)
+        # each step's new frame once, plus what episode starts need (padding frames dedupe)
+        # (zero padding adds one zero frame per start; the reopened writer re-adds one stack per env)
+        starts = envs + int(rows["done"].sum())
+        assert len(f) < f.tables["frames"] <= len(f) + 2 * starts + 4 * envs
+
+
+def test_stock_h5py_reads_frames_and_ids(tmp_path):
+    """The manifest shows the frames and each row's frame ids to plain h5py, and they rebuild the state."""
+    rows = rollout(5, 30, size=16)
+    _, framed = write_both(tmp_path, rows, -1, split=(10, 12))
+    with h5py.File(framed, "r") as f:
+        frames = f["tables/frames/frame"][...]
+        ids = f["transitions/state_frames"][...]
+        n = len(rows["state"])
+        np.testing.assert_array_equal(rows["state"], np.stack([frames[ids[:n, j]] for j in range(4)], axis=-1))
+
+
+def test_verify_names_a_flipped_byte_in_a_frame(tmp_path):
+    """A byte flipped in a stored frame is reported by verify, naming the frames table and its rows."""
+    rows = rollout(7, 60, size=16)
+    _, framed = write_both(tmp_path, rows, -1)
+    with ReplayStore.open(framed) as s:
+        assert verify(s) == []
+        seg = s._views["frames"].segment(0)
+        off = s._record.tables["frames"].offsets["frame"] + 3 * 256 + 17  # frame 3, byte 17
+        path = seg.path
+    with open(path, "r+b") as fh:
+        fh.seek(off)
+        b = fh.read(1)
+        fh.seek(off)
+        fh.write(bytes([b[0] ^ 0x10]))
+    with ReplayStore.open(framed) as s:
+        found = verify(s)
+    assert [(x["table"], x["column"]) for x in found] == [("frames", "frame")]
+    assert found[0]["rows"][0] <= 3 < found[0]["rows"][1]
+
+
+def test_frame_stack_errors(tmp_path):
+    """A depth, axis or column that does not fit the schema, or retention, is refused with how to fix it."""
+    schema = Schema.transition((16, 16, 4), state_dtype="uint8")
+    with pytest.raises(errors.SchemaError, match="positive int"):
+        FrameStack(0)
+    with pytest.raises(errors.SchemaError, match="holds 4 frames"):
+        ReplayStore.create(tmp_path / "a.h5", schema, actors=ACTORS, frames=FrameStack(3))
+    with pytest.raises(errors.SchemaError, match="not in the schema"):
+        ReplayStore.create(tmp_path / "b.h5", schema, actors=ACTORS, frames=FrameStack(4, columns=("obs",)))
+    with pytest.raises(errors.SchemaError, match="retain=None"):
+        ReplayStore.create(tmp_path / "c.h5", schema, actors=ACTORS, window=10, retain=20, frames=FrameStack(4))
+    with pytest.raises(TypeError, match="FrameStack"):
+        ReplayStore.create(tmp_path / "d.h5", schema, actors=ACTORS, frames=4)
+
+
+def test_a_bad_row_keeps_nothing_and_later_rows_stay_exact(tmp_path):
+    """A row refused for its shape leaves the store as it was; the rows after it read back exactly."""
+    rows = rollout(9, 20, size=16)
+    schema = Schema.transition((16, 16, 4), state_dtype="uint8")
+    with ReplayStore.create(tmp_path / "f.h5", schema, actors=ACTORS, frames=FrameStack(4)) as s:
+        s.extend({k: v[:10] for k, v in rows.items()})
+        with pytest.raises(errors.ShapeError, match="state"):
+            s.extend({**{k: v[10:12] for k, v in rows.items()}, "state": rows["state"][10:12, :8]})
+        s.extend({k: v[10:] for k, v in rows.items()})
+        s.commit()
+        got = s.read()
+    np.testing.assert_array_equal(rows["state"], got["state"])
+    np.testing.assert_array_equal(rows["next_state"], got["next_state"])
+
+
+def test_kill_9_keeps_every_committed_frame(tmp_path):
+    """A frames-once writer killed at random moments (inside commits, across segment roll-overs of
+    both tables) leaves every committed row with its frames, and appending resumes exactly."""
+    path = tmp_path / "k.h5"
+    rng = random.Random(4)
+    script = os.path.join(os.path.dirname(__file__), "frames_proc.py")
+    for trial in range(4):
+        mode = "append" if path.exists() else "create"
+        out = tmp_path / f"out{trial}.txt"
+        with open(out, "w") as fh:
+            p = subprocess.Popen([sys.executable, script, str(path), "--mode", mode, "--seed", str(trial)], stdout=fh)
+        deadline = time.monotonic() + 60
+        while (not out.read_text().strip() or len(out.read_text().split()) < 2) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        promised = int(out.read_text().split()[-1])
+        with ReplayStore.open(path) as r:
+            n = len(r)
+            assert n >= promised, f"trial {trial}: {n} rows, {promised} were reported committed"
+            want = frames_proc.rows(0, n)
+            got = r.read(["state", "next_state", "reward"])
+            for k in got:
+                np.testing.assert_array_equal(want[k], got[k], err_msg=f"trial {trial}: {k}")
+            assert verify(r) == []
+    with ReplayStore.open(path) as r:
+        assert r.tables["transitions"] > frames_proc.SEG_ROWS  # the kills crossed a roll-over
+
+
+@st.composite
+def stack_streams(draw):
+    """Rows of (state, next_state) stacks as agents give them: envs interleaved, episodes that end
+    or are cut, reset or zero padding, and frames from a tiny alphabet so equal frames recur."""
+    depth = draw(st.integers(1, 4))
+    axis = draw(st.sampled_from([0, -1, 1]))
+    envs = draw(st.integers(1, 3))
+    padding = draw(st.sampled_from(["reset", "zero"]))
+    alphabet = draw(st.integers(1, 4))
+    n = draw(st.integers(1, 40))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    frame = lambda: rng.integers(0, alphabet, (2, 3), dtype=np.uint8)
+    stacks, rows = [None] * envs, []
+    for _ in range(n):
+        e = int(rng.integers(0, envs))
+        if stacks[e] is None:
+            f0 = frame()
+            stacks[e] = [f0 if padding == "reset" else np.zeros_like(f0)] * (depth - 1) + [f0]
+        nxt = stacks[e][1:] + [frame()]
+        if rng.random() < 0.05:  # an agent that hands over a stack of its own (not a shift)
+            nxt = [frame() for _ in range(depth)]
+        rows.append((np.stack(stacks[e], axis=axis), np.stack(nxt, axis=axis)))
+        stacks[e] = None if rng.random() < 0.15 else nxt
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=4)))) if n > 1 else []
+    return depth, axis, rows, cuts
+
+
+@settings(max_examples=150, deadline=None)
+@given(stack_streams())
+def test_encoder_rebuilds_every_stack(stream):
+    """Whatever the stacks, envs, padding and block boundaries, the ids the encoder gives rebuild
+    every state and next_state exactly from the frames it asked to store."""
+    depth, axis, rows, cuts = stream
+    shape = rows[0][0].shape
+    schema = Schema.transition(shape, state_dtype="uint8")
+    enc = FrameEncoder(FrameStack(depth, axis=axis), schema, next_id=0)
+    stored, ids = [], {"state": [], "next_state": []}
+    for a, z in zip([0, *cuts], [*cuts, len(rows)]):
+        block = {"state": np.stack([r[0] for r in rows[a:z]]), "next_state": np.stack([r[1] for r in rows[a:z]])}
+        got, frames = enc.encode(block, z - a)
+        stored.extend(frames)
+        for c in ids:
+            ids[c].append(got[c])
+    frames = np.stack(stored)
+    assert enc.next_id == len(frames)
+    for c, i in (("state", 0), ("next_state", 1)):
+        rebuilt = np.stack([np.stack([frames[k] for k in row], axis=axis) for row in np.concatenate(ids[c])])
+        np.testing.assert_array_equal(np.stack([r[i] for r in rows]), rebuilt)
+
+
+def test_parquet_export_and_summary_see_the_declared_columns(tmp_path):
+    """The Parquet export of a frames-once store holds the same state/next_state values as the
+    export of the plain layout (no frame ids), and its summary lists the declared columns."""
+    import pyarrow.parquet as pq
+
+    from replaystore.analysis import export_parquet
+
+    rows = rollout(11, 25, size=8)
+    plain, framed = write_both(tmp_path, rows, -1, split=(5, 9))
+    tables = {}
+    for name, path in (("plain", plain), ("framed", framed)):
+        files = export_parquet(path, str(tmp_path / f"x_{name}"), progress=False)
+        tables[name] = pq.read_table([f.path for f in files][0]).to_pydict()
+    assert "state_frames" not in tables["framed"]
+    for k in ("state", "next_state", "reward", "actor"):
+        assert tables["plain"][k] == tables["framed"][k], k
+    with ReplayStore.open(framed) as s:
+        assert [c["name"] for c in s.summary()["columns"]][:2] == ["state", "next_state"]
