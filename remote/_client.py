@@ -199,6 +199,9 @@ class RemoteWriter:
             return
         w, r, _ = self._stream
         try:
+            if self.acknowledged < self._stream_base + self._sent:  # the close commits them: be told so
+                w.write_metadata(pa.py_buffer(b'{"commit": true}'))
+                self._pending.append(0)
             w.done_writing()
             self._drain(0)
             w.close()
@@ -212,7 +215,9 @@ def _block_to_arrow(block: dict, schema: Schema, actors: Actors) -> pa.RecordBat
     """A block as Arrow: known columns as the protocol's types (values as given: the server's
     ``extend`` casts and checks them), the actor as codes (checked here, as a local writer does)."""
     arrays, fields = [], []
-    for name, v in block.items():
+    order = {c: i for i, c in enumerate(schema.names)}  # one order whatever the caller's: one stream schema
+    for name in sorted(block, key=lambda c: (order.get(c, len(order)), c)):
+        v = block[name]
         if name == "actor":
             a = actors.codes(v)
             arrays.append(pa.array(a, pa.uint8()))
