@@ -248,6 +248,10 @@ class RemoteSampler:
     server draw ahead while the learner trains; prioritized sampling asks per batch, so that
     priorities updated after a batch count for the next. ``timeout``: seconds a rate-limited
     batch may wait before ``RateLimitTimeout``.
+
+    BEWARE: numpy arrays of a batch are read-only views of the received message (a local
+    Sampler's are writable): copying them into fresh memory took longer than receiving them
+    here. ``np.array(batch[k])`` to change one; ``as_torch=True`` copies (torch wants writable memory).
     """
 
     def __init__(self, location: str, batch_size: int, *, strategy: str = "uniform", actor_fractions=None,
@@ -298,7 +302,7 @@ class RemoteSampler:
         self.last_actor_counts = np.asarray(meta["actor_counts"], np.int64)
         self.rows_in_window = tuple(meta["window"])
         self.shard_names = meta.get("shards", [])
-        batch = _batch_from_arrow(chunk.data, self._schema, self._columns)
+        batch = _batch_from_arrow(chunk.data, self._schema, self._columns, copy=self.as_torch)
         if self.as_torch:
             import torch
 
@@ -346,14 +350,15 @@ def _np(x):
     return x.detach().cpu().numpy() if hasattr(x, "detach") else x
 
 
-def _batch_from_arrow(rb: pa.RecordBatch, schema: Schema, columns) -> dict:
-    """A received batch as writable numpy arrays of the store's shapes (in the local Sampler's order)."""
+def _batch_from_arrow(rb: pa.RecordBatch, schema: Schema, columns, copy: bool) -> dict:
+    """A received batch as numpy arrays of the store's shapes: read-only views of the message
+    unless ``copy`` (copying 8 MB into fresh pages cost more than receiving it, BENCHMARKS.md)."""
     out = {c: np.zeros((rb.num_rows,) + schema[c].shape, schema[c].dtype)
            for c in columns if P.zero_width(schema[c])}  # columns that do not travel
     for name, col in zip(rb.schema.names, rb.columns):
         if pa.types.is_fixed_size_list(col.type):
-            shape = schema[name].shape
-            out[name] = np.array(col.flatten().to_numpy(zero_copy_only=False)).reshape((len(col),) + tuple(shape))
+            a = col.flatten().to_numpy(zero_copy_only=False).reshape((len(col),) + tuple(schema[name].shape))
         else:
-            out[name] = np.array(col.to_numpy(zero_copy_only=False))
+            a = col.to_numpy(zero_copy_only=False)
+        out[name] = np.array(a) if copy and not a.flags.writeable else a
     return out
