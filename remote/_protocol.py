@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 
 import numpy as np
 import pyarrow as pa
@@ -166,8 +165,8 @@ def _as_tuple(kinds) -> tuple:
 
 
 def _kind_names(kinds) -> str:
-    names = {numbers.Integral: "an integer", numbers.Real: "a number", str: "a string", dict: "an object",
-             list: "a list", bool: "true or false"}
+    names = {int: "an integer", float: "a number", str: "a string", dict: "an object", list: "a list",
+             bool: "true or false"}
     return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kinds))
 
 
