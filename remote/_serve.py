@@ -8,6 +8,7 @@ certificate and key are given (both or neither).
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 import threading
 
@@ -37,7 +38,11 @@ def serve(path, host: str = "127.0.0.1", port: int = 0, *, token: str | None = N
           tls_key: bytes | None = None, rate_limiter: SampleToInsertRatio | None = None,
           shard_options: dict | None = None, ready=None) -> None:
     """Serve ``path`` until SIGTERM/SIGINT (or ``shutdown``); ``ready(server, location)`` is called
-    once the port is bound (``port=0`` picks a free one: ``server.port``)."""
+    once the port is bound (``port=0`` picks a free one: ``server.port``).
+
+    BEWARE: the first signal waits for the calls in progress to end, streams included (each
+    client's shard is committed and closed as its stream ends); a second signal exits at once.
+    """
     if not is_loopback(host) and not token:
         raise ServerConfigError(
             f"host={host!r} is not a loopback address and no token was given: anyone who reaches the port "
@@ -48,20 +53,34 @@ def serve(path, host: str = "127.0.0.1", port: int = 0, *, token: str | None = N
     tls = (tls_cert, tls_key) if tls_cert is not None else None
     server = ReplayServer(path, location_for(host, port, tls is not None), token=token, tls=tls,
                           rate_limiter=rate_limiter, shard_options=shard_options)
-    stop = threading.Event()
+    stop, stopped = threading.Event(), threading.Event()
+
+    def _shutdown():
+        server.shutdown()  # waits for the calls in progress: each stream commits and closes its shard
+        stopped.set()
 
     def _stop(signum, frame):
         if not stop.is_set():
             stop.set()
-            # shutdown waits for calls in progress, so not from inside the signal handler's frame
-            threading.Thread(target=server.shutdown, daemon=True).start()
+            threading.Thread(target=_shutdown, daemon=True).start()
+        else:
+            # a second signal: an idle client stream would hold shutdown for ever. Exit now, as a
+            # kill would: every acknowledged row is committed; rows not yet committed are lost
+            os._exit(128 + signum)
 
-    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)} \
-        if threading.current_thread() is threading.main_thread() else {}
+    # The server already listens (pyarrow starts it in the constructor). Its serve() would block
+    # in C++, where Python's signal handlers never run (and install Arrow's own): the main thread
+    # waits here instead, in short waits that let the handlers above run.
+    main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
     try:
         if ready is not None:
             ready(server, location_for(host, server.port, tls is not None))
-        server.serve()
+        if main:
+            while not stopped.wait(0.5):
+                pass
+        else:
+            server.wait()
     finally:
         server.close_sessions()
         for s, h in old.items():

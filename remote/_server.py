@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import time
 import uuid
 
 import numpy as np
@@ -36,12 +37,16 @@ ACTIONS = {
 }
 
 
+SESSION_IDLE_SECONDS = 3600.0  # a session unused this long is closed (its client died without closing it)
+
+
 class _Session:
     """One sampler and the lock that keeps two calls from drawing from it at once."""
 
     def __init__(self, sampler: Sampler, schema: pa.Schema, timeout):
         self.sampler, self.schema, self.timeout = sampler, schema, timeout
         self.lock = threading.Lock()
+        self.used = time.monotonic()
 
 
 class ReplayServer(flight.FlightServerBase):
@@ -105,10 +110,10 @@ class ReplayServer(flight.FlightServerBase):
                     break
                 if self.limiter is not None and not self.limiter.wait_insert(context.is_cancelled):
                     break
-                meta = P.parse_json(chunk.app_metadata.to_pybytes(), "DoPut app_metadata") \
-                    if chunk.app_metadata is not None and chunk.app_metadata.size else {}
                 data = chunk.data
                 try:
+                    meta = P.parse_json(chunk.app_metadata.to_pybytes(), "DoPut app_metadata") \
+                        if chunk.app_metadata is not None and chunk.app_metadata.size else {}
                     if data is not None and data.num_rows:
                         n = store.extend(P.from_arrow(data, self.schema, self.actors))
                         received += n
@@ -158,6 +163,7 @@ class ReplayServer(flight.FlightServerBase):
         try:
             k = 0
             while batches == 0 or k < batches:
+                session.used = time.monotonic()  # a long stream keeps its session alive
                 with session.lock:
                     if self.limiter is not None and not self.limiter.wait_sample(
                             lambda: _rows_now(session.sampler), session.timeout, context.is_cancelled):
@@ -199,6 +205,8 @@ class ReplayServer(flight.FlightServerBase):
         sid = P.get(req, "sampler", str, what, required=True)
         with self._lock:
             session = self._sessions.get(sid)
+            if session is not None:
+                session.used = time.monotonic()
         if session is None:
             raise ProtocolError(f"{what}: no sampler session {sid!r} (closed, or made by a server that has "
                                 "since restarted); open one with the 'open_sampler' action")
@@ -234,8 +242,14 @@ class ReplayServer(flight.FlightServerBase):
     def _action_open_sampler(self, req):
         session = self._open_session(req)
         sid = uuid.uuid4().hex
+        now = time.monotonic()
         with self._lock:
+            idle = [k for k, v in self._sessions.items() if now - v.used > SESSION_IDLE_SECONDS and not v.lock.locked()]
+            stale = [self._sessions.pop(k) for k in idle]
             self._sessions[sid] = session
+        for old in stale:
+            with old.lock:
+                old.sampler.close()
         return {"sampler": sid, "arrow_schema": session.schema.serialize().to_pybytes().hex()}
 
     def _action_update_priorities(self, req):

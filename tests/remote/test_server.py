@@ -4,6 +4,7 @@ a served store, token and TLS, and the rate limiter. Every server is a real subp
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -226,3 +227,22 @@ def test_the_rate_limiter_holds_a_learner_ahead_and_actors_ahead(tmp_path):
         assert _limiter_state(server.location)["inserted"] == 1000
     finally:
         assert server.stop() == 0
+
+
+def test_a_second_sigterm_ends_a_server_that_waits_for_an_idle_stream(tmp_path):
+    """The first SIGTERM waits for open streams; a second exits at once (128 + 15), and the rows
+    the client was told are committed are in its shard."""
+    run = make_run(tmp_path / "run")
+    server = Server(run.path)
+    w = RemoteWriter(server.location, "idle")
+    w.extend(client_block(2, 0, 20))
+    assert w.commit() == 20
+    server.proc.send_signal(signal.SIGTERM)
+    with pytest.raises(subprocess.TimeoutExpired):
+        server.proc.wait(1.0)  # the stream is open: the server waits for it
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(60) == 128 + signal.SIGTERM
+    server.stop()
+    assert len(shard_columns(run.path, "idle")["actor"]) == 20
+    w._stream = None
+    w.close()
