@@ -59,8 +59,12 @@ class RemoteWriter:
     writer's rows the server has confirmed committed. Blocks go out as they come (``append``
     gathers ``batch_rows`` rows first); at most ``in_flight`` blocks wait for their answer.
 
-    BEWARE: a refused block ends the stream; the writer opens a new one at the next call, and
-    the rows before the refused block are kept (the server commits them).
+    BEWARE: blocks are checked by the server, so a refused block raises at a later call (the
+    next ``extend`` or ``commit`` that waits for its answer), and blocks sent after it are not
+    kept either: the error says how many rows were kept. The stream ends there; the writer opens
+    a new one at the next call. Call ``commit()`` after a block to learn its fate at once.
+    ``append`` checks each row's columns, shapes and finiteness itself, so one bad row is refused
+    alone, as by a local writer.
     """
 
     def __init__(self, location: str, name: str, *, token: str | None = None, tls_root_certs: bytes | None = None,
@@ -77,6 +81,7 @@ class RemoteWriter:
         self._stream = None             # (writer, ack reader, arrow schema)
         self._pending: deque = deque()  # rows sent per unanswered block, oldest first
         self._sent = 0                  # rows sent on this stream
+        self._received = 0              # of them, rows the server answered it accepted
         self._stream_base = 0           # acknowledged rows before this stream
         self.acknowledged = 0
         self.shard_rows = 0
@@ -87,6 +92,7 @@ class RemoteWriter:
         """Add one row; it is sent with the next ``batch_rows`` rows, or at ``commit()``."""
         self._check_open("append")
         self.actors.code(actor)  # an unknown actor raises here, as in a local writer
+        _check_row(self.schema, columns)  # and a bad value: one bad row must not sink the rows gathered with it
         self._rows.append(dict(columns, actor=actor))
         if len(self._rows) >= self.batch_rows:
             self._send_rows()
@@ -146,7 +152,7 @@ class RemoteWriter:
                                            self._options)
             except flight.FlightError as e:
                 raise _raised(e) from None
-            self._stream, self._sent, self._stream_base = (w, r, schema), 0, self.acknowledged
+            self._stream, self._sent, self._received, self._stream_base = (w, r, schema), 0, 0, self.acknowledged
         w = self._stream[0]
         meta = pa.py_buffer(b'{"commit": true}') if commit else None
         try:
@@ -173,26 +179,38 @@ class RemoteWriter:
                 self._fail(e)
             if buf is None:
                 self._fail(ConnectionLostError("the server ended the stream without answering every block"))
-            ack = json.loads(buf.to_pybytes())
             self._pending.popleft()
-            self.acknowledged = self._stream_base + ack["committed"]
-            self.shard_rows = ack["shard_rows"]
+            self._take(buf)
+
+    def _take(self, buf) -> None:
+        ack = json.loads(buf.to_pybytes())
+        self._received = ack["received"]
+        self.acknowledged = self._stream_base + ack["committed"]
+        self.shard_rows = ack["shard_rows"]
 
     def _fail(self, e: Exception):
-        """The stream is broken: the server refused a block or went away. Find out why, then raise."""
+        """The stream is broken: the server refused a block or went away. Find out why, then raise
+        saying which rows were kept (blocks in flight after a refused one are not)."""
         w, r, _ = self._stream
         self._stream, self._pending = None, deque()
         err = e
         try:
             w.done_writing()
-            while r.read() is not None:
-                pass
+            while (buf := r.read()) is not None:
+                self._take(buf)
             w.close()
         except (flight.FlightError, pa.ArrowException) as e2:  # the server's reason comes with the close
             err = e2 if _NAMED.search(str(e2)) else e
         except Exception:
             pass
-        raise _raised(err) from None
+        exc = _raised(err)
+        if isinstance(exc, StoreError) and not isinstance(exc, ConnectionLostError):
+            # refused: the server closed the shard, committing every row it had accepted
+            self.acknowledged = self._stream_base + self._received
+            exc.args = (f"{exc.args[0] if exc.args else exc} [RemoteWriter {self.name!r}: the refused block and "
+                        f"those sent after it ({self._sent - self._received} rows) were not kept; this writer's "
+                        f"{self.acknowledged} rows before them are committed]",)
+        raise exc from None
 
     def _end_stream(self) -> None:
         if self._stream is None:
@@ -209,6 +227,26 @@ class RemoteWriter:
             self._stream = None
             raise _raised(e) from None
         self._stream, self._pending = None, deque()
+
+
+def _check_row(schema: Schema, columns: dict) -> None:
+    """The store's checks of one appended row that need no store: names, shapes, finiteness."""
+    auto = set(schema.auto_columns)
+    missing = [c.name for c in schema if c.name not in columns and c.name != "actor" and c.name not in auto
+               and not P.zero_width(c)]
+    if missing:
+        raise store_errors.MissingColumnError(f"append: column(s) {missing} missing; a row needs every column of "
+                                              f"{list(schema.names)} but {sorted(auto)} (filled by the store)")
+    for name, v in columns.items():
+        if name not in schema:
+            raise store_errors.UnknownColumnError(f"append: column {name!r} is not in the store's schema "
+                                                  f"{list(schema.names)}")
+        c, a = schema[name], np.asarray(v)
+        if a.shape != c.shape:
+            raise store_errors.ShapeError(f"append: column {name!r} got shape {a.shape}, expected {c.shape}")
+        if c.is_float and not c.allow_nonfinite and a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise store_errors.NonFiniteError(f"append: column {name!r} holds NaN or inf; non-finite values are "
+                                              "rejected. Fix the value, or create the store with allow_nonfinite=True")
 
 
 def _block_to_arrow(block: dict, schema: Schema, actors: Actors) -> pa.RecordBatch:

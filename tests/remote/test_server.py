@@ -18,7 +18,8 @@ from remote_helpers import ACTORS, SCHEMA, SENT, Server, client_block, make_run,
 from replaystore.remote import RemoteSampler, RemoteWriter, connect
 from replaystore.remote.errors import AuthError, ProtocolError, RateLimitTimeout, ShardBusyError
 from replaystore.store import ReplayStore, Sampler
-from replaystore.store.errors import ClosedStoreError, SamplerError
+from replaystore.store.errors import (ClosedStoreError, MissingColumnError, NonFiniteError, SamplerError, ShapeError,
+                                      UnknownColumnError)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +247,44 @@ def test_a_second_sigterm_ends_a_server_that_waits_for_an_idle_stream(tmp_path):
     assert len(shard_columns(run.path, "idle")["actor"]) == 20
     w._stream = None
     w.close()
+
+
+def test_a_bad_appended_row_is_refused_alone(served):
+    """append checks each row like a local writer: a wrong shape, a NaN, a missing or unknown
+    column raise at that append, and the rows gathered around it all arrive."""
+    run, server = served
+    rows = client_block(9, 0, 6)
+    row = lambda i, **change: dict({k: v[i] for k, v in rows.items()}, **change)  # noqa: E731
+    with RemoteWriter(server.location, "w-rows", batch_rows=100) as w:
+        w.append(**row(0))
+        w.append(**row(1))
+        with pytest.raises(ShapeError, match="'state' got shape .4,., expected .3,."):
+            w.append(**row(2, state=np.zeros(4, np.float32)))
+        with pytest.raises(NonFiniteError, match="'reward' holds NaN"):
+            w.append(**row(2, reward=np.float32("nan")))
+        with pytest.raises(MissingColumnError, match="done"):
+            w.append(**{k: v for k, v in row(2).items() if k != "done"})
+        with pytest.raises(UnknownColumnError, match="bonus"):
+            w.append(**row(2, bonus=1.0))
+        for i in range(2, 6):
+            w.append(**row(i))
+        assert w.commit() == 6
+    assert shard_columns(run.path, "w-rows")["state"].tobytes() == rows["state"].tobytes()
+
+
+def test_a_refused_block_in_flight_says_which_rows_were_kept(served):
+    """Blocks are pipelined: a refused block raises at the next call that waits, the blocks
+    sent after it are not kept, and the error says so; the rows before it are committed."""
+    run, server = served
+    with RemoteWriter(server.location, "w-flight", in_flight=8) as w:
+        w.extend(client_block(10, 0, 30))
+        bad = client_block(10, 30, 10)
+        bad["reward"][4] = np.inf
+        w.extend(bad)
+        w.extend(client_block(10, 30, 10))
+        with pytest.raises(NonFiniteError, match=r"'reward'.*\[RemoteWriter 'w-flight': the refused block and those "
+                                                 r"sent after it \(20 rows\) were not kept; this writer's 30 rows "
+                                                 r"before them are committed\]"):
+            w.commit()
+        assert w.acknowledged == 30
+    assert len(shard_columns(run.path, "w-flight")["actor"]) == 30
