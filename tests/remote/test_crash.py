@@ -110,3 +110,9 @@ def test_sixteen_clients_a_killed_client_a_bad_client_and_a_killed_server(tmp_pa
         assert server.stop() == 0
     report = rs.audit(run.path)
     assert sorted(report.shards) == [f"client-{k:02d}" for k in range(STREAMERS + 2)]
+    lengths.update({0: lengths[0] + 25, bad: 80})
+    for k, n in lengths.items():  # each client's rows and actor shares, as the audit of a local run has them
+        shard = report.pooled["per_shard"][f"client-{k:02d}"]
+        actors = client_block(k, 0, n)["actor"]
+        assert shard["rows"] == n
+        assert shard["fractions"] == pytest.approx({a: float(np.mean(actors == a)) for a in ACTORS})
