@@ -25,7 +25,7 @@ INGEST = b"ingest"          # DoPut descriptor path: [b"ingest", client name]
 SHAPE_KEY = b"shape"        # field metadata: the column's per-row shape as JSON
 ACTORS_KEY = b"actors"      # schema metadata: the actor vocabulary, JSON list, code = index
 SCHEMA_KEY = b"store_schema"  # schema metadata: the store's schema JSON
-MAX_REQUEST_BYTES = 1 << 20  # a ticket or action body larger than this is refused, not parsed
+MAX_REQUEST_BYTES = 16 << 20  # a ticket or action body larger than this is refused, not parsed (~600k priorities)
 
 
 def zero_width(column) -> bool:

@@ -165,12 +165,12 @@ class ReplayServer(flight.FlightServerBase):
             while batches == 0 or k < batches:
                 session.used = time.monotonic()  # a long stream keeps its session alive
                 with session.lock:
-                    if self.limiter is not None and not self.limiter.wait_sample(
-                            lambda: _rows_now(session.sampler), session.timeout, context.is_cancelled):
-                        return
                     try:
+                        if self.limiter is not None and not self.limiter.wait_sample(
+                                lambda: _rows_now(session.sampler), session.timeout, context.is_cancelled):
+                            return
                         b = session.sampler.sample()
-                    except StoreError as e:
+                    except StoreError as e:  # RateLimitTimeout, EmptyWindowError, ...
                         raise _refuse(e) from None
                     meta = {"actor_counts": session.sampler.last_actor_counts.tolist(),
                             "window": list(session.sampler.rows_in_window)}
