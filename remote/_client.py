@@ -106,7 +106,10 @@ class RemoteWriter:
     def commit(self) -> int:
         """Send what is gathered, ask the server to commit, wait for every answer; the shard's committed rows."""
         self._check_open("commit")
-        self._send_rows(commit=True) if self._rows else self._send({}, commit=True)
+        if self._rows:
+            self._send_rows(commit=True)
+        else:
+            self._send({}, commit=True)
         self._drain(0)
         return self.shard_rows
 

@@ -28,6 +28,12 @@ def _acks(out, k: int) -> list[int]:
         return []
 
 
+def _ended(out, k: int) -> str:
+    """How client k's thread ended: the class of the error it saw."""
+    with open(os.path.join(out, f"client-{k:02d}.acks")) as fh:
+        return [line.split(": ", 1)[1].strip() for line in fh if line.startswith("# ended: ")][-1]
+
+
 def _wait(condition, what: str) -> None:
     end = time.monotonic() + DEADLINE
     while not condition():
@@ -91,6 +97,7 @@ def test_sixteen_clients_a_killed_client_a_bad_client_and_a_killed_server(tmp_pa
         _wait(lambda: all(len(_acks(out, k)) > before[k] for k in range(STREAMERS)), "the others to go on")
         server.kill()  # mid-stream: the clients are sending
         assert many.wait(DEADLINE) == 0
+        assert {_ended(out, k) for k in range(STREAMERS)} == {"ConnectionLostError"}  # told, not hung
     finally:
         for p in (many, victim):
             if p.poll() is None:
