@@ -308,6 +308,7 @@ class RemoteSampler:
                "beta": beta, "seed": seed, "columns": None if columns is None else list(columns), "timeout": timeout}
         self._sid = self._action("open_sampler", req)["sampler"]
         self._columns = self._schema.names if columns is None else tuple(columns)
+        self._beta = beta
         self._stream_mode = (str(strategy).lower() != "prioritized") if stream is None else bool(stream)
         self._reader = None
         self._closed = False
@@ -355,6 +356,15 @@ class RemoteSampler:
         rows, priorities = np.asarray(_np(rows), np.int64), np.asarray(_np(priorities), np.float64)
         self._action("update_priorities", {"sampler": self._sid, "rows": rows.tolist(),
                                            "priorities": priorities.tolist()})
+
+    @property
+    def beta(self) -> float:
+        """Importance-sampling exponent (prioritized); may be annealed between batches, as a Sampler's."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self._beta = self._action("set_beta", {"sampler": self._sid, "beta": value})["beta"]
 
     def priorities(self, rows) -> np.ndarray:
         rows = np.asarray(_np(rows), np.int64)

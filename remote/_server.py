@@ -33,6 +33,7 @@ ACTIONS = {
                     "columns, timeout); answers its id and the batches' Arrow schema",
     "update_priorities": "JSON {sampler, rows, priorities}: set raw priorities of rows (prioritized sessions)",
     "priorities": "JSON {sampler, rows}: answers the raw priorities of rows",
+    "set_beta": "JSON {sampler, beta}: the importance-sampling exponent of a prioritized session (annealing)",
     "close_sampler": "JSON {sampler}: end a session (a prioritized one saves its priorities if it can)",
 }
 
@@ -263,6 +264,12 @@ class ReplayServer(flight.FlightServerBase):
         session = self._session(req, "priorities")
         with session.lock:
             return {"priorities": session.sampler.priorities(_numbers(req, "rows", np.int64)).tolist()}
+
+    def _action_set_beta(self, req):
+        session = self._session(req, "set_beta")
+        with session.lock:
+            session.sampler.beta = P.get(req, "beta", (int, float), "set_beta", required=True)
+            return {"beta": session.sampler.beta}
 
     def _action_close_sampler(self, req):
         sid = P.get(req, "sampler", str, "close_sampler", required=True)

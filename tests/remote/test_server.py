@@ -4,6 +4,7 @@ a served store, token and TLS, and the rate limiter. Every server is a real subp
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -58,7 +59,7 @@ def test_remote_batches_are_the_local_samplers_bit_for_bit(served, kw):
 
 def test_prioritized_sessions_follow_priority_updates_like_a_local_sampler(served):
     """Priorities set through the action change the next batch exactly as they change a local
-    prioritized Sampler's, and read back the same."""
+    prioritized Sampler's, and read back the same; so does an annealed beta (refused for uniform)."""
     run, server = served
     with RemoteSampler(server.location, 256, strategy="prioritized", alpha=0.7, beta=0.5, seed=4) as remote, \
             Sampler(run.path, 256, strategy="prioritized", alpha=0.7, beta=0.5, seed=4) as local:
@@ -70,7 +71,12 @@ def test_prioritized_sessions_follow_priority_updates_like_a_local_sampler(serve
             local.update_priorities(b["row"], prios)
         rows = a["row"][::17]
         assert remote.priorities(rows).tobytes() == local.priorities(rows).tobytes()
+        remote.beta = local.beta = 0.9  # annealed
+        assert remote.beta == 0.9
         _same(remote.sample(), local.sample())
+    with pytest.raises(SamplerError, match="not 'prioritized'"):
+        with RemoteSampler(server.location, 8) as uniform:
+            uniform.beta = 0.5
 
 
 def test_a_remote_writer_appends_extends_and_commits_like_a_local_writer(served):
@@ -288,3 +294,19 @@ def test_a_refused_block_in_flight_says_which_rows_were_kept(served):
             w.commit()
         assert w.acknowledged == 30
     assert len(shard_columns(run.path, "w-flight")["actor"]) == 30
+
+
+def test_a_client_shard_is_watched_and_audited_like_a_local_store(served, capsys):
+    """A served client's shard is an ordinary store: watch reads it while the server writes it,
+    with its rows and actor shares."""
+    from replaystore.cli import main
+
+    run, server = served
+    with RemoteWriter(server.location, "w-watch") as w:
+        w.extend(client_block(11, 0, 90))
+        w.commit()
+        assert main(["watch", run.shard_path("w-watch"), "--once", "--audit-every", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "90 committed" in out
+    for name in ACTORS:  # 30 rows each
+        assert re.search(rf"{name}\s+30\s+33\.3%", out), out
