@@ -7,6 +7,12 @@ calling conventions), ``connect`` (a raw ``pyarrow.flight`` client with the toke
 language with an Arrow Flight library, is PROTOCOL.md at the repository's root.
 """
 
+try:
+    import pyarrow.flight  # noqa: F401
+except ImportError as e:
+    raise ImportError(f"replaystore.remote needs pyarrow with Arrow Flight ({e}); install it with "
+                      "`pip install 'replaystore[remote]'`") from None
+
 from . import errors
 from ._client import RemoteSampler, RemoteWriter, connect
 from ._protocol import PROTOCOL_VERSION

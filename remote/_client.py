@@ -71,9 +71,14 @@ class RemoteWriter:
                  batch_rows: int = 4096, in_flight: int = 8):
         self.location, self.name = location, name
         self._client, self._options = connect(location, token, tls_root_certs)
-        info = _info(self._client, self._options)
-        if info["kind"] != "run":
-            raise ProtocolError(f"{location} serves a store, not a run; RemoteWriter writes a client's shard of a run")
+        try:
+            info = _info(self._client, self._options)
+            if info["kind"] != "run":
+                raise ProtocolError(f"{location} serves a store, not a run; RemoteWriter writes a client's shard "
+                                    "of a run")
+        except BaseException:
+            self._client.close()
+            raise
         self.schema = Schema.from_json(json.dumps(info["schema"]))
         self.actors = Actors(info["actors"])
         self.batch_rows, self.in_flight = int(batch_rows), int(in_flight)
@@ -300,13 +305,17 @@ class RemoteSampler:
                  stream: bool | None = None, token: str | None = None, tls_root_certs: bytes | None = None):
         self.location, self.batch_size, self.as_torch = location, batch_size, as_torch
         self._client, self._options = connect(location, token, tls_root_certs)
-        info = _info(self._client, self._options)
+        req = {"batch_size": batch_size, "strategy": strategy, "actor_fractions": actor_fractions, "alpha": alpha,
+               "beta": beta, "seed": seed, "columns": None if columns is None else list(columns), "timeout": timeout}
+        try:
+            info = _info(self._client, self._options)
+            self._sid = self._action("open_sampler", req)["sampler"]
+        except BaseException:
+            self._client.close()
+            raise
         self.actors = Actors(info["actors"])
         self.window = info["window"]
         self._schema = Schema.from_json(json.dumps(info["schema"]))
-        req = {"batch_size": batch_size, "strategy": strategy, "actor_fractions": actor_fractions, "alpha": alpha,
-               "beta": beta, "seed": seed, "columns": None if columns is None else list(columns), "timeout": timeout}
-        self._sid = self._action("open_sampler", req)["sampler"]
         self._columns = self._schema.names if columns is None else tuple(columns)
         self._beta = beta
         self._stream_mode = (str(strategy).lower() != "prioritized") if stream is None else bool(stream)

@@ -12,6 +12,8 @@ import os
 import signal
 import threading
 
+import pyarrow as pa
+
 from ._ratelimit import SampleToInsertRatio
 from ._server import ReplayServer
 from .errors import ServerConfigError
@@ -51,8 +53,14 @@ def serve(path, host: str = "127.0.0.1", port: int = 0, *, token: str | None = N
     if (tls_cert is None) != (tls_key is None):
         raise ServerConfigError("TLS needs both a certificate and its key (--tls-cert and --tls-key), got one")
     tls = (tls_cert, tls_key) if tls_cert is not None else None
-    server = ReplayServer(path, location_for(host, port, tls is not None), token=token, tls=tls,
-                          rate_limiter=rate_limiter, shard_options=shard_options)
+    location = location_for(host, port, tls is not None)
+    try:
+        server = ReplayServer(path, location, token=token, tls=tls, rate_limiter=rate_limiter,
+                              shard_options=shard_options)
+    except pa.ArrowException as e:  # gRPC says only "did not start": the usual causes are these
+        raise ServerConfigError(f"could not serve on {location} ({e}): the port may be in use (--port 0 picks a "
+                                "free one), the host not an address of this machine, or the TLS files not a "
+                                "PEM certificate and its key") from None
     stop, stopped = threading.Event(), threading.Event()
 
     def _shutdown():

@@ -28,7 +28,8 @@ from ._ratelimit import SampleToInsertRatio
 from .errors import AuthError, ProtocolError, ServerConfigError, ShardBusyError
 
 ACTIONS = {
-    "info": "the served path: kind (run or store), schema, actors, window, rows per shard, rate limiter",
+    "info": "the served path: kind (run or store), schema, actors, window, shard names, rate limiter",
+    "rows": "committed rows: per shard of a run, or of the store",
     "open_sampler": "make a sampler session (JSON: batch_size, strategy, actor_fractions, alpha, beta, seed, "
                     "columns, timeout); answers its id and the batches' Arrow schema",
     "update_priorities": "JSON {sampler, rows, priorities}: set raw priorities of rows (prioritized sessions)",
@@ -234,11 +235,14 @@ class ReplayServer(flight.FlightServerBase):
                 "schema": json.loads(self.schema.to_json()), "actors": list(self.actors.names),
                 "window": self.window, "rate_limiter": None if self.limiter is None else self.limiter.state()}
         if self.run is not None:
-            info["shards"] = self.run.rows()
-        else:
-            with ReplayStore.open(self.path) as s:
-                info["rows"] = len(s)
+            info["shards"] = self.run.shards()  # a listing; 'rows' opens each shard
         return info
+
+    def _action_rows(self, req):
+        if self.run is not None:
+            return {"shards": self.run.rows()}
+        with ReplayStore.open(self.path) as s:
+            return {"rows": len(s)}
 
     def _action_open_sampler(self, req):
         session = self._open_session(req)

@@ -33,7 +33,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from replaystore.remote import SampleToInsertRatio, serve
+    try:
+        from replaystore.remote import SampleToInsertRatio, serve
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from replaystore.store.errors import StoreError
 
     try:

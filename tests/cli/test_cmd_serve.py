@@ -41,3 +41,15 @@ def test_a_bad_rate_limiter_is_refused(run_path, capsys):
     """A samples-per-insert ratio that could block both sides is refused before binding."""
     assert main(["serve", run_path, "--port", "0", "--samples-per-insert", "4", "--error-buffer", "1"]) == 2
     assert "error_buffer=1.0" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_refused_with_the_likely_causes(run_path, capsys):
+    """A port another socket holds exits 2 and names the port and what to try."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", run_path, "--port", str(port)]) == 2
+    assert f"could not serve on grpc+tcp://127.0.0.1:{port}" in capsys.readouterr().err

@@ -101,8 +101,9 @@ def main(location: str, out: str) -> int:
     action(client, "close_sampler", {"sampler": session["sampler"]})
     with pa.OSFile(f"{out}/batches.arrow", "wb") as fh, pa.ipc.new_file(fh, table.schema) as w:
         w.write_table(table)
+    rows = action(client, "rows", {})
     with open(f"{out}/result.json", "w") as fh:
-        json.dump({"acks": acks, "errors": errors, "info": info,
+        json.dump({"acks": acks, "errors": errors, "info": info, "rows": rows,
                    "imported_replaystore": sorted(m for m in sys.modules if m.startswith("replaystore"))}, fh)
     return 0
 

@@ -28,6 +28,8 @@ def test_a_raw_flight_client_writes_and_samples_with_only_the_protocol(tmp_path)
         assert server.stop() == 0
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["imported_replaystore"] == []
+    assert result["info"]["kind"] == "run" and result["info"]["actors"] == list(ACTORS)
+    assert result["rows"] == {"shards": {"raw-0": 400}}
     assert [a["committed"] for a in result["acks"]] == [100, 100, 400]  # the second block asked for no commit
     assert [a["received"] for a in result["acks"]] == [100, 150, 400]
     errors = result["errors"]
