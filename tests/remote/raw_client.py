@@ -94,6 +94,8 @@ def main(location: str, out: str) -> int:
     bad = dict(good, reward=np.array([1, 2, np.nan, 4, 5], np.float32))
     errors["nan"] = put_bad(client, to_batch(info, bad))
     errors["extra_column"] = put_bad(client, to_batch(info, dict(good, bonus=np.ones(5, np.float32))))
+    errors["missing_column"] = put_bad(client, to_batch(info, {k: v for k, v in good.items() if k != "reward"}))
+    errors["float_action"] = put_bad(client, to_batch(info, dict(good, discrete_action=np.full(5, 0.5))))
     session = action(client, "open_sampler", {"batch_size": 64, "strategy": "stratified", "seed": 3,
                                               "actor_fractions": {info["actors"][0]: 0.5, info["actors"][1]: 0.5}})
     stream = client.do_get(flight.Ticket(json.dumps({"sampler": session["sampler"], "batches": 2}).encode()))

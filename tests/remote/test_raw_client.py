@@ -17,7 +17,8 @@ from replaystore.store import Run, Sampler
 def test_a_raw_flight_client_writes_and_samples_with_only_the_protocol(tmp_path):
     """Rows sent by a client with no replaystore import land bit for bit in its shard with its
     actor names turned into codes; the commits it asked for are acknowledged; an unknown actor, a
-    NaN and a foreign column are refused with the store's error class and message; and a sampler
+    NaN, a foreign column, a missing column and floats for an integer column are refused with
+    the store's error class and message; and a sampler
     session gives the batches a local Sampler with the same seed gives, bit for bit."""
     run = make_run(tmp_path / "run")
     server = Server(run.path)
@@ -36,6 +37,8 @@ def test_a_raw_flight_client_writes_and_samples_with_only_the_protocol(tmp_path)
     assert errors["unknown_actor"].startswith("UnknownActorError: ") and "cheater" in errors["unknown_actor"]
     assert errors["nan"].startswith("NonFiniteError: ") and "reward" in errors["nan"]
     assert errors["extra_column"].startswith("UnknownColumnError: ") and "bonus" in errors["extra_column"]
+    assert errors["missing_column"].startswith("MissingColumnError: ") and "reward" in errors["missing_column"]
+    assert errors["float_action"].startswith("DTypeError: ") and "discrete_action" in errors["float_action"]
 
     with Run.open(run.path).open_shard("raw-0") as s:
         assert len(s) == 400  # the refused batches left nothing
