@@ -216,8 +216,9 @@ def test_the_rate_limiter_holds_a_learner_ahead_and_actors_ahead(tmp_path):
 
         t = threading.Thread(target=actor)
         t.start()
-        seen = []
+        seen, give_up = [], time.monotonic() + 120
         while len(seen) < 3 or seen[-1] != seen[-3] or seen[-1] < 250:  # until the inserts stop moving
+            assert time.monotonic() < give_up, f"inserts never settled: {seen[-5:]}"
             time.sleep(0.2)
             seen.append(_limiter_state(server.location)["inserted"])
         # held: 50, ..., 200 rows (error 200, allowed), 250 (error 250 > 200: the next batch waits)
@@ -230,8 +231,8 @@ def test_the_rate_limiter_holds_a_learner_ahead_and_actors_ahead(tmp_path):
             assert state["sampled"] == 900 and state["inserted"] >= 600
             while not done.is_set() and _limiter_state(server.location)["inserted"] < 1000:
                 learner.sample()  # the learner keeps pace until the actor is through
-        t.join()
-        assert _limiter_state(server.location)["inserted"] == 1000
+        t.join(120)
+        assert not t.is_alive() and _limiter_state(server.location)["inserted"] == 1000
     finally:
         assert server.stop() == 0
 
