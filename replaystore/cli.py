@@ -25,6 +25,7 @@ COMMANDS = {
     "convert": ("replaystore._cmd_convert", "write a format-2 copy of a store (format 1 opens read-only)"),
     "compact": ("replaystore._cmd_compact", "rewrite a store's segments older than its window compressed"),
     "export": ("replaystore._cmd_export", "write a store's or run's committed rows as Parquet (local or fsspec URL)"),
+    "serve": ("replaystore._cmd_serve", "serve a run over Arrow Flight: clients write their own shards, learners sample"),
 }
 
 EXIT_CODES = """exit status:

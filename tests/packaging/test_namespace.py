@@ -105,7 +105,7 @@ def test_wheel_installs_only_the_namespace(wheel):
     tops = {n.split("/")[0] for n in wheel.namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"replaystore"}
     names = set(wheel.namelist())
-    for sub in ("store", "agent", "analysis"):
+    for sub in ("store", "agent", "analysis", "remote"):
         assert f"replaystore/{sub}/__init__.py" in names
 
 
