@@ -74,6 +74,9 @@ class Context:
         self.nseg = max(1, math.ceil(self.n / self.seg_rows))
         self.seg = (np.arange(self.n) // self.seg_rows).astype(np.intp)
         self.sections: dict = {}  # the report sections the older checks read (composition, telemetry)
+        self.policies: dict = {}    # actor -> callable, given by the caller (never imported from the store)
+        self.trust_policies = False  # the caller allows importing policies the store's metadata names
+        self.env_problems: list = []  # why some facts are missing (no gymnasium, a malformed env block)
 
     def has(self, *columns) -> bool:
         return all(c in self.columns for c in columns)

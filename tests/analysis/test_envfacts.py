@@ -19,10 +19,10 @@ def test_terminal_states_with_a_rounding_margin():
 
 def test_env_facts_from_metadata():
     """The id comes from the top level or the agent's config; max_episode_steps overrides the limit."""
-    assert 500 == env_facts({"env_id": "CartPole-v1"}).max_steps
-    assert 200 == env_facts({"config": {"env_id": "CartPole-v0"}}).max_steps
-    assert 100 == env_facts({"env_id": "HybridCartPole-v1", "max_episode_steps": 100}).max_steps
-    assert env_facts({"env_id": "Pong-v5"}) is None and env_facts({}) is None
+    assert 500 == env_facts({"env_id": "CartPole-v1"})[0].max_steps
+    assert 200 == env_facts({"config": {"env_id": "CartPole-v0"}})[0].max_steps
+    assert 100 == env_facts({"env_id": "HybridCartPole-v1", "max_episode_steps": 100})[0].max_steps
+    assert (None, []) == env_facts({"env_id": "NoSuchGame-v5"}) and (None, []) == env_facts({})
 
 
 def test_time_limit_from_metadata_is_enforced(cartpole):
