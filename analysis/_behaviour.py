@@ -255,6 +255,22 @@ def _differ(s1, s2, c, o1, o2, oc):
     return mean, std, om, ostd, score, np.flatnonzero(score > STATE_STD_RATIO)
 
 
+def _inside_bounds(ctx: Context, ev: dict) -> np.ndarray:
+    """(A, D): the actor's values of the element all lie inside the observation space's bounds. Such an
+    element differing between actors is behaviour (an expert holding a pendulum upright sees a narrow
+    band of angles), not states stored in another frame, which leave the space."""
+    rp, env = ctx.rows, ctx.env
+    out = np.zeros((ctx.A, rp.width), bool)
+    if env is None or env.obs_low is None or env.obs_low.size != rp.width or rp.amin is None:
+        ev["bounds"] = "no observation bounds known: a narrower or wider spread alone is a finding"
+        return out
+    lo, hi = env.obs_low.reshape(-1), env.obs_high.reshape(-1)
+    slack = 1e-6 * np.maximum(1.0, np.where(np.isfinite(hi - lo), np.abs(hi - lo), 1.0))
+    out = (rp.amin >= lo - slack) & (rp.amax <= hi + slack)
+    ev["bounds"] = f"elements inside the observation space ({env.sources.get('observation')}) are not compared"
+    return out
+
+
 def state_statistics(ctx: Context):
     """Per-actor mean and spread of each state element, each actor against the others pooled, over
     the whole store and segment by segment (which localizes a change that starts mid-run)."""
@@ -267,10 +283,12 @@ def state_statistics(ctx: Context):
         raise Skip(f"fewer than two actors with {MIN_STATES} rows or more: nothing to compare states with")
     ev = {"per_actor": {}, "threshold_std_ratio": STATE_STD_RATIO, "elements_listed": min(16, rp.width),
           "sampled_rows": int(c.sum())}
+    inside = _inside_bounds(ctx, ev)
     out = []
     for i, x in enumerate(ctx.names):
         oc = c.sum() - c[i]
         mean, std, om, ostd, score, bad = _differ(s1[i], s2[i], c[i], s1.sum(0) - s1[i], s2.sum(0) - s2[i], oc)
+        bad = bad[~inside[i, bad]]
         ev["per_actor"][x] = {"rows": int(c[i]), "mean": [num(v) for v in mean[:16]],
                               "std": [num(v) for v in std[:16]]}
         if c[i] < MIN_STATES or oc < MIN_STATES:
@@ -279,8 +297,9 @@ def state_statistics(ctx: Context):
         for k in range(ctx.nseg):
             ock = sc[k].sum() - sc[k, i]
             if sc[k, i] >= MIN_SEGMENT_STATES and ock >= MIN_SEGMENT_STATES:
-                if _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i], ss2[k].sum(0) - ss2[k, i],
-                           ock)[-1].size:
+                seg_bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i], ss2[k].sum(0) - ss2[k, i],
+                                  ock)[-1]
+                if seg_bad[~inside[i, seg_bad]].size:
                     segs.append(k)
         # with two actors both differ from each other: report the one holding fewer rows
         if not (bad.size or segs) or (ctx.A == 2 and c[i] > oc):
@@ -290,6 +309,7 @@ def state_statistics(ctx: Context):
             ock = sc[k].sum() - sc[k, i]
             mean, std, om, ostd, score, bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
                                                       ss2[k].sum(0) - ss2[k, i], ock)
+            bad = bad[~inside[i, bad]]
         j = int(bad[np.argmax(score[bad])])
         rows = ctx.actor_rows(i, segs[0], segs[-1]) if segs else np.flatnonzero(ctx.codes == i)
         w = ctx.where(rows)
