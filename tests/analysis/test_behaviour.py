@@ -133,3 +133,13 @@ def test_continuous_action_frozen_mid_run(cartpole):
     first = int(np.flatnonzero(cols["actor"][1000:] == 1)[0]) + 1000
     assert ("dqn", 0) == (a.actor, a.details["element"])
     assert first <= a.rows[0] < first + a.details["segment_rows"] and "0.7" in a.message
+
+
+def test_registry_sign_names_the_negated_actor_on_acrobot(gym_audits):
+    """Acrobot pays -1 or 0 (its registry's solved return is -100): the learner's negated rewards are
+    'dqn''s, although 'dqn' holds most rows."""
+    report, _ = gym_audits["acrobot_negated"]
+    (a,) = [a for a in report.anomalies if a.code == "REWARD_SIGN"]
+    assert "dqn" == a.actor
+
+
