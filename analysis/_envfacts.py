@@ -44,7 +44,11 @@ ENV_KEYS = {
     "action": "{'n': K} (discrete actions 0..K-1) or {'shape': [k], 'low': .., 'high': ..} (continuous)",
     "actors": "{actor: {'deterministic': bool, 'policy': 'package.module:function'}}: a deterministic actor "
               "acts the same on the same state; its policy is imported only when the auditor trusts it",
+    "n_actions": "int: shorthand for 'action': {'n': K}",
+    "action_low": "list: shorthand for 'action': {'shape': [len], 'low': .., 'high': ..}, with action_high",
+    "action_high": "list: see action_low",
 }
+SHORTHAND = ("n_actions", "action_low", "action_high")
 ACTOR_KEYS = ("deterministic", "scripted", "policy")
 
 
@@ -234,6 +238,20 @@ def parse_block(block, where: str) -> dict:
     if unknown:
         raise EnvFactsError(f"{where}: unknown key(s) {unknown}; known keys: "
                             + "; ".join(f"{k}: {v}" for k, v in ENV_KEYS.items()))
+    short = [k for k in SHORTHAND if k in block]
+    if short:
+        if "action" in block:
+            raise EnvFactsError(f"{where}: give the action space once, as 'action' or as {short}, not both")
+        given, block = block, {k: v for k, v in block.items() if k not in SHORTHAND}
+        if short == ["n_actions"]:
+            block["action"] = {"n": given["n_actions"]}
+        elif short == ["action_low", "action_high"]:
+            low = given["action_low"]
+            block["action"] = {"shape": [len(low) if isinstance(low, list) else 1], "low": low,
+                               "high": given["action_high"]}
+        else:
+            raise EnvFactsError(f"{where}: {short} given; give n_actions alone (discrete) or action_low and "
+                                "action_high together (continuous)")
     out: dict = {}
     if "id" in block:
         if not isinstance(block["id"], str):

@@ -121,3 +121,14 @@ def test_report_lists_the_checks_a_missing_fact_skipped(make_run):
     assert "no policy recorded" in report.checks["tag_policy"]["reason"]
     assert "declared deterministic" in report.checks["tag_behaviour"]["reason"]
     assert "no facts about the environment" in report.notes["env_facts"]
+
+
+def test_flat_action_shorthand_is_accepted():
+    """n_actions, or action_low with action_high, stand for the 'action' object; mixing them is refused."""
+    assert {"n_actions": 3} == {k: v for k, v in parse_block({"n_actions": 3}, "t").items()}
+    cont = parse_block({"action_low": [-1.0], "action_high": [1.0]}, "t")
+    assert ((1,), [-1.0], [1.0]) == (cont["action_shape"], cont["action_low"].tolist(), cont["action_high"].tolist())
+    with pytest.raises(EnvFactsError, match="together"):
+        parse_block({"action_low": [-1.0]}, "t")
+    with pytest.raises(EnvFactsError, match="not both"):
+        parse_block({"n_actions": 2, "action": {"n": 2}}, "t")
