@@ -111,37 +111,35 @@ def duplicate_rows(ctx: Context):
     car stopped at the left wall is set to exactly (-1.2, 0), and near-deterministic play then
     repeats 17-38 rows exactly); those carry other actors or continue their own episode into the
     repeat, so they are counted in the evidence, not reported."""
-    rp = ctx.rows
-    h = rp.hash.copy()
-    # the actor tags are part of a row appended twice: hashing them keeps the natural repeats of other
-    # actors from becoming candidates at all. Step numbers are not: the store numbers a re-appended
-    # batch afresh.
     keyed = [c for c in ("reward", "discrete_action", "actor") if c in ctx.cols]
-    for k, c in enumerate(keyed):
-        v = ctx.cols[c].astype(np.float64).view(np.uint64)
-        h += v * np.uint64(0x9E3779B97F4A7C15 + 2 * k)
-    # partner: the first row with the same hash (a stable sort keeps rows of one hash in row order)
-    o = np.argsort(h, kind="stable")
-    hs = h[o]
-    head = np.r_[True, hs[1:] != hs[:-1]]
-    partner = np.empty(ctx.n, np.int64)
-    partner[o] = o[np.maximum.accumulate(np.where(head, np.arange(ctx.n), 0))]
-    dup = partner != np.arange(ctx.n)
-    cont = np.zeros(ctx.n, bool)
-    cont[1:] = dup[1:] & dup[:-1] & (partner[1:] == partner[:-1] + 1)
-    starts = np.flatnonzero(dup & ~cont)
-    # one past each run's last row; the runs do not overlap, so a start's end is the first one after it
-    run_end = np.flatnonzero(dup & ~np.append(cont[1:], False)) + 1
-    ends = run_end[np.searchsorted(run_end, starts, side="right")]
+    h = _keyed_hash(ctx, keyed)
+    o = np.argsort(h, kind="stable")  # a stable sort keeps rows of one hash in row order
+    h = h[o]
+    eq = h[1:] == h[:-1]
+    del h
+    pos = np.flatnonzero(eq) + 1  # sorted positions of rows whose hash the previous sorted row has
+    del eq
+    block = np.r_[True, np.diff(pos) != 1] if pos.size else np.zeros(0, bool)
+    group_first = (pos[block] - 1)[np.cumsum(block) - 1] if pos.size else pos
+    rows_d, partner_d = o[pos], o[group_first]
+    del o
+    order = np.argsort(rows_d, kind="stable")
+    rows_d, partner_d = rows_d[order], partner_d[order]
+    cont = np.zeros(rows_d.size, bool)
+    cont[1:] = (rows_d[1:] == rows_d[:-1] + 1) & (partner_d[1:] == partner_d[:-1] + 1)
+    first = ~cont
+    starts, partners = rows_d[first], partner_d[first]
+    last = np.r_[first[1:], True] if rows_d.size else first
+    ends = rows_d[last] + 1  # one past each run's last row
     long = (ends - starts) >= MIN_DUP_RUN
-    ev = {"duplicate_rows": int(dup.sum()), "threshold_run": MIN_DUP_RUN, "blocks": [], "natural_repeats": 0,
+    ev = {"duplicate_rows": int(rows_d.size), "threshold_run": MIN_DUP_RUN, "blocks": [], "natural_repeats": 0,
           "keyed_on": ["state", "next_state", *keyed]}
     out = []
     severity = "error" if ctx.env is None or ctx.env.random_reset is not False else "warning"
     ev["candidate_blocks"] = int(long.sum())
     # each candidate is confirmed on its whole rows; past MAX_BLOCKS the count says how many more
-    for a, b in zip(starts[long][:MAX_BLOCKS].tolist(), ends[long][:MAX_BLOCKS].tolist()):
-        p = int(partner[a])
+    for a, b, p in zip(starts[long][:MAX_BLOCKS].tolist(), ends[long][:MAX_BLOCKS].tolist(),
+                       partners[long][:MAX_BLOCKS].tolist()):
         if not _same_rows(ctx, np.arange(a, b), np.arange(p, p + (b - a))):
             continue  # a hash collision on the first state elements; the full rows differ
         if not _same_bookkeeping(ctx, a, b, p):
@@ -161,6 +159,16 @@ def duplicate_rows(ctx: Context):
             details=evidence("consecutive rows repeated (at least)",
                              b - a, MIN_DUP_RUN, **block)))
     return out, ev
+
+
+def _keyed_hash(ctx: Context, keyed: list) -> np.ndarray:
+    """The row pass's hash of both states, mixed with the scalar columns ``keyed``. The actor tags are
+    part of a row appended twice: hashing them keeps the natural repeats of other actors from becoming
+    candidates at all. Step numbers are not: the store numbers a re-appended batch afresh."""
+    h = ctx.rows.hash.copy()
+    for k, c in enumerate(keyed):
+        h += ctx.cols[c].astype(np.float64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15 + 2 * k)
+    return h
 
 
 def _same_rows(ctx: Context, rows: np.ndarray, other: np.ndarray) -> bool:
