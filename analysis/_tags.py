@@ -203,7 +203,10 @@ def resolve(ctx: Context) -> tuple[dict, dict]:
         if actor in out or not spec or actor not in ctx.names:
             continue
         if ctx.trust_policies:
-            out[actor] = load_policy(spec)
+            try:
+                out[actor] = load_policy(spec)
+            except PolicyError as e:  # the store names it; a bad name is the store's finding, not a crash
+                why[actor] = f"the store's metadata names policy {spec!r} for {actor!r}, trusted, but {e}"
         else:
             why[actor] = (f"the store's metadata names policy {spec!r} for {actor!r}; it is not imported (a store "
                           f"is data): pass --trust-metadata-policies (audit(trust_policies=True)) or "

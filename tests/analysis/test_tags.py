@@ -128,3 +128,13 @@ def test_a_policy_named_by_the_store_is_never_imported_unless_trusted(tmp_path, 
     assert marker.exists() and "ran" == trusted.checks["tag_policy"]["status"]
     assert "marker_policy_mod.act" in trusted.checks["tag_policy"]["evidence"]["policies"]["expert"]
     os.remove(marker)
+
+
+def test_a_trusted_policy_that_cannot_be_imported_is_a_reason_not_a_crash(tmp_path):
+    """A store naming a module that does not exist, audited with trust: the check says why it could not run."""
+    from gym_helpers import make
+
+    path, _ = make(tmp_path, "mountaincar_clean", rows=600, meta={"env": {"actors": {"expert": {
+        "policy": "no_such_module_here:act"}}}})
+    check = audit(path, trust_policies=True).checks["tag_policy"]
+    assert "skipped" == check["status"] and "cannot be imported" in check["reason"]
