@@ -27,11 +27,13 @@ from ._export import ExportedFile, export_parquet, provenance
 from ._compare import BaselineFormatError, Comparison, Difference, assert_audit_matches, compare
 from ._load import load_train_samples, load_train_steps, load_transitions
 from ._recompute import recompute_td
-from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, audit
+from ._audit import audit
+from ._envfacts import ENV_KEYS, EnvFactsError
+from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport
 from ._run_audit import RunAuditReport, audit_run
 
 __all__ = [
-    "ANOMALY_CODES", "Anomaly", "AuditReport", "BaselineFormatError", "CHECKS", "Check", "Comparison", "Difference",
+    "ANOMALY_CODES", "Anomaly", "ENV_KEYS", "EnvFactsError", "AuditReport", "BaselineFormatError", "CHECKS", "Check", "Comparison", "Difference",
     "EXPECTED_KEYS", "ExportedFile",
     "REPORT_FORMAT", "REPORT_VERSION", "RunAuditReport", "SEVERITIES", "assert_audit_matches", "audit", "audit_run",
     "audit_runs", "compare", "export_parquet",

@@ -40,21 +40,27 @@ ANOMALY_CODES = {
     "NEXT_STATE_RESET": "error (warning without random resets): episode ends store the next episode's first state "
                         "as next_state (the terminal observation was lost to an auto-reset)",
     "NEXT_STATE_COPY": "error: most of an actor's rows store next_state equal to state",
-    "DUPLICATE_BLOCK": "error (warning for environments without random resets): consecutive rows repeat earlier "
-                       "rows exactly: a block appended twice",
+    "DUPLICATE_BLOCK": "error (warning for environments declared without random resets): consecutive rows repeat "
+                       "earlier rows exactly, with the same actors and episode bookkeeping: a block appended twice "
+                       "(trajectories that repeat inside their own episode are not)",
     "DONE_MISSING": "error: episodes end without done, or run past the environment's time limit",
     "DONE_RATE": "error: most of an actor's rows set done (done set where no episode ended)",
     "DONE_MID_EPISODE": "error: done is set on a row that the same episode continues after",
     "EPISODE_REUSED": "error: an episode id reappears after its episode ended",
     "STEP_SEQUENCE": "error: step does not count 0, 1, 2, ... inside episodes",
     "BOOTSTRAP_FLAGS": "error: truncated without done, truncated at a terminal state, or a time-limit end stored "
-                       "as terminal (warning when the store has no truncated column)",
+                       "as terminal (warning when the store has no truncated column); per actor: episodes of exactly "
+                       "the time limit stored as terminal",
     "REWARD_SIGN": "error: an actor's rewards have the opposite sign of the environment's or the other actors'",
     "REWARD_SCALE": "error: an actor's rewards are paid at another scale (20x or more)",
     "ACTION_COLLAPSE": "error: an actor takes one action in 98% of its rows where others (or it, elsewhere) do not",
     "STATE_DISTRIBUTION": "error: an actor's states differ in spread or location 10x from the other actors'",
-    "TAG_POLICY": "error: rows tagged with a scripted policy's actor do not take its action (warning: another "
-                  "actor's rows all do)",
+    "TAG_POLICY": "error: rows tagged with an actor whose policy is known (given to the audit, trusted from the "
+                  "metadata, or the agent's CartPole expert) do not take its action (warning: another actor's rows "
+                  "all do)",
+    "TAG_BEHAVIOUR": "error: rows tagged with an actor declared deterministic act unlike a unanimous neighbourhood "
+                     "of its other rows, or another actor's rows act like it where its own do not (swapped tags)",
+    "ENV_FACTS_INVALID": "error: the store's metadata 'env' block is malformed; the checks run without its facts",
     "ACTOR_DECLARED_ABSENT": "info: an actor holds no row, as the run declares (e.g. expert_ratio 0, an ablation)",
     "BATCH_COMPOSITION": "error (info under prioritized sampling): batch shares inconsistent with the buffer "
                          "or the declared sampler fractions (chi-square p < 1e-3 and a share off by more "

@@ -17,7 +17,7 @@ ENGINES = ("dask", "local")
 
 def audit_summary_row(path, expected=None) -> dict:
     """The comparison row of one run (or store): shares, reward/TD per actor, findings."""
-    from ._report import audit
+    from ._audit import audit
     from ._run_audit import RunAuditReport, _pool
 
     rep = audit(path, expected)

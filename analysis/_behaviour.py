@@ -38,33 +38,44 @@ def _groups(ctx: Context, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def reward_currency(ctx: Context):
     """Each actor's non-zero rewards against a reference: their sign and typical size (geometric mean)."""
-    r = ctx.cols["reward"].astype(np.float64)
+    r = ctx.cols["reward"]
     nz = np.isfinite(r) & (r != 0)
-    logabs = np.log(np.abs(np.where(nz, r, 1.0)))
-    cnt = _groups(ctx, np.ones(ctx.n), nz)
-    slog = _groups(ctx, logabs, nz)
-    pos = _groups(ctx, (r > 0).astype(np.float64), nz)
-    if ctx.env is not None and ctx.env.reward is not None:
-        source = f"{ctx.env.env_id} pays {ctx.env.reward:g} per step"
-        ref_log = np.full((ctx.nseg, ctx.A), math.log(abs(ctx.env.reward)))
-        ref_pos = np.full((ctx.nseg, ctx.A), 1.0 if ctx.env.reward > 0 else 0.0)
-        ref_cnt = np.full((ctx.nseg, ctx.A), np.inf)
-        suspects = range(ctx.A)
-    else:
-        # the other actors of the same segment; an actor that holds most rows is the reference for the rest
-        tot_c, tot_l, tot_p = cnt.sum(1, keepdims=True), slog.sum(1, keepdims=True), pos.sum(1, keepdims=True)
-        ref_cnt = tot_c - cnt
-        ref_log = (tot_l - slog) / np.maximum(1, ref_cnt)
-        ref_pos = (tot_p - pos) / np.maximum(1, ref_cnt)
-        rows = np.bincount(np.minimum(ctx.codes, ctx.A), minlength=ctx.A + 1)[:ctx.A]
-        source = "the other actors' rewards in the same segment"
-        suspects = [i for i in range(ctx.A) if rows[i] < rows.max()] or range(ctx.A)
-    ok = (cnt >= MIN_REWARDS) & (ref_cnt >= MIN_REWARDS)
+    logabs = np.log(np.abs(np.where(nz, r, 1)), dtype=np.float64)
+    # one group index for the three sums (each _groups call made two full-size temporaries)
+    known = nz & (ctx.codes < ctx.A)
+    g = ctx.seg[known] * ctx.A + ctx.codes[known].astype(np.intp)
+    shape, size = (ctx.nseg, ctx.A), ctx.nseg * ctx.A
+    cnt = np.bincount(g, minlength=size).reshape(shape).astype(np.float64)
+    slog = np.bincount(g, weights=logabs[known], minlength=size).reshape(shape)
+    pos = np.bincount(g[r[known] > 0], minlength=size).reshape(shape).astype(np.float64)
+    del g, known
+    env = ctx.env
+    facts = env is not None and env.reward is not None
+    # other actors of the same segment: the reference where no fact says what the environment pays
+    tot_c, tot_l, tot_p = cnt.sum(1, keepdims=True), slog.sum(1, keepdims=True), pos.sum(1, keepdims=True)
+    ref_cnt = tot_c - cnt
+    ref_log = (tot_l - slog) / np.maximum(1, ref_cnt)
+    ref_pos = (tot_p - pos) / np.maximum(1, ref_cnt)
+    source = {"REWARD_SIGN": "the other actors' rewards in the same segment",
+              "REWARD_SCALE": "the other actors' rewards in the same segment"}
+    sign_cnt = ref_cnt
+    if facts:
+        source = dict.fromkeys(source, f"{env.env_id} pays {env.reward:g} per step")
+        ref_log = np.full((ctx.nseg, ctx.A), math.log(abs(env.reward)))
+        ref_pos = np.full((ctx.nseg, ctx.A), 1.0 if env.reward > 0 else 0.0)
+        ref_cnt = sign_cnt = np.full((ctx.nseg, ctx.A), np.inf)
+    elif env is not None and env.reward_range is not None and (env.reward_range[0] >= 0 or env.reward_range[1] <= 0):
+        lo, hi = env.reward_range
+        source["REWARD_SIGN"] = f"the environment's reward range [{lo:g}, {hi:g}] ({env.sources.get('reward_range')})"
+        ref_pos = np.full((ctx.nseg, ctx.A), 1.0 if lo >= 0 else 0.0)
+        sign_cnt = np.full((ctx.nseg, ctx.A), np.inf)
     my_log = slog / np.maximum(1, cnt)
     my_pos = pos / np.maximum(1, cnt)
     ratio = np.exp(np.abs(my_log - ref_log))
     low, high = SIGN_SHARE, 1 - SIGN_SHARE
-    flip = ok & (((my_pos <= low) & (ref_pos >= high)) | ((my_pos >= high) & (ref_pos <= low)))
+    sign_ok = (cnt >= MIN_REWARDS) & (sign_cnt >= MIN_REWARDS)
+    ok = (cnt >= MIN_REWARDS) & (ref_cnt >= MIN_REWARDS)
+    flip = sign_ok & (((my_pos <= low) & (ref_pos >= high)) | ((my_pos >= high) & (ref_pos <= low)))
     scaled = ok & ~flip & (ratio > SCALE_RATIO)
     total = cnt.sum(0)
     ev = {"reference": source, "threshold_ratio": SCALE_RATIO, "threshold_sign_share": SIGN_SHARE,
@@ -73,31 +84,70 @@ def reward_currency(ctx: Context):
                             "positive_share": num(pos[:, i].sum() / total[i]) if total[i] else None}
                         for i, x in enumerate(ctx.names)}}
     out = []
-    for i in suspects:
-        x = ctx.names[i]
-        for code, mask, what in (("REWARD_SIGN", flip[:, i], "the opposite sign of"),
-                                 ("REWARD_SCALE", scaled[:, i], "another scale than")):
-            segs = np.flatnonzero(mask)
+    ambiguous_said = set()
+    for code, matrix, stat, moved, vs_others in (
+            ("REWARD_SIGN", flip, my_pos, 0.5, not np.isinf(sign_cnt).all()),
+            ("REWARD_SCALE", scaled, my_log, math.log(math.sqrt(SCALE_RATIO)), not np.isinf(ref_cnt).all())):
+        for i in range(ctx.A):
+            segs = np.flatnonzero(matrix[:, i])
             if not segs.size:
                 continue
-            mine = ctx.actor_rows(i, segs[0], segs[-1], nz)
-            if code == "REWARD_SIGN":
-                off = mine[(r[mine] > 0) != (ref_pos[ctx.seg[mine], i] >= 0.5)]
-            else:
-                off = mine[np.abs(logabs[mine] - ref_log[ctx.seg[mine], i]) > math.log(math.sqrt(SCALE_RATIO))]
-            rows = off if off.size else mine
-            w = ctx.where(rows)
-            k = int(segs[0])
-            value = float(ratio[k, i]) if code == "REWARD_SCALE" else float(my_pos[k, i])
-            out.append(Anomaly(
-                code, "error",
-                f"rewards of {x!r} are paid in {what} the reference ({source}) in {segs.size} of {ctx.nseg} "
-                f"segments, rows {w['rows']}: typical |reward| {math.exp(my_log[k, i]):.4g} against "
-                f"{math.exp(ref_log[k, i]):.4g}, positive share {my_pos[k, i]:.2f} against {ref_pos[k, i]:.2f}",
-                actor=x, rows=w["rows"], episodes=w["episodes"],
-                details=evidence(MEASURES[code], value, SCALE_RATIO if code == "REWARD_SCALE" else SIGN_SHARE,
-                                 segments=segs.tolist(), segment_rows=ctx.seg_rows, **w)))
+            culprit = _culprit(ctx, i, matrix, stat, cnt, ok, moved, vs_others, code == "REWARD_SIGN")
+            if culprit is False or (culprit is None and code in ambiguous_said):
+                continue
+            if culprit is None:
+                ambiguous_said.add(code)
+            out.append(_reward_finding(ctx, code, i, segs, culprit, r, nz, logabs, ref_pos, ref_log, ratio, my_pos,
+                                       my_log, source[code]))
     return out, ev
+
+
+def _culprit(ctx, i, matrix, stat, cnt, ok, moved, vs_others, sign):
+    """Whether actor ``i``, flagged against the other actors, is the one whose rewards changed: True,
+    False (the others changed), or None (two actors differing throughout: no fact says which)."""
+    if not vs_others:
+        return True  # judged against the environment's own facts
+    mask = matrix[:, i]
+    rest = ok[:, i] & ~mask
+    if rest.any():
+        w_in, w_out = cnt[mask, i], cnt[rest, i]
+        before = float((stat[rest, i] * w_out).sum() / max(1, w_out.sum()))
+        during = float((stat[mask, i] * w_in).sum() / max(1, w_in.sum()))
+        return abs(during - before) > moved
+    if ctx.A >= 3:
+        return True
+    env = ctx.env
+    if sign and env is not None and env.reward_threshold:
+        # two actors paid in opposite signs throughout: the registry's solved return says which sign the
+        # environment pays (Acrobot -100, MountainCar -110, CartPole 475); the actor on the other side changed
+        share = float((stat[:, i] * cnt[:, i]).sum() / max(1, cnt[:, i].sum()))
+        return (share >= 0.5) != (env.reward_threshold > 0)
+    return None
+
+
+def _reward_finding(ctx, code, i, segs, culprit, r, nz, logabs, ref_pos, ref_log, ratio, my_pos, my_log, source):
+    x = ctx.names[i]
+    what = "the opposite sign of" if code == "REWARD_SIGN" else "another scale than"
+    mine = ctx.actor_rows(i, segs[0], segs[-1], nz)
+    if code == "REWARD_SIGN":
+        off = mine[(r[mine] > 0) != (ref_pos[ctx.seg[mine], i] >= 0.5)]
+    else:
+        off = mine[np.abs(logabs[mine] - ref_log[ctx.seg[mine], i]) > math.log(math.sqrt(SCALE_RATIO))]
+    rows = off if off.size else mine
+    w = ctx.where(rows)
+    k = int(segs[0])
+    value = float(ratio[k, i]) if code == "REWARD_SCALE" else float(my_pos[k, i])
+    who = repr(x) if culprit else f"{list(ctx.names)} (one against the other"
+    tail = "" if culprit else ("; they differ in every segment and no fact says which is right: declare the "
+                               "environment's reward_range (metadata env block or --env-facts) to name the actor)")
+    return Anomaly(
+        code, "error",
+        f"rewards of {who} are paid in {what} the reference ({source}) in {segs.size} of {ctx.nseg} "
+        f"segments, rows {w['rows']}: typical |reward| {math.exp(my_log[k, i]):.4g} against "
+        f"{math.exp(ref_log[k, i]):.4g}, positive share {my_pos[k, i]:.2f} against {ref_pos[k, i]:.2f}{tail}",
+        actor=x if culprit else None, rows=w["rows"], episodes=w["episodes"],
+        details=evidence(MEASURES[code], value, SCALE_RATIO if code == "REWARD_SCALE" else SIGN_SHARE,
+                         segments=segs.tolist(), segment_rows=ctx.seg_rows, **w))
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:
@@ -210,6 +260,22 @@ def _differ(s1, s2, c, o1, o2, oc):
     return mean, std, om, ostd, score, np.flatnonzero(score > STATE_STD_RATIO)
 
 
+def _inside_bounds(ctx: Context, ev: dict) -> np.ndarray:
+    """(A, D): the actor's values of the element all lie inside the observation space's bounds. Such an
+    element differing between actors is behaviour (an expert holding a pendulum upright sees a narrow
+    band of angles), not states stored in another frame, which leave the space."""
+    rp, env = ctx.rows, ctx.env
+    out = np.zeros((ctx.A, rp.width), bool)
+    if env is None or env.obs_low is None or env.obs_low.size != rp.width or rp.amin is None:
+        ev["bounds"] = "no observation bounds known: a narrower or wider spread alone is a finding"
+        return out
+    lo, hi = env.obs_low.reshape(-1), env.obs_high.reshape(-1)
+    slack = 1e-6 * np.maximum(1.0, np.where(np.isfinite(hi - lo), np.abs(hi - lo), 1.0))
+    out = (rp.amin >= lo - slack) & (rp.amax <= hi + slack)
+    ev["bounds"] = f"elements inside the observation space ({env.sources.get('observation')}) are not compared"
+    return out
+
+
 def state_statistics(ctx: Context):
     """Per-actor mean and spread of each state element, each actor against the others pooled, over
     the whole store and segment by segment (which localizes a change that starts mid-run)."""
@@ -222,10 +288,12 @@ def state_statistics(ctx: Context):
         raise Skip(f"fewer than two actors with {MIN_STATES} rows or more: nothing to compare states with")
     ev = {"per_actor": {}, "threshold_std_ratio": STATE_STD_RATIO, "elements_listed": min(16, rp.width),
           "sampled_rows": int(c.sum())}
+    inside = _inside_bounds(ctx, ev)
     out = []
     for i, x in enumerate(ctx.names):
         oc = c.sum() - c[i]
         mean, std, om, ostd, score, bad = _differ(s1[i], s2[i], c[i], s1.sum(0) - s1[i], s2.sum(0) - s2[i], oc)
+        bad = bad[~inside[i, bad]]
         ev["per_actor"][x] = {"rows": int(c[i]), "mean": [num(v) for v in mean[:16]],
                               "std": [num(v) for v in std[:16]]}
         if c[i] < MIN_STATES or oc < MIN_STATES:
@@ -234,8 +302,9 @@ def state_statistics(ctx: Context):
         for k in range(ctx.nseg):
             ock = sc[k].sum() - sc[k, i]
             if sc[k, i] >= MIN_SEGMENT_STATES and ock >= MIN_SEGMENT_STATES:
-                if _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i], ss2[k].sum(0) - ss2[k, i],
-                           ock)[-1].size:
+                seg_bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i], ss2[k].sum(0) - ss2[k, i],
+                                  ock)[-1]
+                if seg_bad[~inside[i, seg_bad]].size:
                     segs.append(k)
         # with two actors both differ from each other: report the one holding fewer rows
         if not (bad.size or segs) or (ctx.A == 2 and c[i] > oc):
@@ -245,6 +314,7 @@ def state_statistics(ctx: Context):
             ock = sc[k].sum() - sc[k, i]
             mean, std, om, ostd, score, bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
                                                       ss2[k].sum(0) - ss2[k, i], ock)
+            bad = bad[~inside[i, bad]]
         j = int(bad[np.argmax(score[bad])])
         rows = ctx.actor_rows(i, segs[0], segs[-1]) if segs else np.flatnonzero(ctx.codes == i)
         w = ctx.where(rows)

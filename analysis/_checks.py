@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _anomalies, _behaviour, _integrity, _shards, _tags, _telemetry_checks
+from . import _anomalies, _behaviour, _integrity, _neighbours, _shards, _tags, _telemetry_checks
 from ._context import Context, Skip
 
 
@@ -69,8 +69,10 @@ CHECKS: dict[str, Check] = {c.name: c for c in (
           "per-actor action histograms and entropy; one actor collapsing onto one action"),
     Check("state_statistics", _behaviour.state_statistics, ("state",),
           "per-actor mean and spread of each state element against the other actors"),
-    Check("tag_policy", _tags.tag_policy, ("state", "discrete_action"),
-          "rows tagged with the scripted expert take its action; other actors' rows do not all do so"),
+    Check("tag_policy", _tags.tag_policy, ("state",),
+          "rows tagged with an actor whose policy is known take its action; other actors' rows do not all do so"),
+    Check("tag_behaviour", _neighbours.tag_behaviour, ("state",),
+          "rows tagged with a deterministic actor act like its other rows on nearby states; no other actor does"),
     Check("shard_composition", _shards.shard_composition, ("actor",),
           "a shard whose actor shares stand far, beyond chance, from the median shard's", scope="run"),
 )}

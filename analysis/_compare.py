@@ -10,7 +10,8 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, audit
+from ._audit import audit
+from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, BaselineFormatError, check_report_format
 
 # Fields that change from one audit of the same file to the next (wall clock, paths, durations).
 VOLATILE = ("generated",)
@@ -65,22 +66,6 @@ RUN_TO_RUN_TOLERANCES = {
     "samples.per_actor.*": {"abs": 0.5, "rel": 0.9},
     "*.min": IGNORE, "*.max": IGNORE, "*.quantiles.*": IGNORE, "*histogram*": IGNORE,
 }
-
-
-class BaselineFormatError(ValueError):
-    """A baseline is not an audit report, or one of a report version this analysis does not write."""
-
-
-def check_report_format(d, what: str) -> None:
-    if not isinstance(d, dict) or d.get("format") != REPORT_FORMAT:
-        got = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise BaselineFormatError(f"{what} is not a replaystore audit report (format {got!r}, expected "
-                                  f"{REPORT_FORMAT!r}); write one with `replaystore audit STORE --out DIR`")
-    if d.get("version") != REPORT_VERSION:
-        raise BaselineFormatError(
-            f"{what} is an audit report of version {d.get('version')!r}, but this analysis reads and writes "
-            f"version {REPORT_VERSION}; regenerate the baseline from its store with "
-            "`replaystore audit STORE --out DIR` (or scripts/make_test_data.py for tests/data)")
 
 
 @dataclass

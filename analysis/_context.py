@@ -53,6 +53,8 @@ class RowPass:
     seg_sum: np.ndarray    # (segments * A, D) sum of state elements
     seg_sumsq: np.ndarray  # (segments * A, D) sum of squares
     width: int
+    amin: np.ndarray = None  # (A, D) smallest finite value of each element per actor (sampled rows)
+    amax: np.ndarray = None  # (A, D) largest
 
 
 class Context:
@@ -72,8 +74,12 @@ class Context:
         self.codes = cols["actor"]
         self.seg_rows = max(MIN_SEGMENT, math.ceil(self.n / SEGMENTS))
         self.nseg = max(1, math.ceil(self.n / self.seg_rows))
-        self.seg = (np.arange(self.n) // self.seg_rows).astype(np.intp)
+        # 2 bytes a row, not 8: every check indexes it, and at 10M rows an intp copy is 80 MB
+        self.seg = np.repeat(np.arange(self.nseg, dtype=np.int16), self.seg_rows)[:self.n]
         self.sections: dict = {}  # the report sections the older checks read (composition, telemetry)
+        self.policies: dict = {}    # actor -> callable, given by the caller (never imported from the store)
+        self.trust_policies = False  # the caller allows importing policies the store's metadata names
+        self.env_problems: list = []  # why some facts are missing (no gymnasium, a malformed env block)
 
     def has(self, *columns) -> bool:
         return all(c in self.columns for c in columns)
@@ -137,7 +143,8 @@ def row_pass(ctx: Context) -> RowPass:
     block = max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize))
     out = RowPass(np.zeros(max(0, n - 1), bool), np.zeros(n, bool), np.zeros(n, np.uint64),
                   np.empty((n, h), np.float32), np.empty((n, h), np.float32), np.zeros(ctx.nseg * A, np.int64),
-                  np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), width)
+                  np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), width,
+                  np.full((A, width), np.inf), np.full((A, width), -np.inf))
     hk = min(width, HASHED)
     mult = _hash_multipliers(2 * hk)
     for lo in range(0, n, block):
@@ -189,7 +196,11 @@ def _moments(out: RowPass, ctx: Context, lo: int, hi: int, s: np.ndarray) -> Non
     known = codes < ctx.A
     group = np.where(known, ctx.seg[rows] * ctx.A + codes, -1)
     if not np.isfinite(x).all():
-        x = np.where(np.isfinite(x), x, 0)
+        fin = np.isfinite(x)
+        lo_x, hi_x = np.where(fin, x, np.inf), np.where(fin, x, -np.inf)
+        x = np.where(fin, x, 0)
+    else:
+        lo_x = hi_x = x
     x = x.astype(np.float32, copy=False)
     xx = x * x
     # A block spans one or two segments: a few masked sums. No BLAS: its threads made a one-hot
@@ -199,3 +210,6 @@ def _moments(out: RowPass, ctx: Context, lo: int, hi: int, s: np.ndarray) -> Non
         out.seg_count[g] += int(sel.sum())
         out.seg_sum[g] += x[sel].sum(axis=0, dtype=np.float64)
         out.seg_sumsq[g] += xx[sel].sum(axis=0, dtype=np.float64)
+        a = g % ctx.A
+        np.minimum(out.amin[a], lo_x[sel].min(axis=0), out=out.amin[a])
+        np.maximum(out.amax[a], hi_x[sel].max(axis=0), out=out.amax[a])

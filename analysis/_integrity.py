@@ -103,36 +103,48 @@ def next_state_copy(ctx: Context):
 
 
 def duplicate_rows(ctx: Context):
-    """Blocks of consecutive rows that repeat earlier consecutive rows (a batch appended twice)."""
-    rp = ctx.rows
-    h = rp.hash.copy()
-    for k, c in enumerate(("reward", "discrete_action")):
-        if c in ctx.cols:
-            v = ctx.cols[c].astype(np.float64).view(np.uint64)
-            h += v * np.uint64(0x9E3779B97F4A7C15 + 2 * k)
-    # partner: the first row with the same hash (a stable sort keeps rows of one hash in row order)
-    o = np.argsort(h, kind="stable")
-    hs = h[o]
-    head = np.r_[True, hs[1:] != hs[:-1]]
-    partner = np.empty(ctx.n, np.int64)
-    partner[o] = o[np.maximum.accumulate(np.where(head, np.arange(ctx.n), 0))]
-    dup = partner != np.arange(ctx.n)
-    cont = np.zeros(ctx.n, bool)
-    cont[1:] = dup[1:] & dup[:-1] & (partner[1:] == partner[:-1] + 1)
-    starts = np.flatnonzero(dup & ~cont)
-    # one past each run's last row; the runs do not overlap, so a start's end is the first one after it
-    run_end = np.flatnonzero(dup & ~np.append(cont[1:], False)) + 1
-    ends = run_end[np.searchsorted(run_end, starts, side="right")]
+    """Blocks of consecutive rows that repeat earlier consecutive rows (a batch appended twice).
+
+    A block appended twice repeats everything: the states, actions and rewards, and also the actor
+    tags and the episode bookkeeping (the done pattern, how episode ids advance), and the state
+    chain breaks where the copy begins. Trajectories repeat naturally too (MountainCar's
+    car stopped at the left wall is set to exactly (-1.2, 0), and near-deterministic play then
+    repeats 17-38 rows exactly); those carry other actors or continue their own episode into the
+    repeat, so they are counted in the evidence, not reported."""
+    keyed = [c for c in ("reward", "discrete_action", "actor") if c in ctx.cols]
+    h = _keyed_hash(ctx, keyed)
+    o = np.argsort(h, kind="stable")  # a stable sort keeps rows of one hash in row order
+    h = h[o]
+    eq = h[1:] == h[:-1]
+    del h
+    pos = np.flatnonzero(eq) + 1  # sorted positions of rows whose hash the previous sorted row has
+    del eq
+    block = np.r_[True, np.diff(pos) != 1] if pos.size else np.zeros(0, bool)
+    group_first = (pos[block] - 1)[np.cumsum(block) - 1] if pos.size else pos
+    rows_d, partner_d = o[pos], o[group_first]
+    del o
+    order = np.argsort(rows_d, kind="stable")
+    rows_d, partner_d = rows_d[order], partner_d[order]
+    cont = np.zeros(rows_d.size, bool)
+    cont[1:] = (rows_d[1:] == rows_d[:-1] + 1) & (partner_d[1:] == partner_d[:-1] + 1)
+    first = ~cont
+    starts, partners = rows_d[first], partner_d[first]
+    last = np.r_[first[1:], True] if rows_d.size else first
+    ends = rows_d[last] + 1  # one past each run's last row
     long = (ends - starts) >= MIN_DUP_RUN
-    ev = {"duplicate_rows": int(dup.sum()), "threshold_run": MIN_DUP_RUN, "blocks": []}
+    ev = {"duplicate_rows": int(rows_d.size), "threshold_run": MIN_DUP_RUN, "blocks": [], "natural_repeats": 0,
+          "keyed_on": ["state", "next_state", *keyed]}
     out = []
-    severity = "error" if ctx.env is not None and ctx.env.random_reset else "warning"
+    severity = "error" if ctx.env is None or ctx.env.random_reset is not False else "warning"
     ev["candidate_blocks"] = int(long.sum())
     # each candidate is confirmed on its whole rows; past MAX_BLOCKS the count says how many more
-    for a, b in zip(starts[long][:MAX_BLOCKS].tolist(), ends[long][:MAX_BLOCKS].tolist()):
-        p = int(partner[a])
+    for a, b, p in zip(starts[long][:MAX_BLOCKS].tolist(), ends[long][:MAX_BLOCKS].tolist(),
+                       partners[long][:MAX_BLOCKS].tolist()):
         if not _same_rows(ctx, np.arange(a, b), np.arange(p, p + (b - a))):
             continue  # a hash collision on the first state elements; the full rows differ
+        if not _same_bookkeeping(ctx, a, b, p):
+            ev["natural_repeats"] += 1
+            continue
         w = ctx.where(np.arange(a, b))
         counts = np.bincount(np.minimum(ctx.codes[a:b], ctx.A), minlength=ctx.A + 1)
         main = ctx.names[int(counts[:ctx.A].argmax())]
@@ -142,11 +154,21 @@ def duplicate_rows(ctx: Context):
         out.append(Anomaly(
             "DUPLICATE_BLOCK", severity,
             f"rows {[a, b]} ({b - a} rows, {w['episodes_count']} episode(s)) repeat rows {[p, p + (b - a)]} "
-            f"exactly (threshold {MIN_DUP_RUN} consecutive rows): a block was appended twice", actor=main,
-            rows=[a, b], episodes=w["episodes"],
+            f"exactly, with the same actors and episode bookkeeping (threshold {MIN_DUP_RUN} consecutive rows): "
+            "a block was appended twice", actor=main, rows=[a, b], episodes=w["episodes"],
             details=evidence("consecutive rows repeated (at least)",
                              b - a, MIN_DUP_RUN, **block)))
     return out, ev
+
+
+def _keyed_hash(ctx: Context, keyed: list) -> np.ndarray:
+    """The row pass's hash of both states, mixed with the scalar columns ``keyed``. The actor tags are
+    part of a row appended twice: hashing them keeps the natural repeats of other actors from becoming
+    candidates at all. Step numbers are not: the store numbers a re-appended batch afresh."""
+    h = ctx.rows.hash.copy()
+    for k, c in enumerate(keyed):
+        h += ctx.cols[c].astype(np.float64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15 + 2 * k)
+    return h
 
 
 def _same_rows(ctx: Context, rows: np.ndarray, other: np.ndarray) -> bool:
@@ -154,6 +176,22 @@ def _same_rows(ctx: Context, rows: np.ndarray, other: np.ndarray) -> bool:
             if ctx.has(c)]
     x, y = ctx.store.gather(rows, cols), ctx.store.gather(other, cols)
     return all(np.array_equal(x[c], y[c], equal_nan=x[c].dtype.kind == "f") for c in cols)
+
+
+def _same_bookkeeping(ctx: Context, a: int, b: int, p: int) -> bool:
+    """The copy ``[a, b)`` of ``[p, p + b - a)`` carries the same actors, done pattern and episode
+    structure, and does not simply continue the episode of the row before it (a natural repeat
+    does: the chain flows into it)."""
+    L = b - a
+    if not np.array_equal(ctx.codes[a:b], ctx.codes[p:p + L]):
+        return False
+    if "episode" in ctx.cols:
+        ep = ctx.cols["episode"]
+        if not np.array_equal(ep[a:b] - ep[a], ep[p:p + L] - ep[p]):
+            return False
+        if a > 0 and ep[a - 1] == ep[a] and not ctx.rows.chain_bad[a - 1] and not ctx.cols["done"][a - 1]:
+            return False  # the episode flows into the repeat: the trajectory came back to the same states
+    return True
 
 
 def episode_bookkeeping(ctx: Context):
@@ -189,7 +227,7 @@ def episode_bookkeeping(ctx: Context):
         rows = np.flatnonzero(np.isin(ep, ids[too_long]))
         w = ctx.where(rows)
         out.append(Anomaly("DONE_MISSING", "error",
-                           f"{too_long.size} episode(s) run longer than {ctx.env.env_id}'s time limit of {limit} "
+                           f"{too_long.size} episode(s) run longer than {ctx.env.env_id or 'the environment'}'s time limit of {limit} "
                            f"steps (longest {int(lengths.max())} rows, {int(done.sum())} done row(s) in the store): "
                            "done is never set where the environment ended the episode",
                            actor=_main_actor(ctx, rows), rows=w["rows"], episodes=w["episodes"],
@@ -283,6 +321,48 @@ def _steps(ctx: Context, lay, ev) -> list:
                                      int(rows.size), STEP_ERRORS, **w))]
 
 
+TIME_LIMIT_RATE = 0.5   # share of an actor's episodes ending at the time limit that are stored as terminal
+MIN_LIMIT_ENDS = 3
+
+
+def _time_limit_ends(ctx: Context, done: np.ndarray, trunc: np.ndarray, ev: dict) -> list:
+    """Episodes of exactly the time limit that end terminal (done, not truncated): a time-limit end
+    stored as a terminal one, so the learner cuts their value to zero. Judged per actor of the last
+    row, since one actor's code path usually stores its ends apart from the others'."""
+    limit = ctx.env.max_steps if ctx.env is not None else None
+    if not limit:
+        ev["time_limit"] = "no time limit known (max_episode_steps in the registry, the env block or --env-facts)"
+        return []
+    if "step" in ctx.cols:
+        ends = np.flatnonzero(done & (ctx.cols["step"] == limit - 1))
+    elif not ctx.layout.interleaved:
+        lay = ctx.layout
+        ends = (lay.stop - 1)[(lay.stop - lay.start == limit) & done[lay.stop - 1]]
+    else:
+        ev["time_limit"] = "episodes interleave and there is no step column: episode lengths are unknown"
+        return []
+    terminal = ends[~trunc[ends]]
+    per = {x: {"limit_ends": int((ctx.codes[ends] == i).sum()), "stored_terminal": int((ctx.codes[terminal] == i).sum())}
+           for i, x in enumerate(ctx.names)}
+    ev["time_limit"], ev["time_limit_ends"] = limit, per
+    out = []
+    for i, x in enumerate(ctx.names):
+        k, t = per[x]["limit_ends"], per[x]["stored_terminal"]
+        if t < MIN_LIMIT_ENDS or t / k < TIME_LIMIT_RATE:
+            continue
+        rows = terminal[ctx.codes[terminal] == i]
+        w = ctx.where(rows)
+        others = {y: v for y, v in per.items() if y != x}
+        out.append(Anomaly(
+            "BOOTSTRAP_FLAGS", "error",
+            f"{t} of the {k} episodes whose last row is {x!r}'s run exactly the time limit of {limit} steps and end "
+            f"terminal (done, not truncated), rows {w['rows']} (other actors: {others}): time-limit ends stored as "
+            "terminal, so the learner cuts their value to zero", actor=x, rows=w["rows"], episodes=w["episodes"],
+            details=evidence("share of the actor's time-limit ends stored as terminal (at least)", t / k,
+                             TIME_LIMIT_RATE, kind="terminal_at_time_limit", **w)))
+    return out
+
+
 def bootstrap_flags(ctx: Context):
     """``truncated`` implies ``done``; where the environment's terminal states are known, a terminal
     next state ends with done and not truncated, and a time-limit end is truncated, not terminal."""
@@ -292,6 +372,8 @@ def bootstrap_flags(ctx: Context):
     if trunc is None and (env is None or env.terminal is None):
         raise Skip("no truncated column and no known terminal states for this environment")
     out, ev = [], {}
+    if trunc is not None and (env is None or env.terminal is None):
+        out += _time_limit_ends(ctx, done, trunc.astype(bool), ev)
     if trunc is not None:
         trunc = trunc.astype(bool)
         stray = np.flatnonzero(trunc & ~done)

@@ -1,4 +1,6 @@
-"""``audit(path) -> AuditReport``: the forensic summary of one store, as a JSON-ready dataclass."""
+"""``AuditReport``, the forensic summary of one store as a JSON-ready dataclass, its format version,
+and ``audit_store``, which makes one. ``audit`` (``_audit.py``) sends a run of shards to
+``_run_audit`` instead; this module imports neither, so the three import in one direction."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from . import _anomalies, _credit, _stats, _training
 from ._anomalies import Anomaly
 from ._checks import run_checks
 from ._context import Context
-from ._envfacts import env_facts
+from ._envfacts import env_facts as load_env_facts
+from ._tags import check_policies
 from ._load import open_store
 
 REPORT_FORMAT = "replaystore-audit"
@@ -40,6 +43,22 @@ def jsonable(x):
     if isinstance(x, (float, np.floating)):
         return float(x) if math.isfinite(x) else None
     return x
+
+
+class BaselineFormatError(ValueError):
+    """A baseline is not an audit report, or one of a report version this analysis does not write."""
+
+
+def check_report_format(d, what: str) -> None:
+    if not isinstance(d, dict) or d.get("format") != REPORT_FORMAT:
+        got = d.get("format") if isinstance(d, dict) else type(d).__name__
+        raise BaselineFormatError(f"{what} is not a replaystore audit report (format {got!r}, expected "
+                                  f"{REPORT_FORMAT!r}); write one with `replaystore audit STORE --out DIR`")
+    if d.get("version") != REPORT_VERSION:
+        raise BaselineFormatError(
+            f"{what} is an audit report of version {d.get('version')!r}, but this analysis reads and writes "
+            f"version {REPORT_VERSION}; regenerate the baseline from its store with "
+            "`replaystore audit STORE --out DIR` (or scripts/make_test_data.py for tests/data)")
 
 
 @dataclass
@@ -74,8 +93,6 @@ class AuditReport:
     @classmethod
     def from_dict(cls, d: dict) -> "AuditReport":
         """Rebuild a report from ``to_dict()`` output; a report of another format version is refused."""
-        from ._compare import check_report_format
-
         check_report_format(d, "report")
         fields = {k: d[k] for k in ("store", "composition", "rewards", "episodes", "training", "samples",
                                     "batch_vs_buffer", "notes", "checks")}
@@ -153,26 +170,13 @@ BIG_STORE = 100_000  # rows from which progress="auto" shows a bar
 SCALARS = ("actor", "episode", "step", "reward", "done", "time", "discrete_action", "truncated")
 
 
-def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool | str = False) -> AuditReport:
-    """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``); a run
-    folder (or ``Run``) gets a ``RunAuditReport`` over its shards (see ``_run_audit.py``).
-
-    ``expected`` states what the run should look like, e.g. ``{"expert_fraction": (0.26, 0.02)}``
-    (see ``analysis._anomalies.EXPECTED_KEYS``). ``bucket_rows`` sets the size of the row buckets
-    of the over-time composition (default: a round number giving about 50 buckets).
-    ``progress``: a tqdm bar over the stages (``"auto"``: only for stores of 100k rows or more).
-    The checks that ran, those skipped and why, and each one's evidence are in ``report.checks``
-    (the registry is ``analysis._checks.CHECKS``).
-    """
+def audit_store(path, expected=None, *, bucket_rows: int | None = None, progress: bool | str = False,
+                env_facts=None, policies=None, trust_policies: bool = False) -> AuditReport:
+    """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``); see ``audit``."""
     from replaystore.progress import progress as progress_bar
 
-    from replaystore.store import Run
-
-    if isinstance(path, Run) or (isinstance(path, (str, os.PathLike)) and Run.is_run(path)):
-        from ._run_audit import audit_run  # a run of shards: one audit per shard, named in every finding
-
-        return audit_run(path, expected, bucket_rows=bucket_rows, progress=progress)
     expected = _anomalies.check_expected(expected)
+    policies = check_policies(policies)
     if bucket_rows is not None and int(bucket_rows) < 1:
         raise ValueError(f"bucket_rows={bucket_rows}: expected a positive number of rows")
     t0 = time.perf_counter()
@@ -231,11 +235,13 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
                                         declared if isinstance(declared, dict) else None)
         tick("training")
         meta = store["metadata"]
-        ctx = Context(s, names, meta, expected, raw, env_facts(meta))
+        facts, env_problems = load_env_facts(meta, env_facts)
+        ctx = Context(s, names, meta, expected, raw, facts)
+        ctx.policies, ctx.trust_policies, ctx.env_problems = policies, bool(trust_policies), env_problems
         ctx.sections = {"whole": whole, "table": table, "steps_raw": steps_raw, "training": training,
                         "samples": samples, "samples_raw": samples_raw, "bvb": bvb}
         found, checks, check_seconds = run_checks(ctx)
-        anomalies = shape_errors + found
+        anomalies = shape_errors + env_block_anomalies(env_problems, meta) + found
         tick("anomalies")
     bar.close()
     notes = {
@@ -245,6 +251,8 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
         "batch_vs_buffer": bvb.get("method", bvb.get("status")),
         "distributions": "statistics of finite values; 'nonfinite' counts the rest; quantiles by linear "
                          "interpolation; histograms of different actors share bin edges",
+        "env_facts": facts.describe() if facts is not None else "no facts about the environment: the checks that "
+                     "need them are skipped (declare an 'env' block in the metadata or pass --env-facts)",
         "checks": f"each check's evidence and thresholds are under 'checks'; over-time comparisons use "
                   f"{ctx.nseg} segments of {ctx.seg_rows} rows",
         "expected": {k: v for k, v in expected.items()},
@@ -254,3 +262,9 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     return AuditReport(store=store, composition=composition, rewards=rewards, episodes=episodes,
                        training=training, samples=samples, batch_vs_buffer=bvb,
                        anomalies=anomalies, notes=jsonable(notes), checks=checks, generated=generated)
+
+
+def env_block_anomalies(problems: list, meta: dict) -> list:
+    """A malformed ``env`` block in the store's metadata is a finding, not a crash (a store is data)."""
+    return [Anomaly("ENV_FACTS_INVALID", "error", p + ": the checks that need these facts run without them",
+                    details={"env": meta.get("env")}) for p in problems if "metadata 'env'" in p]

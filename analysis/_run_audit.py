@@ -19,7 +19,7 @@ from replaystore.store import Run
 
 from ._anomalies import Anomaly
 from ._checks import CHECKS
-from ._report import SEVERITY_RANK, AuditReport, audit, jsonable
+from ._report import SEVERITY_RANK, AuditReport, audit_store, jsonable
 
 RUN_REPORT_FORMAT = "replaystore-run-audit"
 
@@ -81,14 +81,15 @@ class RunAuditReport:
         return "\n".join(out) + "\n"
 
 
-def audit_run(path, expected=None, *, bucket_rows=None, progress=False) -> RunAuditReport:
-    """Audit every shard of the run at ``path`` with the store audit, then pool and compare them."""
+def audit_run(path, expected=None, *, bucket_rows=None, progress=False, **facts) -> RunAuditReport:
+    """Audit every shard of the run at ``path`` with the store audit, then pool and compare them.
+    ``facts``: ``env_facts``, ``policies``, ``trust_policies``, as for ``audit``."""
     run = path if isinstance(path, Run) else Run.open(path)
     t0 = time.perf_counter()
     reports: dict[str, AuditReport] = {}
     for name in run.shards():
         with run.open_shard(name) as s:
-            reports[name] = audit(s, expected, bucket_rows=bucket_rows, progress=progress)
+            reports[name] = audit_store(s, expected, bucket_rows=bucket_rows, progress=progress, **facts)
     names = list(run.actors.names)
     counts = {sh: r.composition["whole"]["counts"] for sh, r in reports.items()}
     total = {a: sum(c[a] for c in counts.values()) for a in names}
@@ -113,7 +114,7 @@ def audit_run(path, expected=None, *, bucket_rows=None, progress=False) -> RunAu
     if os.path.isfile(run.learner_path):  # a distributed learner's train_steps: per-actor batch metrics
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # its batch-vs-buffer check has no rows to see
-            training = audit(run.learner_path, bucket_rows=bucket_rows).training
+            training = audit_store(run.learner_path, bucket_rows=bucket_rows).training
     pooled["training"] = training
     info = {"path": os.path.abspath(run.path), "uuid": run.uuid, "actors": names, "window": run.window,
             "metadata": run.metadata, "shards": list(reports)}

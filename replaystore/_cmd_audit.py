@@ -1,4 +1,5 @@
-"""``replaystore audit PATH --out DIR [--json]``: report.json, report.md and PNG plots; exit status for CI."""
+"""``replaystore audit PATH --out DIR [--json] [--env-facts FILE] [--policy ACTOR=MODULE:FUNCTION]``:
+report.json, report.md and PNG plots; exit status for CI."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expect", metavar="JSON", help='more expectations as JSON, e.g. \'{"td_ratio_max": 3}\'')
     p.add_argument("--bucket-rows", type=int, default=None, help="rows per bucket of the over-time composition (default: a round number giving about 50 buckets)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--env-facts", metavar="FILE",
+                   help="JSON facts about the environment, in the format of the metadata 'env' block "
+                        "(max_episode_steps, reward_range, random_reset, observation, action, actors); they override "
+                        "gymnasium's registry and the store's own block. Checks that need a missing fact are skipped "
+                        "with the reason")
+    p.add_argument("--policy", action="append", default=[], metavar="ACTOR=MODULE:FUNCTION",
+                   help="the policy ACTOR followed, e.g. expert=mygame.experts:act (repeatable). Called on a batch "
+                        "of states (n, *state_shape) -> actions (n,) or (n, k), or state by state if it fails on a "
+                        "batch; TAG_POLICY checks the actor's rows against it (continuous actions within a tolerance)")
+    p.add_argument("--trust-metadata-policies", action="store_true",
+                   help="also import the policies the store's metadata names (env.actors.ACTOR.policy); without "
+                        "this flag code named by a store is never imported")
     from . import _cmd_audit_runs
 
     _cmd_audit_runs.add_arguments(p)
@@ -43,6 +56,22 @@ def _expected(args) -> dict | None:
     if args.expert_fraction:
         exp["expert_fraction"] = tuple(args.expert_fraction)
     return exp or None
+
+
+def facts(args) -> dict:
+    """The audit's keyword arguments for the environment facts and the policies given on the command line."""
+    from replaystore.analysis._tags import load_policy
+
+    policies = {}
+    for item in args.policy:
+        actor, sep, spec = item.partition("=")
+        if not sep or not actor or not spec:
+            raise ValueError(f"--policy {item!r}: expected ACTOR=package.module:function, e.g. expert=mygame.experts:act")
+        if actor in policies:
+            raise ValueError(f"--policy names actor {actor!r} twice; give one policy per actor")
+        policies[actor] = load_policy(spec)
+    return {"env_facts": args.env_facts, "policies": policies or None,
+            "trust_policies": args.trust_metadata_policies}
 
 
 def _write_files(report, out: str, plots: bool) -> dict:
@@ -89,7 +118,7 @@ def _run(args) -> int:
     if _cmd_audit_runs.wanted(args):  # a run of shards, or many runs compared
         return _cmd_audit_runs.run(args, _expected(args))
     args.path = args.path[0]
-    report = audit(args.path, _expected(args), bucket_rows=args.bucket_rows, progress="auto")
+    report = audit(args.path, _expected(args), bucket_rows=args.bucket_rows, progress="auto", **facts(args))
     if args.out:
         figures = _write_files(report, args.out, plots=not args.no_plots)
     if args.json:

@@ -53,7 +53,9 @@ def run(args, expected) -> int:
 def _one_run(args, expected) -> int:
     from replaystore.analysis import audit
 
-    report = audit(args.path[0], expected, bucket_rows=args.bucket_rows)
+    from ._cmd_audit import facts
+
+    report = audit(args.path[0], expected, bucket_rows=args.bucket_rows, **facts(args))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:

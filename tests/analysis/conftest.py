@@ -79,3 +79,7 @@ def cartpole(tmp_path):
         return audit(path), cols
 
     return make
+
+
+# ------------------------------------------------------------------ real gymnasium runs (other environments)
+from gym_helpers import gym_audits, gym_runs  # noqa: E402, F401 - session fixtures, shared by the test modules

@@ -22,14 +22,36 @@ def test_reward_scale_under_the_threshold_is_not_flagged(cartpole):
     assert "CartPole-v1 pays 1 per step" in a.message
 
 
-def test_unknown_environment_blames_the_minority_actor(cartpole):
-    """Without known rewards, the actor holding fewer rows is compared with the others (sign flip)."""
-    def negate_expert(cols):
-        cols["reward"][cols["actor"] == 0] *= -1
+def test_unknown_environment_names_no_actor_it_cannot_tell(cartpole):
+    """Two actors paid in opposite signs throughout, and no fact says which sign is right: one
+    finding naming no actor (not whichever holds fewer rows), asking for the reward range."""
+    def negate_dqn(cols):
+        cols["reward"][cols["actor"] == 1] *= -1
 
-    report, _ = cartpole(negate_expert, meta={"env_id": "Unknown-v0"}, rows=1500)
+    report, _ = cartpole(negate_dqn, meta={"env_id": "Unknown-v0"}, rows=1500)
     (a,) = found(report, "REWARD_SIGN")
-    assert "expert" == a.actor and "other actors" in a.message
+    assert a.actor is None and "reward_range" in a.message
+
+
+def test_declared_reward_range_names_the_changed_actor(cartpole):
+    """With the env block's reward_range, the actor whose rewards left it is named, majority or not."""
+    def negate_dqn(cols):
+        cols["reward"][cols["actor"] == 1] *= -1
+
+    report, _ = cartpole(negate_dqn, meta={"env_id": "Unknown-v0", "env": {"reward_range": [0, 2]}}, rows=1500)
+    (a,) = found(report, "REWARD_SIGN")
+    assert "dqn" == a.actor and "reward range" in a.message
+
+
+def test_sign_change_mid_run_names_the_actor_that_changed(cartpole):
+    """Without facts, the actor whose own sign changed between segments is named (here the majority)."""
+    def negate_dqn_late(cols):
+        late = (np.arange(len(cols["reward"])) >= 1000) & (cols["actor"] == 1)
+        cols["reward"][late] *= -1
+
+    report, _ = cartpole(negate_dqn_late, meta={"env_id": "Unknown-v0"}, rows=2000)
+    (a,) = found(report, "REWARD_SIGN")
+    assert "dqn" == a.actor and 1000 <= a.rows[0] < 1100
 
 
 def test_sparse_rewards_of_equal_currency_pass(cartpole):
@@ -111,3 +133,13 @@ def test_continuous_action_frozen_mid_run(cartpole):
     first = int(np.flatnonzero(cols["actor"][1000:] == 1)[0]) + 1000
     assert ("dqn", 0) == (a.actor, a.details["element"])
     assert first <= a.rows[0] < first + a.details["segment_rows"] and "0.7" in a.message
+
+
+def test_registry_sign_names_the_negated_actor_on_acrobot(gym_audits):
+    """Acrobot pays -1 or 0 (its registry's solved return is -100): the learner's negated rewards are
+    'dqn''s, although 'dqn' holds most rows."""
+    report, _ = gym_audits["acrobot_negated"]
+    (a,) = [a for a in report.anomalies if a.code == "REWARD_SIGN"]
+    assert "dqn" == a.actor
+
+

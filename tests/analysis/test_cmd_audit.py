@@ -108,7 +108,9 @@ def test_audit_shows_the_evidence_and_the_skipped_checks(tmp_path, capsys):
     (a,) = [a for a in d["anomalies"] if a["code"] == "REWARD_SIGN"]
     assert (f"evidence: share of positive non-zero rewards (at most, or at least 1 - it) 0, threshold 0.05; "
             f"actor 'expert', rows {a['rows']}, episodes {a['episodes'][:5]}") in text
-    assert "checks: 11 ran, 1 skipped\n  skipped telemetry: no training telemetry" in text
+    ran = sum(v["status"] == "ran" for v in d["checks"].values())
+    assert f"checks: {ran} ran, {len(d['checks']) - ran} skipped\n  skipped telemetry: no training telemetry" in text
+    assert "skipped tag_behaviour: no actor is declared deterministic" in text
     md = (out / "report.md").read_text()
     assert "| reward_currency | ran | REWARD_SIGN |" in md and "| telemetry | skipped |" in md
 
@@ -121,3 +123,33 @@ def test_audit_writes_no_blank_plot_for_a_store_without_telemetry(make_run, tmp_
     assert {"report.json", "report.md", "actor_fractions.png", "rewards.png"} <= files
     assert not {"td_errors.png", "q_over_steps.png", "batch_vs_buffer.png"} & files
     assert "td_errors.png" not in (out / "report.md").read_text()
+
+
+def test_policy_and_env_facts_flags(gym_runs, tmp_path, capsys):
+    """--policy ACTOR=module:function checks the swapped Acrobot run (exit 1 on error); --env-facts FILE
+    lays facts over the registry's; bad values exit 2 with the reason."""
+    path = gym_runs["acrobot_swapped"][0]
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({"max_episode_steps": 400}))
+    argv = ["audit", path, "--json", "--fail-on", "error", "--env-facts", str(facts),
+            "--policy", "expert=replaystore.analysis._gymruns:acrobot_expert"]
+    assert 1 == main(argv)
+    d = json.loads(capsys.readouterr().out)
+    assert ("expert", "error") in [(a["actor"], a["severity"]) for a in d["anomalies"] if a["code"] == "TAG_POLICY"]
+    assert (400, f"--env-facts {facts}") == (d["notes"]["env_facts"]["max_episode_steps"],
+                                              d["notes"]["env_facts"]["sources"]["max_episode_steps"])
+    assert 2 == main(["audit", path, "--json", "--policy", "expert"])
+    assert "expected ACTOR=package.module:function" in capsys.readouterr().err
+    assert 2 == main(["audit", path, "--json", "--policy", "expert=replaystore.analysis._gymruns:nothing"])
+    assert "has no attribute 'nothing'" in capsys.readouterr().err
+    facts.write_text(json.dumps({"max_episode_steps": "long"}))
+    assert 2 == main(["audit", path, "--json", "--env-facts", str(facts)])
+    assert "expected a positive integer or null" in capsys.readouterr().err
+
+
+def test_help_documents_the_new_flags(capsys):
+    """`replaystore audit --help` lists --env-facts, --policy and --trust-metadata-policies."""
+    with pytest.raises(SystemExit):
+        main(["audit", "--help"])
+    text = capsys.readouterr().out
+    assert "--env-facts FILE" in text and "ACTOR=MODULE:FUNCTION" in text and "--trust-metadata-policies" in text

@@ -130,3 +130,34 @@ def test_time_limit_end_stored_as_terminal(cartpole):
     assert "terminal_at_time_limit" == a.details["kind"]
     limits = np.flatnonzero(cols["done"] & (cols["step"] == 499))
     assert [int(limits[0]), int(limits[-1]) + 1] == a.rows
+
+
+# ------------------------------------------------------------------ other environments (real gymnasium runs)
+
+
+def test_natural_repeats_are_not_a_duplicate_block(gym_audits):
+    """MountainCar's car stopped at the left wall is set to exactly (-1.2, 0); a deterministic expert then
+    repeats whole stretches of rows exactly, episode after episode. They continue their own episode:
+    counted as natural repeats, never DUPLICATE_BLOCK."""
+    report, _ = gym_audits["mountaincar_pure_expert"]
+    ev = report.checks["duplicate_rows"]["evidence"]
+    assert "DUPLICATE_BLOCK" not in report.codes() and ev["natural_repeats"] >= 1 and ev["duplicate_rows"] >= 16
+
+
+def test_a_block_appended_twice_is_still_caught(gym_audits):
+    """64 rows appended a second time (same actors, same bookkeeping, the chain broken where the copy
+    begins): DUPLICATE_BLOCK over exactly the copy, naming the actor holding most of its rows."""
+    report, planted = gym_audits["mountaincar_appended_twice"]
+    (a,) = [a for a in report.anomalies if a.code == "DUPLICATE_BLOCK"]
+    assert [int(planted[0]), int(planted[-1]) + 1] == a.rows and "dqn" == a.actor
+
+
+def test_time_limit_ends_stored_as_terminal_name_the_actor(gym_audits):
+    """The learner's Pendulum episodes of exactly 200 steps stored done and not truncated: BOOTSTRAP_FLAGS
+    on 'dqn' (the expert's time-limit ends stay truncated)."""
+    report, planted = gym_audits["pendulum_limit_terminal"]
+    (a,) = [a for a in report.anomalies if a.code == "BOOTSTRAP_FLAGS"]
+    assert ("error", "dqn", "terminal_at_time_limit") == (a.severity, a.actor, a.details["kind"])
+    assert [int(planted[0]), int(planted[-1]) + 1] == a.rows
+    ends = report.checks["bootstrap_flags"]["evidence"]["time_limit_ends"]
+    assert 0 == ends["expert"]["stored_terminal"] and ends["dqn"]["stored_terminal"] == planted.size

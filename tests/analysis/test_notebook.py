@@ -26,6 +26,8 @@ print("NOTEBOOK-TABLES " + _json.dumps({
     "credit": credit.astype(float).to_dict(orient="index"),
     "finding": finding.to_dict(),
     "by_segment": {str(k): v for k, v in by_segment.astype(float).to_dict(orient="index").items()},
+    "policy_finding": {"actor": policy_finding.actor, "rows": policy_finding.rows,
+                       "severity": policy_finding.severity},
 }))
 """
 
@@ -141,3 +143,12 @@ def test_walkthrough_finding_matches_the_rows_by_hand(executed):
             mine = cols["actor"][sl] == i
             expected = (cols["reward"][sl][mine] > 0).mean()
             assert np.isclose(expected, row[a]), (start, a)
+
+
+def test_notebook_audits_another_environment_with_the_users_policy(executed):
+    """Section 7: a MountainCar run whose tags were swapped in rows [1500, 2100), audited with a
+    policy written in the notebook: TAG_POLICY on 'expert' inside the swapped stretch."""
+    _, tables = executed
+    f = tables["policy_finding"]
+    assert ("expert", "error") == (f["actor"], f["severity"])
+    assert 1500 <= f["rows"][0] < 1700 and 1900 < f["rows"][1] <= 2100

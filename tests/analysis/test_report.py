@@ -82,7 +82,7 @@ def test_markdown_has_every_section(healthy):
         assert title in md
     assert "![rewards](rewards.png)" in md
     assert "return-to-go" in md and "## Checks" in md
-    assert "tag_policy | skipped | no scripted policy is known for env_id 'Synthetic-v0'" in md
+    assert "tag_policy | skipped | no policy recorded for actor 'expert'" in md
 
 
 def test_audit_of_a_store_being_written(tmp_path):
