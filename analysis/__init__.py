@@ -31,10 +31,11 @@ from ._audit import audit
 from ._envfacts import ENV_KEYS, EnvFactsError
 from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport
 from ._run_audit import RunAuditReport, audit_run
+from ._tags import PolicyError
 
 __all__ = [
     "ANOMALY_CODES", "Anomaly", "ENV_KEYS", "EnvFactsError", "AuditReport", "BaselineFormatError", "CHECKS", "Check", "Comparison", "Difference",
-    "EXPECTED_KEYS", "ExportedFile",
+    "EXPECTED_KEYS", "ExportedFile", "PolicyError",
     "REPORT_FORMAT", "REPORT_VERSION", "RunAuditReport", "SEVERITIES", "assert_audit_matches", "audit", "audit_run",
     "audit_runs", "compare", "export_parquet",
     "load_train_samples", "load_train_steps", "load_transitions", "plots", "provenance", "recompute_td",

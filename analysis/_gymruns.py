@@ -161,3 +161,9 @@ def plant_appended_twice(cols, start: int, length: int) -> np.ndarray:
     for k, v in cols.items():
         cols[k] = np.concatenate([v[:at], v[start:at], v[at:]])
     return np.arange(at, at + length)
+
+
+def plant_shuffled_tags(cols, seed: int = 0) -> np.ndarray:
+    """Tags permuted at random over the whole run: shares unchanged, no information about behaviour."""
+    cols["actor"][:] = np.random.default_rng(seed).permutation(cols["actor"])
+    return np.arange(len(cols["actor"]))

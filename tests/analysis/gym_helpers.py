@@ -20,6 +20,7 @@ CASES = {
     "pendulum_limit_terminal": ("Pendulum-v1", {}, {}, ("plant_limit_as_terminal", {"actor": 1})),
     "mountaincar_appended_twice": ("MountainCar-v0", {}, {}, ("plant_appended_twice", {"start": 1200, "length": 64})),
     "mountaincar_pure_expert": ("MountainCar-v0", {"expert_ratio": 1.0}, {}, None),
+    "mountaincar_shuffled": ("MountainCar-v0", {"expert_ratio": 0.5}, {}, ("plant_shuffled_tags", {})),
 }
 CLEAN = ("acrobot_clean", "mountaincar_clean", "pendulum_clean")
 

@@ -132,3 +132,28 @@ def test_flat_action_shorthand_is_accepted():
         parse_block({"action_low": [-1.0]}, "t")
     with pytest.raises(EnvFactsError, match="not both"):
         parse_block({"n_actions": 2, "action": {"n": 2}}, "t")
+
+
+def test_a_custom_environment_declared_only_by_its_env_block(tmp_path):
+    """A game gymnasium does not know (MountainCar's rows under another id): with an env block the time
+    limit, the action count and the deterministic expert come from the block; the clean run stays quiet
+    and the learner's time-limit ends stored as terminal are named. Without the block those checks skip."""
+    from gym_helpers import make
+
+    block = {"env_id": "MyCar-v0", "env": {"max_episode_steps": 200, "action": {"n": 3}, "random_reset": True,
+                                           "actors": {"expert": {"deterministic": True}}}}
+    path, _ = make(tmp_path, "pendulum_clean", rows=1500, meta={**block, "env": {
+        **block["env"], "action": {"shape": [1], "low": -2, "high": 2}}})
+    report = audit(path)
+    assert [] == [(a.code, a.actor) for a in report.anomalies_at_least("warning")]
+    assert "metadata 'env' block" == report.notes["env_facts"]["sources"]["max_episode_steps"]
+    assert "ran" == report.checks["tag_behaviour"]["status"]
+    bad, planted = make(tmp_path, "pendulum_limit_terminal", rows=1500, meta={**block, "env": {
+        **block["env"], "action": {"shape": [1], "low": -2, "high": 2}}})
+    (a,) = [a for a in audit(bad).anomalies if a.code == "BOOTSTRAP_FLAGS"]
+    assert "dqn" == a.actor and [int(planted[0]), int(planted[-1]) + 1] == a.rows
+    (tmp_path / "bare").mkdir()
+    bare, _ = make(tmp_path / "bare", "pendulum_clean", rows=600, meta={"env_id": "MyCar-v0", "env": {}})
+    skipped = audit(bare)
+    assert "no time limit known" in skipped.checks["bootstrap_flags"]["evidence"]["time_limit"]
+    assert "skipped" == skipped.checks["tag_behaviour"]["status"]

@@ -58,3 +58,11 @@ def test_an_actor_with_a_policy_is_left_to_tag_policy(gym_runs):
     report = audit(gym_runs["mountaincar_clean"][0], policies={"expert": mountaincar_expert})
     assert "TAG_POLICY" in report.checks["tag_behaviour"]["reason"]
     assert "ran" == report.checks["tag_policy"]["status"]
+
+
+def test_tags_that_carry_no_information_say_so(gym_audits):
+    """Tags shuffled over a 50/50 MountainCar run: 'expert' rows act no more like the expert than 'dqn'
+    rows do; the finding says the tags carry no information about behaviour."""
+    report, _ = gym_audits["mountaincar_shuffled"]
+    (a,) = found(report, "TAG_BEHAVIOUR", "expert")
+    assert a.details["informative"] is False and "carry no information" in a.message
