@@ -86,7 +86,6 @@ def ingest_remote(location: str, name: str, blocks) -> float:
 def transport_floor(blocks, sample_batch, repeats: int) -> tuple[float, float]:
     """Rows/s of DoPut of the blocks (as the writer sends them, acknowledged per batch) and ms
     per DoGet of a prepared batch of ``sample_batch``'s size, against ``FLOOR_SERVER``."""
-    import pyarrow as pa
     import pyarrow.flight as fl
 
     from replaystore.remote import _protocol as P
