@@ -342,3 +342,20 @@ def test_ingested_rows_are_numbered_as_a_local_writer_numbers_them(served):
     for c in local_rows:
         assert remote_rows[c].tobytes() == local_rows[c].tobytes(), c
     assert remote_rows["episode"][-1] == 2 and remote_rows["step"][-1] == 109 - 74
+
+
+def test_a_one_off_ticket_gives_a_fresh_samplers_first_batches(served):
+    """A DoGet ticket holding the sampler's settings (no session) gives the first batches of a
+    local Sampler with those settings, in the store's column order plus row, weight, shard."""
+    run, server = served
+    client, options = connect(server.location)
+    ticket = {"batch_size": 100, "strategy": "stratified", "actor_fractions": {"expert": 0.6, "dqn": 0.4},
+              "seed": 21, "columns": ["reward", "actor"], "batches": 3}
+    table = client.do_get(flight.Ticket(json.dumps(ticket).encode()), options).read_all()
+    client.close()
+    with Sampler(run.path, 100, strategy="stratified", actor_fractions={"expert": 0.6, "dqn": 0.4}, seed=21,
+                 columns=["reward", "actor"]) as local:
+        want = [local.sample() for _ in range(3)]
+    assert table.column_names == ["reward", "actor", "row", "weight", "shard"]
+    for name in table.column_names:
+        assert table.column(name).to_numpy().tobytes() == np.concatenate([b[name] for b in want]).tobytes(), name
