@@ -28,7 +28,7 @@ from bench_sampler import interleaved_medians
 from bench_store import make_rows
 from replaystore.remote import RemoteSampler, RemoteWriter
 from bench_store import CDIM, STATE
-from replaystore.store import Run, Sampler, Schema
+from replaystore.store import Actors, Run, Sampler, Schema
 
 AIM = 0.5
 # The transport alone, for a floor: a Flight server that answers each DoPut batch with an empty
@@ -86,7 +86,6 @@ def ingest_remote(location: str, name: str, blocks) -> float:
 def transport_floor(blocks, sample_batch, repeats: int) -> tuple[float, float]:
     """Rows/s of DoPut of the blocks (as the writer sends them, acknowledged per batch) and ms
     per DoGet of a prepared batch of ``sample_batch``'s size, against ``FLOOR_SERVER``."""
-    import pyarrow as pa
     import pyarrow.flight as fl
 
     from replaystore.remote import _protocol as P
@@ -96,7 +95,6 @@ def transport_floor(blocks, sample_batch, repeats: int) -> tuple[float, float]:
     try:
         client = fl.FlightClient(f"grpc+tcp://127.0.0.1:{int(proc.stdout.readline())}")
         schema = Schema.transition((STATE,), continuous_dim=CDIM)
-        from replaystore.store import Actors
         rbs = [_block_to_arrow(b, schema, Actors(("expert", "dqn"))) for b in blocks]
         t = time.perf_counter()
         w, r = client.do_put(fl.FlightDescriptor.for_path("x"), rbs[0].schema)

@@ -311,3 +311,51 @@ def test_a_client_shard_is_watched_and_audited_like_a_local_store(served, capsys
     assert "90 committed" in out
     for name in ACTORS:  # 30 rows each
         assert re.search(rf"{name}\s+30\s+33\.3%", out), out
+
+
+def test_ingested_rows_are_numbered_as_a_local_writer_numbers_them(served):
+    """Episodes and steps of a served shard (filled by the store from the done flags) continue
+    across a refused block and a reconnect exactly as in a shard written locally with the same
+    blocks: every column but the wall-clock time is identical."""
+    run, server = served
+    a, b = client_block(12, 0, 50), client_block(12, 50, 60)  # 37-row episodes: b continues a's
+    bad = client_block(12, 50, 5)
+    bad["done"] = np.zeros((5, 2), bool)
+    with RemoteWriter(server.location, "w-episodes") as w:
+        w.extend(a)
+        w.commit()
+        with pytest.raises(ShapeError, match="done"):
+            w.extend(bad)
+            w.commit()
+    with RemoteWriter(server.location, "w-episodes") as w:  # a new connection resumes the shard
+        w.extend(b)
+        assert w.commit() == 110
+    with run.create_shard("local-episodes") as s:
+        s.extend(a)
+        s.extend(b)
+    served_rows = shard_columns(run.path, "w-episodes")
+    with run.open_shard("local-episodes") as s:
+        local_rows = s.read([c for c in SCHEMA.names if c != "time"])
+    with run.open_shard("w-episodes") as s:
+        remote_rows = s.read([c for c in SCHEMA.names if c != "time"])
+    assert len(served_rows["actor"]) == 110
+    for c in local_rows:
+        assert remote_rows[c].tobytes() == local_rows[c].tobytes(), c
+    assert remote_rows["episode"][-1] == 2 and remote_rows["step"][-1] == 109 - 74
+
+
+def test_a_one_off_ticket_gives_a_fresh_samplers_first_batches(served):
+    """A DoGet ticket holding the sampler's settings (no session) gives the first batches of a
+    local Sampler with those settings, in the store's column order plus row, weight, shard."""
+    run, server = served
+    client, options = connect(server.location)
+    ticket = {"batch_size": 100, "strategy": "stratified", "actor_fractions": {"expert": 0.6, "dqn": 0.4},
+              "seed": 21, "columns": ["reward", "actor"], "batches": 3}
+    table = client.do_get(flight.Ticket(json.dumps(ticket).encode()), options).read_all()
+    client.close()
+    with Sampler(run.path, 100, strategy="stratified", actor_fractions={"expert": 0.6, "dqn": 0.4}, seed=21,
+                 columns=["reward", "actor"]) as local:
+        want = [local.sample() for _ in range(3)]
+    assert table.column_names == ["reward", "actor", "row", "weight", "shard"]
+    for name in table.column_names:
+        assert table.column(name).to_numpy().tobytes() == np.concatenate([b[name] for b in want]).tobytes(), name
