@@ -79,7 +79,7 @@ def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = T
     stays bounded on a 1M-row store), with a tqdm progress bar unless ``progress=False``.
     """
     import torch
-    from replaystore.progress import progress as progress_bar
+    from replaystore.common.progress import progress as progress_bar
 
     from replaystore.agent import load_network  # analysis needs the agent only to rebuild a network
 

@@ -164,7 +164,7 @@ def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool
     The checks that ran, those skipped and why, and each one's evidence are in ``report.checks``
     (the registry is ``analysis._checks.CHECKS``).
     """
-    from replaystore.progress import progress as progress_bar
+    from replaystore.common.progress import progress as progress_bar
 
     from replaystore.store import Run
 

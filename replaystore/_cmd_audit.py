@@ -47,7 +47,7 @@ def _expected(args) -> dict | None:
 
 def _write_files(report, out: str, plots: bool) -> dict:
     from replaystore.analysis import plots as figures_of
-    from replaystore.progress import progress
+    from replaystore.common.progress import progress
 
     os.makedirs(out, exist_ok=True)
     figures = {}

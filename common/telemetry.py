@@ -35,11 +35,10 @@ import numpy as np
 from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, Column, Schema, train_samples_schema, train_steps_schema
 from replaystore.store.errors import ShapeError, StoreError
 
-# a loop's own scalars (learning rate, epsilon, ...): one float32 column each, named by the first call
-TRAIN_SCALARS = "train_scalars"
+from . import tensorboard as _tb
+from ._tables import PER_ACTOR, TRAIN_SCALARS
 
-# train_steps columns with one entry per actor, and the per-sample input each mean is taken over
-PER_ACTOR = ("batch_count", "td_abs_mean", "reward_mean", "q_mean", "grad_norm")
+__all__ = ["PER_ACTOR", "TRAIN_SCALARS", "Telemetry", "TelemetryError", "as_numpy"]
 
 
 class TelemetryError(StoreError, ValueError):
@@ -80,9 +79,7 @@ class Telemetry:
         self._scalar_names: tuple[str, ...] | None = None
         self._scalars: list[tuple] = []  # staged (step, values) rows of train_scalars
         if isinstance(tensorboard, (str, bytes)) or hasattr(tensorboard, "__fspath__"):
-            from ._tensorboard import ScalarWriter
-
-            tensorboard = ScalarWriter(tensorboard)
+            tensorboard = _tb.ScalarWriter(tensorboard, feature="Telemetry(tensorboard=...)")
         self.tensorboard = tensorboard
 
     # ------------------------------------------------------------------ one call per training step
@@ -130,10 +127,8 @@ class Telemetry:
             else np.full(n, np.nan, np.float32)
         self._n = i + 1
         if self.tensorboard is not None:
-            from ._tensorboard import buffer_scalars, step_scalars
-
-            self.tensorboard.add_scalars({**step_scalars({k: v[i] for k, v in s.items()}, self.actors),
-                                          **buffer_scalars(self.store.actor_counts(), self.actors),
+            self.tensorboard.add_scalars({**_tb.step_scalars({k: v[i] for k, v in s.items()}, self.actors),
+                                          **_tb.buffer_scalars(self.store.actor_counts(), self.actors),
                                           **dict(zip(self._scalar_names or (), extra or ()))}, int(step))
         if extra is not None:
             self._scalars.append((int(step), extra))
@@ -215,9 +210,7 @@ class Telemetry:
         """An episode ended after ``frames`` recorded rows: its return and length go to TensorBoard
         (when attached). The store needs no call: its rows already hold rewards and ``done``."""
         if self.tensorboard is not None:
-            from ._tensorboard import episode_scalars
-
-            self.tensorboard.add_scalars(episode_scalars(ret, length), int(frames))
+            self.tensorboard.add_scalars(_tb.episode_scalars(ret, length), int(frames))
 
     # ------------------------------------------------------------------ hand-over
     def flush(self) -> None:

@@ -17,30 +17,37 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 
 from replaystore.store import TRAIN_STEPS
 
-from ._telemetry import TRAIN_SCALARS
+from ._tables import TRAIN_SCALARS
+from .extras import MissingExtraError, require_extra
 
 
-def _event_writer():
+def _event_writer(feature: str):
+    require_extra("tensorboard", feature)
     try:
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
-    except ImportError as e:
-        raise ImportError(f"TensorBoard files need the 'tensorboard' package ({e}); "
-                          "pip install 'replaystore[agent]' or tensorboard, or pass --no-tensorboard") from None
+    except ImportError as e:  # installed but broken (a protobuf mismatch, ...): say so, and which extra
+        raise MissingExtraError(feature, "tensorboard", f"a working tensorboard ({e})") from None
     return Event, Summary, EventFileWriter
 
 
 class ScalarWriter:
-    """Scalars into a TensorBoard event file in ``logdir`` (created if missing)."""
+    """Scalars into a TensorBoard event file in ``logdir`` (created if missing).
 
-    def __init__(self, logdir, flush_secs: float = 2.0):
-        self._Event, self._Summary, EventFileWriter = _event_writer()
+    Needs the ``[tensorboard]`` extra; without it, ``MissingExtraError`` (an ``ImportError``)
+    names it before ``logdir`` is created. ``feature`` names the caller in that message.
+    """
+
+    def __init__(self, logdir: str | os.PathLike[str], flush_secs: float = 2.0, *,
+                 feature: str = "TensorBoard event files") -> None:
+        self._Event, self._Summary, EventFileWriter = _event_writer(feature)
         self.logdir = os.fspath(logdir)
         os.makedirs(self.logdir, exist_ok=True)
         self._w = EventFileWriter(self.logdir, flush_secs=flush_secs)
@@ -112,15 +119,17 @@ def episodes(reward: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ends + 1, cs[ends + 1] - cs[starts], ends + 1 - starts
 
 
-def export(path, out, *, every: int = 1) -> dict:
+def export(path: str | os.PathLike[str], out: str | os.PathLike[str], *, every: int = 1) -> dict[str, Any]:
     """Write the TensorBoard scalars of the store at ``path`` into ``out``; returns counts written.
 
-    ``every``: keep one training step in ``every`` (episodes are all written).
+    ``every``: keep one training step in ``every`` (episodes are all written). Needs the
+    ``[tensorboard]`` extra (checked before anything is read or written).
     """
     from replaystore.store import ReplayStore
 
     if int(every) < 1:
         raise ValueError(f"every={every!r}: expected a positive number of training steps")
+    require_extra("tensorboard", "replaystore tensorboard")
     with ReplayStore.open(path, "r") as s:
         actors = tuple(s.actors.names)
         tr = s.read(["actor", "time", "reward", "done"])
