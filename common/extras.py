@@ -46,7 +46,7 @@ class MissingExtraError(ImportError):
         super().__init__(f"{feature} needs the [{extra}] extra ({missing} is not installed): "
                          f"pip install 'replaystore[{extra}]'", name=missing)
 
-    def __reduce__(self):  # the three fields, so the error survives a trip through Ray or Dask
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str, str]]:  # the three fields, so the error survives a trip through Ray or Dask
         return type(self), (self.feature, self.extra, self.missing)
 
 

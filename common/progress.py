@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 __all__ = ["progress", "write", "is_terminal"]
 
 
-def is_terminal(file=None) -> bool:
+def is_terminal(file: Any = None) -> bool:
     f = sys.stderr if file is None else file
     try:
         return bool(f.isatty())
@@ -33,18 +35,19 @@ def is_terminal(file=None) -> bool:
 class PlainProgress:
     """The tqdm subset the project uses, printing one line per ``step_pct`` percent."""
 
-    def __init__(self, iterable=None, *, total=None, desc="", unit="it", initial=0, disable=False, file=None,
-                 step_pct: float = 10.0):
+    def __init__(self, iterable: Iterable[Any] | None = None, *, total: float | None = None, desc: str = "",
+                 unit: str = "it", initial: int = 0, disable: bool = False, file: IO[str] | None = None,
+                 step_pct: float = 10.0) -> None:
         self.iterable = iterable
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
-            total = len(iterable)
+            total = len(iterable)  # type: ignore[arg-type]  # hasattr said it has one
         self.total, self.n, self.desc, self.unit = total, int(initial), desc, unit
         self.disable, self.file, self.step = disable, file, float(step_pct)
         self._t0 = time.monotonic()
         self._postfix = ""
         self._next = self._threshold_after(self.n)
 
-    def _threshold_after(self, n) -> float:
+    def _threshold_after(self, n: int) -> float:
         if not self.total:
             return float("inf")
         done_pct = 100.0 * n / self.total
@@ -63,7 +66,7 @@ class PlainProgress:
                   file=self.file or sys.stderr, flush=True)
             self._next = self._threshold_after(self.n)
 
-    def set_postfix(self, refresh: bool = False, **kw) -> None:
+    def set_postfix(self, refresh: bool = False, **kw: Any) -> None:
         self._postfix = " ".join(f"{k}={v}" for k, v in kw.items())
 
     def set_postfix_str(self, s: str = "", refresh: bool = False) -> None:
@@ -72,20 +75,21 @@ class PlainProgress:
     def close(self) -> None:
         pass
 
-    def __iter__(self):
-        for x in self.iterable:
+    def __iter__(self) -> Iterator[Any]:
+        for x in self.iterable or ():
             yield x
             self.update(1)
 
-    def __enter__(self):
+    def __enter__(self) -> PlainProgress:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def progress(iterable=None, *, total=None, desc: str = "", unit: str = "it", initial: int = 0,
-             disable: bool = False, leave: bool = True, file=None, step_pct: float = 10.0, **tqdm_kw):
+def progress(iterable: Iterable[Any] | None = None, *, total: float | None = None, desc: str = "", unit: str = "it",
+             initial: int = 0, disable: bool = False, leave: bool = True, file: IO[str] | None = None,
+             step_pct: float = 10.0, **tqdm_kw: Any) -> Any:
     """A progress bar over ``iterable`` (or ``total`` steps): tqdm on a terminal, plain lines otherwise."""
     out = sys.stderr if file is None else file
     if is_terminal(out):
@@ -97,7 +101,7 @@ def progress(iterable=None, *, total=None, desc: str = "", unit: str = "it", ini
                          step_pct=step_pct)
 
 
-def write(msg: str, file=None) -> None:
+def write(msg: str, file: IO[str] | None = None) -> None:
     """Print a log line to stderr; above a live tqdm bar when there is one."""
     out = sys.stderr if file is None else file
     if is_terminal(out):

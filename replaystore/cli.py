@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     debug = "--debug" in argv
     raw = sys.stdout
-    sys.stdout = _GuardedStdout(raw)  # type: ignore[assignment]
+    sys.stdout = _GuardedStdout(raw)  # a TextIO in all but name
     try:
         args = build_parser(command if command in COMMANDS else None).parse_args(argv)
         rc = int(args._run(args) or 0)
