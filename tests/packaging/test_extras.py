@@ -106,12 +106,39 @@ def test_train_with_ray_without_ray_names_the_ray_extra(tmp_path):
     assert [] == os.listdir(tmp_path)
 
 
-@pytest.mark.parametrize("command", ["train", "demo", "tensorboard", "export", "notebook", "info", "audit"])
-def test_help_works_without_any_extra(tmp_path, command):
-    """Every command's --help, even train's (the defaults come from AgentConfig), needs no extra."""
-    r = _cli([command, "--help"], tmp_path)
+def test_every_help_works_without_any_extra(tmp_path):
+    """Every command's --help, even train's (its defaults come from AgentConfig), needs no extra."""
+    r = _python("""
+        import contextlib, io
+        from replaystore.cli import COMMANDS, main
+        for command in COMMANDS:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                try:
+                    main([command, "--help"])
+                except SystemExit as e:
+                    assert e.code == 0, (command, e.code)
+            assert out.getvalue().startswith(f"usage: replaystore {command}"), (command, out.getvalue()[:200])
+            print(command)
+    """, tmp_path)
     assert 0 == r.returncode, r.stderr
-    assert f"usage: replaystore {command}" in r.stdout
+    from replaystore.cli import COMMANDS
+
+    assert list(COMMANDS) == r.stdout.split()
+
+
+def test_train_without_tensorboard_skips_its_default_view_and_refuses_an_explicit_one(tmp_path):
+    """With torch but no tensorboard: train runs and says in one line why there is no <store>.tb;
+    an explicit --tensorboard DIR is refused before anything is created."""
+    tiny = ["--steps", "60", "--quiet", "--eval-episodes", "0", "--set", "learning_starts=30", "--set", "batch_size=8",
+            "--set", "hidden=[8]"]
+    r = _cli(["train", "--out", "run.h5", "--tensorboard", "tb", *tiny], tmp_path, hidden=["tensorboard"])
+    assert 2 == r.returncode and "replaystore train --tensorboard needs the [tensorboard] extra" in r.stderr
+    assert [] == os.listdir(tmp_path)
+    r = _cli(["train", "--out", "run.h5", *tiny], tmp_path, hidden=["tensorboard"])
+    assert 0 == r.returncode, r.stderr
+    assert "note: no TensorBoard files: the [tensorboard] extra is not installed" in r.stderr
+    assert not (tmp_path / "run.tb").exists() and (tmp_path / "run.h5").exists()
 
 
 def test_the_tensorboard_command_advises_only_what_exists(tmp_path):
