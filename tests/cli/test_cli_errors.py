@@ -102,8 +102,13 @@ def _format2_copy(tmp_path) -> str:
     return path
 
 
-def test_verify_compact_and_export_print_json(tmp_path, capsys):
-    """verify, compact and export --json print one JSON document to stdout and nothing else there."""
+def test_verify_compact_export_and_convert_print_json(tmp_path, capsys):
+    """verify, compact, export and convert --json print one JSON document to stdout and nothing else there."""
+    copy = str(tmp_path / "copy.h5")
+    assert 0 == main(["convert", HEALTHY, copy, "--json"])
+    assert {"old": HEALTHY, "new": copy, "rows": 3072, "format_version": 2} == json.loads(capsys.readouterr().out)
+    assert 0 == main(["verify", copy, "--json"])
+    assert json.loads(capsys.readouterr().out)["ok"] is True
     path = _format2_copy(tmp_path)
     assert 0 == main(["verify", path, "--json"])
     d = json.loads(capsys.readouterr().out)
