@@ -64,3 +64,20 @@ def test_notebook_runs_on_a_store_of_ones_own(tmp_path, capsys):
     assert 2 == main(["notebook", str(tmp_path / "none.h5"), "--out", str(tmp_path / "r.html")])
     assert capsys.readouterr().err.startswith("error: ")
     assert ["mine.h5", "mine.h5.commit", "mine.h5.d", "report.ipynb"] == sorted(os.listdir(tmp_path))
+
+
+def test_a_failing_cell_is_one_line_and_the_partial_notebook_is_kept(tmp_path, capsys):
+    """Section 6 pointed at a store that does not exist: exit 2, one line naming the cell and the
+    error, no report at --out, and the partly run notebook beside it for a look."""
+    store = _own_store(str(tmp_path / "mine.h5"))
+    out = tmp_path / "report.ipynb"
+    assert 2 == main(["notebook", store, "--out", str(out), "--param", "BUG_STORE=/nonexistent/bug.h5"])
+    err = capsys.readouterr().err
+    assert 1 == len(err.splitlines()), err
+    assert err.startswith("error: the notebook failed in cell "), err
+    assert "StoreNotFoundError: no store at /nonexistent/bug.h5" in err
+    assert not out.exists()
+    failed = tmp_path / "report.failed.ipynb"
+    assert str(failed) in err
+    cells = json.loads(failed.read_text())["cells"]
+    assert any(o["output_type"] == "error" for c in cells if c["cell_type"] == "code" for o in c["outputs"])
