@@ -41,6 +41,7 @@ from replaystore.store.errors import ShapeError, StoreError
 
 from . import tensorboard as _tb
 from ._tables import PER_ACTOR, TRAIN_SCALARS
+from .extras import require_extra
 
 if TYPE_CHECKING:
     from replaystore.store import StoreWriter
@@ -84,6 +85,8 @@ class Telemetry:
                  tensorboard: str | os.PathLike[str] | ScalarWriter | None = None) -> None:
         if int(block) < 1:
             raise TelemetryError(f"Telemetry(block={block!r}): expected a positive number of rows to stage")
+        if isinstance(tensorboard, (str, os.PathLike)):  # before the store's tables are made
+            require_extra("tensorboard", "Telemetry(tensorboard=...)")
         if store.actors is None:  # only a store being set up lacks one; an open store always has it
             raise TelemetryError(f"Telemetry({store!r}): the store has no actor vocabulary; open the store first")
         self.store = store

@@ -99,6 +99,39 @@ def test_a_command_without_its_extra_says_which_in_one_line_and_creates_nothing(
     assert [] == os.listdir(tmp_path)
 
 
+def test_functions_without_their_extra_raise_missing_extra_error(tmp_path):
+    """The library's functions name their extra too: export_parquet, recompute_td, audit_runs(dask),
+    Telemetry(tensorboard=...), each a MissingExtraError (an ImportError) raised before any output
+    (the store the test makes for Telemetry is the folder's only content afterwards)."""
+    r = _python(f"""
+        import replaystore as rs
+        from replaystore.analysis import audit_runs, export_parquet, recompute_td
+        store = rs.ReplayStore.open({HEALTHY!r}, "r")
+        calls = [(lambda: export_parquet(store, "pq"), "parquet"), (lambda: recompute_td(store, 1), "agent"),
+                 (lambda: audit_runs([{HEALTHY!r}], engine="dask"), "dask")]
+        for call, extra in calls:
+            try:
+                call()
+            except rs.MissingExtraError as e:
+                assert e.extra == extra, (e, extra)
+                print(e)
+            else:
+                raise SystemExit(f"no MissingExtraError for [{{extra}}]")
+        store.close()
+        with rs.ReplayStore.create("own.h5", rs.Schema.transition((2,)), actors=("a", "b")) as own:
+            try:
+                rs.Telemetry(own, tensorboard="tb")
+            except rs.MissingExtraError as e:
+                print(e)
+            assert "train_steps" not in own.tables, own.tables   # refused before it added its tables
+    """, tmp_path)
+    assert 0 == r.returncode, r.stderr
+    assert ["export_parquet() needs the [parquet] extra", "recompute_td() needs the [agent] extra",
+            "engine='dask' needs the [dask] extra", "Telemetry(tensorboard=...) needs the [tensorboard] extra"] == [
+        line.split(" (")[0] for line in r.stdout.splitlines()]
+    assert ["own.h5", "own.h5.commit", "own.h5.d"] == sorted(os.listdir(tmp_path))  # no pq/, no tb/
+
+
 def test_train_with_ray_without_ray_names_the_ray_extra(tmp_path):
     """--engine ray with torch present but Ray absent: the [ray] extra, not [agent]."""
     r = _cli(["train", "--workers", "2", "--engine", "ray", "--out", "run"], tmp_path, hidden=["ray"])
