@@ -54,7 +54,10 @@ def _cli(argv: list[str], cwd, hidden=EXTRA_MODULES) -> subprocess.CompletedProc
 
 def test_the_core_alone_imports_documents_and_star_imports(tmp_path):
     """import replaystore, help(replaystore), `from replaystore import *` and every name of __all__
-    work with no extra installed; replaystore.agent says which extra it needs."""
+    work with no extra installed, beside a user's own store.py, common.py, ... that raise if imported;
+    replaystore.agent says which extra it needs."""
+    for decoy in ("store", "agent", "analysis", "common", "notebooks"):
+        (tmp_path / f"{decoy}.py").write_text(f"raise ImportError('the decoy {decoy}.py was imported')\n")
     r = _python("""
         import pydoc
         import replaystore
