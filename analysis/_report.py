@@ -6,18 +6,25 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS
+
+if TYPE_CHECKING:
+    from replaystore.store import ReplayStore, Run
+
+    from ._run_audit import RunAuditReport
 
 from . import _anomalies, _credit, _stats, _training
 from ._anomalies import Anomaly
 from ._checks import run_checks
 from ._context import Context
 from ._envfacts import env_facts
-from ._load import open_store
+from ._load import StoreSource, open_store
 
 REPORT_FORMAT = "replaystore-audit"
 REPORT_VERSION = 2  # 2: the checks section, per-actor credit instead of majority labels, anomalies' episodes
@@ -83,7 +90,7 @@ class AuditReport:
         return cls(**fields, anomalies=anomalies, generated=d.get("generated", {}))
 
     @classmethod
-    def load(cls, path) -> "AuditReport":
+    def load(cls, path: str | os.PathLike[str]) -> "AuditReport":
         """Read a ``report.json`` written by ``to_json()``."""
         with open(path, encoding="utf-8") as f:
             try:
@@ -153,7 +160,23 @@ BIG_STORE = 100_000  # rows from which progress="auto" shows a bar
 SCALARS = ("actor", "episode", "step", "reward", "done", "time", "discrete_action", "truncated")
 
 
-def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool | str = False) -> AuditReport:
+@overload
+def audit(path: ReplayStore, expected: Mapping[str, Any] | None = None, *, bucket_rows: int | None = None,
+          progress: bool | str = False) -> AuditReport: ...
+
+
+@overload
+def audit(path: Run, expected: Mapping[str, Any] | None = None, *, bucket_rows: int | None = None,
+          progress: bool | str = False) -> RunAuditReport: ...
+
+
+@overload
+def audit(path: str | os.PathLike[str], expected: Mapping[str, Any] | None = None, *,
+          bucket_rows: int | None = None, progress: bool | str = False) -> AuditReport | RunAuditReport: ...
+
+
+def audit(path: StoreSource | Run, expected: Mapping[str, Any] | None = None, *, bucket_rows: int | None = None,
+          progress: bool | str = False) -> AuditReport | RunAuditReport:
     """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``); a run
     folder (or ``Run``) gets a ``RunAuditReport`` over its shards (see ``_run_audit.py``).
 

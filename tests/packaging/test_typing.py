@@ -59,8 +59,11 @@ def record(path: str) -> int:
     tel.log_step(2, loss=0.4, batch_count={"expert": 4, "dqn": 12}, td_abs_mean=[0.1, 0.2])
     tel.log_samples(2, batch["row"], batch["actor"], np.zeros(16), np.zeros(16), np.zeros(16))
     tel.close()
-    report = rs.audit(path)
-    assert_type(report, AuditReport)
+    assert_type(rs.audit(ReplayStore.open(path)), AuditReport)
+    report = rs.audit(path)               # a path may be a store or a run folder
+    assert_type(report, AuditReport | rs.analysis.RunAuditReport)
+    if not isinstance(report, AuditReport):
+        raise SystemExit(f"{path} is a run folder")
     try:
         import replaystore.agent
     except rs.MissingExtraError as e:
