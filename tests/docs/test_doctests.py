@@ -15,7 +15,7 @@ import pkgutil
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PACKAGES = ("replaystore", "replaystore.store", "replaystore.agent", "replaystore.analysis")
+PACKAGES = ("replaystore", "replaystore.common", "replaystore.store", "replaystore.agent", "replaystore.analysis")
 
 
 def _modules() -> list[str]:
