@@ -20,20 +20,44 @@ Modules: ``_config`` (AgentConfig), ``_network`` (HybridDQN), ``_envs`` (HybridC
 ``_trainlog`` (telemetry tables, [BATCH]/[BUFFER] lines), ``_checkpoint``, ``_agent``, ``_loop``,
 ``_evaluate``, ``_distributed`` (N acting workers writing the shards of a run, one learner:
 ``train_distributed``). Loggers: ``"replaystore.agent"``.
+
+Needs the ``[agent]`` extra (torch, gymnasium). ``AgentConfig`` and ``errors`` import without it
+(the command line shows ``replaystore train --help`` from the config's defaults); every other name
+loads on first use, and without the extra says so in one line (``MissingExtraError``, an
+``ImportError``) instead of a ``No module named 'torch'`` from deep inside.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from . import errors
-from ._agent import Agent
-from ._checkpoint import load_network, save_checkpoint
 from ._config import AgentConfig
-from ._distributed import train_distributed, worker_status
-from ._envs import HYBRID_CARTPOLE_ID, EnvSpec, HybridCartPole, env_spec, make_env, register_envs
-from ._evaluate import evaluate_expert, evaluate_greedy, evaluate_random
-from ._loop import run_metadata, store_schema, train
-from ._metrics import TrainMetrics, per_actor_stats
-from ._network import HybridDQN
-from ._nstep import nstep_targets
-from ._policy import ActorMixer, CartPoleExpert, epsilon_at
+
+if TYPE_CHECKING:  # what a type checker sees of the names loaded on first use
+    from ._agent import Agent
+    from ._checkpoint import load_network, save_checkpoint
+    from ._distributed import train_distributed, worker_status
+    from ._envs import HYBRID_CARTPOLE_ID, EnvSpec, HybridCartPole, env_spec, make_env, register_envs
+    from ._evaluate import evaluate_expert, evaluate_greedy, evaluate_random
+    from ._loop import run_metadata, store_schema, train
+    from ._metrics import TrainMetrics, per_actor_stats
+    from ._network import HybridDQN
+    from ._nstep import nstep_targets
+    from ._policy import ActorMixer, CartPoleExpert, epsilon_at
+
+# public name -> the private module that defines it
+_LAZY = {
+    "Agent": "_agent", "load_network": "_checkpoint", "save_checkpoint": "_checkpoint",
+    "train_distributed": "_distributed", "worker_status": "_distributed",
+    "HYBRID_CARTPOLE_ID": "_envs", "EnvSpec": "_envs", "HybridCartPole": "_envs", "env_spec": "_envs",
+    "make_env": "_envs", "register_envs": "_envs",
+    "evaluate_expert": "_evaluate", "evaluate_greedy": "_evaluate", "evaluate_random": "_evaluate",
+    "run_metadata": "_loop", "store_schema": "_loop", "train": "_loop",
+    "TrainMetrics": "_metrics", "per_actor_stats": "_metrics", "HybridDQN": "_network",
+    "nstep_targets": "_nstep", "ActorMixer": "_policy", "CartPoleExpert": "_policy", "epsilon_at": "_policy",
+}
 
 __all__ = ["ActorMixer", "Agent", "AgentConfig", "CartPoleExpert", "EnvSpec", "HYBRID_CARTPOLE_ID", "HybridCartPole",
            "HybridDQN", "TrainMetrics", "env_spec", "epsilon_at", "errors", "evaluate_expert", "evaluate_greedy",
@@ -41,4 +65,19 @@ __all__ = ["ActorMixer", "Agent", "AgentConfig", "CartPoleExpert", "EnvSpec", "H
            "run_metadata", "save_checkpoint", "store_schema", "train",
            "train_distributed", "worker_status"]
 
-register_envs()  # so that gym.make("HybridCartPole-v1") works once agent is imported
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'replaystore.agent' has no attribute {name!r}") from None
+    from replaystore.common.extras import require_extra
+
+    require_extra("agent", f"replaystore.agent.{name}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -17,7 +17,6 @@ need a shard). Each worker keeps ``workers/<name>.json``: pid, starts, and its m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ import time
 import numpy as np
 import torch
 
+from replaystore.common.extras import require_extra
 from replaystore.store import ReplayStore, Run, RunSource, Sampler, file_layer
 
 from ._agent import Agent
@@ -315,12 +315,11 @@ def train_distributed(config: AgentConfig, run_path, *, workers: int, engine: st
     from tqdm.auto import tqdm
 
     if engine not in ENGINES:
-        raise ConfigError(f"engine={engine!r}: expected one of {list(ENGINES)} ('ray' needs the [scale] extra)")
+        raise ConfigError(f"engine={engine!r}: expected one of {list(ENGINES)} ('ray' needs the [ray] extra)")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers={workers!r}: expected a positive number of acting processes")
-    if engine == "ray" and importlib.util.find_spec("ray") is None:  # checked before the run folder is made
-        raise ConfigError("engine='ray' needs Ray: pip install 'replaystore[scale]', or use engine='mp' "
-                          "(--engine mp), which needs nothing more")
+    if engine == "ray":  # checked before the run folder is made; engine='mp' needs nothing more
+        require_extra("ray", "engine='ray'")
     if config.samples_every:
         config = config.replace(samples_every=0)  # per-sample telemetry would need (shard, row) ids
     torch.set_num_threads(config.torch_threads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -10,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from replaystore.progress import progress
+from replaystore.common.progress import progress
 from replaystore.store import Column, ReplayStore, Schema, file_layer, store_files
 
 from ._agent import Agent
@@ -26,7 +27,7 @@ log = logging.getLogger("replaystore.agent")
 
 def run_metadata(config: AgentConfig) -> dict:
     """The run's declared settings, kept in the store's metadata (the audit reads ``expert_ratio``)."""
-    from replaystore import __version__
+    from replaystore.common import __version__
 
     return {"env_id": config.env_id, "seed": config.seed, "expert_ratio": config.expert_ratio,
             "config": config.to_dict(), "version": __version__}
@@ -55,8 +56,14 @@ def resolve_checkpoint(store_path, entry: dict) -> str:
     return path
 
 
+# The agent commits by row count only, never by the clock: a commit makes rows sampleable, so a
+# time-based commit would let the machine's speed decide which rows a batch may draw, and the same
+# seed would give another store (two demo runs of one seed differed by 4 episodes).
+COMMIT_SECONDS = math.inf
+
+
 def _open_for_resume(config: AgentConfig, out_path):
-    store = ReplayStore.open(out_path, "a", commit_every=config.commit_every)
+    store = ReplayStore.open(out_path, "a", commit_every=config.commit_every, commit_seconds=COMMIT_SECONDS)
     try:
         declared = store.metadata.get("env_id")
         if declared != config.env_id:
@@ -96,7 +103,8 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
         os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
         try:
             store = ReplayStore.create(out_path, store_schema(spec), actors=config.actors, window=config.window,
-                                       metadata=run_metadata(config), commit_every=config.commit_every)
+                                       metadata=run_metadata(config), commit_every=config.commit_every,
+                                       commit_seconds=COMMIT_SECONDS)
         except BaseException:
             env.close()
             raise

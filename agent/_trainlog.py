@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from replaystore._telemetry import Telemetry
+from replaystore.common.telemetry import Telemetry
 
 from ._metrics import TrainMetrics
 

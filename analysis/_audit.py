@@ -6,13 +6,41 @@ Kept apart from both so that the imports run one way: ``_report`` <- ``_run_audi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, overload
 
+from ._load import StoreSource
 from ._report import AuditReport, audit_store
 from ._run_audit import RunAuditReport, audit_run
 
+if TYPE_CHECKING:
+    from replaystore.store import ReplayStore, Run
 
-def audit(path, expected=None, *, bucket_rows: int | None = None, progress: bool | str = False,
-          env_facts=None, policies=None, trust_policies: bool = False) -> AuditReport | RunAuditReport:
+EnvFactsArg = Mapping[str, Any] | str | os.PathLike[str] | None
+Policies = Mapping[str, Callable[..., Any]] | None
+
+
+@overload
+def audit(path: ReplayStore, expected: Mapping[str, Any] | None = None, *, bucket_rows: int | None = None,
+          progress: bool | str = False, env_facts: EnvFactsArg = None, policies: Policies = None,
+          trust_policies: bool = False) -> AuditReport: ...
+
+
+@overload
+def audit(path: Run, expected: Mapping[str, Any] | None = None, *, bucket_rows: int | None = None,
+          progress: bool | str = False, env_facts: EnvFactsArg = None, policies: Policies = None,
+          trust_policies: bool = False) -> RunAuditReport: ...
+
+
+@overload
+def audit(path: str | os.PathLike[str], expected: Mapping[str, Any] | None = None, *,
+          bucket_rows: int | None = None, progress: bool | str = False, env_facts: EnvFactsArg = None,
+          policies: Policies = None, trust_policies: bool = False) -> AuditReport | RunAuditReport: ...
+
+
+def audit(path: StoreSource | Run, expected: Mapping[str, Any] | None = None, *, bucket_rows: int | None = None,
+          progress: bool | str = False, env_facts: EnvFactsArg = None, policies: Policies = None,
+          trust_policies: bool = False) -> AuditReport | RunAuditReport:
     """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``); a run
     folder (or ``Run``) gets a ``RunAuditReport`` over its shards.
 

@@ -79,10 +79,10 @@ def audit_runs(paths: Sequence, *, engine: str = "dask", scheduler: str | None =
 
 
 def _on_dask(paths, scheduler, n_workers, expected) -> list[dict]:
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ImportError("engine='dask' needs dask.distributed: pip install 'replaystore[scale]'") from None
+    from replaystore.common.extras import require_extra
+
+    require_extra("dask", "engine='dask'")
+    from distributed import Client, LocalCluster
     if scheduler:
         with Client(scheduler) as client:
             return client.gather(client.map(audit_summary_row, list(paths), expected=expected, pure=False))

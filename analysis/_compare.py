@@ -8,7 +8,9 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ._audit import audit
 from ._report import REPORT_FORMAT, REPORT_VERSION, AuditReport, BaselineFormatError, check_report_format
@@ -226,7 +228,9 @@ def _close(a, b, tol: dict) -> bool:
     return abs(a - b) <= tol["abs"] + tol["rel"] * max(abs(a), abs(b))
 
 
-def compare(baseline, candidate, tolerances=None, *, defaults=None) -> Comparison:
+def compare(baseline: AuditReport | dict[str, Any] | str | os.PathLike[str],
+            candidate: AuditReport | dict[str, Any] | str | os.PathLike[str],
+            tolerances: Mapping[str, Any] | None = None, *, defaults: Mapping[str, Any] | None = None) -> Comparison:
     """Differences between two audits, ignoring volatile fields (``generated``: path, times).
 
     ``tolerances`` maps glob patterns over dotted paths (``"composition.whole.fractions.*"``,

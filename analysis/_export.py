@@ -50,7 +50,7 @@ def export_parquet(source, dest: str, *, row_group_bytes: int = ROW_GROUP_BYTES,
     the filesystem, e.g. ``{"endpoint_url": ...}``); it must not exist yet or be empty. Rows
     committed after the export starts are not included. Returns the files written, in order.
     """
-    pa, pq = _pyarrow()
+    pa, pq = _pyarrow("export_parquet()")
     import fsspec
 
     if int(row_group_bytes) <= 0 or int(file_bytes) < int(row_group_bytes):
@@ -141,7 +141,7 @@ def _arrow_table(pa, schema, cols, data, actor_names):
 
 
 def _provenance(store, shard, run, start, stop) -> bytes:
-    from replaystore import __version__
+    from replaystore.common import __version__
 
     d = {
         "store_uuid": store.uuid, "store_path": os.path.abspath(store.path), "shard": shard,
@@ -157,7 +157,7 @@ def _provenance(store, shard, run, start, stop) -> bytes:
 
 def provenance(path: str, storage_options: Mapping | None = None) -> dict:
     """The provenance an exported Parquet file carries (see the module's docstring)."""
-    _, pq = _pyarrow()
+    _, pq = _pyarrow("provenance()")
     import fsspec
 
     fs, p = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
@@ -182,10 +182,11 @@ def _show(progress, n) -> bool:
     return bool(progress) and (progress != "auto" or (sys.stderr.isatty() and n >= 100_000))
 
 
-def _pyarrow():
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ImportError("Parquet export needs pyarrow: pip install 'replaystore[scale]'") from None
+def _pyarrow(feature: str = "Parquet export"):
+    from replaystore.common.extras import require_extra
+
+    require_extra("parquet", feature)  # MissingExtraError (an ImportError) naming [parquet]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     return pa, pq

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Sequence
+from typing import Union
 
 import numpy as np
 import pandas as pd
 
 from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore, train_samples_schema, train_steps_schema
 
+# what the loaders and the audit read: a store's path, or an open store (left open)
+StoreSource = Union[str, "os.PathLike[str]", ReplayStore]
+
 # The columns a transition frame holds unless the caller names others.
 DEFAULT_COLUMNS = ("actor", "episode", "step", "reward", "done", "time")
 
 
 @contextlib.contextmanager
-def open_store(source):
+def open_store(source: StoreSource) -> Iterator[ReplayStore]:
     """Yield a readable store: ``source`` is a path (opened read-only here and closed after) or an
     open ``ReplayStore`` (used as is, left open)."""
     if isinstance(source, ReplayStore):
@@ -93,7 +98,8 @@ def _load_table(path, table: str, default_schema, *, per_actor: bool) -> pd.Data
         return df
 
 
-def load_transitions(path, columns=None, *, start: int | None = None, stop: int | None = None) -> pd.DataFrame:
+def load_transitions(path: StoreSource, columns: Sequence[str] | None = None, *, start: int | None = None,
+                     stop: int | None = None) -> pd.DataFrame:
     """Committed transition rows as a DataFrame.
 
     Columns: ``row`` (row id in the store), ``actor`` (Categorical over the store's vocabulary),
@@ -138,7 +144,7 @@ def _frame_attrs(s: ReplayStore) -> dict:
             "window_start": s.window_start(), "metadata": dict(s.metadata)}
 
 
-def load_train_steps(path) -> pd.DataFrame:
+def load_train_steps(path: StoreSource) -> pd.DataFrame:
     """The training log, one row per training step.
 
     Per-actor array columns are expanded into one column per actor, named ``<column>_<actor>``
@@ -149,7 +155,7 @@ def load_train_steps(path) -> pd.DataFrame:
     return _load_table(path, TRAIN_STEPS, train_steps_schema, per_actor=True)
 
 
-def load_train_samples(path) -> pd.DataFrame:
+def load_train_samples(path: StoreSource) -> pd.DataFrame:
     """Per-sample training telemetry: ``step``, ``row``, ``actor`` (Categorical), ``actor_code``,
     ``td_error``, ``q``, ``target``. Empty (with ``attrs["table_present"] == False``) when the
     training has not written any."""

@@ -78,8 +78,11 @@ def recompute_td(path, checkpoint, *, batch_size: int = 4096, progress: bool = T
     itself. The window is read in batches of ``batch_size`` rows from the mapped file (memory
     stays bounded on a 1M-row store), with a tqdm progress bar unless ``progress=False``.
     """
+    from replaystore.common.extras import require_extra
+    from replaystore.common.progress import progress as progress_bar
+
+    require_extra("agent", "recompute_td()")  # torch rebuilds the network: say which extra, not "No module named"
     import torch
-    from replaystore.progress import progress as progress_bar
 
     from replaystore.agent import load_network  # analysis needs the agent only to rebuild a network
 

@@ -8,7 +8,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +22,7 @@ from ._checks import run_checks
 from ._context import Context
 from ._envfacts import env_facts as load_env_facts
 from ._tags import check_policies
-from ._load import open_store
+from ._load import StoreSource, open_store
 
 REPORT_FORMAT = "replaystore-audit"
 REPORT_VERSION = 2  # 2: the checks section, per-actor credit instead of majority labels, anomalies' episodes
@@ -100,7 +102,7 @@ class AuditReport:
         return cls(**fields, anomalies=anomalies, generated=d.get("generated", {}))
 
     @classmethod
-    def load(cls, path) -> "AuditReport":
+    def load(cls, path: str | os.PathLike[str]) -> "AuditReport":
         """Read a ``report.json`` written by ``to_json()``."""
         with open(path, encoding="utf-8") as f:
             try:
@@ -170,10 +172,10 @@ BIG_STORE = 100_000  # rows from which progress="auto" shows a bar
 SCALARS = ("actor", "episode", "step", "reward", "done", "time", "discrete_action", "truncated")
 
 
-def audit_store(path, expected=None, *, bucket_rows: int | None = None, progress: bool | str = False,
+def audit_store(path: StoreSource, expected: Mapping[str, Any] | None = None, *, bucket_rows: int | None = None, progress: bool | str = False,
                 env_facts=None, policies=None, trust_policies: bool = False) -> AuditReport:
     """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``); see ``audit``."""
-    from replaystore.progress import progress as progress_bar
+    from replaystore.common.progress import progress as progress_bar
 
     expected = _anomalies.check_expected(expected)
     policies = check_policies(policies)

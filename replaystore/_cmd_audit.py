@@ -76,7 +76,7 @@ def facts(args) -> dict:
 
 def _write_files(report, out: str, plots: bool) -> dict:
     from replaystore.analysis import plots as figures_of
-    from replaystore.progress import progress
+    from replaystore.common.progress import progress
 
     os.makedirs(out, exist_ok=True)
     figures = {}

@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
                    help="audit several runs in parallel on Dask (a LocalCluster here, or --scheduler) or one "
                         "after another ('local'), and compare them in runs.csv / runs.md")
     p.add_argument("--scheduler", metavar="ADDR", help="address of a running Dask scheduler (tcp://host:8786)")
-    p.add_argument("--workers", type=int, default=2, help="threads of the LocalCluster (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="threads of the LocalCluster")
 
 
 def wanted(args) -> bool:

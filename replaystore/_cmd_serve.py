@@ -33,11 +33,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    try:
-        from replaystore.remote import SampleToInsertRatio, serve
-    except ImportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from replaystore.common.extras import require_extra
+
+    require_extra("replaystore serve", "remote")  # one line and exit 2 when pyarrow is missing
+    from replaystore.remote import SampleToInsertRatio, serve
     from replaystore.store.errors import StoreError
 
     try:

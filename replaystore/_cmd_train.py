@@ -6,13 +6,14 @@ JSON, repeatable) sets any other field, so the config dataclass stays the one pl
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import sys
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from replaystore.agent import AgentConfig
 
     d = AgentConfig()  # the defaults shown are the config's own, not copies that could drift
@@ -39,7 +40,7 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--workers", type=int, default=None,
                    help="N acting processes, each writing its own shard of a run folder at --out, one learner")
-    p.add_argument("--engine", choices=["ray", "mp"], default="mp", help="how --workers run (default mp)")
+    p.add_argument("--engine", choices=["ray", "mp"], default="mp", help="how --workers run")
 
 
 def build_config(args):
@@ -72,12 +73,23 @@ def build_config(args):
     return AgentConfig.from_dict(merged)
 
 
-def tensorboard_dir(args) -> str | None:
-    """``--tensorboard DIR``, else ``<store without .h5>.tb`` beside the store; None with --no-tensorboard."""
+def tensorboard_dir(args: argparse.Namespace) -> str | None:
+    """``--tensorboard DIR``, else ``<store without .h5>.tb`` beside the store; None with --no-tensorboard.
+
+    An explicit ``--tensorboard DIR`` without the ``[tensorboard]`` extra is refused (exit 2); the
+    default is skipped with one line on stderr saying which extra would write it.
+    """
+    from replaystore.common.extras import has_extra, require_extra
+
     if getattr(args, "no_tensorboard", False):
         return None
     if getattr(args, "tensorboard", None):
+        require_extra("tensorboard", "replaystore train --tensorboard")
         return args.tensorboard
+    if not has_extra("tensorboard"):
+        print("note: no TensorBoard files: the [tensorboard] extra is not installed (pip install "
+              "'replaystore[tensorboard]'); --no-tensorboard silences this note", file=sys.stderr)
+        return None
     return os.path.splitext(args.out)[0] + ".tb"
 
 
@@ -85,12 +97,17 @@ class _LogToStderr(logging.Handler):
     """Agent log lines to stderr, above the progress bar when there is one."""
 
     def emit(self, record):
-        from replaystore.progress import write
+        from replaystore.common.progress import write
 
         write(self.format(record))
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    from replaystore.common.extras import require_extra
+
+    require_extra("agent", "replaystore train")  # before anything is created (MissingExtraError: exit 2)
+    if args.workers and args.engine == "ray":
+        require_extra("ray", "replaystore train --engine ray")
     from replaystore.agent import train
     from replaystore.agent.errors import AgentError
     from replaystore.store.errors import StoreError
@@ -99,8 +116,8 @@ def run(args) -> int:
     if not args.quiet and not log.handlers:
         log.addHandler(_LogToStderr())
         log.setLevel(logging.INFO)
-    tb = tensorboard_dir(args)
     try:
+        tb = tensorboard_dir(args)
         config = build_config(args)
         if args.workers:  # distributed acting: agent/_distributed.py
             from replaystore.agent import train_distributed

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,15 @@ from ._validate import (castable, check_int_range, dtype_error, finite_weights, 
                         shape_error, unknown_columns_error)
 from .errors import DTypeError, MissingColumnError
 
-_MISSING = object()
+class _Required:
+    """The default of a keyword that must be given (``append(actor=...)``): shown as ``<required>``
+    in ``help()``, and typed ``Any`` so a signature can say ``actor: str | int = _MISSING``."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_MISSING: Any = _Required()
 ndarray = np.ndarray
 isfinite = math.isfinite
 _now = time.time
@@ -152,7 +161,7 @@ class AppendMixin:
             tw.before_flush = self._fill_deferred
             self.append = self._append_transition
 
-    def append(self, *, actor=_MISSING, **columns) -> None:
+    def append(self, *, actor: str | int = _MISSING, **columns: Any) -> None:
         """Append one row. ``actor`` (a name or code from the vocabulary) is required.
 
         Values are validated (shape, safe dtype cast, finiteness) and copied into a staging block;

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -21,6 +22,13 @@ from ._record import CommitRecord
 from ._schema import ACTOR, Schema
 from ._views import SegmentedTable, _names
 from .errors import ClosedStoreError, DamagedStoreError, RowsDeletedError
+
+if TYPE_CHECKING:
+    from ._frames import FrameStack
+    from ._reader import StoreReader
+    from ._writer import StoreWriter
+
+_S = TypeVar("_S", bound="ReplayStore")
 
 _MODES = ("r", "a")
 
@@ -71,10 +79,10 @@ class ReplayStore:
 
     # ------------------------------------------------------------------ factories
     @classmethod
-    def create(cls, path, schema: Schema, actors: Sequence[str], window: int = 1_000_000, metadata=None,
-               commit_every: int = 4096, commit_seconds: float = 1.0, fsync: bool = False, *,
-               retain: int | None = None, chunk_bytes: int | None = None, segment_rows: int | None = None,
-               frames=None):
+    def create(cls, path: str | os.PathLike[str], schema: Schema, actors: Sequence[str], window: int = 1_000_000,
+               metadata: Mapping[str, Any] | None = None, commit_every: int = 4096, commit_seconds: float = 1.0,
+               fsync: bool = False, *, retain: int | None = None, chunk_bytes: int | None = None,
+               segment_rows: int | None = None, frames: FrameStack | None = None) -> StoreWriter:
         """Create a new store at ``path`` (which must not exist) and open it for appending.
 
         ``actors``: the vocabulary, required (no default). ``retain``: None keeps every row (the
@@ -94,9 +102,19 @@ class ReplayStore:
         return StoreWriter._create(os.fspath(path), schema, actors, window, metadata, commit_every, commit_seconds,
                                    fsync, retain, chunk_bytes, segment_rows)
 
+    @overload
     @classmethod
-    def open(cls, path, mode: str = "r", *, commit_every: int = 4096, commit_seconds: float = 1.0,
-             fsync: bool = False):
+    def open(cls, path: str | os.PathLike[str], mode: Literal["r"] = "r", *, commit_every: int = 4096,
+             commit_seconds: float = 1.0, fsync: bool = False) -> StoreReader: ...
+
+    @overload
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], mode: Literal["a"], *, commit_every: int = 4096,
+             commit_seconds: float = 1.0, fsync: bool = False) -> StoreWriter: ...
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], mode: str = "r", *, commit_every: int = 4096,
+             commit_seconds: float = 1.0, fsync: bool = False) -> StoreReader | StoreWriter:
         """Open a store: ``"r"`` to read (also while another process writes) returns a ``StoreReader``;
         ``"a"`` to append returns a ``StoreWriter``.
 
@@ -185,10 +203,10 @@ class ReplayStore:
         state = "closed" if self._closed else ("append" if self.mode == "a" else "read")
         return f"<{type(self).__name__} {self.path!r} ({state}): {len(self)} rows, actors {list(self.actors.names)}>"
 
-    def __enter__(self):
+    def __enter__(self: _S) -> _S:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ reading

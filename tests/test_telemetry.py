@@ -178,7 +178,7 @@ def test_own_scalars_go_to_their_table_and_tensorboard(store, tmp_path):
     """**scalars land in train_scalars (same names every step) and in TensorBoard, live and exported."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from replaystore._telemetry import TRAIN_SCALARS
+    from replaystore.common.telemetry import TRAIN_SCALARS
     from replaystore.cli import main
 
     tel = rs.Telemetry(store, tensorboard=tmp_path / "live")

@@ -86,16 +86,18 @@ def test_mp_worker_killed_mid_run_is_restarted(tmp_path, caplog):
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray for the tests that need it (2 CPUs, no dashboard), shut down at the end."""
+def ray_session(tmp_path_factory):
+    """One local Ray for the tests that need it (2 CPUs, no dashboard), shut down at the end; its
+    sessions, logs, sockets and spilled objects go to the tests' temporary folder, not /tmp/ray
+    (a short name: Ray's socket paths must stay under 107 bytes)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")))
     yield ray
     ray.shutdown()
 
 
-def test_ray_actor_killed_mid_run_is_restarted(tmp_path, ray_session):
+def test_ray_actor_killed_mid_run_is_restarted(tmp_path, tmp_path_factory, ray_session):
     """Ray engine: SIGKILL worker-0's actor process; Ray restarts it and it reopens its shard."""
     run_path = tmp_path / "run"
     killer = Killer(run_path, 0, KILL_AT)
@@ -104,6 +106,8 @@ def test_ray_actor_killed_mid_run_is_restarted(tmp_path, ray_session):
     killer.join(timeout=5)
     check_killed_run(run_path, summary, killer)
     assert ray_session.is_initialized()  # the session's Ray is left to its owner
+    # Ray's scratch space is in the tests' temporary folder (the session fixture's ray*/ folder)
+    assert list(tmp_path_factory.getbasetemp().glob("ray*/session_latest"))
 
 
 def test_cli_train_with_workers(tmp_path, capsys):

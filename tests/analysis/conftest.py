@@ -10,6 +10,17 @@ from replaystore.store import ReplayStore, Schema
 
 
 @pytest.fixture
+def dask_scratch(tmp_path):
+    """Dask's scratch space (its workers' local directories) inside this test's temporary folder,
+    not the system temp folder that other runs and users share."""
+    import dask
+
+    scratch = tmp_path / "dask-tmp"
+    with dask.config.set({"temporary-directory": str(scratch)}):
+        yield scratch
+
+
+@pytest.fixture
 def make_run(tmp_path):
     """``make_run(**RunSpec fields) -> path`` of a fresh synthetic store (tiny by default)."""
     counter = iter(range(1000))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,8 +80,9 @@ def test_healthy_run_has_no_errors_and_pooled_rewards(tmp_path):
     assert rep.pooled["training"]["status"].startswith("no learner telemetry")
 
 
-def test_dask_compares_runs_side_by_side(tmp_path):
-    """Three runs audited on a Dask LocalCluster give one row each, the incident's with its shard."""
+def test_dask_compares_runs_side_by_side(tmp_path, dask_scratch):
+    """Three runs audited on a Dask LocalCluster give one row each, the incident's with its shard;
+    the cluster's scratch space is the test's own."""
     paths = [make_run(tmp_path / "a", HEALTHY), make_run(tmp_path / "b", INCIDENT), make_run(tmp_path / "c", HEALTHY)]
     table = audit_runs(paths, engine="dask", n_workers=2)
     local = audit_runs(paths, engine="local")
@@ -89,9 +92,10 @@ def test_dask_compares_runs_side_by_side(tmp_path):
     assert "w2:SINGLE_ACTOR" in table["anomalies"][1] and table["anomalies"][0] == "-"
     assert table["shards"].tolist() == [3, 4, 3]
     assert table["reward mean expert"].tolist()[1] == pytest.approx(1.0)
+    assert ["dask-scratch-space"] == os.listdir(dask_scratch)
 
 
-def test_cli_audits_a_run_and_many_runs(tmp_path, capsys):
+def test_cli_audits_a_run_and_many_runs(tmp_path, capsys, dask_scratch):
     """`replaystore audit RUN` reports per shard; with --engine dask it writes runs.csv and runs.md."""
     a, b = make_run(tmp_path / "a", HEALTHY), make_run(tmp_path / "b", INCIDENT)
     assert main(["audit", b, "--out", str(tmp_path / "one"), "--fail-on", "error"]) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from replaystore.progress import PlainProgress, progress, write
+from replaystore.common.progress import PlainProgress, progress, write
 
 
 class _Terminal(io.StringIO):

@@ -15,7 +15,8 @@ import pkgutil
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PACKAGES = ("replaystore", "replaystore.store", "replaystore.agent", "replaystore.analysis", "replaystore.remote")
+PACKAGES = ("replaystore", "replaystore.common", "replaystore.store", "replaystore.agent", "replaystore.analysis",
+            "replaystore.remote")
 
 
 def _modules() -> list[str]:

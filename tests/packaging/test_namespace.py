@@ -105,8 +105,15 @@ def test_wheel_installs_only_the_namespace(wheel):
     tops = {n.split("/")[0] for n in wheel.namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"replaystore"}
     names = set(wheel.namelist())
-    for sub in ("store", "agent", "analysis", "remote"):
+    for sub in ("store", "agent", "analysis", "remote", "common", "notebooks"):
         assert f"replaystore/{sub}/__init__.py" in names
+
+
+def test_wheel_ships_the_types_the_notebook_and_common(wheel):
+    """py.typed (PEP 561), the forensic notebook (package data) and the common/ layer are in the wheel."""
+    names = set(wheel.namelist())
+    assert {"replaystore/py.typed", "replaystore/notebooks/forensics.ipynb", "replaystore/common/__init__.py",
+            "replaystore/common/extras.py", "replaystore/common/telemetry.py"} <= names
 
 
 def test_core_requirements_pull_no_torch(wheel):

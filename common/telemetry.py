@@ -28,25 +28,40 @@ custom loop gets every audit check the agent gets. Needs numpy only: torch tenso
 from __future__ import annotations
 
 import numbers
+import os
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, Column, Schema, train_samples_schema, train_steps_schema
 from replaystore.store.errors import ShapeError, StoreError
 
-# a loop's own scalars (learning rate, epsilon, ...): one float32 column each, named by the first call
-TRAIN_SCALARS = "train_scalars"
+from . import tensorboard as _tb
+from ._tables import PER_ACTOR, TRAIN_SCALARS
+from .extras import require_extra
 
-# train_steps columns with one entry per actor, and the per-sample input each mean is taken over
-PER_ACTOR = ("batch_count", "td_abs_mean", "reward_mean", "q_mean", "grad_norm")
+if TYPE_CHECKING:
+    from replaystore.store import StoreWriter
+
+    from .tensorboard import ScalarWriter
+
+__all__ = ["PER_ACTOR", "TRAIN_SCALARS", "PerActor", "Telemetry", "TelemetryError", "Values", "as_numpy"]
+
+# per-sample values (one per row of the batch) or names/codes: numpy arrays, sequences, or torch
+# tensors (CPU or GPU; they implement __array__ and are moved to the CPU)
+Values = npt.ArrayLike
+# one value per actor: an array in vocabulary order, or {actor name: value}
+PerActor = Union[npt.ArrayLike, Mapping[str, float]]
 
 
 class TelemetryError(StoreError, ValueError):
     """A telemetry call got values it cannot record (both a per-sample and a per-actor form, ...)."""
 
 
-def as_numpy(x, what: str) -> np.ndarray:
+def as_numpy(x: Any, what: str) -> np.ndarray:
     """``x`` as a numpy array; torch tensors (CPU or GPU) are detached and copied to the CPU."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
         x = x.detach().cpu().numpy()
@@ -66,10 +81,16 @@ class Telemetry:
     every logged step's scalars, for a live view in TensorBoard.
     """
 
-    def __init__(self, store, *, block: int = 256, tensorboard=None):
+    def __init__(self, store: StoreWriter, *, block: int = 256,
+                 tensorboard: str | os.PathLike[str] | ScalarWriter | None = None) -> None:
         if int(block) < 1:
             raise TelemetryError(f"Telemetry(block={block!r}): expected a positive number of rows to stage")
+        if isinstance(tensorboard, (str, os.PathLike)):  # before the store's tables are made
+            require_extra("tensorboard", "Telemetry(tensorboard=...)")
+        if store.actors is None:  # only a store being set up lacks one; an open store always has it
+            raise TelemetryError(f"Telemetry({store!r}): the store has no actor vocabulary; open the store first")
         self.store = store
+        self.vocabulary = store.actors
         self.actors = tuple(store.actors.names)
         n = len(self.actors)
         store.create_table(TRAIN_STEPS, train_steps_schema(n))
@@ -78,16 +99,17 @@ class Telemetry:
         self._stage = {c.name: np.zeros((self.block, *c.shape), c.dtype) for c in train_steps_schema(n)}
         self._n = 0
         self._scalar_names: tuple[str, ...] | None = None
-        self._scalars: list[tuple] = []  # staged (step, values) rows of train_scalars
-        if isinstance(tensorboard, (str, bytes)) or hasattr(tensorboard, "__fspath__"):
-            from ._tensorboard import ScalarWriter
-
-            tensorboard = ScalarWriter(tensorboard)
-        self.tensorboard = tensorboard
+        self._scalars: list[tuple[int, tuple[float, ...]]] = []  # staged (step, values) rows of train_scalars
+        if isinstance(tensorboard, (str, os.PathLike)):
+            tensorboard = _tb.ScalarWriter(tensorboard, feature="Telemetry(tensorboard=...)")
+        self.tensorboard: ScalarWriter | None = tensorboard
 
     # ------------------------------------------------------------------ one call per training step
-    def log_step(self, step: int, *, loss, actors=None, td=None, reward=None, q=None, batch_count=None,
-                 td_abs_mean=None, reward_mean=None, q_mean=None, grad_norm=None, **scalars) -> None:
+    def log_step(self, step: int, *, loss: float | npt.ArrayLike, actors: Values | None = None,
+                 td: Values | None = None, reward: Values | None = None, q: Values | None = None,
+                 batch_count: PerActor | None = None, td_abs_mean: PerActor | None = None,
+                 reward_mean: PerActor | None = None, q_mean: PerActor | None = None,
+                 grad_norm: PerActor | None = None, **scalars: float) -> None:
         """Record training step ``step``.
 
         Per-sample form: ``actors`` (the batch's actor names or codes) with ``td``, ``reward``
@@ -130,17 +152,15 @@ class Telemetry:
             else np.full(n, np.nan, np.float32)
         self._n = i + 1
         if self.tensorboard is not None:
-            from ._tensorboard import buffer_scalars, step_scalars
-
-            self.tensorboard.add_scalars({**step_scalars({k: v[i] for k, v in s.items()}, self.actors),
-                                          **buffer_scalars(self.store.actor_counts(), self.actors),
+            self.tensorboard.add_scalars({**_tb.step_scalars({k: v[i] for k, v in s.items()}, self.actors),
+                                          **_tb.buffer_scalars(self.store.actor_counts(), self.actors),
                                           **dict(zip(self._scalar_names or (), extra or ()))}, int(step))
         if extra is not None:
             self._scalars.append((int(step), extra))
         if self._n == self.block:
             self.flush()
 
-    def _check_scalars(self, step, scalars: dict) -> tuple[float, ...]:
+    def _check_scalars(self, step: int, scalars: dict[str, Any]) -> tuple[float, ...]:
         names = tuple(sorted(scalars))
         if self._scalar_names is None:
             clash = sorted(set(names) & {c.name for c in train_steps_schema(1)})
@@ -157,8 +177,9 @@ class Telemetry:
                                  "(NaN when not measured)")
         return tuple(_float(scalars[n], f"log_step(step={step}): {n}") for n in names)
 
-    def _per_actor_stats(self, step, actors, td, reward, q) -> dict:
-        codes = self.store.actors.codes(as_numpy(actors, "actors")).reshape(-1).astype(np.intp)
+    def _per_actor_stats(self, step: int, actors: Values, td: Values | None, reward: Values | None,
+                         q: Values | None) -> dict[str, Any]:
+        codes = self.vocabulary.codes(as_numpy(actors, "actors")).reshape(-1).astype(np.intp)
         n, out = len(self.actors), {}
         count = np.bincount(codes, minlength=n)
         out["batch_count"] = count.astype(np.int32)
@@ -176,7 +197,7 @@ class Telemetry:
                 out[key] = (sums / count).astype(np.float32)
         return out
 
-    def _per_actor(self, value, name: str, step, fill) -> np.ndarray:
+    def _per_actor(self, value: PerActor | None, name: str, step: int, fill: float) -> np.ndarray:
         n = len(self.actors)
         if value is None:
             return np.full(n, fill, np.float64)
@@ -193,7 +214,7 @@ class Telemetry:
         return arr
 
     # ------------------------------------------------------------------ a batch's per-sample values
-    def log_samples(self, step: int, rows, actors, td, q, target) -> None:
+    def log_samples(self, step: int, rows: Values, actors: Values, td: Values, q: Values, target: Values) -> None:
         """Record a batch's per-sample TD error, Q and target at training step ``step``.
 
         ``rows``: the batch's row ids in the store (the sampler's ``batch["row"]``); ``actors``:
@@ -208,16 +229,14 @@ class Telemetry:
             raise ShapeError(f"log_samples(step={step}): rows has {n} values but {bad}; pass one value per sample")
         self.store.extend_table(TRAIN_SAMPLES, {
             "step": np.full(n, _int(step, "step"), np.int64), "row": rows.astype(np.int64),
-            "actor": self.store.actors.codes(cols["actors"]), "td_error": cols["td"].astype(np.float32),
+            "actor": self.vocabulary.codes(cols["actors"]), "td_error": cols["td"].astype(np.float32),
             "q": cols["q"].astype(np.float32), "target": cols["target"].astype(np.float32)})
 
     def log_episode(self, frames: int, ret: float, length: int) -> None:
         """An episode ended after ``frames`` recorded rows: its return and length go to TensorBoard
         (when attached). The store needs no call: its rows already hold rewards and ``done``."""
         if self.tensorboard is not None:
-            from ._tensorboard import episode_scalars
-
-            self.tensorboard.add_scalars(episode_scalars(ret, length), int(frames))
+            self.tensorboard.add_scalars(_tb.episode_scalars(ret, length), int(frames))
 
     # ------------------------------------------------------------------ hand-over
     def flush(self) -> None:
@@ -225,7 +244,7 @@ class Telemetry:
         if self._n:
             self.store.extend_table(TRAIN_STEPS, {k: v[:self._n] for k, v in self._stage.items()})
             self._n = 0
-        if self._scalars:
+        if self._scalars and self._scalar_names is not None:
             cols = {"step": np.array([r[0] for r in self._scalars], np.int64)}
             cols.update({n: np.array([r[1][j] for r in self._scalars], np.float32)
                          for j, n in enumerate(self._scalar_names)})
@@ -240,14 +259,14 @@ class Telemetry:
         if self.tensorboard is not None:
             self.tensorboard.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Telemetry:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _int(x, what: str) -> int:
+def _int(x: Any, what: str) -> int:
     if not isinstance(x, numbers.Integral) and hasattr(x, "item"):  # a 0-d numpy array or tensor
         x = as_numpy(x, what).item()
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
@@ -255,7 +274,7 @@ def _int(x, what: str) -> int:
     return int(x)
 
 
-def _float(x, what: str) -> float:
+def _float(x: Any, what: str) -> float:
     try:
         return float(as_numpy(x, what))
     except (TypeError, ValueError):

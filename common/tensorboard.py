@@ -17,36 +17,45 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from replaystore.store import TRAIN_STEPS
 
-from ._telemetry import TRAIN_SCALARS
+from ._tables import TRAIN_SCALARS
+from .extras import MissingExtraError, require_extra
 
 
-def _event_writer():
+def _event_writer(feature: str) -> tuple[Any, Any, Any]:
+    require_extra("tensorboard", feature)
     try:
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
-    except ImportError as e:
-        raise ImportError(f"TensorBoard files need the 'tensorboard' package ({e}); "
-                          "pip install 'replaystore[agent]' or tensorboard, or pass --no-tensorboard") from None
+    except ImportError as e:  # installed but broken (a protobuf mismatch, ...): say so, and which extra
+        raise MissingExtraError(feature, "tensorboard", f"a working tensorboard ({e})") from None
     return Event, Summary, EventFileWriter
 
 
 class ScalarWriter:
-    """Scalars into a TensorBoard event file in ``logdir`` (created if missing)."""
+    """Scalars into a TensorBoard event file in ``logdir`` (created if missing).
 
-    def __init__(self, logdir, flush_secs: float = 2.0):
-        self._Event, self._Summary, EventFileWriter = _event_writer()
+    Needs the ``[tensorboard]`` extra; without it, ``MissingExtraError`` (an ``ImportError``)
+    names it before ``logdir`` is created. ``feature`` names the caller in that message.
+    """
+
+    def __init__(self, logdir: str | os.PathLike[str], flush_secs: float = 2.0, *,
+                 feature: str = "TensorBoard event files") -> None:
+        self._Event, self._Summary, EventFileWriter = _event_writer(feature)
         self.logdir = os.fspath(logdir)
         os.makedirs(self.logdir, exist_ok=True)
         self._w = EventFileWriter(self.logdir, flush_secs=flush_secs)
         self.closed = False
 
-    def add_scalars(self, scalars: dict, step: int, wall_time: float | None = None) -> None:
+    def add_scalars(self, scalars: Mapping[str, float], step: int, wall_time: float | None = None) -> None:
         """One event holding every ``tag: value`` of ``scalars`` at ``step``."""
         if not scalars:
             return
@@ -65,14 +74,14 @@ class ScalarWriter:
             self._w.close()
             self.closed = True
 
-    def __enter__(self):
+    def __enter__(self) -> ScalarWriter:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def step_scalars(row: dict, actors) -> dict:
+def step_scalars(row: Mapping[str, Any], actors: Sequence[str]) -> dict[str, float]:
     """Tags of one ``train_steps`` row (a dict of that row's columns)."""
     out = {"train/loss": float(row["loss"])}
     count = np.asarray(row["batch_count"])
@@ -90,17 +99,17 @@ def step_scalars(row: dict, actors) -> dict:
     return out
 
 
-def buffer_scalars(counts, actors) -> dict:
+def buffer_scalars(counts: npt.ArrayLike, actors: Sequence[str]) -> dict[str, float]:
     """``buffer/rows`` and the share of each actor, from per-actor row counts."""
     counts = np.asarray(counts)
     total = int(counts.sum())
-    out = {"buffer/rows": total}
+    out: dict[str, float] = {"buffer/rows": total}
     if total:
         out.update({f"buffer/fraction/{a}": counts[i] / total for i, a in enumerate(actors)})
     return out
 
 
-def episode_scalars(ret: float, length: int) -> dict:
+def episode_scalars(ret: float, length: int) -> dict[str, float]:
     return {"episode/return": float(ret), "episode/length": int(length)}
 
 
@@ -112,17 +121,19 @@ def episodes(reward: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ends + 1, cs[ends + 1] - cs[starts], ends + 1 - starts
 
 
-def export(path, out, *, every: int = 1) -> dict:
+def export(path: str | os.PathLike[str], out: str | os.PathLike[str], *, every: int = 1) -> dict[str, Any]:
     """Write the TensorBoard scalars of the store at ``path`` into ``out``; returns counts written.
 
-    ``every``: keep one training step in ``every`` (episodes are all written).
+    ``every``: keep one training step in ``every`` (episodes are all written). Needs the
+    ``[tensorboard]`` extra (checked before anything is read or written).
     """
     from replaystore.store import ReplayStore
 
     if int(every) < 1:
         raise ValueError(f"every={every!r}: expected a positive number of training steps")
+    require_extra("tensorboard", "replaystore tensorboard")
     with ReplayStore.open(path, "r") as s:
-        actors = tuple(s.actors.names)
+        actors = tuple(s.actors.names) if s.actors is not None else ()  # an open store always has one
         tr = s.read(["actor", "time", "reward", "done"])
         steps = s.read_table(TRAIN_STEPS) if TRAIN_STEPS in s.tables else None
         own = s.read_table(TRAIN_SCALARS) if TRAIN_SCALARS in s.tables else None
