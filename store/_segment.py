@@ -43,33 +43,37 @@ def create_segment(folder: str, table: str, index: int, schema: Schema, rows: in
     # Columns of 1 MiB or more start on 2 MiB boundaries (huge-page gathers, DESIGN.md); the rest on
     # 4 KiB pages. Alignment holes are sparse: they cost file length, not disk blocks.
     big = any(rows * c.row_bytes >= BIG_ALIGN // 2 for c in stored)
+    files = layer()
     with replacing(tmp, final, fsync, f"creating segment {final}"):
-        f = h5py.File(tmp, "w", alignment_threshold=1, alignment_interval=BIG_ALIGN if big else 4096)
+        fd = files.create_new(tmp)  # O_EXCL, no link followed; h5py writes it through the layer
         try:
-            a = f.attrs
-            a["format"] = SEGMENT_FORMAT
-            a["format_version"] = FORMAT_VERSION
-            a["uuid"] = store_uuid
-            a["table"] = table
-            a["index"] = index
-            a["first_row"] = index * rows
-            a["rows"] = rows
-            a["schema"] = schema.to_json()
-            a["note"] = ("rows past the store's committed count (its .commit record) are unwritten space; "
-                         "read them through replaystore or only up to that count")
-            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-            offsets = {}
-            for c in stored:
-                d = f.create_dataset(c.name, shape=(rows, *c.shape), dtype=c.dtype, dcpl=dcpl)
-                offsets[c.name] = int(d.id.get_offset())
-            ident = f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(store_uuid, table, index), np.uint8))
-            ident_off = int(ident.id.get_offset())
+            f = h5py.File(files.file(fd), "w", alignment_threshold=1, alignment_interval=BIG_ALIGN if big else 4096)
+            try:
+                a = f.attrs
+                a["format"] = SEGMENT_FORMAT
+                a["format_version"] = FORMAT_VERSION
+                a["uuid"] = store_uuid
+                a["table"] = table
+                a["index"] = index
+                a["first_row"] = index * rows
+                a["rows"] = rows
+                a["schema"] = schema.to_json()
+                a["note"] = ("rows past the store's committed count (its .commit record) are unwritten space; "
+                             "read them through replaystore or only up to that count")
+                dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+                dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+                offsets = {}
+                for c in stored:
+                    d = f.create_dataset(c.name, shape=(rows, *c.shape), dtype=c.dtype, dcpl=dcpl)
+                    offsets[c.name] = int(d.id.get_offset())
+                ident = f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(store_uuid, table, index), np.uint8))
+                ident_off = int(ident.id.get_offset())
+            finally:
+                f.close()
+            size = os.fstat(fd).st_size
         finally:
-            f.close()
-        layer().wrote_outside(tmp)  # h5py wrote it, not the layer: a recording layer reads it now
-        size = os.path.getsize(tmp)
+            files.close(fd)
     return {"offsets": offsets, "identity": ident_off, "file_bytes": size}
 
 
