@@ -91,6 +91,46 @@ def test_symlinked_priorities_never_overwrites_its_target(tmp_path):
     assert b"x" * 10_000 == victim.read_bytes()
 
 
+@pytest.mark.parametrize("name", [".commit.tmp", ".manifest.tmp", ".d/transitions-000001.h5.tmp",
+                                  ".d/transitions-000000.sums.tmp"])
+def test_no_temporary_file_is_written_through_a_link(tmp_path, name):
+    """Links planted at every temporary name a writer uses (the record and manifest beside the
+    store, a new segment and a sealed segment's checksums in its folder) are replaced, never
+    written through: the victim keeps its bytes and the rows are all there."""
+    path = tmp_path / "run.h5"
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"v" * 5000)
+    s = ReplayStore.create(path, SCHEMA, actors=ACTORS, window=4096, segment_rows=SEG, commit_seconds=3600)
+    os.symlink(victim, f"{path}{name}")
+    s.extend(rows(0, 1500))  # fills segment 0 (sealed: its .sums) and rolls over to segment 1
+    s.commit()
+    s.close()  # rewrites the manifest
+    with ReplayStore.open(path, "a") as w:  # rewrites the record whole
+        w.extend(rows(1500, 1600))
+    assert b"v" * 5000 == victim.read_bytes()
+    with ReplayStore.open(path) as r:
+        assert_columns_equal(rows(0, 1600), r.read(list(COLUMNS)), COLUMNS)
+
+
+def test_a_link_at_a_segment_is_refused_not_followed(tmp_path):
+    """A link put where the next segment goes makes the roll-over fail with a store error (the
+    rows stay staged) instead of writing rows into the file it points to."""
+    path = tmp_path / "run.h5"
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"v" * 5000)
+    with ReplayStore.create(path, SCHEMA, actors=ACTORS, window=4096, segment_rows=SEG, commit_seconds=3600) as s:
+        os.symlink(victim, f"{path}.d/transitions-000001.h5")
+        s.extend(rows(0, 1000))
+        with pytest.raises(StoreWriteError, match="transitions-000001.h5"):
+            s.extend(rows(1000, 1500))
+            s.commit()
+        os.remove(f"{path}.d/transitions-000001.h5")
+        assert 1500 == s.commit()  # once the link is gone, the staged rows land
+    assert b"v" * 5000 == victim.read_bytes()
+    with ReplayStore.open(path) as r:
+        assert_columns_equal(rows(0, 1500), r.read(list(COLUMNS)), COLUMNS)
+
+
 def test_write_atomic_refuses_a_tmp_that_reappears(tmp_path):
     """The temporary file is made with O_EXCL after removing a leftover: a file put there in between
     (another process) fails the write with a store error, and the target keeps its old bytes."""
