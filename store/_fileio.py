@@ -138,7 +138,8 @@ class FileLayer:
 
 
 class LayerFile(io.RawIOBase):
-    """``FileLayer.file``: positioned reads with ``os.pread``, writes with the layer's ``pwrite``."""
+    """``FileLayer.file``: positioned reads with ``os.pread``, writes with the layer's ``pwrite``.
+    Closing it leaves the descriptor open: the caller closes that through the layer."""
 
     def __init__(self, files: FileLayer, fd: int):
         super().__init__()
@@ -177,9 +178,6 @@ class LayerFile(io.RawIOBase):
         size = self.pos if size is None else size
         self.files.truncate(self.fd, size)
         return size
-
-    def close(self) -> None:  # the descriptor belongs to the caller, who closes it through the layer
-        super().close()
 
 
 _layer = FileLayer()
