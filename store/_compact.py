@@ -74,14 +74,18 @@ def compact(path, filter: str = "gzip", fsync: bool = False) -> list[int]:
 def _write_compact(folder: str, seg, tw, k: int, filter: str, fsync: bool) -> None:
     final = os.path.join(folder, compact_name(tw.name, k))
     tmp = final + ".tmp"
+    files = layer()
     with replacing(tmp, final, fsync, f"compacting segment {k} into {final}"):
-        with h5py.File(seg.path, "r", locking=False) as src, h5py.File(tmp, "w", locking=False) as f:
-            for key, value in src.attrs.items():
-                f.attrs[key] = value
-            f.attrs["compression"] = filter
-            for c in tw.stored:
-                rows = max(1, min(tw.seg_rows, (1 << 20) // c.row_bytes))
-                f.create_dataset(c.name, data=np.asarray(seg.arrays[c.name]), chunks=(rows, *c.shape),
-                                 compression=filter, shuffle=True)
-            f.create_dataset("identity", data=src["identity"][:])
-        layer().wrote_outside(tmp)  # h5py wrote it, not the layer: a recording layer reads it now
+        fd = files.create_new(tmp)  # O_EXCL, no link followed; h5py writes it through the layer
+        try:
+            with h5py.File(seg.path, "r", locking=False) as src, h5py.File(files.file(fd), "w") as f:
+                for key, value in src.attrs.items():
+                    f.attrs[key] = value
+                f.attrs["compression"] = filter
+                for c in tw.stored:
+                    rows = max(1, min(tw.seg_rows, (1 << 20) // c.row_bytes))
+                    f.create_dataset(c.name, data=np.asarray(seg.arrays[c.name]), chunks=(rows, *c.shape),
+                                     compression=filter, shuffle=True)
+                f.create_dataset("identity", data=src["identity"][:])
+        finally:
+            files.close(fd)

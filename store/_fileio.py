@@ -16,6 +16,7 @@ writer's identity (pid, host) with a liveness check.
 from __future__ import annotations
 
 import errno as _errno
+import io
 import json
 import os
 import socket
@@ -53,7 +54,7 @@ class FileLayer:
         """A new, empty file at ``path`` made by this call: a leftover there (a file or a planted link) is
         removed first, and ``O_EXCL`` refuses anything that appears in between."""
         self.remove(path)
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
 
     def pwrite(self, fd: int, data, offset: int) -> None:
         """Write all of ``data`` at ``offset`` (``os.pwrite`` may write less than asked)."""
@@ -91,9 +92,11 @@ class FileLayer:
     def close(self, fd: int) -> None:
         os.close(fd)
 
-    def wrote_outside(self, path: str) -> None:
-        """Told that a library (h5py) wrote the whole file ``path`` itself, bypassing this layer; a
-        recording layer reads it here. Nothing to do on a real disk."""
+    def file(self, fd: int) -> "LayerFile":
+        """A Python file object over ``fd`` whose writes and truncations go through this layer: h5py
+        writes the HDF5 files the store makes (segments, compacted segments) through it, given as
+        ``h5py.File(layer.file(fd), "w")``, so no byte of them bypasses the layer."""
+        return LayerFile(self, fd)
 
     # ---------------------------------------------------------------- the one atomic replace
     @contextmanager
@@ -132,6 +135,49 @@ class FileLayer:
                 self.pwrite(fd, data, 0)
             finally:
                 self.close(fd)
+
+
+class LayerFile(io.RawIOBase):
+    """``FileLayer.file``: positioned reads with ``os.pread``, writes with the layer's ``pwrite``.
+    Closing it leaves the descriptor open: the caller closes that through the layer."""
+
+    def __init__(self, files: FileLayer, fd: int):
+        super().__init__()
+        self.files, self.fd, self.pos = files, fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = os.pread(self.fd, len(b), self.pos)
+        b[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def write(self, b) -> int:
+        n = memoryview(b).nbytes
+        self.files.pwrite(self.fd, b, self.pos)
+        self.pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: os.fstat(self.fd).st_size}[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self.pos if size is None else size
+        self.files.truncate(self.fd, size)
+        return size
 
 
 _layer = FileLayer()

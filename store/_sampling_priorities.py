@@ -203,6 +203,7 @@ class PriorityFile:
         self._seq = 0
         if self.fsync:
             files.fsync(fd)
+            files.fsync_dir(self.path)  # a new file's name survives a power cut only once its folder is synced
 
     def save(self, raw: np.ndarray, rows: int, max_priority: float) -> None:
         """Save raw priorities by leaf (the first ``min(window, rows)``) as the newest slot."""

@@ -77,3 +77,40 @@ def test_foreign_or_missing_file_fails(tmp_path):
     torch.save({"format": "replaystore-agent-checkpoint", "obj": ValueError("x")}, tmp_path / "pickled.pt")
     with pytest.raises(CheckpointError, match="could not be read"):
         load_network(tmp_path / "pickled.pt")
+
+
+def test_checkpoint_goes_through_the_store_file_layer(tmp_path):
+    """A checkpoint is written by the store's one atomic replace: a fresh temporary file, fsync,
+    rename, fsync of the folder, in that order, and nothing is left beside it."""
+    from replaystore.store import FileLayer, use_file_layer
+
+    class Logged(FileLayer):
+        def __init__(self):
+            self.ops = []
+
+        def create_new(self, path):
+            self.ops.append(("create", path))
+            return super().create_new(path)
+
+        def fsync(self, fd):
+            self.ops.append(("fsync",))
+            super().fsync(fd)
+
+        def replace(self, src, dst):
+            self.ops.append(("rename", dst))
+            super().replace(src, dst)
+
+        def fsync_dir(self, path):
+            self.ops.append(("fsync_dir",))
+            super().fsync_dir(path)
+
+    a = make_agent(tmp_path, spec=HYBRID)
+    log = Logged()
+    with use_file_layer(log):
+        path = save_checkpoint(tmp_path / "ck" / "c.pt", a.net, a.learner.target, a.learner.optimizer,
+                               {"gamma": 0.9, "n_step": 3, "step": 7, "config": {}})
+    kinds = [op[0] for op in log.ops]
+    assert ["create", "fsync", "rename", "fsync_dir"] == kinds
+    assert ("rename", path) == log.ops[2]
+    assert ["c.pt"] == sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert 7 == load_network(path)[1]["step"]

@@ -13,15 +13,12 @@ sectors). ``RecordingLayer`` passes every operation through to the real files an
 - ``in_order=True`` is the weaker promise of ``fsync=False``: the disk holds every operation
   before the crash point in order (what a kill -9 leaves), the last one torn to whole pages.
 
-What the simulation covers: every write the store makes through its file layer (commit record
-slots and files, the manifest, which is built in memory and written as bytes, ``.sums``,
-priorities, the run record, rows pwritten into segments, fsyncs, renames, unlinks). A segment
-skeleton or compacted segment is written by h5py itself, bypassing the layer; the layer is told
-when h5py has closed it (``wrote_outside``) and records its whole content then, as unsynced
-pages like any other write: the simulation does not tear h5py's writes inside that file, only
-drops or keeps its pages, which is what matters, since nothing reads the temporary file before
-it is fsynced and renamed. Folders are taken as durable (``mkdir`` of the store's folder is not
-simulated); reads are not recorded.
+What the simulation covers: every write the store makes, since all go through its file layer:
+commit record slots and files, the manifest (built in memory by h5py, written as bytes), segment
+skeletons and compacted segments (h5py writes them through ``FileLayer.file``, a file object
+whose writes are the layer's pwrites), rows pwritten into segments, ``.sums``, priorities, the
+run record, fsyncs, renames, unlinks. Folders are taken as durable (``mkdir`` of the store's
+folder is not simulated); reads are not recorded.
 """
 
 from __future__ import annotations
@@ -90,13 +87,6 @@ class RecordingLayer(FileLayer):
     def truncate(self, fd, length):
         super().truncate(fd, length)
         self.log.append(("truncate", self._fds[fd], length))
-
-    def wrote_outside(self, path):
-        with open(path, "rb") as f:
-            data = f.read()
-        fid = self._new(path)  # h5py made it fresh (the layer removed any leftover before)
-        self.log.append(("truncate", fid, 0))
-        self.log.append(("write", fid, 0, data))
 
     def fsync(self, fd):
         super().fsync(fd)
