@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 import uuid as _uuid
 import warnings
@@ -20,7 +21,7 @@ import numpy as np
 from . import _record
 from ._actors import Actors
 from ._append import AppendMixin
-from ._blocks import BlocksMixin, json_attr
+from ._blocks import BlocksMixin, json_attr, serialized
 from ._create import LOCK, create_published
 from ._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
                       sums_name)
@@ -53,6 +54,10 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
 
     def __init__(self, path: str, *, _token=None):
         super().__init__(path, "a", _token=_token)
+        # Held by every call that changes the writer (append, extend, commit, close...): a writer
+        # shared by threads (a server with a thread per game client) mixed rows and wrote the
+        # manifest twice at once without it. Re-entrant: append and extend commit by themselves.
+        self._wlock = threading.RLock()
         self.commit_every = 4096
         self.commit_seconds = 1.0
         self.fsync = False
@@ -263,6 +268,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         if self._closed:
             raise ClosedStoreError(f"{where}: the store {self.path} is closed; reopen it with ReplayStore.open(path, 'a')")
 
+    @serialized
     def commit(self) -> int:
         """Make every row appended so far durable and visible; returns the committed row count."""
         self._check_writable("commit")
@@ -347,6 +353,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         now = time.monotonic()
         self._manifest_due = now + max(MANIFEST_SECONDS, (now - t0) / MANIFEST_SHARE if MANIFEST_SHARE else 0.0)
 
+    @serialized
     def close(self) -> None:
         """Commit what is pending and release the files and the writer lock. Closing twice is harmless.
 
