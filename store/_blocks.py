@@ -120,6 +120,7 @@ class BlocksMixin:
             return
         t = TableWriter(self._folder, self._manifest.uuid, name, schema, segment_rows(schema, None), self.chunk_bytes,
                         1024, self.fsync, False)
+        t.before_open = self._check_place
         t.ensure_segment()
         self._tables[name] = t
 

@@ -9,6 +9,7 @@ so a kill -9 at any instruction leaves the last record and every row it counts i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
@@ -32,7 +33,8 @@ from ._reader import load_manifest, use_trusted
 from ._store import _PRIVATE, ReplayStore
 from ._tablewriter import TableWriter, _full, _trim
 from .errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, SchemaError,
-                     StoreLockedError, StoreNotFoundError, StoreWriteError, TruncatedStoreError)
+                     StoreLockedError, StoreNotFoundError, StoreReplacedError, StoreWriteError,
+                     TruncatedStoreError)
 
 # While a writer is open, the manifest (stock h5py's view; the record is the store's truth) is
 # rewritten for new or deleted segments at most every MANIFEST_SECONDS, and so as to take at most
@@ -224,6 +226,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             tw = TableWriter(self._folder, rec.uuid, name, Schema.from_json(t.schema_json), t.segment_rows,
                              self.chunk_bytes, stage if name == TRANSITIONS else 1024, self.fsync, name == TRANSITIONS)
             tw.resume(t)
+            tw.before_open = self._check_place
             self._tables[name] = tw
         self._tw = tw = self._tables[TRANSITIONS]
         self._new_checkpoints, self._new_extra = list(rec.checkpoints), dict(rec.extra)
@@ -280,7 +283,23 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
                       for name, t in sorted(self._tables.items())),
                 len(self._new_checkpoints), json_attr(self._new_extra, "extra"))
 
+    def _check_place(self) -> None:
+        """Refuse to write once the store's folder is no longer this writer's: removed, or another
+        store made at the path (its own ``writer.lock``). Our lock file is held open, so its inode
+        number cannot be reused: a different one there means different files. Measured before: such
+        a writer overwrote the new store's rows or record at its next commit."""
+        try:
+            same = os.path.samestat(os.stat(os.path.join(self._folder, LOCK)), os.fstat(self._lock_fd))
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise StoreReplacedError(errno.ESTALE, f"{self.path}: its folder {self._folder} was removed or replaced "
+                                     "(by another store?) since this writer opened it; this writer refuses to write "
+                                     "there, leaving what is there now untouched. Its rows not yet committed are "
+                                     "not kept: close it and open the store at that path anew")
+
     def _commit(self, state: str) -> int:
+        self._check_place()
         for t in self._tables.values():
             t.flush_stage()
         for t in self._tables.values():
