@@ -36,8 +36,12 @@ for t in range(trials):
         if mode == "store":
             s = ReplayStore.create(f"{base}-{t}.h5", writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
                                    segment_rows=1024, chunk_bytes=4096)
-        else:
+        elif mode == "shard":
             s = Run.open(f"{base}-run-{t}").create_shard("w0", segment_rows=1024, chunk_bytes=4096)
+        else:
+            Run.create(f"{base}-newrun-{t}", writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
+            print(t, "writer", flush=True)
+            continue
     except errors.StoreExistsError as e:
         print(t, "exists", isinstance(e, FileExistsError), flush=True)
         continue
@@ -93,6 +97,19 @@ def test_racing_shard_creators_exactly_one_writer(tmp_path):
         assert 1 == answers.count("writer") and all(a in ("writer", "locked", "exists True") for a in answers), answers
         with Run.open(f"{base}-run-{t}").open_shard("w0") as r:
             check_writer_rows(r, 0, 10)
+
+
+def test_racing_run_creators_exactly_one_makes_the_run(tmp_path):
+    """8 processes create one run folder at once: one makes it, the others get StoreExistsError
+    (a FileExistsError), and the run record is the winner's (its shards open)."""
+    base = str(tmp_path / "s")
+    for t, answers in enumerate(_racers(base, "run")):
+        assert (1, RACERS - 1) == (answers.count("writer"), answers.count("exists True")), answers
+        run = Run.open(f"{base}-newrun-{t}")
+        with run.create_shard("w0") as s:
+            s.extend(writer_proc.given(writer_proc.make_rows(0, 3)))
+        assert ["w0"] == run.shards()
+        assert [] == [n for n in os.listdir(run.path) if n.endswith(".new")]
 
 
 CREATOR = """
