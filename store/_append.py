@@ -142,6 +142,7 @@ class AppendMixin:
             self._fast_stage = (list(s["state"]), list(s["next_state"]), list(s["continuous_action"]), list(matrix),
                                 zero, cols, out)
             info = np.iinfo(self.schema["discrete_action"].dtype)
+            self._no_cont = np.zeros(self.schema["continuous_action"].shape, self.schema["state"].dtype)
             self._fast_types = (self.schema["state"].dtype, self.schema["state"].shape,
                                 self.schema["continuous_action"].shape, int(info.min), int(info.max),
                                 float(np.finfo(np.float32).max))
@@ -181,7 +182,8 @@ class AppendMixin:
             if v.__class__ is ndarray and v.dtype is dtype and v.shape == shape:
                 st[i] = v
             elif v is _MISSING:
-                raise self._missing(name)
+                if col.row_bytes:  # a zero-width column (continuous_dim=0) may be left out
+                    raise self._missing(name)
             else:
                 _coerce_array(col, v, st, i)
             if zero is not None and not _finite_dot(st[i].reshape(-1), zero, out) and \
@@ -271,7 +273,11 @@ class AppendMixin:
                             continuous_action.dtype is not f_dtype or continuous_action.shape != c_shape or
                             discrete_action.__class__ is not int or not d_lo <= discrete_action <= d_hi or
                             (t is not float and t is not int) or not -rmax <= reward <= rmax or done.__class__ is not bool)
-            except AttributeError:
+            except AttributeError:  # a value that is no array, or a zero-width column left out
+                if continuous_action is _MISSING and not c_shape[0]:
+                    return self._append_transition(actor=actor, state=state, next_state=next_state,
+                                                   discrete_action=discrete_action, continuous_action=self._no_cont,
+                                                   reward=reward, done=done, **rest)
                 fast = False
             if not fast:
                 return self._append_general(actor, dict(rest, state=state, next_state=next_state,

@@ -136,7 +136,7 @@ class BlocksMixin:
         check_names(where, t.schema, columns, (), ACTOR in columns, self.actors.names)
         if ACTOR in t.schema:  # a table's actor column holds vocabulary codes too (names accepted)
             columns = {**columns, ACTOR: self.actors.codes(columns[ACTOR])}
-        t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
+        t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema if c.name in columns}, n)
         return n
 
     @serialized

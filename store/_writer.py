@@ -96,6 +96,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         self._track = False
         self._fast_stage: tuple = ()
         self._fast_types: tuple = ()
+        self._no_cont = None                        # the continuous action a continuous_dim=0 append leaves out
         self._fast_lists: tuple = ()
         self._fast_arrays: tuple = ()
         self._deferred_from = -1                   # first staged row whose scalars are still in _fast_lists
