@@ -272,7 +272,8 @@ class AppendMixin:
                             state.shape != f_shape or next_state.dtype is not f_dtype or next_state.shape != f_shape or
                             continuous_action.dtype is not f_dtype or continuous_action.shape != c_shape or
                             discrete_action.__class__ is not int or not d_lo <= discrete_action <= d_hi or
-                            (t is not float and t is not int) or not -rmax <= reward <= rmax or done.__class__ is not bool)
+                            (t is not float and t is not int) or not -rmax <= reward <= rmax or
+                            done.__class__ is not bool)
             except AttributeError:  # a value that is no array, or a zero-width column left out
                 if continuous_action is _MISSING and not c_shape[0]:
                     return self._append_transition(actor=actor, state=state, next_state=next_state,
