@@ -262,7 +262,9 @@ class AppendMixin:
         stage, a value that is not an array) takes the general path, which raises the same errors
         at the same call.
         """
-        with self._wlock:  # the lock's cost is measured in benchmarks/bench_store.py
+        # the writer's lock, taken without a with-statement: 92 ns against 144 (bench_store.py measures it)
+        self._wlock_acquire()
+        try:
             tw = self._tw
             i = tw.n_staged
             f_dtype, f_shape, c_shape, d_lo, d_hi, rmax = self._fast_types
@@ -315,6 +317,8 @@ class AppendMixin:
                     self.commit()
                 except StoreWriteError as e:
                     raise type(e)(e.errno, f"{e.strerror} (this row was accepted and stays staged)") from e
+        finally:
+            self._wlock_release()
 
     def _actor_code(self, actor) -> int:
         """The code of an actor that is not a name in the vocabulary: a code, or an error that says

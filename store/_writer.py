@@ -60,6 +60,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         # shared by threads (a server with a thread per game client) mixed rows and wrote the
         # manifest twice at once without it. Re-entrant: append and extend commit by themselves.
         self._wlock = threading.RLock()
+        self._wlock_acquire, self._wlock_release = self._wlock.acquire, self._wlock.release
         self.commit_every = 4096
         self.commit_seconds = 1.0
         self.fsync = False
