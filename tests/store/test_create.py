@@ -195,3 +195,58 @@ def test_folder_holding_rows_without_a_manifest_is_not_cleared(store_path):
     with pytest.raises(errors.StoreExistsError, match="holds rows"):
         ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
     assert before == (sorted(os.listdir(f"{store_path}.d")), open(f"{store_path}.commit", "rb").read())
+
+
+def _dead_creator_leftovers(store_path, stage: str) -> None:
+    """What a creator SIGKILLed between publishing its folder and its manifest leaves: the folder
+    (empty first segment, unlocked writer.lock), maybe its record, and its private folder."""
+    import shutil
+
+    donor = store_path.parent / "donor" / store_path.name
+    donor.parent.mkdir()
+    ReplayStore.create(donor, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000, segment_rows=1024,
+                       chunk_bytes=4096).close()
+    os.rename(f"{donor}.d", f"{store_path}.d")
+    if stage == "record":
+        os.rename(f"{donor}.commit", f"{store_path}.commit")
+    private = store_path.parent / f".{store_path.name}.creating-dead"
+    private.mkdir()
+    (private / "claim.lock").write_bytes(b"")
+    os.rename(donor, private / store_path.name)
+    shutil.rmtree(donor.parent)
+
+
+@pytest.mark.parametrize("stage", ["folder", "record"])
+def test_dead_creators_half_made_store_is_taken_over(store_path, stage):
+    """A dead creator's published folder (and record) without a manifest does not open and does
+    not block the name: create takes it over (its writer.lock is free), and removes the dead
+    creator's private folder; the new store is whole."""
+    _dead_creator_leftovers(store_path, stage)
+    with pytest.raises(errors.StoreNotFoundError):
+        ReplayStore.open(store_path)
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
+                            segment_rows=1024, chunk_bytes=4096) as s:
+        s.extend(writer_proc.given(writer_proc.make_rows(0, 1500)))
+    with ReplayStore.open(store_path) as r:
+        check_writer_rows(r, 0, 1500)
+    assert sorted(os.listdir(store_path.parent)) == sorted([store_path.name, f"{store_path.name}.commit",
+                                                            f"{store_path.name}.d"])
+
+
+def test_private_folder_of_a_live_creator_is_left_alone(store_path):
+    """A private folder whose claim.lock is held (its creator is alive) survives another create of
+    the same name; one whose lock is free is removed by it."""
+    import fcntl
+
+    live = store_path.parent / f".{store_path.name}.creating-live"
+    live.mkdir()
+    fd = os.open(live / "claim.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000).close()
+        assert live.is_dir()
+    finally:
+        os.close(fd)
+    with pytest.raises(errors.StoreExistsError):  # the name is taken, but the sweep ran first
+        ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
+    assert not live.exists()
