@@ -293,6 +293,32 @@ def bench_append_bursts(d, calls, bursts=40, io=True):
     return min(ts) / len(calls) * 1e6, min(tr) / len(calls) * 1e6, statistics.median(r / t for t, r in zip(ts, tr))
 
 
+def bench_lock_cost(loops=500, rounds=4000) -> float:
+    """Nanoseconds that taking and releasing the writer's lock (an uncontended ``threading.RLock``,
+    as every ``append`` does) adds to a call: the fastest of many short rounds of a loop with it,
+    minus the fastest of the same loop without it, the two alternating (short rounds, so that on
+    a loaded machine some of them run undisturbed; the best append burst is a minimum too)."""
+    import threading
+
+    lock = threading.RLock()
+    acquire, release = lock.acquire, lock.release
+    best_with = best_without = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            acquire()  # as _append_transition takes it (a with-statement costs 50 ns more)
+            try:
+                pass
+            finally:
+                release()
+        t1 = time.perf_counter()
+        for _ in range(loops):
+            pass
+        t2 = time.perf_counter()
+        best_with, best_without = min(best_with, t1 - t0), min(best_without, t2 - t1)
+    return max(0.0, best_with - best_without) / loops * 1e9
+
+
 def bench_gather(d, n, seg_rows, batch=8192, repeats=30):
     """store.gather of random rows (state, next_state, reward, actor) against the same fancy index
     into in-RAM copies of those columns, with segments of ``seg_rows`` rows; medians, ms."""
@@ -363,6 +389,9 @@ def print_bursts(d, a, calls):
     us, ref_us, med = bench_append_bursts(d, calls[:4096])
     print(f"append bursts (40 alternating bursts of 4096 rows): best store {us:.2f} us/row | best reference "
           f"{ref_us:.2f} us/row | ratio of bests {ref_us / us:.2f}x, median of paired ratios {med:.2f}x (target >= 0.5x)")
+    lock_ns = bench_lock_cost()
+    print(f"  writer lock (uncontended RLock, taken once per append): {lock_ns:.0f} ns per call = "
+          f"{lock_ns / 1e3 / us * 100:.1f}% of the best append (target <= 5%)")
     us, ref_us, med = bench_append_bursts(d, calls[:4096], io=False)
     print(f"  the same with the store's pwrites skipped (its Python and numpy work alone): best {us:.2f} us/row | "
           f"best reference {ref_us:.2f} us/row | ratio of bests {ref_us / us:.2f}x, median of paired ratios {med:.2f}x")

@@ -6,6 +6,7 @@ Each validates the whole block before any of it is kept, then hands it to a tabl
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -18,6 +19,16 @@ from ._schema import ACTOR, Schema
 from ._tablewriter import TableWriter
 from ._validate import block_column, block_length, check_names
 from .errors import SchemaError, ShapeError
+
+
+def serialized(method):
+    """Run ``method`` holding the writer's lock (``StoreWriter._wlock``, re-entrant: a method that
+    commits calls ``commit``): threads sharing one writer interleave whole calls, never parts."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._wlock:
+            return method(self, *args, **kwargs)
+    return run
 
 
 def json_attr(value, what: str) -> str:
@@ -47,6 +58,7 @@ def number_episodes(done: np.ndarray, next_episode: int, next_step: int) -> tupl
 class BlocksMixin:
     """``extend``, tables, checkpoints and state for ``StoreWriter`` (which owns what they use)."""
 
+    @serialized
     def extend(self, columns: Mapping) -> int:
         """Append a block of rows: a mapping of column name to an array with one entry per row.
 
@@ -93,6 +105,7 @@ class BlocksMixin:
             block["time"] = np.full(n, time.time())
 
     # ------------------------------------------------------------------ tables (training telemetry)
+    @serialized
     def create_table(self, name: str, schema: Schema, *, seg_rows: int | None = None) -> None:
         """Declare an append-only table (e.g. training telemetry); no-op if it exists with this schema.
         ``seg_rows``: rows per segment file (a power of two; default from the row size)."""
@@ -105,9 +118,11 @@ class BlocksMixin:
             return
         t = TableWriter(self._folder, self._manifest.uuid, name, schema, seg_rows or segment_rows(schema, None), self.chunk_bytes,
                         1024, self.fsync, False)
+        t.before_open = self._check_place
         t.ensure_segment()
         self._tables[name] = t
 
+    @serialized
     def extend_table(self, name: str, columns: Mapping) -> int:
         """Append a block of rows to table ``name``; visible at the next commit."""
         self._check_writable("extend_table")
@@ -119,9 +134,10 @@ class BlocksMixin:
         check_names(where, t.schema, columns, (), ACTOR in columns, self.actors.names)
         if ACTOR in t.schema:  # a table's actor column holds vocabulary codes too (names accepted)
             columns = {**columns, ACTOR: self.actors.codes(columns[ACTOR])}
-        t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema}, n)
+        t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema if c.name in columns}, n)
         return n
 
+    @serialized
     def record_checkpoint(self, step: int, path: str, **info) -> None:
         """Note a checkpoint in the store's log (durable now: this commits)."""
         self._check_writable("record_checkpoint")
@@ -130,6 +146,7 @@ class BlocksMixin:
         self._new_checkpoints.append(entry)
         self.commit()
 
+    @serialized
     def set_extra(self, key: str, value) -> None:
         """Small JSON state kept with the next commit (for other parts of the store)."""
         self._check_writable("set_extra")

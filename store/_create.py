@@ -49,7 +49,10 @@ def create_published(path: str, build: Callable[[str], None], fsync: bool) -> in
     stage = tempfile.mkdtemp(prefix=f".{name}{_CREATING}", dir=parent)
     claim = lock = -1
     try:
-        claim = _locked(os.path.join(stage, CLAIM), create=True)
+        # locked under another name, then renamed: a sweeper that found claim.lock before its
+        # creator locked it would take it for a dead creator's (seen once in 24 racing creates)
+        claim = _locked(os.path.join(stage, CLAIM + ".new"), create=True)
+        os.rename(os.path.join(stage, CLAIM + ".new"), os.path.join(stage, CLAIM))
         private = os.path.join(stage, name)
         os.mkdir(segment_dir(private))
         lock = _locked(os.path.join(segment_dir(private), LOCK), create=True)

@@ -22,10 +22,10 @@ import uuid as _uuid
 from collections.abc import Mapping, Sequence
 
 from ._actors import Actors
-from ._fileio import UNCHANGED, write_atomic
+from ._fileio import UNCHANGED, fsync_dir, layer, write_atomic
 from ._schema import Schema
 from ._store import ReplayStore
-from .errors import RunError, ShardMismatchError, StoreLockedError, StoreNotFoundError
+from .errors import RunError, ShardMismatchError, StoreExistsError, StoreLockedError, StoreNotFoundError
 
 RUN_FORMAT = "replaystore-run"
 RUN_FORMAT_VERSION = 1
@@ -68,9 +68,12 @@ class Run:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def create(cls, path, schema: Schema, actors: Sequence[str] = ("expert", "dqn"), window: int = 1_000_000,
+    def create(cls, path, schema: Schema, actors: Sequence[str], window: int = 1_000_000,
                metadata: Mapping | None = None) -> "Run":
-        """Make a run folder at ``path`` (absent, or an empty folder) and write its record."""
+        """Make a run folder at ``path`` (absent, or an empty folder) and write its record.
+
+        ``actors``: the vocabulary, required (no default), as for ``ReplayStore.create``. Of
+        processes creating one run at once, one makes it; the others get ``StoreExistsError``."""
         path = os.fspath(path)
         if not isinstance(schema, Schema):
             raise TypeError(f"schema must be a store.Schema (e.g. Schema.transition((4,))), got {type(schema).__name__}")
@@ -82,16 +85,24 @@ class Run:
         except TypeError as e:
             raise TypeError(f"metadata must be JSON-serializable (str, numbers, lists, dicts): {e}") from None
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-            raise FileExistsError(f"{path} already exists and is not an empty folder; open it with Run.open(path) "
-                                  "or choose a new path")
+            raise StoreExistsError(f"{path} already exists and is not an empty folder; open it with Run.open(path) "
+                                   "or choose a new path")
         os.makedirs(os.path.join(path, SHARDS), exist_ok=True)
         record = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "uuid": str(_uuid.uuid4()),
                   "schema": schema.to_json(), "actors": actors.to_json(), "window": int(window),
                   "metadata": meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        rec_path = os.path.join(path, RECORD)
-        # per-process temporary name: two processes making one run never write into each other's
-        write_atomic(rec_path, json.dumps(record, indent=1).encode("utf-8"), True, "run record",
-                     tmp=f"{rec_path}.tmp-{os.getpid()}", then=UNCHANGED)
+        # published by a link, which fails where a record exists: two creators racing both wrote
+        # their own record, the second replacing the first after shards had taken its uuid
+        tmp = os.path.join(path, f".{RECORD}.{record['uuid']}.new")
+        write_atomic(tmp, json.dumps(record, indent=1).encode("utf-8"), True, "run record", then=UNCHANGED)
+        try:
+            os.link(tmp, os.path.join(path, RECORD))
+        except FileExistsError:
+            raise StoreExistsError(f"{path} already holds a run (made by another process just now); open it with "
+                                   "Run.open(path)") from None
+        finally:
+            layer().remove(tmp)
+        fsync_dir(os.path.join(path, RECORD))
         return cls(path, record)
 
     @classmethod

@@ -86,6 +86,7 @@ class TableWriter:
         self.segments_changed = False    # the manifest's view of the segments is out of date
         self._fds: dict[int, int] = {}   # open segment files, by index
         self.before_flush = None          # called before staged rows are read (StoreWriter moves list-kept scalars)
+        self.before_open = None           # called before a segment file is made or opened (StoreWriter checks its folder)
         self._unsynced: set[int] = set()
         self._trimmed: dict[int, list[int]] = {}   # full segments' actor counts, trimmed (see record)
         self._scratch: dict[str, np.ndarray] = {}  # per column, for stage columns that are not contiguous
@@ -143,6 +144,8 @@ class TableWriter:
         if fd is not None:
             return fd
         path = os.path.join(self.folder, segment_name(self.name, k))
+        if self.before_open is not None:
+            self.before_open()
         if not os.path.exists(path):
             layout = create_segment(self.folder, self.name, k, self.schema, self.seg_rows, self.uuid, self.fsync)
             if self.layout and layout != self.layout:

@@ -90,7 +90,9 @@ def check_names(where: str, schema: Schema, given, optional: tuple[str, ...], ac
     unknown = names - set(schema.names)
     if unknown:
         raise unknown_columns_error(where, schema.names, unknown)
-    missing = sorted(set(schema.names) - names - set(optional) - {ACTOR})
+    # a zero-width column (continuous_dim=0) holds no bytes: leaving it out is no loss
+    missing = sorted(set(schema.names) - names - set(optional) - {ACTOR} - {c.name for c in schema if c.shape and
+                                                                             not c.row_bytes})
     if missing:
         raise MissingColumnError(f"{where}: missing required column(s) {missing}")
 

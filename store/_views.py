@@ -17,7 +17,7 @@ from ._mapped import ColumnMap, MappedFile
 from ._record import TableRecord
 from ._schema import Schema
 from ._segment import SegmentMap, identity_bytes
-from .errors import ChecksumError, RowsDeletedError, TruncatedStoreError
+from .errors import ChecksumError, ClosedStoreError, RowsDeletedError, TruncatedStoreError
 
 
 # Up to this many runs of one segment in a batch, the gather copies run by run into the output;
@@ -160,9 +160,10 @@ class SegmentedTable:
             k = int(seg_of[0])
             seg = self._checked(k)
             local = rows - (k << self.shift) if k else rows
+            arrays = self._open_arrays(seg, names, where)
             for c in names:
-                if c in seg.arrays:
-                    seg.arrays[c].take(local, 0, out[c], "clip")
+                if c in arrays:
+                    arrays[c].take(local, 0, out[c], "clip")
             return out
         starts = [0, *(cuts + 1).tolist()]
         # each segment checked once per batch; not np.unique: its first call imports numpy.ma (17 ms)
@@ -172,21 +173,31 @@ class SegmentedTable:
             # (measured at 1M rows over 8 segments: see BENCHMARKS.md, Sampler).
             for a, z in zip(starts, starts[1:] + [n]):
                 k = int(seg_of[a])
-                seg = segs[k]
+                arrays = self._open_arrays(segs[k], names, where)
                 local = rows[a:z] - (k << self.shift)
                 for c in names:
-                    if c in seg.arrays:
-                        seg.arrays[c].take(local, 0, out[c][a:z], "clip")
+                    if c in arrays:
+                        arrays[c].take(local, 0, out[c][a:z], "clip")
             return out
         # Rows in no useful order: per segment, gather its rows and scatter them into place (a mask
         # per segment is cheaper than sorting the batch: segment ids are a short run of integers)
         for k, seg in segs.items():
             sel = np.flatnonzero(seg_of == k)
             local = rows[sel] - (k << self.shift)
+            arrays = self._open_arrays(seg, names, where)
             for c in names:
-                if c in seg.arrays:
-                    out[c][sel] = np.take(seg.arrays[c], local, axis=0)
+                if c in arrays:
+                    out[c][sel] = np.take(arrays[c], local, axis=0)
         return out
+
+    def _open_arrays(self, seg, names, where: str) -> dict:
+        """The segment's column arrays, taken once (they stay valid: each holds its mapping), or
+        ClosedStoreError if it was closed meanwhile (a writer closed by another thread): a column
+        left unread would return uninitialized memory as rows (seen in a threads test)."""
+        arrays = seg.arrays
+        if not arrays and any(self.schema[c].row_bytes for c in names):
+            raise ClosedStoreError(f"{where}: the store {self._folder} was closed while reading it")
+        return arrays
 
     def close(self) -> None:
         for s in self._cache.values():

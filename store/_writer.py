@@ -9,8 +9,10 @@ so a kill -9 at any instruction leaves the last record and every row it counts i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import threading
 import time
 import uuid as _uuid
 import warnings
@@ -20,7 +22,7 @@ import numpy as np
 from . import _record
 from ._actors import Actors
 from ._append import AppendMixin
-from ._blocks import BlocksMixin, json_attr
+from ._blocks import BlocksMixin, json_attr, serialized
 from ._create import LOCK, create_published
 from ._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
                       sums_name)
@@ -32,7 +34,8 @@ from ._reader import load_manifest, use_trusted
 from ._store import _PRIVATE, ReplayStore
 from ._tablewriter import TableWriter, _full, _trim
 from .errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, SchemaError,
-                     StoreLockedError, StoreNotFoundError, StoreWriteError, TruncatedStoreError)
+                     StoreLockedError, StoreNotFoundError, StoreReplacedError, StoreWriteError,
+                     TruncatedStoreError)
 
 # While a writer is open, the manifest (stock h5py's view; the record is the store's truth) is
 # rewritten for new or deleted segments at most every MANIFEST_SECONDS, and so as to take at most
@@ -54,6 +57,11 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
 
     def __init__(self, path: str, *, _token=None):
         super().__init__(path, "a", _token=_token)
+        # Held by every call that changes the writer (append, extend, commit, close...): a writer
+        # shared by threads (a server with a thread per game client) mixed rows and wrote the
+        # manifest twice at once without it. Re-entrant: append and extend commit by themselves.
+        self._wlock = threading.RLock()
+        self._wlock_acquire, self._wlock_release = self._wlock.acquire, self._wlock.release
         self.commit_every = 4096
         self.commit_seconds = 1.0
         self.fsync = False
@@ -90,6 +98,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         self._track = False
         self._fast_stage: tuple = ()
         self._fast_types: tuple = ()
+        self._no_cont = None                        # the continuous action a continuous_dim=0 append leaves out
         self._fast_lists: tuple = ()
         self._fast_arrays: tuple = ()
         self._deferred_from = -1                   # first staged row whose scalars are still in _fast_lists
@@ -220,6 +229,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             tw = TableWriter(self._folder, rec.uuid, name, Schema.from_json(t.schema_json), t.segment_rows,
                              self.chunk_bytes, stage if name == TRANSITIONS else 1024, self.fsync, name == TRANSITIONS)
             tw.resume(t)
+            tw.before_open = self._check_place
             self._tables[name] = tw
         self._tw = tw = self._tables[TRANSITIONS]
         self._new_checkpoints, self._new_extra = list(rec.checkpoints), dict(rec.extra)
@@ -264,6 +274,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         if self._closed:
             raise ClosedStoreError(f"{where}: the store {self.path} is closed; reopen it with ReplayStore.open(path, 'a')")
 
+    @serialized
     def commit(self) -> int:
         """Make every row appended so far durable and visible; returns the committed row count."""
         self._check_writable("commit")
@@ -283,7 +294,23 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         except StoreWriteError as e:
             raise type(e)(e.errno, f"{e.strerror} ({accepted})") from e
 
+    def _check_place(self) -> None:
+        """Refuse to write once the store's folder is no longer this writer's: removed, or another
+        store made at the path (its own ``writer.lock``). Our lock file is held open, so its inode
+        number cannot be reused: a different one there means different files. Measured before: such
+        a writer overwrote the new store's rows or record at its next commit."""
+        try:
+            same = os.path.samestat(os.stat(os.path.join(self._folder, LOCK)), os.fstat(self._lock_fd))
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise StoreReplacedError(errno.ESTALE, f"{self.path}: its folder {self._folder} was removed or replaced "
+                                     "(by another store?) since this writer opened it; this writer refuses to write "
+                                     "there, leaving what is there now untouched. Its rows not yet committed are "
+                                     "not kept: close it and open the store at that path anew")
+
     def _commit(self, state: str) -> int:
+        self._check_place()
         for t in self._tables.values():
             t.flush_stage()
         for t in self._tables.values():
@@ -353,6 +380,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         now = time.monotonic()
         self._manifest_due = now + max(MANIFEST_SECONDS, (now - t0) / MANIFEST_SHARE if MANIFEST_SHARE else 0.0)
 
+    @serialized
     def close(self) -> None:
         """Commit what is pending and release the files and the writer lock. Closing twice is harmless.
 

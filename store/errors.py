@@ -28,6 +28,7 @@ __all__ = [
     "DamagedStoreError",
     "ChecksumError",
     "StoreWriteError",
+    "StoreReplacedError",
     "RowsDeletedError",
     "SamplerError",
     "EmptyWindowError",
@@ -122,6 +123,11 @@ class StoreWriteError(StoreError, OSError):
     ``errno`` is the operating system's (28 ENOSPC, 27 EFBIG...). Rows accepted before the failure
     stay staged: free space and call ``commit()`` again, or ``close()``.
     """
+
+
+class StoreReplacedError(StoreWriteError):
+    """A writer's store was removed, or replaced by another store at its path, while it was open:
+    it refuses every write, so the store now at that path is never touched (``errno`` is ESTALE)."""
 
 
 class RowsDeletedError(StoreError, IndexError):

@@ -141,3 +141,33 @@ def test_extend_nonfinite_is_a_store_error_under_strict_numpy_and_warnings(tmp_p
         with pytest.raises(errors.NonFiniteError, match="'next_state' holds NaN or inf at block row 37"):
             s.extend(block)
         assert 0 == len(s)
+
+
+@pytest.mark.parametrize("kind", ["fast", "general"])
+def test_zero_width_continuous_action_may_be_left_out(tmp_path, kind):
+    """With continuous_dim=0, append and extend take rows without continuous_action (both append
+    paths), and still accept it given; rows read back as given, with a (n, 0) column. A store with
+    continuous actions still refuses a row without them."""
+    path = tmp_path / "run.h5"
+    with ReplayStore.create(path, Schema.transition((3,)), actors=("a", "b"), commit_every=10**9) as s:
+        for i in range(6):
+            r = _row(i, kind)
+            del r["continuous_action"]
+            if i % 3 == 2:
+                r["continuous_action"] = np.zeros(0, "f4")
+            s.append(actor="a", **r)
+        rows = [_row(i, "fast") for i in range(6, 10)]
+        s.extend({c: np.array([r[c] for r in rows]) for c in rows[0] if c != "continuous_action"} | {"actor": [1] * 4})
+    with ReplayStore.open(path) as r:
+        got = r.read()
+        assert np.array_equal(np.repeat(np.arange(10, dtype="f4"), 3).reshape(10, 3), got["state"])
+        assert (10, 0) == got["continuous_action"].shape
+        assert [6, 4] == r.actor_counts().tolist()
+    with ReplayStore.create(tmp_path / "c.h5", SCHEMA, actors=("a",)) as s:
+        r = _row(0, kind)
+        del r["continuous_action"]
+        with pytest.raises(errors.MissingColumnError, match="missing required column 'continuous_action'"):
+            s.append(actor="a", **r)
+        with pytest.raises(errors.MissingColumnError, match=r"missing required column\(s\) \['continuous_action'\]"):
+            s.extend({c: np.array([v]) for c, v in r.items()} | {"actor": [0]})
+        assert 0 == len(s) and 0 == s.commit()

@@ -36,8 +36,12 @@ for t in range(trials):
         if mode == "store":
             s = ReplayStore.create(f"{base}-{t}.h5", writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
                                    segment_rows=1024, chunk_bytes=4096)
-        else:
+        elif mode == "shard":
             s = Run.open(f"{base}-run-{t}").create_shard("w0", segment_rows=1024, chunk_bytes=4096)
+        else:
+            Run.create(f"{base}-newrun-{t}", writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
+            print(t, "writer", flush=True)
+            continue
     except errors.StoreExistsError as e:
         print(t, "exists", isinstance(e, FileExistsError), flush=True)
         continue
@@ -93,6 +97,19 @@ def test_racing_shard_creators_exactly_one_writer(tmp_path):
         assert 1 == answers.count("writer") and all(a in ("writer", "locked", "exists True") for a in answers), answers
         with Run.open(f"{base}-run-{t}").open_shard("w0") as r:
             check_writer_rows(r, 0, 10)
+
+
+def test_racing_run_creators_exactly_one_makes_the_run(tmp_path):
+    """8 processes create one run folder at once: one makes it, the others get StoreExistsError
+    (a FileExistsError), and the run record is the winner's (its shards open)."""
+    base = str(tmp_path / "s")
+    for t, answers in enumerate(_racers(base, "run")):
+        assert (1, RACERS - 1) == (answers.count("writer"), answers.count("exists True")), answers
+        run = Run.open(f"{base}-newrun-{t}")
+        with run.create_shard("w0") as s:
+            s.extend(writer_proc.given(writer_proc.make_rows(0, 3)))
+        assert ["w0"] == run.shards()
+        assert [] == [n for n in os.listdir(run.path) if n.endswith(".new")]
 
 
 CREATOR = """
@@ -178,3 +195,58 @@ def test_folder_holding_rows_without_a_manifest_is_not_cleared(store_path):
     with pytest.raises(errors.StoreExistsError, match="holds rows"):
         ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
     assert before == (sorted(os.listdir(f"{store_path}.d")), open(f"{store_path}.commit", "rb").read())
+
+
+def _dead_creator_leftovers(store_path, stage: str) -> None:
+    """What a creator SIGKILLed between publishing its folder and its manifest leaves: the folder
+    (empty first segment, unlocked writer.lock), maybe its record, and its private folder."""
+    import shutil
+
+    donor = store_path.parent / "donor" / store_path.name
+    donor.parent.mkdir()
+    ReplayStore.create(donor, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000, segment_rows=1024,
+                       chunk_bytes=4096).close()
+    os.rename(f"{donor}.d", f"{store_path}.d")
+    if stage == "record":
+        os.rename(f"{donor}.commit", f"{store_path}.commit")
+    private = store_path.parent / f".{store_path.name}.creating-dead"
+    private.mkdir()
+    (private / "claim.lock").write_bytes(b"")
+    os.rename(donor, private / store_path.name)
+    shutil.rmtree(donor.parent)
+
+
+@pytest.mark.parametrize("stage", ["folder", "record"])
+def test_dead_creators_half_made_store_is_taken_over(store_path, stage):
+    """A dead creator's published folder (and record) without a manifest does not open and does
+    not block the name: create takes it over (its writer.lock is free), and removes the dead
+    creator's private folder; the new store is whole."""
+    _dead_creator_leftovers(store_path, stage)
+    with pytest.raises(errors.StoreNotFoundError):
+        ReplayStore.open(store_path)
+    with ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000,
+                            segment_rows=1024, chunk_bytes=4096) as s:
+        s.extend(writer_proc.given(writer_proc.make_rows(0, 1500)))
+    with ReplayStore.open(store_path) as r:
+        check_writer_rows(r, 0, 1500)
+    assert sorted(os.listdir(store_path.parent)) == sorted([store_path.name, f"{store_path.name}.commit",
+                                                            f"{store_path.name}.d"])
+
+
+def test_private_folder_of_a_live_creator_is_left_alone(store_path):
+    """A private folder whose claim.lock is held (its creator is alive) survives another create of
+    the same name; one whose lock is free is removed by it."""
+    import fcntl
+
+    live = store_path.parent / f".{store_path.name}.creating-live"
+    live.mkdir()
+    fd = os.open(live / "claim.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000).close()
+        assert live.is_dir()
+    finally:
+        os.close(fd)
+    with pytest.raises(errors.StoreExistsError):  # the name is taken, but the sweep ran first
+        ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
+    assert not live.exists()

@@ -117,6 +117,14 @@ def test_shard_of_another_run_is_refused(tmp_path):
         run.open_shard("w0")
 
 
+def test_run_create_requires_actors(tmp_path):
+    """Run.create has no default actor vocabulary (a default one is how the founding incident began):
+    leaving it out is a TypeError naming it, and nothing is made."""
+    with pytest.raises(TypeError, match="actors"):
+        Run.create(tmp_path / "run", writer_proc.SCHEMA, window=1000)
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_names_paths_and_records(tmp_path):
     """Bad shard names, missing shards, non-run folders and unknown versions get clear errors."""
     run = make_run(tmp_path)
