@@ -167,9 +167,13 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             self._resume(rec)
             if damaged is not None:
                 kept = f"{path}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
-                os.replace(path, kept)
+                if os.path.lexists(path):
+                    os.replace(path, kept)
+                    kept = f"The damaged file is kept as {kept}."
+                else:
+                    kept = "The file was missing."
                 warnings.warn(f"{path}: HDF5 metadata was unreadable ({damaged}); rebuilt it from the commit record "
-                              f"with all {rec.rows} committed rows. The damaged file is kept as {kept}.",
+                              f"with all {rec.rows} committed rows. {kept}",
                               RuntimeWarning, stacklevel=3)
             if rec.writer.get("state") == "open":
                 self._recovered = {"writer_died": True, "rows_kept": rec.rows, "at": time.time(),
