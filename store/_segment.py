@@ -82,11 +82,14 @@ class SegmentMap:
     def __init__(self, path: str, expect_identity: bytes, identity_off: int, file_bytes: int,
                  columns: dict[str, tuple[int, object]]):
         self.path = path
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:  # not through a symlink: a store never reads a file outside it (DESIGN.md contract 9)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise TruncatedStoreError(f"segment {path} is missing: the store's commit record lists it. Restore "
                                       "the store's .d folder from a backup (all of it)") from None
+        except OSError as e:  # ELOOP: a symlink
+            raise DamagedStoreError(f"segment {path} is not a regular file ({e.strerror}): a store keeps only "
+                                    "regular files in its folder; replace the link by the file") from None
         try:
             st = os.fstat(fd)
             import stat as _stat

@@ -8,7 +8,6 @@ reader never blocks the writer, never sees a torn row, and sees the prefix grow 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -19,6 +18,7 @@ from ._actors import Actors
 from ._format import FORMAT_VERSION, N_CODES, TRANSITIONS
 from ._record import CommitRecord
 from ._schema import ACTOR, Schema
+from ._untrusted import loads
 from ._views import SegmentedTable, _names
 from .errors import ClosedStoreError, DamagedStoreError, RowsDeletedError
 
@@ -110,7 +110,7 @@ class ReplayStore:
         try:
             self.schema = Schema.from_json(schema_json)
             self.actors = Actors.from_json(actors_json)
-            self.metadata = json.loads(metadata_json)
+            self.metadata = loads(metadata_json, "the store's metadata")
         except Exception as e:
             raise DamagedStoreError(f"{self.path}: the store's schema, actors or metadata are damaged "
                                     f"({type(e).__name__}: {e})") from None
