@@ -23,6 +23,7 @@ from ._views import SegmentedTable, _names
 from .errors import ClosedStoreError, DamagedStoreError, RowsDeletedError
 
 _MODES = ("r", "a")
+MAX_WINDOW = 1 << 40  # rows; more is a damaged or hostile file, not a replay window
 
 
 class ReplayStore:
@@ -114,6 +115,9 @@ class ReplayStore:
         except Exception as e:
             raise DamagedStoreError(f"{self.path}: the store's schema, actors or metadata are damaged "
                                     f"({type(e).__name__}: {e})") from None
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 0 < window <= MAX_WINDOW:
+            # a hostile window would size the priority file and the sampler's arrays
+            raise DamagedStoreError(f"{self.path}: the store's window {window!r} is not a row count in [1, {MAX_WINDOW}]")
         self.window = int(window)
 
     def _use_record(self, rec: CommitRecord) -> None:

@@ -26,17 +26,28 @@ from .errors import DamagedStoreError
 # Deeper than anything the store writes (its records nest 5 levels) with room for the user's own
 # metadata and extra state; the writer refuses deeper values, so it never writes what it cannot read.
 MAX_JSON_DEPTH = 64
+# Lists and dicts in one document: an empty one costs ~60 bytes of memory for 2 bytes of text, so a
+# 256 MB record of "[]," would take ~5 GB. The store's own records hold one list per segment.
+MAX_JSON_CONTAINERS = 1 << 20
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 
 
+def json_shape(text: str) -> tuple[int, int]:
+    """``(deepest nesting, number of lists and dicts)`` of JSON ``text`` (brackets inside strings
+    not counted)."""
+    opened = text.count("[") + text.count("{")
+    if opened <= MAX_JSON_DEPTH:  # the usual case: a count costs ~1 us per KB
+        return opened, opened
+    b = np.frombuffer(_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
+    opens = (b == 91) | (b == 123)
+    step = opens.astype(np.int64) - ((b == 93) | (b == 125))
+    return (int(np.cumsum(step).max()) if len(step) else 0), int(opens.sum())
+
+
 def json_depth(text: str) -> int:
     """The deepest nesting of ``[`` / ``{`` in JSON ``text`` (brackets inside strings not counted)."""
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:  # the usual case: a count costs ~1 us per KB
-        return text.count("[") + text.count("{")
-    b = np.frombuffer(_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
-    step = ((b == 91) | (b == 123)).astype(np.int64) - ((b == 93) | (b == 125))
-    return int(np.cumsum(step).max()) if len(step) else 0
+    return json_shape(text)[0]
 
 
 def loads(text, what: str):
@@ -50,10 +61,13 @@ def loads(text, what: str):
             raise DamagedStoreError(f"{what} is damaged: not UTF-8 text ({e.reason} at byte {e.start})") from None
     elif not isinstance(text, str):
         raise DamagedStoreError(f"{what} is damaged: expected JSON text, found a {type(text).__name__}")
-    depth = json_depth(text)
+    depth, containers = json_shape(text)
     if depth > MAX_JSON_DEPTH:
         raise DamagedStoreError(f"{what} is damaged or hostile: its JSON nests {depth} levels deep, more than the "
                                 f"{MAX_JSON_DEPTH} any replaystore file holds")
+    if containers > MAX_JSON_CONTAINERS:
+        raise DamagedStoreError(f"{what} is damaged or hostile: its JSON holds {containers} lists and objects, more "
+                                f"than the {MAX_JSON_CONTAINERS} any replaystore file holds")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

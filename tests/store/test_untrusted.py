@@ -384,3 +384,66 @@ def test_schema_with_a_huge_shape_is_refused(pristine, tmp_path):
     os.remove(path)
     with pytest.raises(errors.DamagedStoreError, match=r"bytes per row"):
         ReplayStore.open(path)
+
+
+# ------------------------------------------------------------------------------ memory and size
+@pytest.mark.parametrize("change, match", [
+    (lambda d: d["tables"]["transitions"].update(rows=2**60), "damaged"),
+    (lambda d: d["tables"]["transitions"].update(segment_rows=2**60, file_bytes=2**62), "damaged"),
+    (lambda d: d["tables"]["transitions"].update(file_bytes=2**62), "shorter than the 4611686018427387904"),
+    (lambda d: d["tables"]["transitions"].update(first_segment=2**40, rows=2**50), "damaged"),
+    (lambda d: d["identity"].update(window=2**62), r"window 4611686018427387904 is not a row count"),
+])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_record_claiming_huge_sizes_is_refused(pristine, tmp_path, change, match):
+    """A record (standing in for a missing manifest) that claims 2**60 rows, 2**60-row segments,
+    2**62-byte files or a 2**62-row window is refused at open with a store error, before anything
+    of that size is allocated, mapped or made (a priority file is sized by the window)."""
+    path = _fresh_copy(pristine, tmp_path)
+    doc = read_record_json(path)
+    change(doc)
+    write_record_json(path, doc)
+    os.remove(path)
+    with pytest.raises(errors.StoreError, match=match):
+        ReplayStore.open(path)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(m=mutations)
+def test_mutated_run_record_gives_only_run_errors(tmp_path, m):
+    """Any field of a run's ``run.json`` replaced by any JSON value (wrong types, 100k levels of
+    nesting): ``Run.open`` returns a run or raises a ``RunError``, never a raw error."""
+    import tempfile
+
+    from replaystore.store import Run
+
+    d = tempfile.mkdtemp(dir=tmp_path)
+    Run.create(os.path.join(d, "run"), writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=100)
+    rec = os.path.join(d, "run", "run.json")
+    doc = json.loads(open(rec).read())
+    with open(rec, "w") as f:
+        f.write(_dumps(_mutated(doc, *m)))
+    try:
+        Run.open(os.path.join(d, "run"))
+    except errors.RunError:
+        pass
+
+
+def test_fifo_as_run_record_does_not_hang(tmp_path):
+    """A FIFO at a run's record path is refused, not opened (which would wait for a writer forever)."""
+    from replaystore.store import Run
+
+    Run.create(tmp_path / "run", writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=100)
+    os.remove(tmp_path / "run" / "run.json")
+    os.mkfifo(tmp_path / "run" / "run.json")
+    with pytest.raises(errors.RunError, match="not a regular file"):
+        _within(20, lambda: Run.open(tmp_path / "run"))
+
+
+def test_json_of_millions_of_empty_lists_is_refused_before_parsing():
+    """Two million ``[]`` (4 MB of text, ~130 MB once parsed) in a store's JSON are refused by count."""
+    from replaystore.store._untrusted import loads
+
+    with pytest.raises(errors.DamagedStoreError, match=r"commit record x is damaged or hostile: .* 2000001 lists"):
+        loads("[" + ",".join(["[]"] * 2_000_000) + "]", "commit record x")
+    assert [[1, "[[["]] * 3 == loads(json.dumps([[1, "[[["]] * 3), "a record")  # brackets in strings don't count
