@@ -102,10 +102,24 @@ _SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILT
 _MAX_RATIO = 1100
 
 
-def local_dataset(f: h5py.File, name: str, shape: tuple, dtype, path: str) -> h5py.Dataset:
-    """Dataset ``name`` of the open file ``f`` (at ``path``), checked before a byte is read: a
-    dataset stored in this file (no external link, external storage or virtual sources), with
-    only the filters ``compact`` writes, and of the ``shape`` and ``dtype`` the store expects."""
+def own_group(f, name: str, path: str) -> h5py.Group:
+    """Group ``name`` of ``f`` (a path), refused when it or a group above it is a link (to another
+    file, which HDF5 would open)."""
+    g = f
+    for part in name.strip("/").split("/"):
+        link = g.get(part, getlink=True)
+        if not isinstance(link, h5py.HardLink) or not isinstance(g[part], h5py.Group):
+            raise DamagedStoreError(f"{path}: {name!r} is {type(link).__name__ if link is not None else 'missing'}, "
+                                    "not a group of its own; a store's files never link elsewhere: it is damaged or "
+                                    "hostile")
+        g = g[part]
+    return g
+
+
+def own_dataset(f, name: str, path: str) -> h5py.Dataset:
+    """Dataset ``name`` of ``f`` (at ``path``), checked before a byte is read: stored in this file
+    (no external link, external storage or virtual sources), with only the filters ``compact``
+    writes."""
     link = f.get(name, getlink=True)
     if link is None:
         raise DamagedStoreError(f"{path} has no dataset {name!r}: the file is damaged or not what the store made")
@@ -127,6 +141,13 @@ def local_dataset(f: h5py.File, name: str, shape: tuple, dtype, path: str) -> h5
         if code not in _SAFE_FILTERS:
             raise DamagedStoreError(f"{path}: dataset {name!r} uses HDF5 filter {code}, not one compact writes "
                                     "(gzip, lzf, shuffle): it is damaged or hostile")
+    return d
+
+
+def local_dataset(f: h5py.File, name: str, shape: tuple, dtype, path: str) -> h5py.Dataset:
+    """``own_dataset(f, name, path)``, also of the ``shape`` and ``dtype`` the store expects, and
+    not claiming more bytes than any compression of what it stores gives."""
+    d = own_dataset(f, name, path)
     if tuple(d.shape) != tuple(shape) or d.dtype != np.dtype(dtype):
         raise DamagedStoreError(f"{path}: dataset {name!r} is {d.dtype}{tuple(d.shape)}, expected "
                                 f"{np.dtype(dtype)}{tuple(shape)}: the file is damaged or not this store's")

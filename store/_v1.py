@@ -16,7 +16,7 @@ import numpy as np
 from ._format import ACTOR_PREFIX, TRANSITIONS, group_path, rows_per_chunk
 from ._mapped import ColumnMap, MappedFile
 from ._schema import Schema
-from ._untrusted import loads
+from ._untrusted import loads, own_dataset, own_group
 from ._views import MappedTable
 from .errors import DamagedStoreError, TruncatedStoreError
 
@@ -50,14 +50,14 @@ def load_v1(f: h5py.File, path: str) -> dict:
             if name == ACTOR_PREFIX:
                 continue
             rows = int(rows)
-            g = f[group_path(name)]
+            g = own_group(f, group_path(name), path)  # a link would make HDF5 open another file
             schema = Schema.from_json(g.attrs["schema"])
             maps = {}
             for c in schema:
                 if not c.row_bytes:
                     continue
                 rpc = rows_per_chunk(c, chunk_bytes)
-                off = _offsets(g[c.name], rpc, rows, f"{path}:{name}/{c.name}")
+                off = _offsets(own_dataset(g, c.name, path), rpc, rows, f"{path}:{name}/{c.name}")
                 maps[c.name] = ColumnMap(c, rpc, off)
                 if rows:
                     end = max(end, int(off[(rows - 1) // rpc]) + ((rows - 1) % rpc + 1) * c.row_bytes)

@@ -447,3 +447,20 @@ def test_json_of_millions_of_empty_lists_is_refused_before_parsing():
     with pytest.raises(errors.DamagedStoreError, match=r"commit record x is damaged or hostile: .* 2000001 lists"):
         loads("[" + ",".join(["[]"] * 2_000_000) + "]", "commit record x")
     assert [[1, "[[["]] * 3 == loads(json.dumps([[1, "[[["]] * 3), "a record")  # brackets in strings don't count
+
+
+@pytest.mark.parametrize("kind", ["external link", "external FIFO", "virtual dataset"])
+def test_format1_store_whose_column_reaches_outside_is_refused(tmp_path, kind):
+    """A format-1 store (read through h5py's chunk index) whose ``state`` column is an external link,
+    external storage on a FIFO or a virtual dataset: refused at open, without hanging."""
+    import shutil
+
+    path = str(tmp_path / "v1.h5")
+    shutil.copy(os.path.join(os.path.dirname(__file__), "..", "data", "healthy.h5"), path)
+    with h5py.File(path, "r+") as f:
+        f.move("transitions/state", "transitions/kept")
+        make = {"external link": _external_link, "external FIFO": _external_fifo, "virtual dataset": _virtual}[kind]
+        make(f["transitions"], str(tmp_path / "x.d"))
+    reason = {"external link": "ExternalLink", "external FIFO": "external storage", "virtual dataset": "virtual"}[kind]
+    with pytest.raises(errors.DamagedStoreError, match=rf"'state' .*{reason}|{reason}.*'state'|'state' is a {reason}"):
+        _within(20, lambda: ReplayStore.open(path))
