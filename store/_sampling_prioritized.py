@@ -165,10 +165,10 @@ class Prioritized(SamplingStrategy):
         bad = ~(np.isfinite(pr) & (pr >= 0) & (pr <= MAX_PRIORITY))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise SamplerError(f"update_priorities: priority {float(pr[i])!r} for row {int(rows[i])} is out of range; "
-                               f"priorities must be finite, >= 0 and at most {MAX_PRIORITY:.7g} (float32's largest, "
-                               "as they are saved) (e.g. abs(td_error) + 1e-6; a TD error this large means training "
-                               "diverged)")
+            raise SamplerError(f"update_priorities: priority {float(pr[i])!r} for row {int(rows[i])} is negative or not "
+                               f"finite or too large; priorities must be finite, >= 0 and at most {MAX_PRIORITY:.7g} "
+                               "(float32's largest: they are saved as float32), e.g. abs(td_error) + 1e-6 (a TD "
+                               "error above that means training diverged)")
         if len(rows) == 0:
             return
         self.check_rows("update_priorities", rows)
