@@ -464,3 +464,22 @@ def test_format1_store_whose_column_reaches_outside_is_refused(tmp_path, kind):
     reason = {"external link": "ExternalLink", "external FIFO": "external storage", "virtual dataset": "virtual"}[kind]
     with pytest.raises(errors.DamagedStoreError, match=rf"'state' .*{reason}|{reason}.*'state'|'state' is a {reason}"):
         _within(20, lambda: ReplayStore.open(path))
+
+
+def test_manifest_whose_datasets_point_elsewhere_is_never_read_through(pristine, tmp_path):
+    """The store reads only the manifest's attributes, never its datasets: a manifest whose virtual
+    ``state`` points at another file, and whose ``index`` is an external link to a FIFO, changes no
+    row a reader or writer returns, hangs nothing, and the writer's rebuilt manifest drops them."""
+    path = _fresh_copy(pristine, tmp_path)
+    folder = segment_dir(path)
+    with h5py.File(path, "r+") as f:
+        del f["transitions/state"]
+        _virtual(f["transitions"], folder)
+        os.mkfifo(os.path.join(os.path.dirname(folder), "fifo2"))
+        f["elsewhere"] = h5py.ExternalLink(os.path.join(os.path.dirname(folder), "fifo2"), "x")
+    with ReplayStore.open(path) as r:
+        _within(20, lambda: check_writer_rows(r, 0, 2500))
+    with ReplayStore.open(path, "a") as w:
+        append_writer_rows(w, 2500, 2510)
+    with h5py.File(path, "r") as f:
+        assert "elsewhere" not in f and f["transitions/state"].virtual_sources()[0].file_name.startswith("run.h5.d/")
