@@ -16,7 +16,6 @@ checked before it is used:
 from __future__ import annotations
 
 import json
-import re
 
 import h5py
 import numpy as np
@@ -30,18 +29,28 @@ MAX_JSON_DEPTH = 64
 # 256 MB record of "[]," would take ~5 GB. The store's own records hold one list per segment.
 MAX_JSON_CONTAINERS = 1 << 20
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-
-
 def json_shape(text: str) -> tuple[int, int]:
     """``(deepest nesting, number of lists and dicts)`` of JSON ``text`` (brackets inside strings
     not counted)."""
     opened = text.count("[") + text.count("{")
-    if opened <= MAX_JSON_DEPTH:  # the usual case: a count costs ~1 us per KB
+    if opened <= MAX_JSON_DEPTH:  # the usual case (a count costs ~1 us per KB): both are at most this
         return opened, opened
-    b = np.frombuffer(_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
-    opens = (b == 91) | (b == 123)
-    step = opens.astype(np.int64) - ((b == 93) | (b == 125))
+    return _scan(text)
+
+
+def _scan(text: str) -> tuple[int, int]:
+    # Vectorized (a regex removing the strings cost 4x the parse): a quote ends or starts a string
+    # unless an odd run of backslashes precedes it; brackets count only outside strings.
+    b = np.frombuffer(text.encode("utf-8", "replace"), np.uint8)
+    at = np.arange(len(b))
+    last_plain = np.maximum.accumulate(np.where(b != 92, at, -1))  # the last non-backslash at or before each
+    quote = b == 34
+    q = np.flatnonzero(quote)
+    escaped = ((q - 1) - np.where(q > 0, last_plain[np.maximum(q - 1, 0)], -1)) % 2 == 1
+    quote[q[escaped]] = False
+    outside = (np.cumsum(quote) % 2) == 0
+    opens = ((b == 91) | (b == 123)) & outside
+    step = opens.astype(np.int64) - (((b == 93) | (b == 125)) & outside)
     return (int(np.cumsum(step).max()) if len(step) else 0), int(opens.sum())
 
 
