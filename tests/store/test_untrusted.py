@@ -483,3 +483,27 @@ def test_manifest_whose_datasets_point_elsewhere_is_never_read_through(pristine,
         append_writer_rows(w, 2500, 2510)
     with h5py.File(path, "r") as f:
         assert "elsewhere" not in f and f["transitions/state"].virtual_sources()[0].file_name.startswith("run.h5.d/")
+
+
+def _depth_and_count(o) -> tuple[int, int]:
+    """Nesting depth and number of lists and dicts of a parsed JSON value (recursive: small values)."""
+    if isinstance(o, (list, dict)):
+        inner = [_depth_and_count(v) for v in (o.values() if isinstance(o, dict) else o)]
+        return 1 + max([d for d, _ in inner], default=0), 1 + sum(c for _, c in inner)
+    return 0, 0
+
+
+tricky_text = st.text(st.sampled_from('ab"\\[]{}'), max_size=6)
+tricky_json = st.recursive(st.none() | st.integers() | tricky_text,
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(tricky_text, inner, max_size=4),
+                           max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=tricky_json, ascii_only=st.booleans())
+def test_json_shape_scan_matches_the_parsed_value(value, ascii_only):
+    """The vectorized scan's depth and container count equal the parsed value's, whatever quotes,
+    backslashes and brackets its strings hold."""
+    from replaystore.store._untrusted import _scan
+
+    assert _depth_and_count(value) == _scan(json.dumps(value, ensure_ascii=ascii_only))
