@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .errors import MissingActorError, SchemaError, UnknownActorError
+from .errors import DamagedStoreError, MissingActorError, SchemaError, UnknownActorError
 
 MAX_ACTORS = 255  # codes are uint8; 255 is kept free as a sentinel
 
@@ -129,7 +129,13 @@ class Actors:
 
     @classmethod
     def from_json(cls, text: str) -> "Actors":
-        d = json.loads(text)
+        from ._untrusted import loads
+
+        d = loads(text, "the actor vocabulary")
+        if not isinstance(d, dict) or sorted(d) != sorted(str(i) for i in range(len(d))) or \
+                not all(isinstance(v, str) for v in d.values()):
+            raise DamagedStoreError(f"the actor vocabulary {text!r:.200} is damaged: expected {{'0': name, '1': name, "
+                                    "...}, as Actors.to_json writes")
         return cls(d[str(i)] for i in range(len(d)))
 
     @classmethod

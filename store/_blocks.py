@@ -17,6 +17,7 @@ import numpy as np
 from ._format import TRANSITIONS, segment_rows
 from ._schema import ACTOR, Schema
 from ._tablewriter import TableWriter
+from ._untrusted import check_depth
 from ._validate import block_column, block_length, check_names
 from .errors import SchemaError, ShapeError
 
@@ -33,9 +34,10 @@ def serialized(method):
 
 def json_attr(value, what: str) -> str:
     try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as e:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:
         raise TypeError(f"{what} must be JSON-serializable (str, numbers, lists, dicts); {e}") from e
+    return check_depth(text, what)  # a reader refuses deeper JSON as hostile: never write what cannot be read
 
 
 def number_episodes(done: np.ndarray, next_episode: int, next_step: int) -> tuple:

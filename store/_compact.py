@@ -11,12 +11,15 @@ uncompressed bytes, so ``verify`` checks them the same way.
 from __future__ import annotations
 
 import os
+import stat
 
 import h5py
 import numpy as np
 
 from ._format import TRANSITIONS, compact_name, segment_name
 from ._fileio import layer, replacing
+from ._segment import IDENTITY, identity_bytes
+from ._untrusted import local_dataset
 from .errors import DamagedStoreError
 
 FILTERS = ("gzip", "lzf")
@@ -29,10 +32,18 @@ class CompactSegment:
         self.path = path
         self.sealed_mtime = None
         try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):  # a symlink may point outside the store; a FIFO would hang HDF5
+                raise DamagedStoreError(f"compacted segment {path} is not a regular file (mode "
+                                        f"{stat.filemode(st.st_mode)}): a store keeps only regular files there")
             with h5py.File(path, "r", locking=False) as f:
-                if bytes(f["identity"][:]) != expect_identity:
+                # every dataset is checked (no bytes of another file, no plugin filter, the expected
+                # shape) before a byte of it is read: a store is data (_untrusted.py)
+                ident = local_dataset(f, IDENTITY, (len(expect_identity),), np.uint8, path)
+                if bytes(ident[:]) != expect_identity:
                     raise DamagedStoreError(f"compacted segment {path} belongs to another store or place")
-                self.arrays = {c.name: f[c.name][:] for c in schema if c.row_bytes}
+                self.arrays = {c.name: local_dataset(f, c.name, (rows, *c.shape), c.dtype, path)[:]
+                               for c in schema if c.row_bytes}
         except FileNotFoundError:
             raise DamagedStoreError(f"compacted segment {path} is missing: restore the store's .d folder") from None
         except (OSError, KeyError) as e:
@@ -86,6 +97,8 @@ def _write_compact(folder: str, seg, tw, k: int, filter: str, fsync: bool) -> No
                     rows = max(1, min(tw.seg_rows, (1 << 20) // c.row_bytes))
                     f.create_dataset(c.name, data=np.asarray(seg.arrays[c.name]), chunks=(rows, *c.shape),
                                      compression=filter, shuffle=True)
-                f.create_dataset("identity", data=src["identity"][:])
+                # the identity the mapped bytes were checked against, not the source's dataset (which a
+                # hostile segment can point at another file)
+                f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(tw.uuid, tw.name, k), np.uint8))
         finally:
             files.close(fd)

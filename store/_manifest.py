@@ -24,6 +24,7 @@ from ._fileio import replacing
 from ._h5image import hdf5_file
 from ._record import CommitRecord, check_version
 from ._schema import Schema
+from ._untrusted import loads
 from .errors import DamagedStoreError, NotAStoreError, StoreError, StoreNotFoundError, TruncatedStoreError
 
 
@@ -61,10 +62,7 @@ class Manifest:
     def closed(self, path: str) -> CommitRecord | None:
         if not self.closed_record:
             return None
-        try:
-            d = json.loads(self.closed_record)
-        except json.JSONDecodeError as e:
-            raise DamagedStoreError(f"{path}: the manifest's closed record is damaged ({e.msg})") from None
+        d = loads(self.closed_record, f"{path}: the manifest's closed record")
         return CommitRecord.from_json(d, f"{path} (its last clean close)")
 
 
@@ -131,7 +129,7 @@ def read_manifest(f: h5py.File, path: str) -> Manifest:
         retain = int(a["retain"])
         m = Manifest(str(a["uuid"]), str(a["schema"]), str(a["actors"]), int(a["window"]),
                      None if retain < 0 else retain, str(a["created"]), str(a["metadata"]), int(a["chunk_bytes"]),
-                     json.loads(a["session"]), str(a.get("closed_record", "")))
+                     loads(a["session"], "its session"), str(a.get("closed_record", "")))
         if not isinstance(m.session, dict):
             raise ValueError("session is not a mapping")
         Schema.from_json(m.schema_json)

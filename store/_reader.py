@@ -7,18 +7,19 @@ once, to read the manifest (which catches stale records), and never blocks a wri
 from __future__ import annotations
 
 import os
+import uuid as _uuid
 import warnings
 
 import numpy as np
 
 from . import _record
-from ._format import N_CODES, TRANSITIONS
+from ._format import N_CODES, TRANSITIONS, segment_dir
 from ._manifest import Manifest, read_manifest, read_version
 from ._record import CommitRecord
 from ._schema import ACTOR
 from ._store import _PRIVATE, ReplayStore
 from .errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, NotAStoreError, ReadOnlyError,
-                     TruncatedStoreError)
+                     StoreNotFoundError, TruncatedStoreError)
 
 
 class StoreReader(ReplayStore):
@@ -127,12 +128,19 @@ class _V1Counts:
 
 def load_manifest(path: str, v1=None) -> tuple[int, Manifest | None, Exception | None]:
     """``(format version, manifest, why the manifest was unreadable)``. A format-2 store whose
-    manifest is damaged is described by the copy of its identity in the commit record; format 1
-    files go to ``v1(file)`` when given."""
+    manifest is damaged, missing or inconsistent is described by the copy of its identity in an
+    intact commit record (the segments then check the record); format 1 files go to ``v1(file)``
+    when given."""
+    folder = segment_dir(path)
+    if os.path.islink(folder):  # its segments would be read, written and locked wherever it points
+        raise DamagedStoreError(f"{folder} is a symbolic link (to {os.readlink(folder)!r}); a store never reads or "
+                                "writes outside its own files: move the folder itself into place")
     try:
         version, f = read_version(path)
-    except (NotAStoreError, TruncatedStoreError, DamagedStoreError) as e:
-        if not os.path.isfile(path):
+    except (NotAStoreError, TruncatedStoreError, DamagedStoreError, StoreNotFoundError, FormatVersionError) as e:
+        # deleted, truncated, overwritten, or a damaged version number: the record can stand in. Not a
+        # directory or special file someone put there, and not a store whose record is newer too.
+        if os.path.lexists(path) and not os.path.isfile(path):
             raise
         return 2, _manifest_from_record(path, e), e
     try:
@@ -141,18 +149,41 @@ def load_manifest(path: str, v1=None) -> tuple[int, Manifest | None, Exception |
                 v1(f)
             return 1, None, None
         try:
-            return 2, read_manifest(f, path), None
+            m = read_manifest(f, path)
+            _check_manifest(m, path)
+            return 2, m, None
         except DamagedStoreError as e:
             return 2, _manifest_from_record(path, e), e
     finally:
         f.close()
 
 
+def _check_manifest(m: Manifest, path: str) -> None:
+    """A manifest whose fields parse can still hold a damaged byte (a window, a uuid digit): its
+    uuid must be one, and its identity must be the one its last clean close recorded."""
+    try:
+        _uuid.UUID(m.uuid)
+    except ValueError:
+        raise DamagedStoreError(f"{path}: the manifest's uuid {m.uuid!r:.60} is not a uuid") from None
+    closed = m.closed(path)
+    if closed is None:
+        return
+    ident = m.identity()
+    differ = sorted(k for k, v in closed.identity.items() if k in ident and ident[k] != v)
+    if closed.uuid != m.uuid or differ:
+        raise DamagedStoreError(f"{path}: the manifest disagrees with its own last clean close "
+                                f"({'uuid' if closed.uuid != m.uuid else ', '.join(differ)})")
+
+
 def _manifest_from_record(path: str, e: Exception) -> Manifest:
     try:
         got = _record.read_record(path)
-    except DamagedStoreError:
-        got = None
+    except FormatVersionError:
+        raise
+    except DamagedStoreError as why:
+        if isinstance(e, FormatVersionError):
+            raise e from None
+        raise DamagedStoreError(f"{e}; and the commit record cannot stand in for it: {why}") from None
     if got is None:
         raise e
     return Manifest.from_record(got[0], path)

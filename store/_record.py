@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from ._format import FORMAT_NAME, FORMAT_VERSION, N_CODES
 # re-exported: the store's other modules take these from here
 from ._fileio import fsync_dir, layer, parse_json, read_regular_file, this_writer, write_atomic, write_error, writer_alive
+from ._untrusted import check_name, loads
 from .errors import DamagedStoreError, FormatVersionError
 
 __all__ = ["CommitRecord", "TableRecord", "RecordWriter", "check_version", "fsync_dir", "parse_json", "read_record",
@@ -177,7 +178,7 @@ class CommitRecord:
         check_version(d.get("format_version"), where, newer_only=True)
         try:
             r = cls(uuid=str(d["uuid"]), seq=_int(d["seq"], "seq"),
-                    tables={str(k): TableRecord.from_json(t) for k, t in d["tables"].items()},
+                    tables={check_name(k, where): TableRecord.from_json(t) for k, t in d["tables"].items()},
                     actor_counts=_counts(d["actor_counts"], "actor_counts"),
                     dropped_counts=_counts(d.get("dropped_counts", []), "dropped_counts"),
                     writer=dict(d["writer"]), identity=dict(d["identity"]), recovery=d.get("recovery"),
@@ -247,7 +248,7 @@ def record_json(data: bytes, path: str):
             best = (seq, payload)
     if best is None:
         raise DamagedStoreError(f"commit record {path} is damaged: no valid slot ({'; '.join(problems) or 'empty'})")
-    return parse_json(best[1], "commit record", path)
+    return loads(best[1], f"commit record {path}")
 
 
 def read_record(path) -> tuple[CommitRecord, tuple] | None:

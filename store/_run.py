@@ -23,13 +23,16 @@ from collections.abc import Mapping, Sequence
 
 from ._actors import Actors
 from ._fileio import UNCHANGED, fsync_dir, layer, write_atomic
+from ._record import read_regular_file
 from ._schema import Schema
 from ._store import ReplayStore
-from .errors import RunError, ShardMismatchError, StoreExistsError, StoreLockedError, StoreNotFoundError
+from ._untrusted import loads
+from .errors import DamagedStoreError, RunError, ShardMismatchError, StoreExistsError, StoreLockedError, StoreNotFoundError
 
 RUN_FORMAT = "replaystore-run"
 RUN_FORMAT_VERSION = 1
 RECORD = "run.json"
+_MAX_RECORD_BYTES = 16 << 20  # a run record is a few KB: more is not one
 SHARDS = "shards"
 LEARNER = "learner.h5"  # a learner's telemetry store beside the shards (no transitions; not a shard)
 SHARD_SUFFIX = ".h5"
@@ -57,11 +60,16 @@ class Run:
 
     def __init__(self, path: str, record: dict):
         self.path = path
+        if not all(isinstance(record[k], str) for k in ("uuid", "schema", "actors", "metadata", "created")) or \
+                isinstance(record["window"], bool) or not isinstance(record["window"], int):
+            raise TypeError("uuid, schema, actors, metadata and created must be strings, window an integer")
         self.uuid: str = record["uuid"]
         self.schema = Schema.from_json(record["schema"])
         self.actors = Actors.from_json(record["actors"])
         self.window = int(record["window"])
-        self.metadata: dict = json.loads(record["metadata"])
+        self.metadata: dict = loads(record["metadata"], "the run's metadata")
+        if not isinstance(self.metadata, dict):
+            raise TypeError(f"metadata is a {type(self.metadata).__name__}, not a mapping")
         self.created: str = record["created"]
         self.format_version = int(record["format_version"])
         self._schema_json = record["schema"]
@@ -112,14 +120,14 @@ class Run:
         rec_path = os.path.join(path, RECORD)
         if not os.path.isdir(path):
             raise StoreNotFoundError(f"no run at {path}: not a folder (a run is a folder made by Run.create)")
-        try:
-            with open(rec_path, encoding="utf-8") as fh:
-                record = json.load(fh)
-        except FileNotFoundError:
-            raise RunError(f"{path} is a folder but not a run: it has no {RECORD} (made by Run.create)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RunError(f"{rec_path} is damaged: not valid JSON ({e}); a run's record is written once, "
-                           "atomically, so the file was changed by something else") from None
+        try:  # a regular file only (a FIFO there would hang open()), of bounded size and nesting
+            got = read_regular_file(rec_path, "run record", limit=_MAX_RECORD_BYTES)
+            if got is None:
+                raise RunError(f"{path} is a folder but not a run: it has no {RECORD} (made by Run.create)")
+            record = loads(got[0], f"run record {rec_path}")
+        except DamagedStoreError as e:
+            raise RunError(f"{e}; a run's record is written once, atomically, so the file was changed by "
+                           "something else") from None
         if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
             got = record.get("format") if isinstance(record, dict) else type(record).__name__
             raise RunError(f"{rec_path} is not a replaystore run record (format {got!r}, expected {RUN_FORMAT!r})")
@@ -130,7 +138,10 @@ class Run:
         missing = [k for k in ("uuid", "schema", "actors", "window", "metadata", "created") if k not in record]
         if missing:
             raise RunError(f"{rec_path} lacks {missing}; the record is damaged")
-        return cls(path, record)
+        try:
+            return cls(path, record)
+        except (TypeError, ValueError, KeyError) as e:  # StoreErrors (SchemaError, ...) are ValueErrors too
+            raise RunError(f"{rec_path} is damaged: a field has the wrong type or value ({type(e).__name__}: {e})") from None
 
     @property
     def learner_path(self) -> str:

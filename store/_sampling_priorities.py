@@ -40,7 +40,8 @@ _SLOT = struct.Struct("<QQQd")  # seq, rows, count, max_priority
 _CRC = struct.Struct("<I")
 _PAGE = 4096
 _SLOT_DATA = 64  # a slot's data starts this far into the slot
-_READ_TRIES = 3  # a reader racing two saves in a row retries before calling the file damaged
+_READ_TRIES = 3
+MAX_PRIORITY = float(np.finfo(np.float32).max)  # priorities are saved as float32  # a reader racing two saves in a row retries before calling the file damaged
 
 
 @dataclass
@@ -172,7 +173,7 @@ class PriorityFile:
             return f"was made for a window of {window} rows, the store's is {self.window}", None, False
         if st.st_size < _slot_offset(window, 2):
             return f"is damaged (truncated to {st.st_size} bytes, expected {_slot_offset(window, 2)})", None, False
-        best, written = None, False
+        best, written, bad = None, False, None
         for slot in (0, 1):
             off = _slot_offset(window, slot)
             sh = os.pread(fd, _SLOT.size + _CRC.size, off)
@@ -185,8 +186,20 @@ class PriorityFile:
             data = os.pread(fd, 4 * count, off + _SLOT_DATA)
             if len(data) != 4 * count or _CRC.unpack_from(sh, _SLOT.size)[0] != zlib.crc32(data, zlib.crc32(sh[:_SLOT.size])):
                 continue  # torn by a kill during its save, or damaged: the other slot holds the last good one
+            raw = np.frombuffer(data, "<f4").astype(np.float64)
+            wrong = ~(np.isfinite(raw) & (raw >= 0))
+            if wrong.any() or not max_p <= MAX_PRIORITY:
+                # checksummed, so not torn: written so by another program (or a replaystore before the
+                # write-side check). NaN or -1 would make every sample() raise: the file is damaged.
+                i = int(np.flatnonzero(wrong)[0]) if wrong.any() else -1
+                bad = (f"is damaged: slot {slot} holds priority {float(raw[i])!r} at leaf {i}" if i >= 0 else
+                       f"is damaged: slot {slot} holds max priority {max_p!r}") + \
+                    f" (priorities must be finite, >= 0 and at most {MAX_PRIORITY:.7g})"
+                continue
             if best is None or seq > best.seq:
-                best = Saved(np.frombuffer(data, "<f4").astype(np.float64), int(rows), float(max_p), int(seq))
+                best = Saved(raw, int(rows), float(max_p), int(seq))
+        if bad is not None:
+            return bad, None, False
         if best is None and written:
             return "is damaged (no slot with a valid checksum)", None, True
         return None, best, False

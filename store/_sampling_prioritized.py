@@ -16,7 +16,7 @@ import weakref
 
 import numpy as np
 
-from ._sampling_priorities import PriorityFile, Saved, sidecar_path
+from ._sampling_priorities import MAX_PRIORITY, PriorityFile, Saved, sidecar_path
 from ._sampling_strategies import Draw, SamplingStrategy, check_number
 from ._sumtree import SumTree
 from .errors import EmptyWindowError, SamplerError
@@ -160,17 +160,25 @@ class Prioritized(SamplingStrategy):
             raise SamplerError(f"update_priorities: priorities must be numbers of the same shape as rows "
                                f"{rows.shape}, got {priorities.dtype} with shape {priorities.shape}")
         pr = priorities.astype(np.float64)
-        bad = ~np.isfinite(pr) | (pr < 0)
+        # Refused, not clamped: the priority file holds float32, where 1e39 becomes inf (and then NaN
+        # weights), and a priority that large means a diverged TD error the caller must see.
+        bad = ~(np.isfinite(pr) & (pr >= 0) & (pr <= MAX_PRIORITY))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise SamplerError(f"update_priorities: priority {float(pr[i])!r} for row {int(rows[i])} is negative or "
-                               "not finite; priorities must be finite and >= 0 (e.g. abs(td_error) + 1e-6)")
+            raise SamplerError(f"update_priorities: priority {float(pr[i])!r} for row {int(rows[i])} is negative or not "
+                               f"finite or too large; priorities must be finite, >= 0 and at most {MAX_PRIORITY:.7g} "
+                               "(float32's largest: they are saved as float32), e.g. abs(td_error) + 1e-6 (a TD "
+                               "error above that means training diverged)")
         if len(rows) == 0:
             return
         self.check_rows("update_priorities", rows)
+        powered = self._powered(pr)
+        if float(powered.max()) > np.finfo(np.float64).max / self.tree.capacity:  # the tree's sum would be inf
+            raise SamplerError(f"update_priorities: priority {float(pr.max())!r} ** alpha={self.alpha} overflows the "
+                               "sum tree; use a smaller alpha or scale the priorities down")
         leaves = rows.astype(np.int64) % self.window
         self.raw[leaves] = pr
-        self.tree.set(leaves, self._powered(pr))
+        self.tree.set(leaves, powered)
         self.max_priority = max(self.max_priority, float(pr.max()))
         self._dirty = True
         if self._file is not None and time.monotonic() - self._saved_at >= self.save_seconds:
@@ -180,10 +188,11 @@ class Prioritized(SamplingStrategy):
         """``pr ** alpha`` (0 ** 0 = 1), as exp(alpha * log): about 4x faster than numpy's power here."""
         if self.alpha == 0:
             return np.ones_like(pr)
-        with np.errstate(divide="ignore"):  # log(0) = -inf, and exp(-inf) = 0 = 0 ** alpha
+        # log(0) = -inf, and exp(-inf) = 0 = 0 ** alpha; an overflow to inf is refused by the caller
+        with np.errstate(divide="ignore", over="ignore"):
             out = np.log(pr)
-        out *= self.alpha
-        return np.exp(out, out=out)
+            out *= self.alpha
+            return np.exp(out, out=out)
 
     def priorities(self, rows: np.ndarray) -> np.ndarray:
         """Raw priorities (before ``alpha``) of window rows."""

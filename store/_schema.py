@@ -14,6 +14,8 @@ from .errors import SchemaError
 # Columns the store fills itself when the caller leaves them out (see Schema.transition).
 AUTO_COLUMNS = ("episode", "step", "time")
 ACTOR = "actor"
+MAX_ROW_BYTES = 1 << 30  # one row of one column; more is a damaged or hostile schema, not a transition
+MAX_DIMS = 32
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Column:
             raise SchemaError(f"column name {self.name!r} is invalid: expected a Python identifier")
         try:
             dt = np.dtype(self.dtype)
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise SchemaError(f"column {self.name!r}: dtype {self.dtype!r} is not a numpy dtype") from e
         if dt.kind not in "biuf":
             raise SchemaError(
@@ -43,6 +45,14 @@ class Column:
         shape = tuple(int(s) for s in (self.shape if isinstance(self.shape, Iterable) else (self.shape,)))
         if any(s < 0 for s in shape):
             raise SchemaError(f"column {self.name!r}: shape {shape} has a negative dimension")
+        # Python ints, not np.prod: a hostile schema's (2**32, 2**32) wraps int64 to 0 bytes per row
+        nbytes = dt.itemsize
+        for s in shape:
+            nbytes *= s
+        if len(shape) > MAX_DIMS or nbytes > MAX_ROW_BYTES:
+            raise SchemaError(f"column {self.name!r}: shape {shape} of {dt} is {nbytes} bytes per row in {len(shape)} "
+                              f"dimensions; a column holds at most {MAX_ROW_BYTES} bytes per row in {MAX_DIMS} "
+                              "dimensions (keep bigger data in files of its own and store their ids)")
         object.__setattr__(self, "dtype", dt)
         object.__setattr__(self, "shape", shape)
 
@@ -60,7 +70,13 @@ class Column:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Column":
-        return cls(d["name"], np.dtype(d["dtype"]), tuple(d["shape"]), bool(d.get("allow_nonfinite", False)))
+        """A column as ``to_dict`` wrote it (read from a file: every field's type is checked)."""
+        if not isinstance(d, Mapping) or not isinstance(d.get("dtype"), str) or not isinstance(d.get("shape"), list) \
+                or not all(isinstance(s, int) and not isinstance(s, bool) for s in d["shape"]) \
+                or not isinstance(d.get("allow_nonfinite", False), bool):
+            raise SchemaError(f"column {d!r:.200}: expected {{'name': str, 'dtype': str, 'shape': [int, ...], "
+                              "'allow_nonfinite': bool}, as Schema.to_json writes")
+        return cls(d.get("name"), d["dtype"], tuple(d["shape"]), d.get("allow_nonfinite", False))
 
 
 @dataclass(frozen=True)
@@ -160,4 +176,9 @@ class Schema:
 @functools.lru_cache(maxsize=256)
 def _schema_from_json(text: str) -> Schema:
     # Schemas are immutable and parsed at every commit and refresh: parse each text once.
-    return Schema(tuple(Column.from_dict(d) for d in json.loads(text)))
+    from ._untrusted import loads
+
+    cols = loads(text, "the schema")
+    if not isinstance(cols, list):
+        raise SchemaError(f"the schema is a {type(cols).__name__}; expected a list of columns, as Schema.to_json writes")
+    return Schema(tuple(Column.from_dict(d) for d in cols))

@@ -78,11 +78,14 @@ class SegmentMap:
     def __init__(self, path: str, expect_identity: bytes, identity_off: int, file_bytes: int,
                  columns: dict[str, tuple[int, object]]):
         self.path = path
-        try:
+        try:  # not through a symlink: a store never reads a file outside it (DESIGN.md contract 9)
             fd = layer().open_read(path)
         except FileNotFoundError:
             raise TruncatedStoreError(f"segment {path} is missing: the store's commit record lists it. Restore "
                                       "the store's .d folder from a backup (all of it)") from None
+        except OSError as e:  # ELOOP: a symlink
+            raise DamagedStoreError(f"segment {path} is not a regular file ({e.strerror}): a store keeps only "
+                                    "regular files in its folder; replace the link by the file") from None
         try:
             st = os.fstat(fd)
             import stat as _stat

@@ -8,7 +8,6 @@ reader never blocks the writer, never sees a torn row, and sees the prefix grow 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -20,6 +19,7 @@ from ._actors import Actors
 from ._format import FORMAT_VERSION, N_CODES, TRANSITIONS
 from ._record import CommitRecord
 from ._schema import ACTOR, Schema
+from ._untrusted import loads
 from ._views import SegmentedTable, _names
 from .errors import ClosedStoreError, DamagedStoreError, RowsDeletedError
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 _S = TypeVar("_S", bound="ReplayStore")
 
 _MODES = ("r", "a")
+MAX_WINDOW = 1 << 40  # rows; more is a damaged or hostile file, not a replay window
 
 
 class ReplayStore:
@@ -137,10 +138,13 @@ class ReplayStore:
         try:
             self.schema = Schema.from_json(schema_json)
             self.actors = Actors.from_json(actors_json)
-            self.metadata = json.loads(metadata_json)
+            self.metadata = loads(metadata_json, "the store's metadata")
         except Exception as e:
             raise DamagedStoreError(f"{self.path}: the store's schema, actors or metadata are damaged "
                                     f"({type(e).__name__}: {e})") from None
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 0 < window <= MAX_WINDOW:
+            # a hostile window would size the priority file and the sampler's arrays
+            raise DamagedStoreError(f"{self.path}: the store's window {window!r} is not a row count in [1, {MAX_WINDOW}]")
         self.window = int(window)
 
     def _use_record(self, rec: CommitRecord) -> None:

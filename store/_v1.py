@@ -8,7 +8,6 @@ counted from the rows themselves, so a file whose actor bytes were damaged repor
 
 from __future__ import annotations
 
-import json
 import os
 
 import h5py
@@ -17,6 +16,7 @@ import numpy as np
 from ._format import ACTOR_PREFIX, TRANSITIONS, group_path, rows_per_chunk
 from ._mapped import ColumnMap, MappedFile
 from ._schema import Schema
+from ._untrusted import loads, own_dataset, own_group
 from ._views import MappedTable
 from .errors import DamagedStoreError, TruncatedStoreError
 
@@ -35,14 +35,14 @@ def load_v1(f: h5py.File, path: str) -> dict:
     """Everything a reader needs from an open format-1 file: attributes and mapped tables."""
     a = f.attrs
     try:
-        committed = json.loads(a["committed"])
+        committed = loads(a["committed"], f"{path}: attribute 'committed'")
         chunk_bytes = int(a["chunk_bytes"])
         info = {
             "uuid": str(a["uuid"]), "schema": str(a["schema"]), "actors": str(a["actors"]),
             "window": int(a["window"]), "metadata": str(a["metadata"]), "created": str(a["created"]),
-            "chunk_bytes": chunk_bytes, "checkpoints": json.loads(a["checkpoints"]),
-            "extra": json.loads(a.get("extra", "{}")),
-            "recovery": json.loads(a["recovery"]) if "recovery" in a else None,
+            "chunk_bytes": chunk_bytes, "checkpoints": loads(a["checkpoints"], f"{path}: attribute 'checkpoints'"),
+            "extra": loads(a.get("extra", "{}"), f"{path}: attribute 'extra'"),
+            "recovery": loads(a["recovery"], f"{path}: attribute 'recovery'") if "recovery" in a else None,
         }
         mf = MappedFile(path)
         tables, end = {}, 0
@@ -50,14 +50,14 @@ def load_v1(f: h5py.File, path: str) -> dict:
             if name == ACTOR_PREFIX:
                 continue
             rows = int(rows)
-            g = f[group_path(name)]
+            g = own_group(f, group_path(name), path)  # a link would make HDF5 open another file
             schema = Schema.from_json(g.attrs["schema"])
             maps = {}
             for c in schema:
                 if not c.row_bytes:
                     continue
                 rpc = rows_per_chunk(c, chunk_bytes)
-                off = _offsets(g[c.name], rpc, rows, f"{path}:{name}/{c.name}")
+                off = _offsets(own_dataset(g, c.name, path), rpc, rows, f"{path}:{name}/{c.name}")
                 maps[c.name] = ColumnMap(c, rpc, off)
                 if rows:
                     end = max(end, int(off[(rows - 1) // rpc]) + ((rows - 1) % rpc + 1) * c.row_bytes)

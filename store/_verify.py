@@ -14,7 +14,8 @@ import numpy as np
 
 from . import _checksum
 from ._format import sums_name
-from ._record import parse_json, read_regular_file
+from ._record import read_regular_file
+from ._untrusted import loads
 from .errors import DamagedStoreError, StoreError
 
 
@@ -67,10 +68,13 @@ def _sealed_sums(folder: str, store_uuid: str, table: str, k: int) -> dict:
     got = read_regular_file(p, "segment checksums")
     if got is None:
         raise DamagedStoreError(f"the checksum file {p} of a full segment is missing")
-    d = parse_json(got[0], "segment checksums", p)
+    d = loads(got[0], f"segment checksums {p}")
     if not isinstance(d, dict) or d.get("uuid") != store_uuid or d.get("index") != k or d.get("table") != table:
         raise DamagedStoreError(f"the checksum file {p} belongs to another segment or store")
-    return d.get("sums", {})
+    sums = d.get("sums", {})
+    if not isinstance(sums, dict) or not all(isinstance(v, list) for v in sums.values()):
+        raise DamagedStoreError(f"the checksum file {p} is damaged: 'sums' is not a mapping of column to checksums")
+    return sums
 
 
 def format_findings(path: str, found: list[dict], rows: dict[str, int]) -> str:

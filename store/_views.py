@@ -9,6 +9,7 @@ Both check the files before touching mapped pages: a file that shrank under a re
 from __future__ import annotations
 
 import os
+import stat
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ._mapped import ColumnMap, MappedFile
 from ._record import TableRecord
 from ._schema import Schema
 from ._segment import SegmentMap, identity_bytes
-from .errors import ChecksumError, ClosedStoreError, RowsDeletedError, TruncatedStoreError
+from .errors import ChecksumError, ClosedStoreError, DamagedStoreError, RowsDeletedError, TruncatedStoreError
 
 
 # Up to this many runs of one segment in a batch, the gather copies run by run into the output;
@@ -97,10 +98,14 @@ class SegmentedTable:
                 continue
             path = os.path.join(self._folder, segment_name(self.name, k))
             try:
-                size = os.stat(path).st_size
+                st = os.lstat(path)  # not through a symlink: its target lies outside the store
             except FileNotFoundError:
                 raise TruncatedStoreError(f"segment {path} is missing: the store's commit record lists it. Restore "
                                           "the store's .d folder from a backup (all of it)") from None
+            if not stat.S_ISREG(st.st_mode):
+                raise DamagedStoreError(f"segment {path} is not a regular file (mode {stat.filemode(st.st_mode)}): a "
+                                        "store keeps only regular files in its folder; replace it by the file itself")
+            size = st.st_size
             if size < self.rec.file_bytes:
                 raise TruncatedStoreError(f"segment {path} is {size} bytes, shorter than the {self.rec.file_bytes} it "
                                           "was created with: it was truncated or replaced")

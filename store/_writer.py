@@ -31,7 +31,7 @@ from ._manifest import Manifest, write_manifest
 from ._record import CommitRecord, this_writer
 from ._schema import ACTOR, Schema
 from ._reader import load_manifest, use_trusted
-from ._store import _PRIVATE, ReplayStore
+from ._store import _PRIVATE, MAX_WINDOW, ReplayStore
 from ._tablewriter import TableWriter, _full, _trim
 from .errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, SchemaError,
                      StoreLockedError, StoreNotFoundError, StoreReplacedError, StoreWriteError,
@@ -115,8 +115,9 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             raise SchemaError(f"actors={actors!r}: expected a sequence of names such as ('expert', 'dqn'), not one string")
         actors = Actors.coerce(actors)
         window = int(window)
-        if window <= 0:
-            raise ValueError(f"window={window}: expected a positive number of rows (the replay window)")
+        if not 0 < window <= MAX_WINDOW:
+            raise ValueError(f"window={window}: expected a positive number of rows (the replay window), at most "
+                             f"{MAX_WINDOW}")
         if retain is not None and (isinstance(retain, bool) or int(retain) < window):
             raise ValueError(f"retain={retain!r}: expected None (keep every row) or a row count >= window ({window})")
         _check_commit_policy(commit_every, commit_seconds)
@@ -187,9 +188,13 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
             self._resume(rec)
             if damaged is not None:
                 kept = f"{path}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
-                layer().replace(path, kept)
+                if os.path.lexists(path):
+                    layer().replace(path, kept)
+                    kept = f"The damaged file is kept as {kept}."
+                else:
+                    kept = "The file was missing."
                 warnings.warn(f"{path}: HDF5 metadata was unreadable ({damaged}); rebuilt it from the commit record "
-                              f"with all {rec.rows} committed rows. The damaged file is kept as {kept}.",
+                              f"with all {rec.rows} committed rows. {kept}",
                               RuntimeWarning, stacklevel=3)
             if rec.writer.get("state") == "open":
                 self._recovered = {"writer_died": True, "rows_kept": rec.rows, "at": time.time(),

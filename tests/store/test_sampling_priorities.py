@@ -266,3 +266,53 @@ def test_kill_minus_nine_during_saves_leaves_a_whole_save(tmp_path):
 def test_kill_minus_nine_during_saves_many(tmp_path):
     """The same, 100 times; some kills must have torn a save (else the trial proves little)."""
     assert kill_trials(tmp_path, 100) > 0  # measured: 7 of 100 kills landed inside a save
+
+
+@pytest.mark.parametrize("bad", [1e39, float("inf"), float("nan"), -1.0])
+def test_priorities_past_float32_or_not_finite_are_refused_on_write(tmp_path, bad):
+    """A priority the file cannot hold (above float32's max, saved as inf) or not finite and >= 0 is
+    refused with a SamplerError naming it, and nothing changes: later batches keep finite weights."""
+    path = tmp_path / "run.h5"
+    make_store(path, 300, 200)
+    with ReplayStore.open(path, "a") as w, Sampler(w, 32, strategy="prioritized", seed=0) as sm:
+        sm.sample()
+        rows = np.arange(100, 110)
+        with pytest.raises(SamplerError, match=r"priority .* for row 100 .*finite, >= 0 and at most 3\.4"):
+            sm.update_priorities(rows, np.r_[bad, np.ones(9)])
+        np.testing.assert_array_equal(np.ones(10), sm.priorities(rows))
+        assert np.isfinite(sm.sample()["weight"]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the saved file is whole and finite: no warning
+        assert np.isfinite(reader_priorities(path)).all()
+
+
+def test_priorities_whose_power_overflows_the_tree_are_refused(tmp_path):
+    """With alpha 9, 1e38 ** alpha overflows float64: refused, not a tree whose total is inf."""
+    path = tmp_path / "run.h5"
+    make_store(path, 300, 200)
+    with ReplayStore.open(path, "a") as w, Sampler(w, 32, strategy="prioritized", seed=0, alpha=9.0) as sm:
+        sm.sample()
+        with pytest.raises(SamplerError, match=r"alpha=9\.0.*overflows"):
+            sm.update_priorities(np.array([100]), np.array([1e38]))
+        assert np.isfinite(sm.sample()["weight"]).all()
+
+
+@pytest.mark.parametrize("value", [float("nan"), -1.0, float("inf")])
+def test_checksummed_priorities_holding_nan_or_negative_warn_and_restart_at_max(saved, value):
+    """A priority file whose slots pass their checksums but hold NaN, -1 or inf (written by another
+    program, or an older replaystore) is treated as damaged: a RuntimeWarning naming the file and the
+    value, every row at the max priority, and sample() works, in a reader and in a writer."""
+    side = sidecar_path(saved)
+    f = PriorityFile(side, ReplayStore.open(saved).uuid, 200, writable=True)
+    got = f.load()
+    raw = got.raw.copy()
+    raw[5] = value
+    f._seq = got.seq
+    f.save(raw, got.rows, got.max_priority)  # a checksummed save of the bad value, as the newest slot
+    f.close()
+    with pytest.warns(RuntimeWarning, match=r"priorities.*holds priority .* at leaf 5.*starts every row at the maximum"):
+        np.testing.assert_array_equal(np.ones(200), reader_priorities(saved))
+    with ReplayStore.open(saved, "a") as w, \
+            pytest.warns(RuntimeWarning, match=r"at leaf 5"), Sampler(w, 32, strategy="prioritized", seed=0) as sm:
+        b = sm.sample()
+        assert np.isfinite(b["weight"]).all() and (b["weight"] > 0).all()
