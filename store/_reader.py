@@ -186,6 +186,11 @@ def _manifest_from_record(path: str, e: Exception) -> Manifest:
         raise DamagedStoreError(f"{e}; and the commit record cannot stand in for it: {why}") from None
     if got is None:
         raise e
+    if isinstance(e, StoreNotFoundError) and not any(t.rows for t in got[0].tables.values()):
+        # no manifest and nothing committed: a creator killed before it published the store (the
+        # manifest is published last, _create.py), or an empty store whose manifest was deleted.
+        # Nothing to salvage, so no store at the name: create() takes the name over.
+        raise e
     return Manifest.from_record(got[0], path)
 
 
