@@ -1,0 +1,166 @@
+"""The fit checks (actions and rewards against the transitions) on runs beyond CartPole: clean
+controls of four environments stay quiet at warning level, and each planted bug is caught with the
+right code, actor and rows, with its evidence and threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from envsuite_cases import CONTROLS, FIT_DEFECTS, build, localized
+
+from replaystore.analysis import ANOMALY_CODES, audit
+from replaystore.analysis import _envsuite as es
+from replaystore.analysis._fit import action_facts
+
+FIT_CHECKS = ("action_bounds", "reward_clipped", "reward_lag", "action_fit", "foreign_rows")
+
+
+@pytest.fixture(scope="module")
+def fit_audits(tmp_path_factory):
+    """``{name: (report, columns, planted)}`` for every control and fit defect, audited once."""
+    root = tmp_path_factory.mktemp("envsuite")
+    out = {}
+    for name, settings in CONTROLS.items():
+        path, cols, _ = build(root, name, settings)
+        out[name] = (audit(path), cols, None)
+    for name, (settings, plant, kw, _) in FIT_DEFECTS.items():
+        path, cols, planted = build(root, name, settings, plant, kw)
+        out[name] = (audit(path), cols, planted)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLS))
+def test_clean_control_is_quiet(fit_audits, name):
+    """A clean run of any of the four environments has no finding at warning or error, from any check."""
+    report, cols, _ = fit_audits[name]
+    assert [] == [(a.code, a.actor, a.rows) for a in report.anomalies_at_least("warning")]
+    assert cols["done"].sum() >= 5, "several episodes"
+
+
+def test_controls_cover_truncation_and_termination(fit_audits):
+    """The controls end episodes both ways: at the time limit (truncated) and at a goal (terminated)."""
+    cols = [fit_audits[name][1] for name in CONTROLS]
+    assert any(c["truncated"].any() for c in cols)
+    assert any((c["done"] & ~c["truncated"]).any() for c in cols)
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLS))
+def test_fit_checks_run_where_they_can(fit_audits, name):
+    """Each fit check runs on the controls, or says why not (a discrete fit on continuous actions)."""
+    report, _, _ = fit_audits[name]
+    for check in FIT_CHECKS:
+        entry = report.checks[check]
+        assert entry["status"] in ("ran", "skipped"), check
+        if entry["status"] == "skipped":
+            assert entry["reason"], check
+    continuous = es.ENVS[CONTROLS[name]["env_id"]].n_actions == 0
+    assert ("skipped" if continuous else "ran") == report.checks["action_fit"]["status"]
+    assert "ran" == report.checks["action_bounds"]["status"]
+    assert "ran" == report.checks["foreign_rows"]["status"]
+
+
+@pytest.mark.parametrize("name", sorted(FIT_DEFECTS))
+def test_planted_fit_defect_is_caught_and_localized(fit_audits, name):
+    """The planted bug's code is raised as an error naming the planter's actor, over its rows."""
+    report, _, (code, actor, rows) = fit_audits[name]
+    slack = FIT_DEFECTS[name][3]
+    found = [a for a in report.anomalies if a.code == code]
+    assert found, f"{code} not raised: {[(a.code, a.actor, a.rows) for a in report.anomalies]}"
+    assert [actor] == [a.actor for a in found]
+    (a,) = found
+    assert "error" == a.severity and "error" in ANOMALY_CODES[code]
+    assert localized(a, rows, slack), (a.rows, (int(rows.min()), int(rows.max()) + 1))
+    assert a.details["evidence"] is not None and a.details["threshold"] is not None and a.details["measure"]
+    assert a.episodes, "the finding names the episodes concerned"
+
+
+@pytest.mark.parametrize("name", sorted(FIT_DEFECTS))
+def test_planted_defect_leaves_the_other_actor_alone(fit_audits, name):
+    """No fit check reports the actor whose rows were left clean."""
+    report, _, (_, actor, _) = fit_audits[name]
+    other = "expert" if actor == "dqn" else "dqn"
+    codes = {c for c in ANOMALY_CODES if c in ("ACTION_BOUNDS", "REWARD_CLIPPED", "REWARD_LAG", "ACTION_FIT",
+                                                   "FOREIGN_ROWS")}
+    assert [] == [(a.code, a.rows) for a in report.anomalies if a.code in codes and a.actor == other]
+
+
+def test_shifted_actions_evidence(fit_audits):
+    """The relabelled actor's actions explain under a third of its rows by the other actor's model, while
+    the clean actor's own rows are explained on most; its codes lose the order of their effects."""
+    ev = fit_audits["mountaincar_shifted_actions"][0].checks["action_fit"]["evidence"]
+    shares = ev["explained_share"]
+    assert shares["dqn by expert's model"] < 0.35 <= 0.6 <= shares["expert by expert's model"]
+    assert ev["ordinal_loss"]["dqn"] - ev["ordinal_loss"]["expert"] >= 0.3
+    clean = fit_audits["mountaincar_s1"][0].checks["action_fit"]["evidence"]["explained_share"]
+    assert min(clean.values()) > 0.6
+
+
+def test_clipped_rewards_pile_at_the_bound(fit_audits):
+    """The clipped actor's rewards sit at -1 on at least 5% of its rows; the other actor's pass -1."""
+    report, cols, (_, _, rows) = fit_audits["pendulum_clipped_rewards"]
+    (a,) = [a for a in report.anomalies if a.code == "REWARD_CLIPPED"]
+    assert -1.0 == a.details["bound"] and a.details["evidence"] >= 0.05
+    assert a.details["others_beyond"] >= 0.05
+    assert np.all(cols["reward"][rows] == -1.0)
+
+
+def test_preclip_actions_use_the_declared_space(fit_audits):
+    """The custom environment's bounds come from its metadata 'env' block; gymnasium's from its registry."""
+    report, _, _ = fit_audits["pointmass_preclip_actions"]
+    assert "metadata" in report.checks["action_bounds"]["evidence"]["source"]
+    report, _, _ = fit_audits["pendulum_preclip_actions"]
+    assert "gymnasium" in report.checks["action_bounds"]["evidence"]["source"]
+    (a,) = [a for a in report.anomalies if a.code == "ACTION_BOUNDS"]
+    assert 0.05 < a.details["evidence"] < 0.3
+
+
+def test_foreign_block_names_its_tags(fit_audits):
+    """The inserted block's rows are reported exactly, with the tags they carry."""
+    report, _, (_, _, rows) = fit_audits["acrobot_foreign_block"]
+    (a,) = [a for a in report.anomalies if a.code == "FOREIGN_ROWS"]
+    assert {"dqn": rows.size} == a.details["tags"]
+    assert a.details["evidence"] > a.details["threshold"]
+
+
+def test_action_facts_sources():
+    """Action facts come from the metadata 'env' block first, then gymnasium's registry, else none."""
+    declared = action_facts({"env_id": "Pendulum-v1", "env": {"action_low": [-1.0], "action_high": [1.0]}})
+    assert [-1.0] == declared.low.tolist() and "metadata" in declared.source
+    assert 3 == action_facts({"env_id": "MountainCar-v0"}).n_actions
+    box = action_facts({"config": {"env_id": "Pendulum-v1"}})
+    assert ([-2.0], [2.0]) == (box.low.tolist(), box.high.tolist())
+    assert action_facts({"env_id": "NoSuchGame-v9"}) is None
+    assert action_facts({}) is None
+
+
+def test_action_bounds_skips_without_facts(tmp_path):
+    """An environment neither gymnasium nor the metadata knows: the bounds check is skipped, with why."""
+    cols = es.simulate(es.Run("PointMass-v0", rows=400, seed=3))
+    meta = es.metadata(es.Run("PointMass-v0", rows=400, seed=3))
+    del meta["env"]
+    es.write(tmp_path / "bare.h5", cols, meta)
+    entry = audit(tmp_path / "bare.h5").checks["action_bounds"]
+    assert "skipped" == entry["status"] and "no action space known" in entry["reason"]
+
+
+def test_discrete_action_outside_the_space(tmp_path):
+    """A discrete action code past the environment's count is reported for the actor that stored it."""
+    run = es.Run("MountainCar-v0", rows=600, seed=4)
+    cols = es.simulate(run)
+    rows = np.flatnonzero(cols["actor"] == 0)[5:9]
+    cols["discrete_action"][rows] = 3
+    es.write(tmp_path / "mc.h5", cols, es.metadata(run))
+    (a,) = [a for a in audit(tmp_path / "mc.h5").anomalies if a.code == "ACTION_BOUNDS"]
+    assert ("expert", [int(rows[0]), int(rows[-1]) + 1]) == (a.actor, a.rows)
+
+
+def test_a_constant_reward_is_not_a_pile(tmp_path):
+    """An actor that only ever earns the environment's constant step reward (MountainCar's -1) is not
+    'clipped' although the other actor's rewards differ: a pile above half its rewards is what it is paid."""
+    run = es.Run("MountainCar-v0", rows=800, seed=5)
+    cols = es.simulate(run)
+    cols["reward"][np.flatnonzero(cols["actor"] == 1)[::10]] = -0.5  # another value the learner earns
+    es.write(tmp_path / "mc.h5", cols, es.metadata(run))
+    report = audit(tmp_path / "mc.h5")
+    assert [] == [a.code for a in report.anomalies if a.code == "REWARD_CLIPPED"]
+    assert 1.0 == report.checks["reward_clipped"]["evidence"]["per_actor"]["expert"]["high"]["share_at_bound"]
