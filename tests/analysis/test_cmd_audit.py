@@ -108,7 +108,7 @@ def test_audit_shows_the_evidence_and_the_skipped_checks(tmp_path, capsys):
     (a,) = [a for a in d["anomalies"] if a["code"] == "REWARD_SIGN"]
     assert (f"evidence: share of positive non-zero rewards (at most, or at least 1 - it) 0, threshold 0.05; "
             f"actor 'expert', rows {a['rows']}, episodes {a['episodes'][:5]}") in text
-    assert "checks: 11 ran, 1 skipped\n  skipped telemetry: no training telemetry" in text
+    assert "checks: 16 ran, 1 skipped\n  skipped telemetry: no training telemetry" in text
     md = (out / "report.md").read_text()
     assert "| reward_currency | ran | REWARD_SIGN |" in md and "| telemetry | skipped |" in md
 
