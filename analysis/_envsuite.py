@@ -113,6 +113,7 @@ class Run:
     expert_ratio: float = 0.3
     seed: int = 0
     eps: float = 0.3  # the learner's share of random actions (discrete)
+    declared_ratio: float | None = None  # the expert share the metadata declares (default: expert_ratio)
 
 
 def _make(spec: EnvSpec, seed: int):
@@ -190,8 +191,9 @@ def episode_start_after(cols, row: int) -> int:
 def metadata(run: Run) -> dict:
     """What the agent records (``agent.run_metadata``); the custom environment adds its ``env`` block."""
     spec = ENVS[run.env_id]
-    meta = {"env_id": run.env_id, "seed": run.seed, "expert_ratio": run.expert_ratio,
-            "config": {"env_id": run.env_id, "seed": run.seed, "expert_ratio": run.expert_ratio,
+    ratio = run.expert_ratio if run.declared_ratio is None else run.declared_ratio
+    meta = {"env_id": run.env_id, "seed": run.seed, "expert_ratio": ratio,
+            "config": {"env_id": run.env_id, "seed": run.seed, "expert_ratio": ratio,
                        "actors": list(ACTORS), "expert_actor": "expert", "dqn_actor": "dqn"},
             "generator": "analysis._envsuite"}
     if spec.custom:
@@ -279,8 +281,9 @@ def plant_preclip_actions(cols, actor="dqn", low=-2.0, high=2.0):
 
 # ----------------------------------------------------------------------------- planters: facts' families
 def plant_mislabelled_learner(cols, share=0.1, seed=0):
-    """Learner rows relabelled 'expert' until the declared expert share is reached (the learner's
-    actions are not the expert's on many of them)."""
+    """``share`` of the rows, learner rows, relabelled 'expert': a run whose expert acted on 20% of
+    the frames and declares 30% reaches its share this way (the learner's actions are not the
+    expert's on many of them)."""
     dqn = _rows(cols, "dqn")
     pick = np.sort(np.random.default_rng(seed).choice(dqn, int(share * len(cols["actor"])), replace=False))
     cols["actor"][pick] = ACTORS.index("expert")

@@ -69,58 +69,72 @@ def action_facts(meta: dict) -> ActionFacts | None:
         env.close()
 
 
-@dataclass
 class FitData:
-    """Per-row arrays the fit checks share. ``sample``: the rows learned from (sorted)."""
+    """What the fit checks read, by row: nothing per row is copied until a check asks for rows.
+    ``sample``: the rows learned from (sorted, evenly spread)."""
 
-    sample: np.ndarray
-    state: np.ndarray        # (n, h) first state elements of every row (a view of the row pass)
-    delta: np.ndarray        # (n, h) next_state - state, same elements
-    action: np.ndarray       # (n, k) the actions as floats: discrete first (if any varies), then continuous
-    discrete: np.ndarray | None
-    reward: np.ndarray       # (n,) float64
+    def __init__(self, ctx: Context):
+        rp = ctx.rows
+        self.n = ctx.n
+        self.head, self.next_head = rp.head, rp.next_head
+        self.discrete = None
+        if ctx.has("discrete_action"):
+            d = ctx.cols["discrete_action"]
+            if d.size and d.min() != d.max():
+                self.discrete = d
+        self.continuous = None
+        shape = ctx.store.schema["continuous_action"].shape if ctx.has("continuous_action") else ()
+        if shape and shape[0]:
+            self.continuous = ctx.store.read(["continuous_action"])["continuous_action"].reshape(ctx.n, -1)
+        self.reward = ctx.cols["reward"]
+        n = ctx.n
+        self.sample = np.arange(n) if n <= SAMPLE else np.unique(np.linspace(0, n - 1, SAMPLE).astype(np.int64))
+
+    def state(self, rows) -> np.ndarray:
+        return self.head[rows].astype(np.float64)
+
+    def next_state(self, rows) -> np.ndarray:
+        return self.next_head[rows].astype(np.float64)
+
+    def delta(self, rows) -> np.ndarray:
+        return self.next_state(rows) - self.state(rows)
+
+    def action(self, rows) -> np.ndarray:
+        """The actions as floats: the discrete code (where it varies), then the continuous elements."""
+        parts = [] if self.discrete is None else [self.discrete[rows].astype(np.float64)[:, None]]
+        if self.continuous is not None:
+            parts.append(self.continuous[rows].astype(np.float64))
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(rows), 0))
+
+    def rewards(self, rows) -> np.ndarray:
+        return self.reward[rows].astype(np.float64)[:, None]
+
+
+def spread(rows: np.ndarray, k: int) -> np.ndarray:
+    """At most ``k`` of ``rows``, evenly spread (all of them when there are fewer)."""
+    return rows if rows.size <= k else rows[np.unique(np.linspace(0, rows.size - 1, k).astype(np.int64))]
 
 
 def fit_data(ctx: Context) -> FitData:
-    """The shared arrays, made once per audit (kept on the context)."""
+    """The shared reader, made once per audit (kept on the context)."""
     got = getattr(ctx, "_fit_data", None)
-    if got is not None:
-        return got
-    rp = ctx.rows
-    n = ctx.n
-    state = rp.head
-    delta = rp.next_head - rp.head
-    parts, disc = [], None
-    if ctx.has("discrete_action"):
-        d = ctx.cols["discrete_action"]
-        if d.size and d.min() != d.max():
-            disc = d.astype(np.int64)
-            parts.append(disc[:, None].astype(np.float64))
-    if ctx.has("continuous_action") and ctx.store.schema["continuous_action"].shape \
-            and ctx.store.schema["continuous_action"].shape[0]:
-        c = ctx.store.read(["continuous_action"])["continuous_action"]
-        parts.append(c.reshape(n, -1).astype(np.float64))
-    action = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0))
-    reward = ctx.cols["reward"].astype(np.float64)
-    sample = np.arange(n) if n <= SAMPLE else np.unique(np.linspace(0, n - 1, SAMPLE).astype(np.int64))
-    out = FitData(sample, state, delta, action, disc, reward)
-    ctx._fit_data = out
-    return out
+    if got is None:
+        got = ctx._fit_data = FitData(ctx)
+    return got
 
 
-def standardize(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``x`` scaled per column by its spread over ``rows`` (columns that do not vary keep scale 1)."""
-    x = np.asarray(x, np.float64)
-    ref = x[rows]
-    mu = ref.mean(axis=0)
-    sd = ref.std(axis=0)
-    sd = np.where(sd > 1e-12, sd, 1.0)
-    return (x - mu) / sd
+class Scaler:
+    """Per-column centre and spread of a reference matrix (columns that do not vary keep scale 1)."""
+
+    def __init__(self, ref: np.ndarray):
+        self.mu = ref.mean(axis=0)
+        sd = ref.std(axis=0)
+        self.sd = np.where(sd > 1e-12, sd, 1.0)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mu) / self.sd
 
 
-def finite_rows(*arrays) -> np.ndarray:
-    ok = np.ones(len(arrays[0]), bool)
-    for a in arrays:
-        a = np.asarray(a)
-        ok &= np.isfinite(a.reshape(len(a), -1)).all(axis=1)
-    return ok
+def finite(x: np.ndarray) -> np.ndarray:
+    """Rows of a matrix whose values are all finite."""
+    return np.isfinite(x).all(axis=1)

@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 
 from ._anomalies import Anomaly
 from ._context import Context, Skip, evidence
-from ._fit import action_facts, finite_rows, fit_data, standardize
+from ._fit import Scaler, action_facts, finite, fit_data, spread
 
 # The codes these checks raise (ANOMALY_CODES lists them too: _checks.py adds them there).
 FIT_CODES = {
@@ -37,6 +37,7 @@ PILE_MAX = 0.5         # a value that holds most of an actor's rewards is what t
 LAG_RATIO = 2.0        # own-row reward error over previous-row error (more than)
 LAG_MIN_SPREAD = 1e-6  # ... and the own-row error above this share of the rewards' spread (not round-off)
 MIN_LAG_ROWS = 100
+LAG_ROWS = 1500        # rows per actor in the local fits (their cost grows with rows x neighbours x features^2)
 LOCAL_RIDGE = 1e-3
 FOREIGN_RATIO = 4.0    # distance to the nearest row elsewhere over that row's own (more than) ...
 FOREIGN_RUN = 50       # ... on this many consecutive sampled rows at least
@@ -139,7 +140,7 @@ def _loo_error(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     out): smooth reward functions are fitted to second order, so only a reward that belongs to
     another row leaves a large error."""
     m, p = x.shape
-    k = min(m - 1, 2 * p + 8)
+    k = min(m - 1, p + 12)
     _, j = cKDTree(x).query(x, k=k + 1)
     j = j[:, 1:]
     a = np.concatenate([np.ones((m, k, 1)), x[j] - x[:, None, :]], axis=2)
@@ -154,29 +155,35 @@ def reward_lag(ctx: Context):
     if not ctx.has("episode", "done"):
         raise Skip("no episode/done columns: the previous row of an episode is unknown")
     fd = fit_data(ctx)
-    feats = np.concatenate([fd.state, fd.state + fd.delta, fd.action], axis=1)
-    ok = finite_rows(feats, fd.reward)
     s = fd.sample[fd.sample > 0]
-    s = s[ctx.layout.pair_ok[s - 1] & ok[s] & ok[s - 1]]
-    z = standardize(feats, s)
+    s = s[ctx.layout.pair_ok[s - 1]]
+
+    def feats(rows):
+        return np.concatenate([fd.state(rows), fd.next_state(rows), fd.action(rows)], axis=1)
+
+    own_x, prev_x, y_all = feats(s), feats(s - 1), fd.rewards(s)[:, 0]
+    ok = finite(own_x) & finite(prev_x) & np.isfinite(y_all)
+    s, own_x, prev_x, y_all = s[ok], own_x[ok], prev_x[ok], y_all[ok]
+    scale = Scaler(own_x) if s.size else None
     ev = {"threshold_ratio": LAG_RATIO, "threshold_spread": LAG_MIN_SPREAD, "per_actor": {}}
     out = []
     for i, x in enumerate(ctx.names):
-        rows = s[ctx.codes[s] == i]
+        mine = spread(np.flatnonzero(ctx.codes[s] == i), LAG_ROWS)
+        rows = s[mine]
         if rows.size < MIN_LAG_ROWS:
             continue
-        y = fd.reward[rows]
-        spread = float(np.std(y))
-        if spread <= 1e-12:
+        y = y_all[mine]
+        scatter = float(np.std(y))
+        if scatter <= 1e-12:
             ev["per_actor"][x] = {"status": "the actor's rewards do not vary"}
             continue
-        own = _loo_error(z[rows], y)
-        lag = _loo_error(z[rows - 1], y)
+        own = _loo_error(scale(own_x[mine]), y)
+        lag = _loo_error(scale(prev_x[mine]), y)
         # medians: a few rows where the reward jumps (a goal, a fall) must not decide
         e_own, e_lag = float(np.median(own)), float(np.median(lag))
-        ratio = e_own / max(e_lag, 1e-12 * spread)
-        ev["per_actor"][x] = {"own_row_error": e_own, "previous_row_error": e_lag, "ratio": ratio, "spread": spread}
-        if ratio <= LAG_RATIO or e_own < LAG_MIN_SPREAD * spread:
+        ratio = e_own / max(e_lag, 1e-12 * scatter)
+        ev["per_actor"][x] = {"own_row_error": e_own, "previous_row_error": e_lag, "ratio": ratio, "spread": scatter}
+        if ratio <= LAG_RATIO or e_own < LAG_MIN_SPREAD * scatter:
             continue
         # where: the segments whose own-row error is also LAG_RATIO above the previous row's
         seg = ctx.seg[rows]

@@ -10,10 +10,12 @@ from scipy.spatial import cKDTree
 
 from ._anomalies import Anomaly
 from ._context import Context, Skip, evidence
-from ._fit import finite_rows, fit_data, standardize
+from ._fit import Scaler, finite, fit_data, spread
 from ._fit_checks import (FIT_HIGH, FIT_LOW, FOREIGN_RATIO, FOREIGN_RUN, MIN_FIT_ROWS, ORDINAL_GAP,
                           _where)
 
+FOREIGN_SAMPLE = 4096  # rows compared with the rest of the run (a nearest-neighbour query each)
+FIT_ROWS = 4096        # rows the dynamics models learn from and explain
 MAX_ACTIONS = 32  # discrete actions beyond this are not a small action set to fit one by one
 TAG_SHARE = 0.9   # a foreign block is one actor's when that actor holds this share of its rows
 
@@ -51,16 +53,21 @@ def foreign_rows(ctx: Context):
     """Blocks of consecutive rows whose (state, state change, reward) lie far from every row in the
     rest of the run: another environment's rows, or another run's."""
     fd = fit_data(ctx)
-    feats = np.concatenate([fd.state, fd.delta, fd.reward[:, None]], axis=1)
-    ok = finite_rows(feats)
-    s = fd.sample[ok[fd.sample]]
-    if s.size < 4 * FOREIGN_RUN:
-        raise Skip(f"{s.size} finite sampled rows: too few to tell rows unlike the rest")
-    z = standardize(feats, s)
+
+    def feats(rows):
+        x = np.concatenate([fd.state(rows), fd.delta(rows), fd.rewards(rows)], axis=1)
+        ok = finite(x)
+        return rows[ok], x[ok]
+
     if ctx.nseg < 4:
         raise Skip(f"{ctx.nseg} segments: too few to compare a block of rows with the rest of the run")
-    far = _Far(z[s], ctx.seg[s])
-    d, j = far(z[s], ctx.seg[s])
+    s, x = feats(spread(fd.sample, FOREIGN_SAMPLE))
+    if s.size < 4 * FOREIGN_RUN:
+        raise Skip(f"{s.size} finite sampled rows: too few to tell rows unlike the rest")
+    scale = Scaler(x)
+    zs = scale(x)
+    far = _Far(zs, ctx.seg[s])
+    d, j = far(zs, ctx.seg[s])
     pos = d[np.isfinite(d) & (d > 0)]
     typical = float(np.median(pos)) if pos.size else 0.0
     if typical <= 0:
@@ -80,11 +87,12 @@ def foreign_rows(ctx: Context):
         # refine on every row between the unflagged sampled rows around the run
         lo = int(s[a - 1]) + 1 if a > 0 else 0
         hi = int(s[b]) if b < s.size else ctx.n
-        cand = np.arange(lo, hi)
-        cand = cand[ok[cand]]
-        dc, jc = far(z[cand], ctx.seg[cand])
+        cand, xc = feats(np.arange(lo, hi))
+        dc, jc = far(scale(xc), ctx.seg[cand])
         sc = dc / local[jc]
         flagged = cand[sc > FOREIGN_RATIO]
+        if not flagged.size:
+            continue
         rows = np.arange(int(flagged.min()), int(flagged.max()) + 1)
         codes = ctx.codes[rows]
         counts = np.bincount(np.minimum(codes, ctx.A), minlength=ctx.A + 1)[:ctx.A]
@@ -117,12 +125,20 @@ def _design(basis: np.ndarray, zs: np.ndarray, a: np.ndarray, actions: np.ndarra
     return np.concatenate([basis, (onehot[:, :, None] * lin[:, None, :]).reshape(len(zs), -1)], axis=1)
 
 
+def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares by the normal equations with a whisper of ridge: a few-dozen-column solve,
+    where LAPACK's SVD (np.linalg.lstsq) took seconds on the shared 2-core machine."""
+    xtx = x.T @ x
+    xtx[np.diag_indices_from(xtx)] += 1e-9 * max(1.0, float(np.trace(xtx)) / len(xtx))
+    return np.linalg.solve(xtx, x.T @ y)
+
+
 class _Model:
     """delta ~ poly2(state) + per-action (intercept + slope) terms, fitted by least squares."""
 
     def __init__(self, basis, zs, zd, a, actions):
         self.actions = actions
-        self.w, *_ = np.linalg.lstsq(_design(basis, zs, a, actions), zd, rcond=None)
+        self.w = _solve(_design(basis, zs, a, actions), zd)
 
     def errors(self, basis, zs, zd) -> np.ndarray:
         """(rows, actions): squared error of each row's state change under each action."""
@@ -148,7 +164,7 @@ def _ordinal_loss(basis, zs, zd, a) -> float:
         return 0.0
 
     def mse(x):
-        return float(((zd - x @ np.linalg.lstsq(x, zd, rcond=None)[0]) ** 2).mean())
+        return float(((zd - x @ _solve(x, zd)) ** 2).mean())
 
     lin = np.concatenate([np.ones((len(zs), 1)), zs], axis=1)
     full, none = mse(_design(basis, zs, a, acts)), mse(basis)
@@ -163,12 +179,14 @@ def action_fit(ctx: Context):
         raise Skip("no discrete actions that vary: the fit of continuous actions is not checked yet")
     if ctx.A < 2:
         raise Skip("one actor: no other actor's rows to learn the dynamics from")
-    ok = finite_rows(fd.state, fd.delta)
-    s = fd.sample[ok[fd.sample]]
+    s = spread(fd.sample, FIT_ROWS)
+    st, dt = fd.state(s), fd.delta(s)
+    ok = finite(st) & finite(dt)
+    s, st, dt = s[ok], st[ok], dt[ok]
     if np.unique(fd.discrete[s]).size > MAX_ACTIONS:
         raise Skip(f"more than {MAX_ACTIONS} distinct discrete actions: not a small action set")
-    zs, zd = standardize(fd.state, s)[s], standardize(fd.delta, s)[s]
-    basis, a, codes = _poly2(zs), fd.discrete[s], ctx.codes[s]
+    zs, zd = Scaler(st)(st), Scaler(dt)(dt)
+    basis, a, codes = _poly2(zs), fd.discrete[s].astype(np.int64), ctx.codes[s]
     models, own = {}, {}
     for i in range(ctx.A):
         m = codes == i
