@@ -51,6 +51,11 @@ def statistics(report) -> dict:
     return out
 
 
+STATISTIC = {"ACTION_BOUNDS": "bounds: max share outside", "REWARD_CLIPPED": "clipped: max min(pile/5%, beyond/5%)",
+             "REWARD_LAG": "lag: max own/previous error", "ACTION_FIT": "fit: min explained share",
+             "FOREIGN_ROWS": "foreign: longest run above ratio"}
+
+
 def margin(name: str, value) -> str:
     if value is None:
         return "-"
@@ -77,6 +82,7 @@ def main() -> int:
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="calibrate_fit_")
     worst: dict = {}
+    weakest: dict = {}  # the planted side: each check's statistic on its own planted bug
     try:
         for env in args.envs:
             for seed in args.seeds:
@@ -103,6 +109,7 @@ def main() -> int:
                         es.write(pp, c2, es.metadata(run))
                         rep = audit(pp)
                         hit = [(a.code, a.actor, a.rows) for a in rep.anomalies if a.code == code]
+                        weakest.setdefault(STATISTIC[code], []).append(statistics(rep)[STATISTIC[code]][0])
                         print(f"    planted {plant}: expect {code} {actor} rows [{rows.min()}, {rows.max() + 1}]; "
                               f"got {hit}; {[(k, round(v[0], 4) if v[0] is not None else None) for k, v in statistics(rep).items()]}")
         print("worst clean value per statistic over all runs:")
@@ -112,6 +119,11 @@ def main() -> int:
                 continue
             w = min(vals) if name.startswith("fit") else max(vals)
             print(f"    {name:40s} {w:.4g} (margin {margin(name, w)})")
+        if weakest:
+            print("weakest planted value per statistic (the other side of each threshold):")
+            for name, vals in weakest.items():
+                w = max(vals) if name.startswith("fit") else min(vals)
+                print(f"    {name:40s} {w:.4g} over {len(vals)} planted runs")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
