@@ -231,7 +231,10 @@ def action_fit(ctx: Context):
         flagged = np.flatnonzero((cnt > 0) & (hit < FIT_LOW * np.maximum(cnt, 1)))
         if not flagged.size:
             flagged = np.unique(seg)
-        w = _where(ctx, ctx.actor_rows(who, flagged[0], flagged[-1]))
+        rows = ctx.actor_rows(who, flagged[0], flagged[-1])
+        if x is None:  # either actor's rows may be the wrong ones: name both actors' rows
+            rows = np.union1d(rows, ctx.actor_rows(y, flagged[0], flagged[-1]))
+        w = _where(ctx, rows)
         label = repr(names[x]) if x is not None else f"one of {names[who]!r} and {names[y]!r}"
         out.append(Anomaly(
             "ACTION_FIT", "error",

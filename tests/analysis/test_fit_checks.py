@@ -164,3 +164,41 @@ def test_a_constant_reward_is_not_a_pile(tmp_path):
     report = audit(tmp_path / "mc.h5")
     assert [] == [a.code for a in report.anomalies if a.code == "REWARD_CLIPPED"]
     assert 1.0 == report.checks["reward_clipped"]["evidence"]["per_actor"]["expert"]["high"]["share_at_bound"]
+
+
+def test_two_action_relabelling_names_no_actor(tmp_path):
+    """CartPole's two actions swapped for the learner: each actor's actions explain only its own rows
+    and two codes carry no order to tell which actor is right, so the finding names neither actor
+    (rather than guessing) and spans both actors' rows."""
+    from replaystore.analysis import _cartpole as cp
+
+    run = cp.CartPoleRun(rows=2000, seed=1, expert_ratio=0.3)
+    cols = cp.simulate(run)
+    learner = cols["actor"] == 1
+    cols["discrete_action"][learner] = 1 - cols["discrete_action"][learner]
+    cp.write(tmp_path / "cp.h5", cols, cp.metadata(run))
+    report = audit(tmp_path / "cp.h5")
+    (a,) = [a for a in report.anomalies if a.code == "ACTION_FIT"]
+    assert a.actor is None and "one of 'expert' and 'dqn'" in a.message
+    assert a.rows[0] <= int(np.flatnonzero(~learner)[0]) and a.rows[1] >= len(learner) - 1
+    ev = report.checks["action_fit"]["evidence"]
+    assert 0.0 == ev["ordinal_loss"]["expert"] == ev["ordinal_loss"]["dqn"]
+
+
+def test_three_actors_name_the_relabelled_one(tmp_path):
+    """With a third actor the relabelled one is the only actor that no other actor's model explains."""
+    run = es.Run("MountainCar-v0", rows=3000, seed=6, expert_ratio=0.3)
+    cols = es.simulate(run)
+    third = np.flatnonzero(cols["actor"] == 1)[::2]  # half the learner's rows become a second learner
+    cols["actor"][third] = 2
+    cols["discrete_action"][third] = (cols["discrete_action"][third] + 1) % 3
+    schema_actors = ("expert", "dqn", "dqn2")
+    from replaystore.store import Column, ReplayStore, Schema
+
+    body = {k: v for k, v in cols.items() if not k.startswith("_")}
+    schema = Schema.transition((2,), 0, extra=(Column("truncated", np.dtype("bool")),))
+    with ReplayStore.create(tmp_path / "three.h5", schema, actors=schema_actors, window=3000,
+                            metadata=es.metadata(run)) as s:
+        s.extend({**body, "time": 1.0 + np.arange(len(cols["actor"]), dtype=np.float64)})
+    found = [a for a in audit(tmp_path / "three.h5").anomalies if a.code == "ACTION_FIT"]
+    assert ["dqn2"] == [a.actor for a in found]
