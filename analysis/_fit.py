@@ -28,6 +28,7 @@ class ActionFacts:
     low: np.ndarray | None     # continuous action bounds, one per element
     high: np.ndarray | None
     source: str
+    problem: str | None = None  # why a declared space cannot be used (malformed)
 
 
 def action_facts(meta: dict) -> ActionFacts | None:
@@ -40,10 +41,7 @@ def action_facts(meta: dict) -> ActionFacts | None:
     n = block.get("n_actions")
     low, high = block.get("action_low"), block.get("action_high")
     if n is not None or (low is not None and high is not None):
-        return ActionFacts(int(n) if n is not None else None,
-                           None if low is None else np.asarray(low, np.float64).reshape(-1),
-                           None if high is None else np.asarray(high, np.float64).reshape(-1),
-                           "the store's metadata 'env' block")
+        return _declared(n, low, high)
     env_id = run_setting(meta, "env_id")
     if not isinstance(env_id, str) or not env_id:
         return None
@@ -108,6 +106,30 @@ class FitData:
 
     def rewards(self, rows) -> np.ndarray:
         return self.reward[rows].astype(np.float64)[:, None]
+
+
+def _declared(n, low, high) -> ActionFacts:
+    """The action space a metadata ``env`` block declares; a malformed one is reported, not used."""
+    source = "the store's metadata 'env' block"
+    bad = []
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        bad.append(f"n_actions {n!r} (expected a positive integer)")
+    bounds = []
+    for name, v in (("action_low", low), ("action_high", high)):
+        try:
+            arr = None if v is None else np.asarray(v, np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            arr = None
+            bad.append(f"{name} {str(v)[:40]!r} (expected a number or a list of numbers)")
+        bounds.append(arr)
+    lo, hi = bounds
+    if lo is not None and hi is not None and not bad and (lo.size != hi.size or np.isnan(lo).any()
+                                                            or np.isnan(hi).any() or (lo > hi).any()):
+        bad.append(f"action_low {lo.tolist()[:8]} and action_high {hi.tolist()[:8]} (expected equal lengths, "
+                   "low <= high)")
+    if bad:
+        return ActionFacts(None, None, None, source, f"{source} is malformed: " + "; ".join(bad))
+    return ActionFacts(None if n is None else int(n), lo, hi, source)
 
 
 def spread(rows: np.ndarray, k: int) -> np.ndarray:

@@ -61,6 +61,8 @@ def action_bounds(ctx: Context):
     if facts is None:
         raise Skip("no action space known: the env_id is not registered in gymnasium and the metadata "
                    "has no 'env' block with n_actions or action_low/action_high")
+    if facts.problem:
+        raise Skip(f"no usable action space: {facts.problem}")
     bad = np.zeros(ctx.n, bool)
     desc = []
     if facts.n_actions is not None and ctx.has("discrete_action"):

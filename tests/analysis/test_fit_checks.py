@@ -202,3 +202,30 @@ def test_three_actors_name_the_relabelled_one(tmp_path):
         s.extend({**body, "time": 1.0 + np.arange(len(cols["actor"]), dtype=np.float64)})
     found = [a for a in audit(tmp_path / "three.h5").anomalies if a.code == "ACTION_FIT"]
     assert ["dqn2"] == [a.actor for a in found]
+
+
+@pytest.mark.parametrize("block, why", [
+    ({"n_actions": "three"}, "n_actions 'three'"),
+    ({"action_low": ["a"], "action_high": [1.0]}, "action_low"),
+    ({"action_low": [1.0, 2.0], "action_high": [1.5]}, "equal lengths"),
+    ({"action_low": [1.0], "action_high": [-1.0]}, "low <= high"),
+])
+def test_malformed_env_block_skips_with_its_reason(tmp_path, block, why):
+    """A malformed metadata 'env' block is a store fact to report, not a crash: the bounds check is
+    skipped and says what was wrong."""
+    run = es.Run("PointMass-v0", rows=300, seed=3)
+    meta = {**es.metadata(run), "env": block}
+    es.write(tmp_path / "bad.h5", es.simulate(run), meta)
+    entry = audit(tmp_path / "bad.h5").checks["action_bounds"]
+    assert "skipped" == entry["status"] and "malformed" in entry["reason"] and why in entry["reason"]
+
+
+def test_a_module_named_by_the_env_id_is_never_imported(tmp_path, monkeypatch):
+    """An env_id of gymnasium's 'module:Name' form names code to import: reading action facts from
+    the store's metadata never imports it (a store is data)."""
+    import sys
+
+    (tmp_path / "fitprobe_evil.py").write_text("import sys\nsys.modules[__name__].RAN = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert action_facts({"env_id": "fitprobe_evil:Evil-v0"}) is None
+    assert "fitprobe_evil" not in sys.modules
