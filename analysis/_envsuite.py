@@ -201,10 +201,10 @@ def metadata(run: Run) -> dict:
     return meta
 
 
-def write(path, cols: dict, meta: dict) -> None:
+def write(path, cols: dict, meta: dict, *, allow_nonfinite: bool = False) -> None:
     """A new store at ``path`` holding ``cols`` (committed, closed)."""
     dim = cols["state"].shape[1]
-    schema = Schema.transition((dim,), cols["continuous_action"].shape[1],
+    schema = Schema.transition((dim,), cols["continuous_action"].shape[1], allow_nonfinite=allow_nonfinite,
                                extra=(Column("truncated", np.dtype("bool")),))
     n = len(cols["actor"])
     body = {k: v for k, v in cols.items() if not k.startswith("_")}

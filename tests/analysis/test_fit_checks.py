@@ -229,3 +229,21 @@ def test_a_module_named_by_the_env_id_is_never_imported(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert action_facts({"env_id": "fitprobe_evil:Evil-v0"}) is None
     assert "fitprobe_evil" not in sys.modules
+
+
+def test_non_finite_rows_are_left_out(tmp_path):
+    """A store that allows non-finite values: NaN states, actions and rewards are left out of the fits
+    (no exception, no finding about them from the fit checks), and the checks still run."""
+    run = es.Run("Pendulum-v1", rows=1500, seed=7)
+    cols = es.simulate(run)
+    cols["state"][100:110] = np.nan
+    cols["next_state"][300:305, 1] = np.inf
+    cols["reward"][500:520] = np.nan
+    cols["continuous_action"][700:705] = np.nan
+    es.write(tmp_path / "nan.h5", cols, es.metadata(run), allow_nonfinite=True)
+    report = audit(tmp_path / "nan.h5")
+    for check in FIT_CHECKS:
+        assert report.checks[check]["status"] in ("ran", "skipped"), check
+    assert "ran" == report.checks["reward_lag"]["status"] == report.checks["foreign_rows"]["status"]
+    fit_codes = {"ACTION_BOUNDS", "REWARD_CLIPPED", "REWARD_LAG", "ACTION_FIT", "FOREIGN_ROWS"}
+    assert [] == [(a.code, a.rows) for a in report.anomalies if a.code in fit_codes]
