@@ -194,7 +194,9 @@ def metadata(run: Run) -> dict:
     ratio = run.expert_ratio if run.declared_ratio is None else run.declared_ratio
     meta = {"env_id": run.env_id, "seed": run.seed, "expert_ratio": ratio,
             "config": {"env_id": run.env_id, "seed": run.seed, "expert_ratio": ratio,
-                       "actors": list(ACTORS), "expert_actor": "expert", "dqn_actor": "dqn"},
+                       "actors": list(ACTORS), "expert_actor": "expert", "dqn_actor": "dqn",
+                       "gamma": 0.99, "n_step": 3, "sampler_strategy": "uniform", "eps_start": run.eps,
+                       "eps_end": run.eps, "eps_fraction": 0.0},
             "generator": "analysis._envsuite"}
     if spec.custom:
         meta["env"] = dict(POINTMASS_META)
