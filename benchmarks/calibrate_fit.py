@@ -110,8 +110,9 @@ def main() -> int:
                         rep = audit(pp)
                         hit = [(a.code, a.actor, a.rows) for a in rep.anomalies if a.code == code]
                         weakest.setdefault(STATISTIC[code], []).append(statistics(rep)[STATISTIC[code]][0])
+                        value = statistics(rep)[STATISTIC[code]][0]
                         print(f"    planted {plant}: expect {code} {actor} rows [{rows.min()}, {rows.max() + 1}]; "
-                              f"got {hit}; {[(k, round(v[0], 4) if v[0] is not None else None) for k, v in statistics(rep).items()]}")
+                              f"got {hit}; {STATISTIC[code]} {value if value is None else round(value, 4)}")
         print("worst clean value per statistic over all runs:")
         for name, vals in worst.items():
             vals = [v for v in vals if v is not None]
