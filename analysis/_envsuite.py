@@ -114,6 +114,7 @@ class Run:
     seed: int = 0
     eps: float = 0.3  # the learner's share of random actions (discrete)
     declared_ratio: float | None = None  # the expert share the metadata declares (default: expert_ratio)
+    whole_episodes: bool = False  # the expert plays whole demonstration episodes instead of single frames
 
 
 def _make(spec: EnvSpec, seed: int):
@@ -139,6 +140,7 @@ def simulate(run: Run) -> dict:
     state = np.empty((n, dim), np.float32)
     next_state = np.empty((n, dim), np.float32)
     actor = (rng.random(n) >= run.expert_ratio).astype(np.uint8)
+    episode_actor = int(rng.random() >= run.expert_ratio)
     disc = np.zeros(n, np.int32)
     cont = np.zeros((n, 0 if spec.n_actions else 1), np.float32)
     raw = np.zeros(n, np.float32)
@@ -147,6 +149,8 @@ def simulate(run: Run) -> dict:
     trunc = np.zeros(n, bool)
     for i in range(n):
         state[i] = obs
+        if run.whole_episodes:
+            actor[i] = episode_actor
         a = spec.expert(obs)
         if spec.n_actions:
             if actor[i] and rng.random() < run.eps:
@@ -165,6 +169,7 @@ def simulate(run: Run) -> dict:
         if term or tr:
             done[i], trunc[i] = True, bool(tr and not term)
             obs, _ = env.reset()
+            episode_actor = int(rng.random() >= run.expert_ratio)
     cols = {"actor": actor, "state": state, "next_state": next_state, "discrete_action": disc,
             "continuous_action": cont, "reward": reward, "done": done, "truncated": trunc, "_raw_action": raw}
     renumber(cols)

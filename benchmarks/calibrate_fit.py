@@ -79,6 +79,8 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=4000)
     p.add_argument("--envs", nargs="+", default=list(es.ENVS))
     p.add_argument("--planted", action="store_true", help="also print each check's statistic on its planted bug")
+    p.add_argument("--whole-episodes", action="store_true",
+                   help="the expert plays whole demonstration episodes instead of single frames")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="calibrate_fit_")
     worst: dict = {}
@@ -86,7 +88,7 @@ def main() -> int:
     try:
         for env in args.envs:
             for seed in args.seeds:
-                run = es.Run(env, rows=args.rows, seed=seed)
+                run = es.Run(env, rows=args.rows, seed=seed, whole_episodes=args.whole_episodes)
                 cols = es.simulate(run)
                 path = os.path.join(tmp, f"{env}_{seed}.h5")
                 es.write(path, cols, es.metadata(run))
