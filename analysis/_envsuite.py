@@ -140,7 +140,8 @@ def simulate(run: Run) -> dict:
     state = np.empty((n, dim), np.float32)
     next_state = np.empty((n, dim), np.float32)
     actor = (rng.random(n) >= run.expert_ratio).astype(np.uint8)
-    episode_actor = int(rng.random() >= run.expert_ratio)
+    demo = np.random.default_rng(run.seed + 2000)  # its own stream: frame-mixed runs stay as they were
+    episode_actor = int(demo.random() >= run.expert_ratio)
     disc = np.zeros(n, np.int32)
     cont = np.zeros((n, 0 if spec.n_actions else 1), np.float32)
     raw = np.zeros(n, np.float32)
@@ -169,7 +170,7 @@ def simulate(run: Run) -> dict:
         if term or tr:
             done[i], trunc[i] = True, bool(tr and not term)
             obs, _ = env.reset()
-            episode_actor = int(rng.random() >= run.expert_ratio)
+            episode_actor = int(demo.random() >= run.expert_ratio)
     cols = {"actor": actor, "state": state, "next_state": next_state, "discrete_action": disc,
             "continuous_action": cont, "reward": reward, "done": done, "truncated": trunc, "_raw_action": raw}
     renumber(cols)

@@ -209,7 +209,10 @@ def action_fit(ctx: Context):
     ev = {"explained_share": {f"{names[x]} by {names[y]}'s model": share[x, y] for x, y in share},
           "threshold_low": FIT_LOW, "threshold_own": FIT_HIGH}
     bad = {x: [y for y in models if y != x and share[x, y] < FIT_LOW] for x in models}
-    suspects = [x for x in models if bad[x] and len(bad[x]) == len(models) - 1 and share[x, x] >= FIT_HIGH]
+    # the model is good enough to judge where the actor's own rows fit it, or two other actors' rows
+    # explain each other (then the actor's actions are noise to the dynamics, a finding too)
+    agree = any(share[y, z] >= FIT_HIGH and share[z, y] >= FIT_HIGH for y in models for z in models if y < z)
+    suspects = [x for x in models if bad[x] and len(bad[x]) == len(models) - 1 and (share[x, x] >= FIT_HIGH or agree)]
     if len(models) == 2 and len(suspects) == 2:
         # each actor's actions explain only its own rows: the one whose codes lost the order of their
         # effects is the relabelled one (a permutation of ordered codes breaks a linear fit in the code)
