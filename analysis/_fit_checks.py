@@ -206,4 +206,7 @@ def reward_lag(ctx: Context):
             details=evidence("median own-row over previous-row reward error of local linear fits (more than)", ratio,
                              LAG_RATIO, own_row_error=e_own, previous_row_error=e_lag, segments=flagged.tolist(),
                              segment_rows=ctx.seg_rows, **w)))
+    if not ev["per_actor"]:
+        raise Skip(f"no actor has {MIN_LAG_ROWS} sampled rows whose previous row is in the same episode "
+                   "(interleaved environments store an episode's rows apart)")
     return out, ev

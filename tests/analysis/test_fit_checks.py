@@ -261,3 +261,20 @@ def test_fit_checks_quiet_when_the_expert_plays_whole_episodes(tmp_path, env_id)
     report = audit(tmp_path / "demo.h5")
     fit_codes = {"ACTION_BOUNDS", "REWARD_CLIPPED", "REWARD_LAG", "ACTION_FIT", "FOREIGN_ROWS"}
     assert [] == [(a.code, a.actor, a.rows) for a in report.anomalies if a.code in fit_codes]
+
+
+def test_reward_lag_skips_interleaved_episodes(tmp_path):
+    """Two environments stored row by row in turn: no row follows its episode's previous row, so the
+    reward-lag check says why it cannot run instead of staying silently empty."""
+    from replaystore.store import Column, ReplayStore, Schema
+
+    runs = [es.simulate(es.Run("Pendulum-v1", rows=600, seed=s)) for s in (8, 9)]
+    cols = {k: np.stack([runs[0][k], runs[1][k]], axis=1).reshape(1200, *runs[0][k].shape[1:])
+            for k in runs[0] if not k.startswith("_")}
+    cols["episode"] = np.stack([runs[0]["episode"] * 2, runs[1]["episode"] * 2 + 1], axis=1).reshape(-1)
+    schema = Schema.transition((3,), 1, extra=(Column("truncated", np.dtype("bool")),))
+    with ReplayStore.create(tmp_path / "vec.h5", schema, actors=es.ACTORS, window=1200,
+                            metadata=es.metadata(es.Run("Pendulum-v1"))) as s:
+        s.extend({**cols, "time": 1.0 + np.arange(1200.0)})
+    entry = audit(tmp_path / "vec.h5").checks["reward_lag"]
+    assert "skipped" == entry["status"] and "interleaved" in entry["reason"]
