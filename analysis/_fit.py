@@ -53,7 +53,7 @@ def action_facts(meta: dict) -> ActionFacts | None:
         return None
     try:
         env = gym.make(env_id, disable_env_checker=True)
-    except gym.error.Error:  # registered, but its dependencies are missing here
+    except (gym.error.Error, ImportError):  # registered, but its dependencies are missing here
         return None
     try:
         space = env.action_space
