@@ -29,6 +29,7 @@ class ActionFacts:
     high: np.ndarray | None
     source: str
     problem: str | None = None  # why a declared space cannot be used (malformed)
+    first_action: int = 0       # gymnasium's Discrete(n, start=s): codes s .. s + n - 1
 
 
 def action_facts(meta: dict) -> ActionFacts | None:
@@ -58,7 +59,8 @@ def action_facts(meta: dict) -> ActionFacts | None:
     try:
         space = env.action_space
         if isinstance(space, gym.spaces.Discrete):
-            return ActionFacts(int(space.n), None, None, f"gymnasium's {env_id} action space")
+            return ActionFacts(int(space.n), None, None, f"gymnasium's {env_id} action space",
+                               first_action=int(space.start))
         if isinstance(space, gym.spaces.Box):
             return ActionFacts(None, np.asarray(space.low, np.float64).reshape(-1),
                                np.asarray(space.high, np.float64).reshape(-1), f"gymnasium's {env_id} action space")

@@ -67,8 +67,9 @@ def action_bounds(ctx: Context):
     desc = []
     if facts.n_actions is not None and ctx.has("discrete_action"):
         d = ctx.cols["discrete_action"]
-        bad |= (d < 0) | (d >= facts.n_actions)
-        desc.append(f"discrete actions in [0, {facts.n_actions})")
+        first = facts.first_action
+        bad |= (d < first) | (d >= first + facts.n_actions)
+        desc.append(f"discrete actions in [{first}, {first + facts.n_actions})")
     shape = ctx.store.schema["continuous_action"].shape if ctx.has("continuous_action") else ()
     if facts.low is not None and facts.high is not None and shape and shape[0]:
         c = ctx.store.read(["continuous_action"])["continuous_action"].reshape(ctx.n, -1).astype(np.float64)

@@ -129,6 +129,7 @@ def test_action_facts_sources():
     assert 3 == action_facts({"env_id": "MountainCar-v0"}).n_actions
     box = action_facts({"config": {"env_id": "Pendulum-v1"}})
     assert ([-2.0], [2.0]) == (box.low.tolist(), box.high.tolist())
+    assert 0 == action_facts({"env_id": "MountainCar-v0"}).first_action
     assert action_facts({"env_id": "NoSuchGame-v9"}) is None
     assert action_facts({}) is None
 
@@ -278,3 +279,16 @@ def test_reward_lag_skips_interleaved_episodes(tmp_path):
         s.extend({**cols, "time": 1.0 + np.arange(1200.0)})
     entry = audit(tmp_path / "vec.h5").checks["reward_lag"]
     assert "skipped" == entry["status"] and "interleaved" in entry["reason"]
+
+
+def test_discrete_space_with_a_start(monkeypatch):
+    """gymnasium's Discrete(n, start=s) allows codes s .. s + n - 1: the facts carry the start."""
+    import gymnasium as gym
+
+    class Shifted(gym.Env):
+        action_space = gym.spaces.Discrete(3, start=-1)
+        observation_space = gym.spaces.Box(-1.0, 1.0, (1,))
+
+    monkeypatch.setitem(gym.registry, "FitShifted-v0", gym.envs.registration.EnvSpec("FitShifted-v0", Shifted))
+    facts = action_facts({"env_id": "FitShifted-v0"})
+    assert (3, -1) == (facts.n_actions, facts.first_action)
