@@ -13,8 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _anomalies, _behaviour, _integrity, _neighbours, _shards, _tags, _telemetry_checks
+from . import (_anomalies, _behaviour, _fit_checks, _fit_dynamics, _integrity, _neighbours, _shards, _tags,
+               _telemetry_checks)
 from ._context import Context, Skip
+
+_anomalies.ANOMALY_CODES.update(_fit_checks.FIT_CODES)  # the fit checks keep their codes beside them
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,16 @@ CHECKS: dict[str, Check] = {c.name: c for c in (
           "rows tagged with an actor whose policy is known take its action; other actors' rows do not all do so"),
     Check("tag_behaviour", _neighbours.tag_behaviour, ("state",),
           "rows tagged with a deterministic actor act like its other rows on nearby states; no other actor does"),
+    Check("action_bounds", _fit_checks.action_bounds, ("actor",),
+          "actions inside the environment's action space (discrete count, continuous bounds), per actor"),
+    Check("reward_clipped", _fit_checks.reward_clipped, ("reward",),
+          "an actor's rewards piled up exactly at its extreme value while the other actors' pass it"),
+    Check("reward_lag", _fit_checks.reward_lag, ("state", "next_state", "reward"),
+          "each actor's rewards fit its own row better than the previous row of its episode"),
+    Check("action_fit", _fit_dynamics.action_fit, ("state", "next_state", "discrete_action"),
+          "each actor's stored discrete actions explain its state changes under the other actors' dynamics"),
+    Check("foreign_rows", _fit_dynamics.foreign_rows, ("state", "next_state", "reward"),
+          "blocks of rows unlike any row elsewhere in the run (another environment's rows)"),
     Check("shard_composition", _shards.shard_composition, ("actor",),
           "a shard whose actor shares stand far, beyond chance, from the median shard's", scope="run"),
 )}
