@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from envsuite_cases import FACTS_DEFECTS, _simulated, build, localized
 
+from replaystore.analysis import _envsuite as es
 from replaystore.analysis import audit
 
 # names of FACTS_DEFECTS whose audit verdict is asserted (enable after merging the facts branch)
-ENABLED: set[str] = set()
+ENABLED: set[str] = set(FACTS_DEFECTS)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,10 @@ def facts_audits(tmp_path_factory):
     for name, (settings, plant, kw, _) in FACTS_DEFECTS.items():
         path, cols, planted = build(root, name, settings, plant, kw)
         clean = _simulated(tuple(sorted(settings.items())))
-        out[name] = (audit(path) if name in ENABLED else None, cols, planted, clean)
+        # tags are judged against behaviour only where the caller gives the expert's policy (the
+        # scripted expert of the run's environment, called state by state)
+        policies = {"expert": es.ENVS[settings["env_id"]].expert} if planted[0] == "TAG_POLICY" else None
+        out[name] = (audit(path, policies=policies) if name in ENABLED else None, cols, planted, clean)
     return out
 
 
