@@ -248,16 +248,20 @@ class FramesView:
     def __init__(self, table, frames, spec: FrameStack, schema: Schema):
         self._t, self._f, self.spec, self.schema = table, frames, spec, schema
         self.axis = spec._axis(schema[spec.columns[0]])
+        self._known: dict = {}  # columns asked -> (names, stored names)
 
     def __getattr__(self, name):
         return getattr(self._t, name)
 
     def _split(self, columns, where: str) -> tuple[list, list]:
-        from ._views import _names
+        key = columns if columns is None or isinstance(columns, str) else tuple(columns)
+        got = self._known.get(key)
+        if got is None:  # a sampler asks for the same columns at every batch
+            from ._views import _names
 
-        names = _names(self.schema, columns, where, self.name)
-        stored = [ids_name(c) if c in self.spec.columns else c for c in names]
-        return names, stored
+            names = _names(self.schema, columns, where, self.name)
+            got = self._known[key] = (names, [ids_name(c) if c in self.spec.columns else c for c in names])
+        return got
 
     def _assemble(self, names, got: dict, out: dict | None, where: str) -> dict:
         res = {}
