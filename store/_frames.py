@@ -11,7 +11,7 @@ against 7,056 bytes). Here the store keeps:
 The writer sees the whole stacks the agent gives (``state`` and ``next_state``) and stores only
 frames it has not seen: a ``next_state`` that is the ``state`` shifted by one frame adds its
 newest frame; a ``state`` equal to a recent ``next_state`` (the previous step, of any interleaved
-environment: a small cache keyed by checksum, confirmed byte for byte) adds nothing; anything else
+environment: a small cache keyed by sampled bytes, confirmed byte for byte) adds nothing; anything else
 (an episode start, whatever padding the agent used) adds its frames, equal neighbours once.
 So every stack reads back bit for bit as given, whatever the padding or truncation, with no
 configuration. Frames and ids are committed by the same commit record as everything else, and
@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._format import TRANSITIONS
 from ._schema import Column, Schema
-from .errors import SchemaError, ShapeError
+from .errors import DamagedStoreError, SchemaError
 
 FRAMES_TABLE = "frames"
 FRAME = "frame"
@@ -285,7 +285,7 @@ class FramesView:
         if not n:
             return dst
         if int(ids.min()) < 0 or int(ids.max()) >= self._f.rows:
-            raise ShapeError(f"{where}: frame ids in [{int(ids.min())}, {int(ids.max())}] but the frames table "
+            raise DamagedStoreError(f"{where}: frame ids in [{int(ids.min())}, {int(ids.max())}] but the frames table "
                              f"has {self._f.rows} committed frames: the store is damaged; run `replaystore verify`")
         if self.axis == 0:  # (depth, *frame): the gathered frames are the stacks, in place
             self._f.gather([FRAME], ids.reshape(-1), where, out={FRAME: dst.reshape(n * self.spec.depth,
@@ -336,6 +336,3 @@ def use_frames(store, views: dict) -> None:
 
             install(store, spec, schema)
 
-
-def all_names(spec: FrameStack, names: Sequence[str]) -> list[str]:
-    return [ids_name(c) if c in spec.columns else c for c in names]

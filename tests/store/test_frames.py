@@ -228,3 +228,21 @@ def test_parquet_export_and_summary_see_the_declared_columns(tmp_path):
         assert tables["plain"][k] == tables["framed"][k], k
     with ReplayStore.open(framed) as s:
         assert [c["name"] for c in s.summary()["columns"]][:2] == ["state", "next_state"]
+
+
+def test_a_damaged_frame_id_is_refused_and_named_by_verify(tmp_path):
+    """A frame id whose bytes were damaged is refused by read (not an IndexError deep in numpy, nor
+    a wrong frame), and verify names the id column."""
+    rows = rollout(13, 20, size=8)
+    _, framed = write_both(tmp_path, rows, -1, split=(5, 9))
+    with ReplayStore.open(framed) as s:
+        rec = s._record.tables["transitions"]
+        path = s._views["transitions"].segment(0).path
+        off = rec.offsets["state_frames"] + 2 * 4 * 8 + 7  # row 2, first id, its highest byte
+    with open(path, "r+b") as fh:
+        fh.seek(off)
+        fh.write(b"\x40")
+    with ReplayStore.open(framed) as s:
+        with pytest.raises(errors.DamagedStoreError, match="frame ids"):
+            s.read(["state"])
+        assert [(x["table"], x["column"]) for x in verify(s)] == [("transitions", "state_frames")]
