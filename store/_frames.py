@@ -315,7 +315,13 @@ def spec_of(extra: Mapping) -> tuple[FrameStack, Schema] | None:
     d = extra.get(EXTRA_KEY)
     if d is None:
         return None
-    return FrameStack.from_dict(d), Schema.from_json(d["schema"])
+    try:
+        spec, schema = FrameStack.from_dict(d), Schema.from_json(d["schema"])
+        physical_schemas(schema, spec)  # the declared schema fits the stack
+    except Exception as e:  # a record is data: a damaged or hostile one is refused, named
+        raise DamagedStoreError(f"the store's frames-once description is damaged ({type(e).__name__}: {e}); "
+                                "restore the store's .commit record from a backup") from None
+    return spec, schema
 
 
 def use_frames(store, views: dict) -> None:

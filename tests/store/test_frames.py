@@ -246,3 +246,15 @@ def test_a_damaged_frame_id_is_refused_and_named_by_verify(tmp_path):
         with pytest.raises(errors.DamagedStoreError, match="frame ids"):
             s.read(["state"])
         assert [(x["table"], x["column"]) for x in verify(s)] == [("transitions", "state_frames")]
+
+
+@pytest.mark.parametrize("bad", [{"depth": "x", "axis": 0, "columns": ["state"], "schema": "[]"},
+                                 {"depth": 4, "axis": 9, "columns": ["state"], "schema": None},
+                                 {"depth": 4, "axis": -1, "columns": ["state"]}])
+def test_a_damaged_frames_description_is_refused(bad):
+    """A commit record whose frames-once description is damaged is a DamagedStoreError, never a
+    raw KeyError or TypeError from deep inside."""
+    from replaystore.store._frames import spec_of
+
+    with pytest.raises(errors.DamagedStoreError, match="frames-once description is damaged"):
+        spec_of({"frames": bad})
