@@ -3,8 +3,8 @@
     python benchmarks/bench_images.py                                  # 100k frames-once rows, 16k plain
     python benchmarks/bench_images.py --rows 20000 --plain-rows 8192 --repeats 60   # quicker
 
-Atari-like rollouts (84x84 grey frames stacked 4 deep on the last axis, episodes of 20-400 steps,
-gymnasium's reset padding). Prints, each against a reference measured in the same run:
+Atari-like rollouts (84x84 grey frames stacked 4 deep, on the last axis or with ``--axis 0`` on
+the first as gymnasium's FrameStackObservation does; episodes of 20-400 steps, reset padding). Prints, each against a reference measured in the same run:
 
 - bytes on disk per transition of the frames-once store (blocks allocated, all files) against
   the 7,056-byte floor of one frame a step, and of the plain layout;
@@ -49,7 +49,7 @@ def frames(n: int, seed: int) -> np.ndarray:
     return f
 
 
-def rollout_blocks(rows: int, block: int, seed: int = 0):
+def rollout_blocks(rows: int, block: int, seed: int = 0, axis: int = -1):
     """Blocks of transitions as an agent with gymnasium's FrameStackObservation gives them."""
     rng = np.random.default_rng(seed)
     stream = frames(rows + rows // 20 + 8, seed)
@@ -57,7 +57,7 @@ def rollout_blocks(rows: int, block: int, seed: int = 0):
     done_at = []
     for start in range(0, rows, block):
         n = min(block, rows - start)
-        state = np.empty((n, SIZE, SIZE, DEPTH), np.uint8)
+        state = np.empty((n, *stack_shape(axis)), np.uint8)
         nxt = np.empty_like(state)
         done = np.zeros(n, bool)
         for i in range(n):
@@ -69,8 +69,8 @@ def rollout_blocks(rows: int, block: int, seed: int = 0):
             new = stack[1:] + [stream[pos]]
             pos += 1
             left -= 1
-            state[i] = np.stack(stack, axis=-1)
-            nxt[i] = np.stack(new, axis=-1)
+            state[i] = np.stack(stack, axis=axis)
+            nxt[i] = np.stack(new, axis=axis)
             done[i] = left == 0
             stack = None if done[i] else new
         done_at.append(done)
@@ -87,13 +87,18 @@ def disk_bytes(path: str) -> int:
     return total
 
 
-def write(path: str, rows: int, framed: bool) -> float:
-    schema = Schema.transition((SIZE, SIZE, DEPTH), state_dtype="uint8")
-    kw = {"frames": FrameStack(DEPTH)} if framed else {}
+def stack_shape(axis: int) -> tuple:
+    return (DEPTH, SIZE, SIZE) if axis == 0 else (SIZE, SIZE, DEPTH)
+
+
+def write(path: str, rows: int, framed: bool, axis: int) -> float:
+    schema = Schema.transition(stack_shape(axis), state_dtype="uint8")
+    kw = {"frames": FrameStack(DEPTH, axis=axis)} if framed else {}
     t = 0.0
-    with ReplayStore.create(path, schema, actors=ACTORS, window=rows, commit_every=1 << 30,
+    # the default window (1M): with window=rows the small columns would span window/4-row segments
+    with ReplayStore.create(path, schema, actors=ACTORS, commit_every=1 << 30,
                             commit_seconds=3600.0, **kw) as s:
-        for b in rollout_blocks(rows, 1024):
+        for b in rollout_blocks(rows, 1024, axis=axis):
             a = time.perf_counter()
             s.extend(b)
             t += time.perf_counter() - a
@@ -105,7 +110,7 @@ def write(path: str, rows: int, framed: bool) -> float:
 
 def np_save_seconds(folder: str, rows: int) -> float:
     """The reference for writing: the new frames of the same rollout, ``np.save``d to a fresh file."""
-    new = np.concatenate([b["next_state"][..., -1] for b in rollout_blocks(rows, 1024)])
+    new = np.concatenate([b["next_state"][:, -1] for b in rollout_blocks(rows, 1024, axis=0)])
     p = os.path.join(folder, "frames.npy")
     a = time.perf_counter()
     np.save(p, new)
@@ -127,7 +132,7 @@ def ram_gather(arrays: dict, n: int, batch: int, seed: int):
     return go
 
 
-def ram_frames_gather(path: str, n: int, batch: int, seed: int):
+def ram_frames_gather(path: str, n: int, batch: int, seed: int, axis: int):
     """In-RAM frames and ids (what SB3's optimize_memory_usage or Dopamine keeps), stacks assembled per batch."""
     with ReplayStore.open(path) as s:
         fr = s.read_table("frames")["frame"]
@@ -138,8 +143,11 @@ def ram_frames_gather(path: str, n: int, batch: int, seed: int):
     def go():
         idx = np.sort(rng.integers(0, n, batch))
         out = {k: a[idx] for k, a in small.items()}
-        for c, i in ids.items():  # one strided copy per depth: the fastest way measured (store/_frames.py)
-            got = fr[i[idx]]
+        for c, i in ids.items():
+            if axis == 0:  # the frames are the stack
+                out[c] = fr[i[idx]]
+                continue
+            got = fr[i[idx]]  # one strided copy per depth: the fastest way measured (store/_frames.py)
             dst = out[c] = np.empty((batch, SIZE, SIZE, DEPTH), fr.dtype)
             for j in range(DEPTH):
                 dst[..., j] = got[:, j]
@@ -154,18 +162,20 @@ def main() -> None:
     ap.add_argument("--plain-rows", type=int, default=16_384, help="plain-layout transitions (56 KB each)")
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--axis", type=int, choices=(-1, 0), default=-1,
+                    help="stack axis: -1 for (84, 84, 4), 0 for gymnasium's FrameStackObservation (4, 84, 84)")
     a = ap.parse_args()
     folder = tempfile.mkdtemp(prefix="bench_images_")
     try:
         fp, pp = os.path.join(folder, "framed.h5"), os.path.join(folder, "plain.h5")
-        t_framed = write(fp, a.rows, True)
+        t_framed = write(fp, a.rows, True, a.axis)
         t_save = np_save_seconds(folder, a.rows)
         per = disk_bytes(fp) / a.rows
         print(f"frames once, {a.rows} rows: {per:,.0f} bytes/transition on disk = {per / FLOOR:.3f}x the "
               f"{FLOOR:,}-byte floor")
         print(f"write: {a.rows / t_framed:,.0f} rows/s; np.save of the same frames {a.rows / t_save:,.0f} rows/s "
               f"-> {t_save / t_framed:.2f}x")
-        t_plain = write(pp, a.plain_rows, False)
+        t_plain = write(pp, a.plain_rows, False, a.axis)
         print(f"plain, {a.plain_rows} rows: {disk_bytes(pp) / a.plain_rows:,.0f} bytes/transition; write "
               f"{a.plain_rows / t_plain:,.0f} rows/s")
         warm_page_cache(fp)
@@ -175,7 +185,7 @@ def main() -> None:
             with Sampler(pp, batch, seed=1) as sp, Sampler(fp, batch, seed=1) as sf:
                 fns = {"plain: in-RAM stacks": ram_gather(plain_arrays, a.plain_rows, batch, 1),
                        "plain: store": sp.sample,
-                       "frames once: in-RAM frames": ram_frames_gather(fp, a.rows, batch, 1),
+                       "frames once: in-RAM frames": ram_frames_gather(fp, a.rows, batch, 1, a.axis),
                        "frames once: store": sf.sample}
                 med = interleaved_medians(fns, a.repeats, a.rounds)
             print(f"batch {batch}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in med.items()))

@@ -11,7 +11,7 @@ against 7,056 bytes). Here the store keeps:
 The writer sees the whole stacks the agent gives (``state`` and ``next_state``) and stores only
 frames it has not seen: a ``next_state`` that is the ``state`` shifted by one frame adds its
 newest frame; a ``state`` equal to a recent ``next_state`` (the previous step, of any interleaved
-environment: a small cache keyed by checksum, confirmed byte for byte) adds nothing; anything else
+environment: a small cache keyed by sampled bytes, confirmed byte for byte) adds nothing; anything else
 (an episode start, whatever padding the agent used) adds its frames, equal neighbours once.
 So every stack reads back bit for bit as given, whatever the padding or truncation, with no
 configuration. Frames and ids are committed by the same commit record as everything else, and
@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._format import TRANSITIONS
 from ._schema import Column, Schema
-from .errors import SchemaError, ShapeError
+from .errors import DamagedStoreError, SchemaError
 
 FRAMES_TABLE = "frames"
 FRAME = "frame"
@@ -248,16 +248,20 @@ class FramesView:
     def __init__(self, table, frames, spec: FrameStack, schema: Schema):
         self._t, self._f, self.spec, self.schema = table, frames, spec, schema
         self.axis = spec._axis(schema[spec.columns[0]])
+        self._known: dict = {}  # columns asked -> (names, stored names)
 
     def __getattr__(self, name):
         return getattr(self._t, name)
 
     def _split(self, columns, where: str) -> tuple[list, list]:
-        from ._views import _names
+        key = columns if columns is None or isinstance(columns, str) else tuple(columns)
+        got = self._known.get(key)
+        if got is None:  # a sampler asks for the same columns at every batch
+            from ._views import _names
 
-        names = _names(self.schema, columns, where, self.name)
-        stored = [ids_name(c) if c in self.spec.columns else c for c in names]
-        return names, stored
+            names = _names(self.schema, columns, where, self.name)
+            got = self._known[key] = (names, [ids_name(c) if c in self.spec.columns else c for c in names])
+        return got
 
     def _assemble(self, names, got: dict, out: dict | None, where: str) -> dict:
         res = {}
@@ -281,7 +285,7 @@ class FramesView:
         if not n:
             return dst
         if int(ids.min()) < 0 or int(ids.max()) >= self._f.rows:
-            raise ShapeError(f"{where}: frame ids in [{int(ids.min())}, {int(ids.max())}] but the frames table "
+            raise DamagedStoreError(f"{where}: frame ids in [{int(ids.min())}, {int(ids.max())}] but the frames table "
                              f"has {self._f.rows} committed frames: the store is damaged; run `replaystore verify`")
         if self.axis == 0:  # (depth, *frame): the gathered frames are the stacks, in place
             self._f.gather([FRAME], ids.reshape(-1), where, out={FRAME: dst.reshape(n * self.spec.depth,
@@ -311,7 +315,13 @@ def spec_of(extra: Mapping) -> tuple[FrameStack, Schema] | None:
     d = extra.get(EXTRA_KEY)
     if d is None:
         return None
-    return FrameStack.from_dict(d), Schema.from_json(d["schema"])
+    try:
+        spec, schema = FrameStack.from_dict(d), Schema.from_json(d["schema"])
+        physical_schemas(schema, spec)  # the declared schema fits the stack
+    except Exception as e:  # a record is data: a damaged or hostile one is refused, named
+        raise DamagedStoreError(f"the store's frames-once description is damaged ({type(e).__name__}: {e}); "
+                                "restore the store's .commit record from a backup") from None
+    return spec, schema
 
 
 def use_frames(store, views: dict) -> None:
@@ -332,6 +342,3 @@ def use_frames(store, views: dict) -> None:
 
             install(store, spec, schema)
 
-
-def all_names(spec: FrameStack, names: Sequence[str]) -> list[str]:
-    return [ids_name(c) if c in spec.columns else c for c in names]

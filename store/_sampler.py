@@ -19,6 +19,7 @@ import numpy.random  # noqa: F401  here, not at the first Sampler: numpy imports
 from ._sampling_prioritized import Prioritized
 from ._sampling_source import SampleSource, Window
 from ._sampling_strategies import SamplingStrategy, Stratified, Uniform
+from ._format import TRANSITIONS
 from ._schema import ACTOR
 from ._store import ReplayStore
 from .errors import ClosedStoreError, EmptyWindowError, SamplerError
@@ -114,6 +115,10 @@ class Sampler:
             raise SamplerError(f"columns={list(names)}: unknown or none; the store has {list(schema.names)}")
         self._shard_of = getattr(source, "shard_of", None)
         self._gather_grouped = getattr(source, "gather_grouped", None)
+        # The built-in strategies draw rows inside the synced window, so the batch goes straight to
+        # the store's table, past gather()'s checks of the row ids (15-30 us a batch: a tenth of a
+        # 32-row batch of 28 KB images). Any other strategy's rows are checked.
+        self._direct = isinstance(source, ReplayStore) and type(self.strategy) in (Uniform, Stratified, Prioritized)
         clash = [n for n in (ROW, WEIGHT) + ((SHARD,) if self._shard_of else ()) if n in schema]
         if clash:
             raise SamplerError(f"the schema has column(s) {clash}, whose names the sampler's batch keys use")
@@ -169,6 +174,10 @@ class Sampler:
                 rows = rows[order]
                 actor = None if actor is None else actor[order]
                 weight = None if weight is None else weight[order]
+        elif self._direct:
+            if self._source.closed:
+                raise ClosedStoreError(f"sample: the store {self._source.path} is closed")
+            batch = self._source._views[TRANSITIONS].gather(cols, rows, "sample")
         else:
             batch = self._source.gather(rows, cols)
         if actor is not None:

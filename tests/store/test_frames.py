@@ -228,3 +228,84 @@ def test_parquet_export_and_summary_see_the_declared_columns(tmp_path):
         assert tables["plain"][k] == tables["framed"][k], k
     with ReplayStore.open(framed) as s:
         assert [c["name"] for c in s.summary()["columns"]][:2] == ["state", "next_state"]
+
+
+def test_a_damaged_frame_id_is_refused_and_named_by_verify(tmp_path):
+    """A frame id whose bytes were damaged is refused by read (not an IndexError deep in numpy, nor
+    a wrong frame), and verify names the id column."""
+    rows = rollout(13, 20, size=8)
+    _, framed = write_both(tmp_path, rows, -1, split=(5, 9))
+    with ReplayStore.open(framed) as s:
+        rec = s._record.tables["transitions"]
+        path = s._views["transitions"].segment(0).path
+        off = rec.offsets["state_frames"] + 2 * 4 * 8 + 7  # row 2, first id, its highest byte
+    with open(path, "r+b") as fh:
+        fh.seek(off)
+        fh.write(b"\x40")
+    with ReplayStore.open(framed) as s:
+        with pytest.raises(errors.DamagedStoreError, match="frame ids"):
+            s.read(["state"])
+        assert [(x["table"], x["column"]) for x in verify(s)] == [("transitions", "state_frames")]
+
+
+@pytest.mark.parametrize("bad", [{"depth": "x", "axis": 0, "columns": ["state"], "schema": "[]"},
+                                 {"depth": 4, "axis": 9, "columns": ["state"], "schema": None},
+                                 {"depth": 4, "axis": -1, "columns": ["state"]}])
+def test_a_damaged_frames_description_is_refused(bad):
+    """A commit record whose frames-once description is damaged is a DamagedStoreError, never a
+    raw KeyError or TypeError from deep inside."""
+    from replaystore.store._frames import spec_of
+
+    with pytest.raises(errors.DamagedStoreError, match="frames-once description is damaged"):
+        spec_of({"frames": bad})
+
+
+FULL_DISK = """
+import resource, sys
+import numpy as np
+from replaystore.store import FrameStack, ReplayStore, errors
+import frames_proc as fp
+path, limit = sys.argv[1], int(sys.argv[2])
+s = ReplayStore.create(path, fp.SCHEMA, actors=("dqn",), window=4096, commit_every=10**9, commit_seconds=3600.0,
+                       segment_rows=fp.SEG_ROWS, frames=FrameStack(fp.DEPTH))
+s.extend(fp.rows(0, 1000))
+assert s.commit() == 1000
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))   # no new segment file may be made now
+stop = 1000
+for a in range(1000, 1600, 100):                             # across both tables' roll-over
+    try:
+        s.extend(fp.rows(a, a + 100))
+        stop = a + 100
+    except errors.StoreWriteError as e:
+        print("extend refused", e.errno, flush=True)
+        break
+try:
+    s.commit()
+    print("commit went through", flush=True)
+except errors.StoreWriteError as e:
+    print("commit refused", e.errno, flush=True)
+assert len(s) == 1000 or len(s) == stop, len(s)
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))    # space is back
+s.extend(fp.rows(stop, 2200))
+assert s.commit() == 2200, len(s)
+s.close()
+print("ok", flush=True)
+"""
+
+
+def test_full_disk_at_a_roll_over_keeps_every_accepted_frame(tmp_path):
+    """With the file size limit hit as both tables roll over to new segments, the store refuses
+    (a StoreWriteError, errno 27) and, once space is back, keeps every accepted row with its frames."""
+    path = tmp_path / "full.h5"
+    here = os.path.dirname(__file__)
+    out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {here!r})\n" + FULL_DISK,
+                          str(path), "20000"], capture_output=True, text=True, timeout=120)
+    assert 0 == out.returncode, out.stdout + out.stderr
+    assert out.stdout.split() == ["commit", "refused", "27", "ok"], out.stdout  # extends stage, the commit refuses
+    with ReplayStore.open(path) as r:
+        assert 2200 == len(r) and r.tables["frames"] > 2 * frames_proc.SEG_ROWS  # two roll-overs
+        got, want = r.read(["state", "next_state", "reward"]), frames_proc.rows(0, 2200)
+        for k in got:
+            np.testing.assert_array_equal(want[k], got[k], err_msg=k)
+        assert verify(r) == []
