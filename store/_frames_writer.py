@@ -61,6 +61,13 @@ def install(w, spec: FrameStack, schema: Schema) -> None:
 
 def _extend(self, columns: Mapping) -> int:
     """Append a block of rows, stacked columns as whole stacks (see ``StoreWriter.extend``)."""
+    # the writer's lock for the whole call: the frame ids, the frames table and the swapped schema
+    # below must not interleave with another thread's rows (the lock is re-entrant)
+    with self._wlock:
+        return _extend_locked(self, columns)
+
+
+def _extend_locked(self, columns: Mapping) -> int:
     from ._writer import StoreWriter
 
     self._check_writable("extend")
