@@ -22,6 +22,7 @@ import json
 import os
 import stat
 import struct
+import uuid as _uuid
 import zlib
 from dataclasses import dataclass, field
 
@@ -58,6 +59,16 @@ def check_version(version, where: str, newer_only: bool = False) -> None:
 def _int(v, name: str, lo: int = 0) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         raise ValueError(f"{name}={v!r}: expected an integer >= {lo}")
+    return v
+
+
+def _uuid_text(v) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"uuid={v!r}: expected a uuid string")
+    try:
+        _uuid.UUID(v)  # segment identities are made from it
+    except ValueError:
+        raise ValueError(f"uuid={v!r:.60}: not a uuid") from None
     return v
 
 
@@ -177,7 +188,7 @@ class CommitRecord:
             raise DamagedStoreError(f"{where} is not a replaystore commit record (no 'format': {FORMAT_NAME!r})")
         check_version(d.get("format_version"), where, newer_only=True)
         try:
-            r = cls(uuid=str(d["uuid"]), seq=_int(d["seq"], "seq"),
+            r = cls(uuid=_uuid_text(d["uuid"]), seq=_int(d["seq"], "seq"),
                     tables={check_name(k, where): TableRecord.from_json(t) for k, t in d["tables"].items()},
                     actor_counts=_counts(d["actor_counts"], "actor_counts"),
                     dropped_counts=_counts(d.get("dropped_counts", []), "dropped_counts"),

@@ -507,3 +507,16 @@ def test_json_shape_scan_matches_the_parsed_value(value, ascii_only):
     from replaystore.store._untrusted import _scan
 
     assert _depth_and_count(value) == _scan(json.dumps(value, ensure_ascii=ascii_only))
+
+
+@pytest.mark.parametrize("uuid", ["not-a-uuid", 12, None])
+def test_record_whose_uuid_is_not_one_is_refused(pristine, tmp_path, uuid):
+    """A commit record standing in for a missing manifest, whose uuid is damaged (found by the
+    Hypothesis test above): a store error, not the raw ValueError of making segment identities."""
+    path = _fresh_copy(pristine, tmp_path)
+    doc = read_record_json(path)
+    doc["uuid"] = uuid
+    write_record_json(path, doc)
+    os.remove(path)
+    with pytest.raises(errors.DamagedStoreError, match=r"commit record .* is damaged .*uuid"):
+        ReplayStore.open(path)
