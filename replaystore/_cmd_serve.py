@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from replaystore.common.extras import require_extra
 
-    require_extra("replaystore serve", "remote")  # one line and exit 2 when pyarrow is missing
+    require_extra("remote", "replaystore serve")  # one line and exit 2 when pyarrow is missing
     from replaystore.remote import SampleToInsertRatio, serve
     from replaystore.store.errors import StoreError
 
