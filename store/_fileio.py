@@ -92,6 +92,61 @@ class FileLayer:
     def close(self, fd: int) -> None:
         os.close(fd)
 
+    # ---------------------------------------------------------------- folders and names
+    def mkdir(self, path: str, mode: int = 0o777) -> None:
+        """Make the folder ``path`` (``FileExistsError`` if anything is there)."""
+        os.mkdir(path, mode)
+
+    def makedirs(self, path: str) -> None:
+        """Make ``path`` and any missing folder above it, each through ``mkdir``; a folder already
+        there is fine."""
+        path = os.path.abspath(path)
+        if os.path.isdir(path):
+            return
+        self.makedirs(os.path.dirname(path))
+        try:
+            self.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+
+    def rename(self, src: str, dst: str) -> None:
+        """Rename the folder (or file) ``src`` to ``dst``; a folder is never renamed over a non-empty
+        one (``ENOTEMPTY``/``EEXIST``), which is what makes a folder rename a claim."""
+        os.rename(src, dst)
+
+    def link(self, src: str, dst: str) -> None:
+        """A second name ``dst`` for the file ``src``; ``FileExistsError`` if ``dst`` exists (a claim)."""
+        os.link(src, dst, follow_symlinks=False)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def rmtree(self, path: str) -> None:
+        """Remove the folder ``path`` and everything below it, each name through ``remove``/``rmdir``
+        (a link is removed, never followed); names already gone are skipped."""
+        try:
+            names = self.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            p = os.path.join(path, name)
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self.rmtree(p)
+            else:
+                self.remove(p)
+        try:
+            self.rmdir(path)
+        except FileNotFoundError:
+            pass
+
     def file(self, fd: int) -> "LayerFile":
         """A Python file object over ``fd`` whose writes and truncations go through this layer: h5py
         writes the HDF5 files the store makes (segments, compacted segments) through it, given as

@@ -87,7 +87,7 @@ class Run:
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise StoreExistsError(f"{path} already exists and is not an empty folder; open it with Run.open(path) "
                                    "or choose a new path")
-        os.makedirs(os.path.join(path, SHARDS), exist_ok=True)
+        layer().makedirs(os.path.join(path, SHARDS))
         record = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "uuid": str(_uuid.uuid4()),
                   "schema": schema.to_json(), "actors": actors.to_json(), "window": int(window),
                   "metadata": meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -96,13 +96,14 @@ class Run:
         tmp = os.path.join(path, f".{RECORD}.{record['uuid']}.new")
         write_atomic(tmp, json.dumps(record, indent=1).encode("utf-8"), True, "run record", then=UNCHANGED)
         try:
-            os.link(tmp, os.path.join(path, RECORD))
+            layer().link(tmp, os.path.join(path, RECORD))
         except FileExistsError:
             raise StoreExistsError(f"{path} already holds a run (made by another process just now); open it with "
                                    "Run.open(path)") from None
         finally:
             layer().remove(tmp)
         fsync_dir(os.path.join(path, RECORD))
+        fsync_dir(os.path.abspath(path))  # the run folder's own name, in its parent
         return cls(path, record)
 
     @classmethod

@@ -253,6 +253,8 @@ class Opener:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def rows_on(self, files: dict[str, bytes], writer: bool = False):
+        """The rows of the store on this disk; None where there is no store at the name, after
+        checking that the name is usable: a new store is created there (and holds a row)."""
         key = (fingerprint(files), writer)
         if key not in self.seen:
             self.seen[key] = self._open(files, writer)
@@ -261,11 +263,17 @@ class Opener:
     def _open(self, files, writer):
         self.opened += 1
         d = os.path.join(self.tmp, f"crash{self.opened}")
-        materialize(files, d, folders=["s.h5.d"])
+        materialize(files, d)
         p = os.path.join(d, "s.h5")
         try:
-            if not os.path.exists(p):
-                return None  # the store's manifest never became durable: create() had not returned
+            if not os.path.exists(p):  # the manifest never became durable: the name must be free
+                with ReplayStore.create(p, SCHEMA, actors=ACTORS, window=4096, segment_rows=SEG) as w:
+                    w.extend(rows(0, 1))
+                with ReplayStore.open(p) as r:
+                    assert 1 == len(r)
+                assert not [e for e in os.listdir(d) if e.startswith(".s.h5.creating-") and
+                            os.path.exists(os.path.join(d, e, "claim.lock"))], "a dead creator's folder is left"
+                return None
             with ReplayStore.open(p, "r") as r:
                 n, lo = len(r), r.window_start()  # (rows before the window may be deleted: retain=)
                 got = r.read(list(COLUMNS), start=lo)
@@ -286,16 +294,18 @@ def check_crash_points(tmp_path, fsync: bool, steps: list[int], variants: int, s
                        layer=RecordingLayer, retain: int | None = None):
     """Every crash point of the workload: the disk a power cut (``fsync=True``) or an in-order crash
     with a torn last write (``fsync=False``) leaves opens at a commit's rows, bit-identical, and with
-    ``fsync=True`` at least at the last commit that returned. Returns (crash disks, stores opened, log)."""
+    ``fsync=True`` at least at the last commit that returned. The crash points include the whole
+    ``create()``: before it returned, the disk holds no store at the name (and a new one can be
+    created there) or a store that opens. Returns (crash disks, stores opened, log)."""
     root = tmp_path / "live"
     root.mkdir()
     log, commits, created = run_workload(str(root), fsync, steps, layer, retain)
     opener = Opener(tmp_path, commits[-1][2])
     disk, rng, disks = Disk(log), random.Random(seed), 0
     try:
-        for k in range(created, len(log) + 1, every):
+        for k in range(0, len(log) + 1, every):
             disk.advance(k)
-            returned = max(n for _, end, n in commits if end <= k)
+            returned = max((n for _, end, n in commits if end <= k), default=0)
             possible = {n for start, _, n in commits if start <= k}
             cuts = ([disk.after_power_cut(never)] + [disk.after_power_cut(coin(rng)) for _ in range(variants)]) \
                 if fsync else [disk.after_kill()] + [disk.after_kill(coin(rng)) for _ in range(variants)]
@@ -303,7 +313,9 @@ def check_crash_points(tmp_path, fsync: bool, steps: list[int], variants: int, s
                 disks += 1
                 # a writer also takes up the first disk of every fourth point (each costs a manifest)
                 n = opener.rows_on(files, writer=j == 0 and k % 4 == 0)
-                assert n is not None, f"crash point {k}: the store does not open after create() returned"
+                if n is None:  # no store: only while create() had not returned (and a new one fitted there)
+                    assert k < created, f"crash point {k}: no store at the name after create() returned"
+                    continue
                 assert n in possible, f"crash point {k}: {n} rows is no commit's count ({sorted(possible)})"
                 if fsync:
                     assert n >= returned, f"crash point {k}: {n} rows, but the commit of {returned} had returned"
