@@ -210,6 +210,51 @@ def test_a_rename_without_fsync_is_caught_by_the_power_cut(tmp_path):
     assert disk.after_power_cut(never)["f.bin"] not in (b"old" * 3000, b"new" * 3000)
 
 
+def test_folder_names_follow_their_parent_fsync(tmp_path):
+    """The model's folders: a folder made, filled and renamed is on the disk after a power cut only
+    once its new parent was synced, with the names it had at its own last sync; a hard link is a
+    second name for the same bytes; before the parent's sync, nothing of it is left."""
+    rec = RecordingLayer(tmp_path)
+    rec.mkdir(str(tmp_path / "a"))
+    rec.write_atomic(str(tmp_path / "a" / "x"), b"x" * 5000, True, "thing")  # syncs x and a's names
+    rec.rename(str(tmp_path / "a"), str(tmp_path / "b"))
+    rec.link(str(tmp_path / "b" / "x"), str(tmp_path / "y"))
+    before = rec.mark()
+    rec.fsync_dir(str(tmp_path / "y"))
+    disk = Disk(rec.log)
+    disk.advance(before)
+    assert {} == disk.after_power_cut(never)
+    assert {"b/": b"", "b/x": b"x" * 5000, "y": b"x" * 5000} == disk.after_kill()
+    disk.advance(rec.mark())
+    assert {"b/": b"", "b/x": b"x" * 5000, "y": b"x" * 5000} == disk.after_power_cut(never)
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_run_create_at_every_crash_point(tmp_path, fsync):
+    """``Run.create`` under power cuts (every unsynced name lost) and kills: the run opens, or the
+    folder holds no run and ``Run.create`` makes one there; once it returned, the run opens."""
+    from replaystore.store import Run
+
+    live = tmp_path / "live"
+    live.mkdir()
+    rec = RecordingLayer(live)
+    with use_file_layer(rec):
+        Run.create(live / "run", SCHEMA, actors=ACTORS, window=64)
+    disk, seen = Disk(rec.log), 0
+    for k in range(rec.mark() + 1):
+        disk.advance(k)
+        out = tmp_path / f"cut{k}"
+        materialize(disk.after_power_cut(never) if fsync else disk.after_kill(), out)
+        if os.path.exists(out / "run" / "run.json"):
+            assert ACTORS == Run.open(out / "run").actors.names
+            seen += 1
+        else:
+            assert k < rec.mark(), f"crash point {k}: Run.create had returned, no run.json"
+            assert ACTORS == Run.create(out / "run", SCHEMA, actors=ACTORS, window=64).actors.names
+        shutil.rmtree(out)
+    assert seen >= 1
+
+
 def run_workload(root: str, fsync: bool, steps: list[int], layer=RecordingLayer, retain: int | None = None):
     """Create a store under a recording layer and extend it by each of ``steps`` rows, committing
     after each (a step of 0 commits nothing new, None closes and reopens the writer); returns the log and the commits: (log index when
