@@ -1,10 +1,10 @@
 """The store's one file layer, and small files read safely.
 
-Every write, fsync, rename, unlink and open of a file the store (or a run, a sampler's priorities,
-the agent's checkpoints) writes goes through one ``FileLayer`` (LevelDB's ``Env`` is the model):
-fsync, rename and cleanup live here once, and a test swaps the layer (``use_layer``) for one that
-records every operation and drops what was not synced at a chosen crash point
-(``tests/store/faultfs.py``). Files are opened without following a symlink in their last
+Every write, fsync, rename, link, unlink, mkdir and open of a file or folder the store (or a run,
+a sampler's priorities, the agent's checkpoints) writes goes through one ``FileLayer`` (LevelDB's
+``Env`` is the model): fsync, rename and cleanup live here once, and a test swaps the layer
+(``use_layer``) for one that records every operation and drops what was not synced at a chosen
+crash point (``tests/store/faultfs.py``). Files are opened without following a symlink in their last
 component, and temporary files are made fresh (``O_EXCL``) after removing any leftover, so a
 link planted at ``<store>.commit.tmp`` or ``<store>.priorities`` never makes the store write the
 file it points to.
@@ -16,7 +16,6 @@ writer's identity (pid, host) with a liveness check.
 from __future__ import annotations
 
 import errno as _errno
-import io
 import json
 import os
 import socket
@@ -147,12 +146,6 @@ class FileLayer:
         except FileNotFoundError:
             pass
 
-    def file(self, fd: int) -> "LayerFile":
-        """A Python file object over ``fd`` whose writes and truncations go through this layer: h5py
-        writes the HDF5 files the store makes (segments, compacted segments) through it, given as
-        ``h5py.File(layer.file(fd), "w")``, so no byte of them bypasses the layer."""
-        return LayerFile(self, fd)
-
     # ---------------------------------------------------------------- the one atomic replace
     @contextmanager
     def replacing(self, tmp: str, final: str, fsync: bool, doing: str, then: str = ROWS_STAGED):
@@ -190,49 +183,6 @@ class FileLayer:
                 self.pwrite(fd, data, 0)
             finally:
                 self.close(fd)
-
-
-class LayerFile(io.RawIOBase):
-    """``FileLayer.file``: positioned reads with ``os.pread``, writes with the layer's ``pwrite``.
-    Closing it leaves the descriptor open: the caller closes that through the layer."""
-
-    def __init__(self, files: FileLayer, fd: int):
-        super().__init__()
-        self.files, self.fd, self.pos = files, fd, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        data = os.pread(self.fd, len(b), self.pos)
-        b[:len(data)] = data
-        self.pos += len(data)
-        return len(data)
-
-    def write(self, b) -> int:
-        n = memoryview(b).nbytes
-        self.files.pwrite(self.fd, b, self.pos)
-        self.pos += n
-        return n
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: os.fstat(self.fd).st_size}[whence]
-        self.pos = base + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def truncate(self, size: int | None = None) -> int:
-        size = self.pos if size is None else size
-        self.files.truncate(self.fd, size)
-        return size
 
 
 _layer = FileLayer()

@@ -24,9 +24,8 @@ lost at a power cut (LevelDB's model; journaling file systems keep more, never l
 the log never made (the test's own folders) are taken as durable.
 
 What the simulation covers: every write the store makes, since all go through its file layer:
-commit record slots and files, the manifest and segment skeletons (built in memory by h5py,
-written as bytes), compacted segments (h5py writes them through ``FileLayer.file``, a file
-object whose writes are the layer's pwrites), rows pwritten into segments, ``.sums``,
+commit record slots and files, the manifest, segment skeletons and compacted segments (built in
+memory by h5py, written as bytes), rows pwritten into segments, ``.sums``,
 priorities, the run record, fsyncs, and creation: the private folder, its lock files, the
 folder renamed into place, the record renamed, the manifest linked, the private folder swept.
 Reads are not recorded.
