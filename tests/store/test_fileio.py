@@ -411,6 +411,32 @@ def test_the_power_cut_check_catches_a_missing_fsync(tmp_path):
         check_crash_points(tmp_path, True, [5, 300], variants=0, seed=0, layer=RowsNeverSynced)
 
 
+def test_the_power_cut_check_catches_an_unsynced_segment_folder(tmp_path):
+    """The check sees creation: a layer that never syncs the new store's segment folder (as if
+    create() skipped it) leaves, after create() returned, a store whose first segment is gone."""
+
+    class FolderNeverSynced(RecordingLayer):
+        def fsync_dir(self, path):
+            if os.path.basename(os.path.dirname(path)) != "s.h5.d":
+                super().fsync_dir(path)
+
+    with pytest.raises(StoreError, match="transitions-000000"):
+        check_crash_points(tmp_path, True, [5, 300], variants=0, seed=0, layer=FolderNeverSynced)
+
+
+def test_the_crash_check_catches_a_name_left_unusable(tmp_path, monkeypatch):
+    """The check sees a crash in the middle of create(): without moving a dead creator's published
+    but manifest-less folder aside, the next create() of the name is refused, and the check says so."""
+    from replaystore.store import _create
+
+    def refuse(path, target, aside):
+        raise _create._exists(path)
+
+    monkeypatch.setattr(_create, "_move_half_made", refuse)
+    with pytest.raises(StoreError, match="already exists"):
+        check_crash_points(tmp_path, False, [5], variants=0, seed=0)
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.none() | st.integers(0, 1500), min_size=1, max_size=5), fsync=st.booleans(),
        seed=st.integers(0, 2**16))
