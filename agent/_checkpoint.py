@@ -40,7 +40,7 @@ def save_checkpoint(path, net: HybridDQN, target: HybridDQN | None, optimizer: t
         "optimizer": optimizer.state_dict() if optimizer is not None else {},
         "torch_rng": torch.get_rng_state(),
     }
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    file_layer().makedirs(os.path.dirname(path))
     write_torch(path, payload, "agent checkpoint")
     return path
 

@@ -136,7 +136,7 @@ def _read_status(run_path: str, name: str) -> dict:
 
 def _write_status(run_path: str, name: str, status: dict) -> None:
     path = _status_path(run_path, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    file_layer().makedirs(os.path.dirname(path))
     file_layer().write_atomic(path, json.dumps(status).encode("utf-8"), True, "worker status",
                               tmp=f"{path}.tmp-{os.getpid()}", then=UNCHANGED)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 
 import numpy as np
@@ -100,7 +99,7 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
             raise FileExistsError(f"{out_path} already exists; pass resume=True (--resume) to continue it, "
                                   "or choose another output path")
         created = [p for p in (out_path, ckpt_dir, tensorboard) if p is not None and not os.path.exists(p)]
-        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+        file_layer().makedirs(os.path.dirname(os.path.abspath(out_path)))
         try:
             store = ReplayStore.create(out_path, store_schema(spec), actors=config.actors, window=config.window,
                                        metadata=run_metadata(config), commit_every=config.commit_every,
@@ -174,10 +173,13 @@ def _close_and_clean(store, created: list) -> None:
         return
     for path in created:
         for p in store_files(path):
-            if os.path.isdir(p):
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                file_layer().remove(p)
+            try:
+                if os.path.isdir(p) and not os.path.islink(p):
+                    file_layer().rmtree(p)
+                else:
+                    file_layer().remove(p)
+            except OSError:  # best effort, as before: what is left is named by the next create's error
+                pass
 
 
 def _run_frames(agent: Agent, env, spec, mixer: ActorMixer, cfg: AgentConfig, ckpt_dir, show) -> list:

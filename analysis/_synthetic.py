@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore, Schema, train_samples_schema, train_steps_schema
+from replaystore.store import (TRAIN_SAMPLES, TRAIN_STEPS, ReplayStore, Schema, file_layer, train_samples_schema,
+                               train_steps_schema)
 
 T0 = 1_700_000_000.0   # synthetic start of the run (seconds since the epoch)
 DT = 0.001             # synthetic seconds between transitions
@@ -152,7 +153,4 @@ def corrupt(path, *, bad_codes: dict | None = None, nonfinite_rewards: tuple = (
 
 def drop_sidecar(path) -> None:
     """Remove ``<path>.commit``: a closed store opens from the HDF5 file alone."""
-    try:
-        os.remove(os.fspath(path) + ".commit")
-    except FileNotFoundError:
-        pass
+    file_layer().remove(os.fspath(path) + ".commit")

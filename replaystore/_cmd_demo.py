@@ -18,7 +18,6 @@ import argparse
 import logging
 import math
 import os
-import shutil
 import sys
 from types import ModuleType
 
@@ -50,13 +49,13 @@ def _prepare(out: str, overwrite: bool) -> None:
                                   "or --out NEW_FOLDER to keep it")
     elif os.path.exists(out) and not os.path.isdir(out):
         raise FileExistsError(f"{out} is a file, not a folder; pass --out NEW_FOLDER")
-    from replaystore.store import store_files
+    from replaystore.store import file_layer, store_files
 
     for p in [*store_files(os.path.join(out, "run.h5")), *(os.path.join(out, n) for n in ("run.ckpt", "run.tb", "audit"))]:
-        if os.path.isdir(p):
-            shutil.rmtree(p)
-        elif os.path.exists(p):
-            os.remove(p)
+        if os.path.isdir(p) and not os.path.islink(p):
+            file_layer().rmtree(p)
+        else:
+            file_layer().remove(p)
     os.makedirs(out, exist_ok=True)
     open(os.path.join(out, MARKER), "w").close()
 

@@ -135,12 +135,8 @@ def _execute(nb: dict[str, Any], params: dict[str, Any], cwd: str, timeout: floa
 
 
 def _write(path: str, text: str) -> None:
-    """Write whole or not at all: a temp file beside ``path``, renamed into place."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write whole or not at all: the file layer's one atomic replace (a temp file beside ``path``)."""
+    from replaystore.store import file_layer
+
+    file_layer().write_atomic(path, text.encode("utf-8"), False, "notebook", tmp=f"{path}.{os.getpid()}.tmp",
+                              then="The file that was there before is unchanged")

@@ -20,6 +20,7 @@ from ._format import TRANSITIONS, compact_name, segment_name
 from ._fileio import layer, replacing
 from ._segment import IDENTITY, identity_bytes
 from ._untrusted import local_dataset
+from ._h5image import hdf5_file
 from .errors import DamagedStoreError
 
 FILTERS = ("gzip", "lzf")
@@ -85,20 +86,19 @@ def compact(path, filter: str = "gzip", fsync: bool = False) -> list[int]:
 def _write_compact(folder: str, seg, tw, k: int, filter: str, fsync: bool) -> None:
     final = os.path.join(folder, compact_name(tw.name, k))
     tmp = final + ".tmp"
-    files = layer()
+    # Built in memory, as segments are, and written by the layer (create_new: no link followed):
+    # h5py writing the file itself crashed the process (SIGSEGV) when a write failed on a full
+    # disk (measured: a file size limit below a compacted segment). The image holds the compressed
+    # segment, at most its raw bytes: no more than reading a compacted segment holds anyway.
     with replacing(tmp, final, fsync, f"compacting segment {k} into {final}"):
-        fd = files.create_new(tmp)  # O_EXCL, no link followed; h5py writes it through the layer
-        try:
-            with h5py.File(seg.path, "r", locking=False) as src, h5py.File(files.file(fd), "w") as f:
-                for key, value in src.attrs.items():
-                    f.attrs[key] = value
-                f.attrs["compression"] = filter
-                for c in tw.stored:
-                    rows = max(1, min(tw.seg_rows, (1 << 20) // c.row_bytes))
-                    f.create_dataset(c.name, data=np.asarray(seg.arrays[c.name]), chunks=(rows, *c.shape),
-                                     compression=filter, shuffle=True)
-                # the identity the mapped bytes were checked against, not the source's dataset (which a
-                # hostile segment can point at another file)
-                f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(tw.uuid, tw.name, k), np.uint8))
-        finally:
-            files.close(fd)
+        with h5py.File(seg.path, "r", locking=False) as src, hdf5_file(tmp) as f:
+            for key, value in src.attrs.items():
+                f.attrs[key] = value
+            f.attrs["compression"] = filter
+            for c in tw.stored:
+                rows = max(1, min(tw.seg_rows, (1 << 20) // c.row_bytes))
+                f.create_dataset(c.name, data=np.asarray(seg.arrays[c.name]), chunks=(rows, *c.shape),
+                                 compression=filter, shuffle=True)
+            # the identity the mapped bytes were checked against, not the source's dataset (which a
+            # hostile segment can point at another file)
+            f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(tw.uuid, tw.name, k), np.uint8))

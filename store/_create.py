@@ -18,6 +18,12 @@ A creator killed between 1 and 3 leaves a published folder with no manifest and 
 but the empty first segment, renames the folder away and claims the name. Private folders of
 dead creators (their ``claim.lock`` is unlocked) are removed by the next create of that name,
 as SQLite removes a hot journal's leftovers, after taking the lock that proves nobody uses them.
+
+Every folder, rename, link and removal goes through the file layer, so the power-loss tests see
+creation too. With ``fsync=True`` the private files are synced as they are built (the segment and
+its folder's names, the record, the manifest) and the parent folder once all three names are in
+it: a store whose ``create()`` returned survives a power cut, and one cut before that leaves no
+name at all (or, without fsync, what a kill leaves: usable as above).
 """
 
 from __future__ import annotations
@@ -25,12 +31,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
-import tempfile
+import secrets
 from collections.abc import Callable
 
 from . import _record
-from ._fileio import fsync_dir
+from ._fileio import fsync_dir, layer
 from ._format import TRANSITIONS, segment_dir, segment_name
 from .errors import DamagedStoreError, StoreExistsError
 
@@ -46,41 +51,63 @@ def create_published(path: str, build: Callable[[str], None], fsync: bool) -> in
     _remove_dead_private_folders(parent, name)
     if os.path.lexists(path):
         raise _exists(path)
-    stage = tempfile.mkdtemp(prefix=f".{name}{_CREATING}", dir=parent)
+    files = layer()
+    stage = _private_folder(parent, f".{name}{_CREATING}")
     claim = lock = -1
     try:
         # locked under another name, then renamed: a sweeper that found claim.lock before its
         # creator locked it would take it for a dead creator's (seen once in 24 racing creates)
         claim = _locked(os.path.join(stage, CLAIM + ".new"), create=True)
-        os.rename(os.path.join(stage, CLAIM + ".new"), os.path.join(stage, CLAIM))
+        files.replace(os.path.join(stage, CLAIM + ".new"), os.path.join(stage, CLAIM))
         private = os.path.join(stage, name)
-        os.mkdir(segment_dir(private))
+        files.mkdir(segment_dir(private))
+        # made before the first segment, whose creation (with fsync) syncs the folder's names
         lock = _locked(os.path.join(segment_dir(private), LOCK), create=True)
         build(private)
         _claim_folder(path, segment_dir(private), stage)
         try:
             if os.path.lexists(path):
                 raise _exists(path)
-            os.replace(_record.record_path(private), _record.record_path(path))
+            files.replace(_record.record_path(private), _record.record_path(path))
             try:
-                os.link(private, path)
+                files.link(private, path)
             except FileExistsError:
                 raise _exists(path) from None
         except BaseException:  # give the folder back, so the name stays free
-            os.rename(segment_dir(path), os.path.join(stage, "unpublished.d"))
+            files.rename(segment_dir(path), os.path.join(stage, "unpublished.d"))
             raise
-        if fsync:
+        if fsync:  # the folder, the record and the manifest: one sync makes the three names durable
             fsync_dir(path)
     except BaseException:
         if lock >= 0:
-            os.close(lock)
-        shutil.rmtree(stage, ignore_errors=True)
+            files.close(lock)
+        _remove(stage)
         if claim >= 0:
-            os.close(claim)
+            files.close(claim)
         raise
-    shutil.rmtree(stage, ignore_errors=True)
-    os.close(claim)
+    _remove(stage)
+    files.close(claim)
     return lock
+
+
+def _private_folder(parent: str, prefix: str) -> str:
+    """A new folder ``<parent>/<prefix><random>`` made by this call (as ``tempfile.mkdtemp``)."""
+    for _ in range(100):
+        stage = os.path.join(parent, prefix + secrets.token_hex(4))
+        try:
+            layer().mkdir(stage, 0o700)
+            return stage
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free private folder name {prefix}* in {parent}")
+
+
+def _remove(folder: str) -> None:
+    """Remove a private folder, best effort: what is left is swept by the next create."""
+    try:
+        layer().rmtree(folder)
+    except OSError:
+        pass
 
 
 def _exists(path: str) -> StoreExistsError:
@@ -90,11 +117,12 @@ def _exists(path: str) -> StoreExistsError:
 
 def _locked(path: str, create: bool) -> int:
     """An fd of ``path`` holding its exclusive flock; ``BlockingIOError`` if another holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT | os.O_EXCL if create else 0), 0o644)
+    files = layer()
+    fd = files.create_new(path) if create else files.open_write(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BaseException:
-        os.close(fd)
+        files.close(fd)
         raise
     return fd
 
@@ -104,7 +132,7 @@ def _claim_folder(path: str, folder: str, stage: str) -> None:
     target = segment_dir(path)
     for _ in range(3):
         try:
-            os.rename(folder, target)
+            layer().rename(folder, target)
             return
         except OSError as e:
             if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
@@ -128,16 +156,16 @@ def _move_half_made(path: str, target: str, aside: str) -> None:
         raise StoreExistsError(f"{path} is being created (or its folder {target} written) by another live "
                                "process; open it with ReplayStore.open(path, 'a') once that is done") from None
     try:
-        names = set(os.listdir(target)) - {LOCK}
+        names = set(layer().listdir(target)) - {LOCK}
         first = segment_name(TRANSITIONS, 0)
         if any(n != first and not n.endswith(".tmp") for n in names) or _counts_rows(path):
             raise StoreExistsError(f"{target} already exists and holds rows (the segments of a store whose file "
                                    f"{path} is missing?); move or remove it first")
-        os.rename(target, aside)
+        layer().rename(target, aside)
     finally:
         if fd >= 0:
-            os.close(fd)
-    shutil.rmtree(aside, ignore_errors=True)
+            layer().close(fd)
+    _remove(aside)
 
 
 def _counts_rows(path: str) -> bool:
@@ -153,7 +181,7 @@ def _remove_dead_private_folders(parent: str, name: str) -> None:
     """Remove private folders of creators of ``name`` that died (their claim lock is free)."""
     prefix = f".{name}{_CREATING}"
     try:
-        entries = [e for e in os.listdir(parent) if e.startswith(prefix)]
+        entries = [e for e in layer().listdir(parent) if e.startswith(prefix)]
     except OSError:
         return
     for e in entries:
@@ -163,6 +191,6 @@ def _remove_dead_private_folders(parent: str, name: str) -> None:
         except OSError:  # alive (locked), being removed, or not yet claimed: leave it
             continue
         try:
-            shutil.rmtree(stage, ignore_errors=True)
+            _remove(stage)
         finally:
-            os.close(fd)
+            layer().close(fd)

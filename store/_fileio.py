@@ -1,10 +1,10 @@
 """The store's one file layer, and small files read safely.
 
-Every write, fsync, rename, unlink and open of a file the store (or a run, a sampler's priorities,
-the agent's checkpoints) writes goes through one ``FileLayer`` (LevelDB's ``Env`` is the model):
-fsync, rename and cleanup live here once, and a test swaps the layer (``use_layer``) for one that
-records every operation and drops what was not synced at a chosen crash point
-(``tests/store/faultfs.py``). Files are opened without following a symlink in their last
+Every write, fsync, rename, link, unlink, mkdir and open of a file or folder the store (or a run,
+a sampler's priorities, the agent's checkpoints) writes goes through one ``FileLayer`` (LevelDB's
+``Env`` is the model): fsync, rename and cleanup live here once, and a test swaps the layer
+(``use_layer``) for one that records every operation and drops what was not synced at a chosen
+crash point (``tests/store/faultfs.py``). Files are opened without following a symlink in their last
 component, and temporary files are made fresh (``O_EXCL``) after removing any leftover, so a
 link planted at ``<store>.commit.tmp`` or ``<store>.priorities`` never makes the store write the
 file it points to.
@@ -16,7 +16,6 @@ writer's identity (pid, host) with a liveness check.
 from __future__ import annotations
 
 import errno as _errno
-import io
 import json
 import os
 import socket
@@ -92,11 +91,60 @@ class FileLayer:
     def close(self, fd: int) -> None:
         os.close(fd)
 
-    def file(self, fd: int) -> "LayerFile":
-        """A Python file object over ``fd`` whose writes and truncations go through this layer: h5py
-        writes the HDF5 files the store makes (segments, compacted segments) through it, given as
-        ``h5py.File(layer.file(fd), "w")``, so no byte of them bypasses the layer."""
-        return LayerFile(self, fd)
+    # ---------------------------------------------------------------- folders and names
+    def mkdir(self, path: str, mode: int = 0o777) -> None:
+        """Make the folder ``path`` (``FileExistsError`` if anything is there)."""
+        os.mkdir(path, mode)
+
+    def makedirs(self, path: str) -> None:
+        """Make ``path`` and any missing folder above it, each through ``mkdir``; a folder already
+        there is fine."""
+        path = os.path.abspath(path)
+        if os.path.isdir(path):
+            return
+        self.makedirs(os.path.dirname(path))
+        try:
+            self.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+
+    def rename(self, src: str, dst: str) -> None:
+        """Rename the folder (or file) ``src`` to ``dst``; a folder is never renamed over a non-empty
+        one (``ENOTEMPTY``/``EEXIST``), which is what makes a folder rename a claim."""
+        os.rename(src, dst)
+
+    def link(self, src: str, dst: str) -> None:
+        """A second name ``dst`` for the file ``src``; ``FileExistsError`` if ``dst`` exists (a claim)."""
+        os.link(src, dst, follow_symlinks=False)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def rmtree(self, path: str) -> None:
+        """Remove the folder ``path`` and everything below it, each name through ``remove``/``rmdir``
+        (a link is removed, never followed); names already gone are skipped."""
+        try:
+            names = self.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            p = os.path.join(path, name)
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self.rmtree(p)
+            else:
+                self.remove(p)
+        try:
+            self.rmdir(path)
+        except FileNotFoundError:
+            pass
 
     # ---------------------------------------------------------------- the one atomic replace
     @contextmanager
@@ -135,49 +183,6 @@ class FileLayer:
                 self.pwrite(fd, data, 0)
             finally:
                 self.close(fd)
-
-
-class LayerFile(io.RawIOBase):
-    """``FileLayer.file``: positioned reads with ``os.pread``, writes with the layer's ``pwrite``.
-    Closing it leaves the descriptor open: the caller closes that through the layer."""
-
-    def __init__(self, files: FileLayer, fd: int):
-        super().__init__()
-        self.files, self.fd, self.pos = files, fd, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        data = os.pread(self.fd, len(b), self.pos)
-        b[:len(data)] = data
-        self.pos += len(data)
-        return len(data)
-
-    def write(self, b) -> int:
-        n = memoryview(b).nbytes
-        self.files.pwrite(self.fd, b, self.pos)
-        self.pos += n
-        return n
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: os.fstat(self.fd).st_size}[whence]
-        self.pos = base + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def truncate(self, size: int | None = None) -> int:
-        size = self.pos if size is None else size
-        self.files.truncate(self.fd, size)
-        return size
 
 
 _layer = FileLayer()

@@ -41,6 +41,18 @@ _SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LOCK_RETRY_SECONDS = 1.0  # how long create_shard retries a shard whose HDF5 file another process holds
 
 
+def _unfinished(path: str) -> bool:
+    """Whether the folder ``path`` holds nothing, or only what a creator killed before publishing the
+    record leaves (an empty shards folder, its unlinked record and its temporary): a run can still be
+    created there."""
+    for name in os.listdir(path):
+        if name == SHARDS and os.path.isdir(os.path.join(path, SHARDS)) and not os.listdir(os.path.join(path, SHARDS)):
+            continue
+        if not (name.startswith(f".{RECORD}.") and name.endswith((".new", ".new.tmp"))):
+            return False
+    return True
+
+
 class Run:
     """A run: many shards (one ``ReplayStore`` each) that share one schema, vocabulary and window.
 
@@ -92,10 +104,10 @@ class Run:
             meta = json.dumps(dict(metadata or {}))
         except TypeError as e:
             raise TypeError(f"metadata must be JSON-serializable (str, numbers, lists, dicts): {e}") from None
-        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        if os.path.exists(path) and (not os.path.isdir(path) or not _unfinished(path)):
             raise StoreExistsError(f"{path} already exists and is not an empty folder; open it with Run.open(path) "
                                    "or choose a new path")
-        os.makedirs(os.path.join(path, SHARDS), exist_ok=True)
+        layer().makedirs(os.path.join(path, SHARDS))
         record = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "uuid": str(_uuid.uuid4()),
                   "schema": schema.to_json(), "actors": actors.to_json(), "window": int(window),
                   "metadata": meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -104,13 +116,14 @@ class Run:
         tmp = os.path.join(path, f".{RECORD}.{record['uuid']}.new")
         write_atomic(tmp, json.dumps(record, indent=1).encode("utf-8"), True, "run record", then=UNCHANGED)
         try:
-            os.link(tmp, os.path.join(path, RECORD))
+            layer().link(tmp, os.path.join(path, RECORD))
         except FileExistsError:
             raise StoreExistsError(f"{path} already holds a run (made by another process just now); open it with "
                                    "Run.open(path)") from None
         finally:
             layer().remove(tmp)
         fsync_dir(os.path.join(path, RECORD))
+        fsync_dir(os.path.abspath(path))  # the run folder's own name, in its parent
         return cls(path, record)
 
     @classmethod

@@ -8,17 +8,27 @@ sectors). ``RecordingLayer`` passes every operation through to the real files an
 - a file keeps the bytes it had at its last ``fsync``; of the 4 KiB pages written since (pwrite,
   truncate, a whole file a library wrote), each is kept or lost (``keep`` decides: all lost,
   LevelDB's model, or a random part, SQLite's);
-- a name (a new file, a rename, an unlink) survives only once its folder was fsynced after it;
-  until then the folder holds what it held at its last fsync;
+- a name (a new file or folder, a rename of either, a hard link, an unlink, a removed folder)
+  survives only once the folder holding it was fsynced after it; until then that folder holds
+  what it held at its last fsync. Each folder is its own record of names (as an inode is): a
+  folder renamed carries its names along, and a rename from one folder to another is durable
+  in each folder separately (fsync both; a cut between may leave the name in both or neither).
+  Hard links name one file: its bytes are the same under each name;
 - ``in_order=True`` is the weaker promise of ``fsync=False``: the disk holds every operation
   before the crash point in order (what a kill -9 leaves), the last one torn to whole pages.
 
+What the model assumes: fsync of a file makes its bytes and length durable but not its name;
+fsync of a folder makes its current names durable (not its subfolders' names); nothing
+unsynced survives in part of a name (an entry is there or not), and unsynced names are all
+lost at a power cut (LevelDB's model; journaling file systems keep more, never less). Folders
+the log never made (the test's own folders) are taken as durable.
+
 What the simulation covers: every write the store makes, since all go through its file layer:
-commit record slots and files, the manifest (built in memory by h5py, written as bytes), segment
-skeletons and compacted segments (h5py writes them through ``FileLayer.file``, a file object
-whose writes are the layer's pwrites), rows pwritten into segments, ``.sums``, priorities, the
-run record, fsyncs, renames, unlinks. Folders are taken as durable (``mkdir`` of the store's
-folder is not simulated); reads are not recorded.
+commit record slots and files, the manifest, segment skeletons and compacted segments (built in
+memory by h5py, written as bytes), rows pwritten into segments, ``.sums``,
+priorities, the run record, fsyncs, and creation: the private folder, its lock files, the
+folder renamed into place, the record renamed, the manifest linked, the private folder swept.
+Reads are not recorded.
 """
 
 from __future__ import annotations
@@ -97,11 +107,32 @@ class RecordingLayer(FileLayer):
         super().fsync_dir(path)
         self.log.append(("fsync_dir", os.path.dirname(self._rel(path))))
 
+    def _moved(self, src, dst):
+        s, d = self._rel(src), self._rel(dst)
+        for key in [k for k in self._names if k == s or k.startswith(s + os.sep)]:
+            self._names[d + key[len(s):]] = self._names.pop(key)
+        self.log.append(("rename", s, d))
+
     def replace(self, src, dst):
         super().replace(src, dst)
-        fid = self._names.pop(self._rel(src))
-        self._names[self._rel(dst)] = fid
-        self.log.append(("rename", self._rel(src), self._rel(dst)))
+        self._moved(src, dst)
+
+    def rename(self, src, dst):
+        super().rename(src, dst)
+        self._moved(src, dst)
+
+    def link(self, src, dst):
+        super().link(src, dst)
+        self._names[self._rel(dst)] = self._known(src)
+        self.log.append(("link", self._rel(src), self._rel(dst)))
+
+    def mkdir(self, path, mode=0o777):
+        super().mkdir(path, mode)
+        self.log.append(("mkdir", self._rel(path)))
+
+    def rmdir(self, path):
+        super().rmdir(path)
+        self.log.append(("rmdir", self._rel(path)))
 
     def remove(self, path):
         gone = super().remove(path)
@@ -125,6 +156,12 @@ class _File:
         self.dirty.update(range(start // PAGE, -(-stop // PAGE)))
 
 
+@dataclass
+class _Folder:
+    names: dict = field(default_factory=dict)    # name -> file id (int) or _Folder, as now
+    durable: dict = field(default_factory=dict)  # as at the folder's last fsync
+
+
 class Disk:
     """The state of the recorded files after the first ``k`` operations, replayed one by one."""
 
@@ -132,8 +169,7 @@ class Disk:
         self.log = log
         self.k = 0
         self.files: dict[int, _File] = {}
-        self.names: dict[str, int] = {}     # what the folders hold now
-        self.durable: dict[str, int] = {}   # what they held at their last fsync
+        self.root = _Folder()
         self._before = None                 # (file, offset, bytes) the last write overwrote
 
     def advance(self, k: int) -> None:
@@ -141,11 +177,25 @@ class Disk:
             self._apply(self.log[self.k])
             self.k += 1
 
+    def _folder(self, rel: str) -> _Folder:
+        """The folder at ``rel`` now; one the log never made is taken as there and durable."""
+        d = self.root
+        for part in (p for p in rel.split(os.sep) if p not in ("", ".")):
+            if not isinstance(d.names.get(part), _Folder):
+                d.names[part] = d.durable[part] = _Folder()
+            d = d.names[part]
+        return d
+
+    def _parent(self, rel: str) -> tuple[_Folder, str]:
+        head, name = os.path.split(rel)
+        return self._folder(head), name
+
     def _apply(self, op: tuple) -> None:
         kind = op[0]
         if kind == "create":
             self.files[op[2]] = _File()
-            self.names[op[1]] = op[2]
+            d, name = self._parent(op[1])
+            d.names[name] = op[2]
         elif kind == "write":
             f, at, data = self.files[op[1]], op[2], op[3]
             old = bytes(f.data[at:at + len(data)])
@@ -164,43 +214,65 @@ class Disk:
             f = self.files[op[1]]
             f.synced, f.dirty = bytes(f.data), set()
         elif kind == "fsync_dir":
-            folder = op[1]
-            for p in {p for p in (*self.names, *self.durable) if os.path.dirname(p) == folder}:
-                if p in self.names:
-                    self.durable[p] = self.names[p]
-                else:
-                    self.durable.pop(p, None)
+            d = self._folder(op[1])
+            d.durable = dict(d.names)
+        elif kind == "mkdir":
+            d, name = self._parent(op[1])
+            d.names[name] = _Folder()
         elif kind == "rename":
-            self.names[op[2]] = self.names.pop(op[1])
-        elif kind == "unlink":
-            del self.names[op[1]]
+            (src, sn), (dst, dn) = self._parent(op[1]), self._parent(op[2])
+            dst.names[dn] = src.names.pop(sn)
+        elif kind == "link":
+            (src, sn), (dst, dn) = self._parent(op[1]), self._parent(op[2])
+            dst.names[dn] = src.names[sn]
+        elif kind in ("unlink", "rmdir"):
+            d, name = self._parent(op[1])
+            del d.names[name]
         else:
             raise ValueError(f"unknown operation {kind!r}")
 
+    def _walk(self, durable: bool, d=None, prefix=""):
+        """(path, file id or None for a folder) of every name reachable from the root."""
+        for name, node in ((d or self.root).durable if durable else (d or self.root).names).items():
+            path = os.path.join(prefix, name)
+            if isinstance(node, _Folder):
+                yield path, None
+                yield from self._walk(durable, node, path)
+            else:
+                yield path, node
+
     def after_power_cut(self, keep) -> dict[str, bytes]:
-        """path -> bytes left on disk: durable names, synced bytes, and each unsynced page (and
-        length change) where ``keep()`` says so."""
-        out = {}
-        for path, fid in self.durable.items():
-            out[path] = self._content(self.files[fid], keep)
+        """path -> bytes left on disk (a folder as ``path/`` -> b""): the names durable in folders
+        reachable through durable names, synced bytes, and each unsynced page (and length change)
+        where ``keep()`` says so, the same for every name of a file."""
+        out, content = {}, {}
+        for path, fid in self._walk(durable=True):
+            if fid is None:
+                out[path + "/"] = b""
+            else:
+                if fid not in content:
+                    content[fid] = self._content(self.files[fid], keep)
+                out[path] = content[fid]
         return out
 
     def after_kill(self, torn_keep=None) -> dict[str, bytes]:
-        """path -> bytes if every operation so far reached the disk; with ``torn_keep``, the last
-        operation (a write) lands only in the pages it picks."""
-        out = {p: bytes(self.files[fid].data) for p, fid in self.names.items()}
+        """path -> bytes (a folder as ``path/`` -> b"") if every operation so far reached the disk;
+        with ``torn_keep``, the last operation (a write) lands only in the pages it picks."""
+        names = list(self._walk(durable=False))
+        out = {p + "/" if fid is None else p: b"" if fid is None else bytes(self.files[fid].data) for p, fid in names}
         if torn_keep is not None and self.k:
             op = self.log[self.k - 1]
             if op[0] == "write":
-                path = next((p for p, fid in self.names.items() if fid == op[1]), None)
-                if path is not None:
-                    before = bytearray(out[path])
+                paths = [p for p, fid in names if fid == op[1]]
+                if paths:
+                    before = bytearray(out[paths[0]])
                     at, data = op[2], op[3]
                     for page in range(at // PAGE, -(-(at + len(data)) // PAGE)):
                         if not torn_keep():
                             lo, hi = max(at, page * PAGE), min(at + len(data), (page + 1) * PAGE)
                             before[lo:hi] = self._before[2][lo - at:hi - at]
-                    out[path] = bytes(before)
+                    for p in paths:
+                        out[p] = bytes(before)
         return out
 
     @staticmethod
@@ -228,13 +300,14 @@ def coin(rng: random.Random):
     return lambda: rng.random() < 0.5
 
 
-def materialize(files: dict[str, bytes], root: str, folders=()) -> None:
-    """Write ``files`` (relative path -> bytes) below the empty folder ``root``, with ``folders``
-    (folders are taken as durable once made)."""
-    for rel in folders:
-        os.makedirs(os.path.join(root, rel), exist_ok=True)
+def materialize(files: dict[str, bytes], root: str) -> None:
+    """Write ``files`` (relative path -> bytes; ``path/`` a folder) below the folder ``root``."""
+    os.makedirs(root, exist_ok=True)
     for rel, data in files.items():
         p = os.path.join(root, rel)
+        if rel.endswith("/"):
+            os.makedirs(p, exist_ok=True)
+            continue
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "wb") as f:
             f.write(data)

@@ -83,3 +83,42 @@ def test_compact_then_retention_deletes_compacted_segments(store_path):
     assert not [n for n in names if any(n.startswith(f"transitions-{k:06d}.") for k in range(4))], names
     with ReplayStore.open(store_path) as r:
         check_writer_rows(r, r._record.tables["transitions"].first_row, 8192)
+
+
+COMPACT_ON_A_FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+from replaystore.store import errors
+from replaystore.store._compact import compact
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, hard))  # above the record, below a compacted segment
+for _ in range(2):
+    try:
+        compact(sys.argv[1])
+    except errors.StoreWriteError as e:
+        print("refused", e.errno)
+"""
+
+
+def test_compact_on_a_full_disk_is_an_errno_not_a_crash(store_path):
+    """Compacting incompressible segments with the file size limit below a compacted segment
+    raises StoreWriteError with errno 27, twice, in a child that exits normally (h5py writing the
+    file itself crashed it with SIGSEGV); once the limit is gone, compact goes through and every
+    row reads back."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    cols = {"actor": np.zeros(n, np.uint8), "state": rng.random((n, 64), dtype=np.float32),
+            "next_state": rng.random((n, 64), dtype=np.float32), "discrete_action": np.zeros(n, "i4"),
+            "continuous_action": np.zeros((n, 0), "f4"), "reward": np.zeros(n, "f4"), "done": np.zeros(n, bool)}
+    from replaystore.store import Schema
+
+    with ReplayStore.create(store_path, Schema.transition((64,)), actors=("a", "b"), window=1000, chunk_bytes=4096,
+                            segment_rows=1024) as s:
+        s.extend(cols)
+    out = subprocess.run([sys.executable, "-c", COMPACT_ON_A_FULL_DISK, str(store_path)], capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert (0, "refused 27\nrefused 27") == (out.returncode, out.stdout.strip()), out.stderr[-2000:]
+    assert [0, 1, 2, 3] == compact(store_path)
+    with ReplayStore.open(store_path) as r:
+        got = r.read(["state", "next_state"])
+    assert np.array_equal(cols["state"], got["state"]) and np.array_equal(cols["next_state"], got["next_state"])
