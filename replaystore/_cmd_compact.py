@@ -13,7 +13,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from replaystore.store._compact import compact
+    from replaystore.store import compact
     from replaystore.store.errors import StoreError
 
     try:

@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from replaystore.store._convert import convert
+    from replaystore.store import convert
     from replaystore.store.errors import StoreError
 
     try:

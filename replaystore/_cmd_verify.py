@@ -12,7 +12,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from replaystore.store import ReplayStore
-    from replaystore.store._verify import format_findings, verify
+    from replaystore.store import format_findings, verify
     from replaystore.store.errors import StoreError
 
     try:
