@@ -189,6 +189,8 @@ def _where(root: str, pkg: list[str], target: list[str]) -> list[str]:
     # a module written relative to store/'s top (``.x`` in a flat file, ``..x`` from a room)
     for candidate in (flat, target):
         if candidate:
+            if _exists(root, candidate):  # a module that stays at store/'s top (errors)
+                return candidate
             mapped = _map_flat(candidate)
             if mapped and _exists(root, mapped):
                 return mapped
@@ -216,7 +218,8 @@ def rewrite_store_relative(root: str, path: str) -> list[str]:
             for alias in node.names:
                 where = target
                 if not _exists(root, target + [alias.name]) and target[: len(pkg)] == pkg:
-                    mapped = _map_flat(target[len(pkg):] + [alias.name])  # written for the flat layout
+                    flat = target[len(pkg):] + [alias.name]  # written for the flat layout
+                    mapped = flat if _exists(root, flat) else _map_flat(flat)
                     if mapped and _exists(root, mapped):
                         where = mapped[:-1]
                 text = alias.name + (f" as {alias.asname}" if alias.asname else "")
