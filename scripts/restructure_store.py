@@ -62,6 +62,7 @@ MAPPING = {
     "_actors": "format",
     "_format": "format",
     "_checksum": "format",
+    "_sums": "format",
     "_segment": "format",
     "_record": "format",
     "_manifest": "format",
