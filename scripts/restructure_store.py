@@ -261,6 +261,7 @@ def rewrite_store_relative(root: str, path: str) -> list[str]:
 DOTTED = re.compile(r"replaystore\.store\.(_\w+)")
 FROM_PKG = re.compile(r"^(?P<indent>[ \t]*)from replaystore\.store import (?P<names>[^()\n#]+?)(?P<tail>[ \t]*(#.*)?)$",
                       re.MULTILINE)
+PAREN_FROM_PKG = re.compile(r"from replaystore\.store import \(([^)]*)\)")
 PATHS = re.compile(r"(?<![\w/.])store/(_\w+)\.py")
 
 
@@ -329,6 +330,10 @@ def rewrite_everywhere(root: str) -> int:
             except UnicodeDecodeError:
                 continue
         new = rewrite_notebook(text) if path.endswith(".ipynb") else rewrite_text(text)
+        for m in PAREN_FROM_PKG.finditer(new):  # ``from replaystore.store import (`` over lines: by hand
+            if any(n.split(" as ")[0].strip() in MAPPING for n in m.group(1).replace("\n", " ").split(",")):
+                say(f"REWRITE BY HAND: {os.path.relpath(path, root)}: a parenthesized `from replaystore.store import (...)`"
+                    " names store modules that moved")
         if new != text:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(new)
