@@ -57,6 +57,7 @@ MAPPING = {
     "_fileio": "files",
     "_h5image": "files",
     "_mapped": "files",
+    "_untrusted": "files",      # branch hostile: bounded JSON, HDF5 datasets kept in their own file (imports errors only)
     # format
     "_schema": "format",
     "_actors": "format",
