@@ -16,7 +16,8 @@ The rooms. The folders show the architecture; a room imports only rooms above it
 ``__init__.py`` is empty, so importing one imports nothing else:
 
 - ``files/``  the file layer (``_fileio``: every open, write, fsync, rename, unlink; ``_h5image``:
-  HDF5 files built in memory; ``_mapped``: memory maps). LevelDB's ``Env``: one seam a test swaps.
+  HDF5 files built in memory; ``_mapped``: memory maps; ``_untrusted``: what a store's files say,
+  read as data that may be hostile). LevelDB's ``Env``: one seam a test swaps.
 - ``format/`` what is on disk and nothing about who reads or writes it: schema, actors, format
   constants, checksums, segments, the commit record, the manifest, telemetry schemas.
   LevelDB's ``table/`` + ``db/log_format``, zarr's ``core/metadata``: the format is its own room.
