@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replaystore.store._compact import compact
+    from replaystore.store import compact
     from replaystore.store.errors import StoreError
 
     try:

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replaystore.store._convert import convert
+    from replaystore.store import convert
     from replaystore.store.errors import StoreError
 
     try:

@@ -13,7 +13,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from replaystore.store import ReplayStore
-    from replaystore.store._summary import format_summary, summarize
+    from replaystore.store import format_summary, summarize
     from replaystore.store.errors import StoreError
 
     try:

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replaystore.store import ReplayStore
-    from replaystore.store._verify import format_findings, verify
+    from replaystore.store import format_findings, verify
     from replaystore.store.errors import StoreError
 
     try:

@@ -1,13 +1,43 @@
 """replaystore's store: an RL replay buffer kept as HDF5 segments with a mandatory actor column.
 
 Public names: ``Schema``, ``Column``, ``ReplayStore`` (with its two roles ``StoreReader`` and
-``StoreWriter``), ``Actors``, ``errors``, ``FORMAT_VERSION``, ``verify``; sampling: ``Sampler``,
+``StoreWriter``), ``Actors``, ``errors``, ``FORMAT_VERSION``; sampling: ``Sampler``,
 its strategies ``Uniform``, ``Stratified``, ``Prioritized`` (protocol ``SamplingStrategy``) and
 ``SampleSource``, what a sampler needs from a store; ``Run`` (a folder of shards, one store per
 writing process) and ``RunSource`` (its shards as one sample source); ``FileLayer``, the one object
 every file write goes through (``file_layer()`` the current one, ``use_file_layer`` to swap it);
 ``FrameStack`` (stacked image observations stored one frame per step:
-``ReplayStore.create(..., frames=FrameStack(4))``).
+``ReplayStore.create(..., frames=FrameStack(4))``); whole-store tools: ``verify`` (re-read every
+committed byte against its checksums; ``format_findings`` prints the result), ``compact``,
+``convert`` and ``summarize`` (``format_summary`` prints it). Everything else is private.
+
+The rooms. The folders show the architecture; a room imports only rooms above it in this list
+(``tests/packaging/test_import_cycles.py`` lists the circles still left), and each room's
+``__init__.py`` is empty, so importing one imports nothing else:
+
+- ``files/``  the file layer (``_fileio``: every open, write, fsync, rename, unlink; ``_h5image``:
+  HDF5 files built in memory; ``_mapped``: memory maps; ``_untrusted``: what a store's files say,
+  read as data that may be hostile). LevelDB's ``Env``: one seam a test swaps.
+- ``format/`` what is on disk and nothing about who reads or writes it: schema, actors, format
+  constants, checksums, segments, the commit record, the manifest, telemetry schemas.
+  LevelDB's ``table/`` + ``db/log_format``, zarr's ``core/metadata``: the format is its own room.
+- ``read/``   the reading role: ``ReplayStore`` (the API both roles share; ``open``/``create`` hand
+  out the roles installed below, so the base never imports its subclasses), ``StoreReader``,
+  the table views over mapped bytes, frames-once stacks rebuilt on read, format 1 read-only.
+- ``write/``  the writing role: ``StoreWriter``, atomic creation, append, blocks, the table writer,
+  the checks on incoming values. It builds on ``read/`` (a writer reads what it wrote).
+- ``sample/`` the ``Sampler`` and what it draws with: strategies, prioritized replay and its
+  priorities file, the sum tree, the ``SampleSource`` protocol. Dopamine's
+  ``replay_memory/samplers.py`` + ``sum_tree.py``: a sampler returns rows, never calls HDF5.
+- ``run/``    many stores as one: ``Run`` (shards) and ``RunSource``.
+- ``tools/``  whole-store operations on top of the roles: verify, compact, convert, summary
+  (SQLite's shell tools and LevelDB's ``RepairDB`` sit outside the engine the same way).
+
+Why these lines: SQLite and LevelDB both put the OS below the format and the format below the
+engine (``os_unix.c`` < pager/btree < vdbe; ``Env`` < ``table/`` < ``db/``); zarr v3 keeps
+storage, metadata and the array API in separate packages; Dopamine splits its replay memory into
+record types, sampling distributions and the sum tree. Reading sits below writing because a
+writer reopens and recovers through the same trust logic a reader uses (``_reader.use_trusted``).
 """
 
 from . import errors
@@ -20,14 +50,24 @@ from ._reader import StoreReader
 from ._sampling_prioritized import Prioritized
 from ._sampling_source import SampleSource
 from ._sampling_strategies import SamplingStrategy, Stratified, Uniform
-from ._store import ReplayStore
+from ._store import ReplayStore, use_roles
 from ._writer import StoreWriter
+from ._frames_writer import create_framed
 from ._sampler import Sampler
 from ._run import Run
 from ._run_source import RunSource
 from ._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
+from ._verify import format_findings, verify
+from ._compact import compact
+from ._convert import convert
+from ._summary import format_summary, summarize
+
+# ReplayStore.open/create return the roles, which subclass it: handed in here so _store never imports them.
+use_roles(reader=StoreReader, writer=StoreWriter, create_framed=create_framed)
+del use_roles, create_framed
 
 __all__ = ["Actors", "Column", "FORMAT_VERSION", "FrameStack", "ReplayStore", "Sampler", "Schema", "StoreReader", "StoreWriter",
            "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors", "train_samples_schema", "train_steps_schema", "store_files",
            "Prioritized", "SampleSource", "SamplingStrategy", "Stratified", "Uniform", "Run", "RunSource",
-           "FileLayer", "file_layer", "use_file_layer"]
+           "FileLayer", "file_layer", "use_file_layer", "verify", "format_findings", "compact", "convert", "summarize",
+           "format_summary"]

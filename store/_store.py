@@ -33,6 +33,26 @@ _S = TypeVar("_S", bound="ReplayStore")
 _MODES = ("r", "a")
 MAX_WINDOW = 1 << 40  # rows; more is a damaged or hostile file, not a replay window
 
+# The two roles subclass ReplayStore, so this module must not import them (that was a circle: _store ->
+# _writer -> _store). The package's __init__ hands them in once, with use_roles(), after importing
+# both; ReplayStore.create/open look them up here. Any import of a store module runs that __init__
+# first, so the roles are always in place before a factory can be called.
+_ROLES: dict = {}
+
+
+def use_roles(*, reader, writer, create_framed) -> None:
+    """Install the classes ``open``/``create`` return: ``StoreReader``, ``StoreWriter`` and the
+    frames-once creator (``_frames_writer.create_framed``). Called once, by ``store/__init__.py``."""
+    _ROLES.update(reader=reader, writer=writer, create_framed=create_framed)
+
+
+def _role(name: str):
+    try:
+        return _ROLES[name]
+    except KeyError:
+        raise RuntimeError(f"ReplayStore's roles are not installed ({name!r} missing): import the package "
+                           "replaystore.store (its __init__ calls use_roles) rather than loading _store.py alone") from None
+
 
 class ReplayStore:
     """A replay buffer kept as HDF5 segments, every row tagged with its actor.
@@ -91,16 +111,12 @@ class ReplayStore:
         ``frames``: a ``FrameStack`` stores stacked observations one frame per step (``_frames.py``).
         Returns a ``StoreWriter``.
         """
-        from ._writer import StoreWriter
-
         if frames is not None:
-            from ._frames_writer import create_framed
-
-            return create_framed(os.fspath(path), schema, actors, frames, window=window, metadata=metadata,
+            return _role("create_framed")(os.fspath(path), schema, actors, frames, window=window, metadata=metadata,
                                  commit_every=commit_every, commit_seconds=commit_seconds, fsync=fsync,
                                  retain=retain, chunk_bytes=chunk_bytes, segment_rows=segment_rows)
 
-        return StoreWriter._create(os.fspath(path), schema, actors, window, metadata, commit_every, commit_seconds,
+        return _role("writer")._create(os.fspath(path), schema, actors, window, metadata, commit_every, commit_seconds,
                                    fsync, retain, chunk_bytes, segment_rows)
 
     @overload
@@ -126,12 +142,8 @@ class ReplayStore:
         if mode not in _MODES:
             raise ValueError(f"mode={mode!r}: expected 'r' (read) or 'a' (append)")
         if mode == "r":
-            from ._reader import StoreReader
-
-            return StoreReader._open(path)
-        from ._writer import StoreWriter
-
-        return StoreWriter._open(path, commit_every, commit_seconds, fsync)
+            return _role("reader")._open(path)
+        return _role("writer")._open(path, commit_every, commit_seconds, fsync)
 
     # ------------------------------------------------------------------ state
     def _set_identity(self, schema_json: str, actors_json: str, window: int, metadata_json: str) -> None:

@@ -78,7 +78,7 @@ class SegmentedTable:
         since it was sealed (a backup copied over it?), its committed rows still match their checksums."""
         s = self.segment(k)
         if not s.check():
-            from ._verify import segment_findings
+            from ._sums import segment_findings
 
             bad = segment_findings(self._folder, self._uuid, self.name, self.rec, k, s)
             if bad:

@@ -24,7 +24,9 @@ def _modules() -> list[str]:
     for pkg_name in PACKAGES:
         pkg = importlib.import_module(pkg_name)
         names.append(pkg_name)
-        names += [f"{pkg_name}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if m.name != "__main__"]
+        # walk_packages descends into subpackages (store/ keeps its modules in folders by role)
+        names += [m.name for m in pkgutil.walk_packages(pkg.__path__, prefix=f"{pkg_name}.")
+                  if not m.name.endswith(".__main__")]
     return sorted(set(names))
 
 

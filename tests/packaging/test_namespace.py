@@ -129,3 +129,23 @@ def test_core_requirements_pull_no_torch(wheel):
     spec = torch_req.split(";")[0]
     assert ">=" in spec and "==" not in spec, torch_req
     assert any(r.startswith("gymnasium") for r in agent)
+
+
+def test_pyproject_lists_every_package():
+    """Every folder with an ``__init__.py`` under a package folder is named in pyproject's ``packages``.
+
+    setuptools still ships an unlisted subpackage's files as package data (with a warning), so the
+    wheel alone would not show the omission; the list is what says which packages exist."""
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        cfg = tomllib.load(f)["tool"]["setuptools"]
+    found = set()
+    for pkg, folder in cfg["package-dir"].items():
+        base = os.path.join(ROOT, folder)
+        for d, subdirs, files in os.walk(base):
+            subdirs[:] = [s for s in subdirs if os.path.isfile(os.path.join(d, s, "__init__.py"))]
+            rel = os.path.relpath(d, base)
+            found.add(pkg if rel == "." else pkg + "." + rel.replace(os.sep, "."))
+    assert sorted(found - set(cfg["packages"])) == [], "add these to [tool.setuptools] packages in pyproject.toml"
+    assert sorted(set(cfg["packages"]) - found) == [], "pyproject.toml lists packages that have no folder"
