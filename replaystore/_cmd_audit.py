@@ -58,22 +58,6 @@ def _expected(args) -> dict | None:
     return exp or None
 
 
-def facts(args) -> dict:
-    """The audit's keyword arguments for the environment facts and the policies given on the command line."""
-    from replaystore.analysis._tags import load_policy
-
-    policies = {}
-    for item in args.policy:
-        actor, sep, spec = item.partition("=")
-        if not sep or not actor or not spec:
-            raise ValueError(f"--policy {item!r}: expected ACTOR=package.module:function, e.g. expert=mygame.experts:act")
-        if actor in policies:
-            raise ValueError(f"--policy names actor {actor!r} twice; give one policy per actor")
-        policies[actor] = load_policy(spec)
-    return {"env_facts": args.env_facts, "policies": policies or None,
-            "trust_policies": args.trust_metadata_policies}
-
-
 def _write_files(report, out: str, plots: bool) -> dict:
     from replaystore.analysis import plots as figures_of
     from replaystore.common.progress import progress
@@ -118,7 +102,7 @@ def _run(args) -> int:
     if _cmd_audit_runs.wanted(args):  # a run of shards, or many runs compared
         return _cmd_audit_runs.run(args, _expected(args))
     args.path = args.path[0]
-    report = audit(args.path, _expected(args), bucket_rows=args.bucket_rows, progress="auto", **facts(args))
+    report = audit(args.path, _expected(args), bucket_rows=args.bucket_rows, progress="auto", **_cmd_audit_runs.facts(args))
     if args.out:
         figures = _write_files(report, args.out, plots=not args.no_plots)
     if args.json:

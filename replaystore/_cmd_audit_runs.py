@@ -50,10 +50,24 @@ def run(args, expected) -> int:
     return 0
 
 
+def facts(args) -> dict:
+    """The audit's keyword arguments for the environment facts and the policies given on the command line."""
+    from replaystore.analysis._tags import load_policy
+
+    policies = {}
+    for item in args.policy:
+        actor, sep, spec = item.partition("=")
+        if not sep or not actor or not spec:
+            raise ValueError(f"--policy {item!r}: expected ACTOR=package.module:function, e.g. expert=mygame.experts:act")
+        if actor in policies:
+            raise ValueError(f"--policy names actor {actor!r} twice; give one policy per actor")
+        policies[actor] = load_policy(spec)
+    return {"env_facts": args.env_facts, "policies": policies or None,
+            "trust_policies": args.trust_metadata_policies}
+
+
 def _one_run(args, expected) -> int:
     from replaystore.analysis import audit
-
-    from ._cmd_audit import facts
 
     report = audit(args.path[0], expected, bucket_rows=args.bucket_rows, **facts(args))
     if args.out:
