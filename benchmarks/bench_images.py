@@ -147,7 +147,7 @@ def ram_frames_gather(path: str, n: int, batch: int, seed: int, axis: int):
             if axis == 0:  # the frames are the stack
                 out[c] = fr[i[idx]]
                 continue
-            got = fr[i[idx]]  # one strided copy per depth: the fastest way measured (store/_frames.py)
+            got = fr[i[idx]]  # one strided copy per depth: the fastest way measured (store/read/_frames.py)
             dst = out[c] = np.empty((batch, SIZE, SIZE, DEPTH), fr.dtype)
             for j in range(DEPTH):
                 dst[..., j] = got[:, j]

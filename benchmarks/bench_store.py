@@ -28,9 +28,10 @@ import zlib
 import numpy as np
 
 from replaystore.store import ReplayStore, Schema
-from replaystore.store import _checksum, _tablewriter
-from replaystore.store._fileio import FileLayer, set_layer
-from replaystore.store._validate import first_nonfinite_row
+from replaystore.store.format import _checksum
+from replaystore.store.write import _tablewriter
+from replaystore.store.files._fileio import FileLayer, set_layer
+from replaystore.store.write._validate import first_nonfinite_row
 
 STATE = 128
 CDIM = 2

@@ -20,7 +20,7 @@ import time
 from bench_store import CDIM, STATE, NumpyRows, make_rows, per_row_calls
 
 from replaystore.store import ReplayStore, Schema
-from replaystore.store import _tablewriter
+from replaystore.store.write import _tablewriter
 
 
 def timed_store(path, n, calls, schema, checksums=True, **kw):

@@ -41,26 +41,26 @@ writer reopens and recovers through the same trust logic a reader uses (``_reade
 """
 
 from . import errors
-from ._actors import Actors
-from ._fileio import FileLayer, layer as file_layer, use_layer as use_file_layer
-from ._format import FORMAT_VERSION, TRANSITIONS, store_files
-from ._frames import FrameStack
-from ._schema import Column, Schema
-from ._reader import StoreReader
-from ._sampling_prioritized import Prioritized
-from ._sampling_source import SampleSource
-from ._sampling_strategies import SamplingStrategy, Stratified, Uniform
-from ._store import ReplayStore, use_roles
-from ._writer import StoreWriter
-from ._frames_writer import create_framed
-from ._sampler import Sampler
-from ._run import Run
-from ._run_source import RunSource
-from ._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
-from ._verify import format_findings, verify
-from ._compact import compact
-from ._convert import convert
-from ._summary import format_summary, summarize
+from .format._actors import Actors
+from .files._fileio import FileLayer, layer as file_layer, use_layer as use_file_layer
+from .format._format import FORMAT_VERSION, TRANSITIONS, store_files
+from .read._frames import FrameStack
+from .format._schema import Column, Schema
+from .read._reader import StoreReader
+from .sample._sampling_prioritized import Prioritized
+from .sample._sampling_source import SampleSource
+from .sample._sampling_strategies import SamplingStrategy, Stratified, Uniform
+from .read._store import ReplayStore, use_roles
+from .write._writer import StoreWriter
+from .write._frames_writer import create_framed
+from .sample._sampler import Sampler
+from .run._run import Run
+from .run._run_source import RunSource
+from .format._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
+from .tools._verify import format_findings, verify
+from .tools._compact import compact
+from .tools._convert import convert
+from .tools._summary import format_summary, summarize
 
 # ReplayStore.open/create return the roles, which subclass it: handed in here so _store never imports them.
 use_roles(reader=StoreReader, writer=StoreWriter, create_framed=create_framed)

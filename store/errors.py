@@ -142,7 +142,7 @@ class EmptyWindowError(SamplerError):
     """There is nothing to sample from (no committed rows, or none of a requested actor)."""
 
 
-# A run of shards (store/_run.py): kept apart from the list above so each part's errors stay together.
+# A run of shards (store/run/_run.py): kept apart from the list above so each part's errors stay together.
 __all__ += ["RunError", "ShardMismatchError"]
 
 

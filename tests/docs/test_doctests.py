@@ -1,6 +1,6 @@
 """Every docstring example in the installed packages runs, under the names users import.
 
-pytest's --doctest-modules would import ``store/_format.py`` as a top-level ``store`` package (the
+pytest's --doctest-modules would import ``store/format/_format.py`` as a top-level ``store`` package (the
 repository's folder name), a second copy beside ``replaystore.store``; so the modules are found
 through the installed namespace instead and their examples run here.
 """

@@ -31,9 +31,9 @@ KNOWN: dict[str, list[list[str]]] = {
     # _store imports its subclasses (_writer, _reader via _frames_writer); _views imports _compact,
     # which imports _store back; _frames and _frames_writer import each other; _v1 <-> _reader.
     "replaystore.store": [
-        ["replaystore.store._compact", "replaystore.store._frames", "replaystore.store._frames_writer",
-         "replaystore.store._reader", "replaystore.store._store", "replaystore.store._v1", "replaystore.store._views",
-         "replaystore.store._writer"],
+        ["replaystore.store.tools._compact", "replaystore.store.read._frames", "replaystore.store.write._frames_writer",
+         "replaystore.store.read._reader", "replaystore.store.read._store", "replaystore.store.read._v1", "replaystore.store.read._views",
+         "replaystore.store.write._writer"],
     ],
 }
 # Circles between the packages themselves (an edge: some module of one imports a module of the other):

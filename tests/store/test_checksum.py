@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replaystore.store import _checksum
+from replaystore.store.format import _checksum
 
 BLOCK = np.random.default_rng(3).integers(0, 256, 8 * 4096, dtype=np.uint8).tobytes()
 
@@ -82,7 +82,7 @@ def test_sum64_is_the_recorded_formula(first_word, n_words, seed, kind_stride):
 def test_blocks_summed_together_equal_blocks_summed_alone(kind, blocks, row_bytes, block_rows, local, seed):
     """_update_sums over rows that cover several whole blocks (one reduction for them) gives the
     same per-block sums as writing the rows one at a time."""
-    from replaystore.store._tablewriter import _update_sums
+    from replaystore.store.write._tablewriter import _update_sums
 
     n = blocks * block_rows + 3
     arr = np.random.default_rng(seed).integers(0, 256, (n, row_bytes), dtype=np.uint8)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from replaystore.store import ReplayStore, Sampler, errors
-from replaystore.store._compact import compact
-from replaystore.store._verify import verify
+from replaystore.store.tools._compact import compact
+from replaystore.store.tools._verify import verify
 
 import writer_proc
 from store_helpers import append_writer_rows, check_writer_rows, closed_store
@@ -89,7 +89,7 @@ COMPACT_ON_A_FULL_DISK = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 from replaystore.store import errors
-from replaystore.store._compact import compact
+from replaystore.store.tools._compact import compact
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, hard))  # above the record, below a compacted segment
 for _ in range(2):

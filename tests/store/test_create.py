@@ -1,4 +1,4 @@
-"""Creating a store is atomic (``store/_create.py``), with real racing processes: exactly one gets
+"""Creating a store is atomic (``store/write/_create.py``), with real racing processes: exactly one gets
 a writer, the others ``StoreExistsError`` (a ``FileExistsError``), and no creator, even one
 killed with SIGKILL mid-creation, leaves the name unusable."""
 

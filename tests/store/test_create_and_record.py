@@ -84,7 +84,7 @@ def test_damaged_record_falls_back_to_the_last_clean_close(tmp_path, damage):
 def test_signature_changes_with_every_commit(tmp_path):
     """Commits in quick succession with records of equal size still change the signature
     (inode numbers are reused and mtimes tick coarsely; the seq in the record's head is unique)."""
-    from replaystore.store import _record
+    from replaystore.store.format import _record
 
     path = str(tmp_path / "run.h5")
     with ReplayStore.create(path, Schema.transition((4,)), actors=("expert", "dqn"), window=100) as s:

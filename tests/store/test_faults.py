@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from replaystore.store import ReplayStore, errors
-from replaystore.store._record import read_record_json, record_path, write_record_json
+from replaystore.store.format._record import read_record_json, record_path, write_record_json
 
 import writer_proc
 from store_helpers import append_writer_rows, check_writer_rows, closed_store

@@ -1,4 +1,4 @@
-"""The store's one file layer (``store/_fileio.py``): links never followed out of the store, the
+"""The store's one file layer (``store/files/_fileio.py``): links never followed out of the store, the
 layer swapped by tests, and power cuts at every operation (``faultfs.py``) losing no commit that
 returned with ``fsync=True`` and never tearing or refusing a store with ``fsync=False``."""
 
@@ -427,7 +427,7 @@ def test_the_power_cut_check_catches_an_unsynced_segment_folder(tmp_path):
 def test_the_crash_check_catches_a_name_left_unusable(tmp_path, monkeypatch):
     """The check sees a crash in the middle of create(): without moving a dead creator's published
     but manifest-less folder aside, the next create() of the name is refused, and the check says so."""
-    from replaystore.store import _create
+    from replaystore.store.write import _create
 
     def refuse(path, target, aside):
         raise _create._exists(path)
@@ -452,7 +452,7 @@ def test_priorities_survive_every_crash_point(tmp_path, fsync):
     """A prioritized sampler's ``.priorities`` file: at every operation, a power cut (``fsync=True``)
     or a crash with the last write torn (``fsync=False``) loads one of the saves exactly, or none
     before the first, never a damaged file; with ``fsync=True``, at least the last save that returned."""
-    from replaystore.store._sampling_priorities import PriorityFile
+    from replaystore.store.sample._sampling_priorities import PriorityFile
 
     rec, rng = RecordingLayer(tmp_path), np.random.default_rng(0)
     saves, marks = [], []

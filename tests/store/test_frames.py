@@ -1,4 +1,4 @@
-"""Frames once (store/_frames.py): stacks stored one frame per step read back bit for bit."""
+"""Frames once (store/read/_frames.py): stacks stored one frame per step read back bit for bit."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, errors
-from replaystore.store._frames import FrameEncoder
-from replaystore.store._verify import verify
+from replaystore.store.read._frames import FrameEncoder
+from replaystore.store.tools._verify import verify
 
 import frames_proc
 from frames_helpers import rollout
@@ -254,7 +254,7 @@ def test_a_damaged_frame_id_is_refused_and_named_by_verify(tmp_path):
 def test_a_damaged_frames_description_is_refused(bad):
     """A commit record whose frames-once description is damaged is a DamagedStoreError, never a
     raw KeyError or TypeError from deep inside."""
-    from replaystore.store._frames import spec_of
+    from replaystore.store.read._frames import spec_of
 
     with pytest.raises(errors.DamagedStoreError, match="frames-once description is damaged"):
         spec_of({"frames": bad})

@@ -1,5 +1,5 @@
 """A full disk at every point of the write path, segment creation included, with real processes
-and files: HDF5 files are built in memory (``store/_h5image.py``), so a failing write is an
+and files: HDF5 files are built in memory (``store/files/_h5image.py``), so a failing write is an
 ``OSError`` with its real errno, never a crash inside h5py, and the writer goes on once space is back."""
 
 from __future__ import annotations

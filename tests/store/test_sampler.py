@@ -16,8 +16,8 @@ import torch
 from scipy import stats
 
 from replaystore.store import Prioritized, ReplayStore, Sampler, SamplingStrategy, Schema, Stratified, Uniform
-from replaystore.store._sampler_index import ActorRows, largest_remainder
-from replaystore.store._sumtree import SumTree
+from replaystore.store.sample._sampler_index import ActorRows, largest_remainder
+from replaystore.store.sample._sumtree import SumTree
 from replaystore.store.errors import EmptyWindowError, SamplerError
 
 ACTORS = ("expert", "dqn", "random")
@@ -638,7 +638,7 @@ def test_own_strategy_through_the_protocol(filled):
         name = "newest"
 
         def draw(self, rng, lo, n):
-            from replaystore.store._sampling_strategies import Draw
+            from replaystore.store.sample._sampling_strategies import Draw
             return Draw(np.arange(n - self.batch_size, n, dtype=np.int64))
 
     sm = Sampler(filled, 16, strategy=Newest())

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from replaystore.store import ReplayStore, Sampler, Schema
-from replaystore.store._sampling_priorities import PriorityFile, sidecar_path
+from replaystore.store.sample._sampling_priorities import PriorityFile, sidecar_path
 from replaystore.store.errors import SamplerError
 
 ROOT = Path(__file__).resolve().parents[2]

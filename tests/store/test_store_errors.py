@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from replaystore.store import ReplayStore, Schema, errors
-from replaystore.store._record import read_record_json, record_path, write_record_json
+from replaystore.store.format._record import read_record_json, record_path, write_record_json
 
 import writer_proc
 from store_helpers import COMMITTED, DROP, append_writer_rows, assert_nothing_lost, block, closed_store, row

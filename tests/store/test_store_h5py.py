@@ -122,7 +122,7 @@ def test_each_segment_is_plain_hdf5(store_path):
 def test_manifest_follows_segment_rolls_at_most_every_manifest_seconds(store_path, monkeypatch, every):
     """While a writer is open, new segments reach the manifest (stock h5py's view) at most every
     MANIFEST_SECONDS; with 0 it follows every roll. Closing always writes it whole."""
-    from replaystore.store import _writer
+    from replaystore.store.write import _writer
 
     monkeypatch.setattr(_writer, "MANIFEST_SECONDS", every)
     monkeypatch.setattr(_writer, "MANIFEST_SHARE", 0.0 if every == 0 else 0.02)

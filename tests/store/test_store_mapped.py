@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replaystore.store import Column, ReplayStore, Schema
-from replaystore.store._mapped import ColumnMap, MappedFile
+from replaystore.store.files._mapped import ColumnMap, MappedFile
 
 N_ROWS = 9_000
 SEG = 1024

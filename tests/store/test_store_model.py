@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from replaystore.store import Column, ReplayStore, Schema, errors
-from replaystore.store._format import PREFIX_EVERY
+from replaystore.store.format._format import PREFIX_EVERY
 
 from store_helpers import same_bits
 from strategies import StoreConfig, block_sizes, given_auto, random_block, seeds, store_configs

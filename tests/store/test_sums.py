@@ -1,4 +1,4 @@
-"""A segment's recorded checksums (store/_sums.py): read from its .sums file once sealed, checked by
+"""A segment's recorded checksums (store/format/_sums.py): read from its .sums file once sealed, checked by
 ``verify`` and by a reader's view alike."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from replaystore.store import ReplayStore, errors, verify
-from replaystore.store._sums import segment_findings
+from replaystore.store.format._sums import segment_findings
 
 from store_helpers import closed_store
 

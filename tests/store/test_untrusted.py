@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from replaystore.store import ReplayStore, errors
-from replaystore.store._compact import compact
-from replaystore.store._verify import verify
-from replaystore.store._format import compact_name, segment_dir, segment_name
-from replaystore.store._record import read_record_json, write_record_json
+from replaystore.store.tools._compact import compact
+from replaystore.store.tools._verify import verify
+from replaystore.store.format._format import compact_name, segment_dir, segment_name
+from replaystore.store.format._record import read_record_json, write_record_json
 
 import writer_proc
 from store_helpers import append_writer_rows, check_writer_rows, closed_store
@@ -255,7 +255,7 @@ def _only_store_errors(path):
 def test_mutated_commit_record_gives_only_store_errors(pristine, tmp_path, m):
     """Any field of the commit record replaced by any JSON value (huge numbers, wrong types, path
     tricks in table names, 100k levels of nesting), with a valid checksum: only store errors."""
-    from replaystore.store._record import record_file
+    from replaystore.store.format._record import record_file
 
     path = _fresh_copy(pristine, tmp_path)
     doc = read_record_json(path)
@@ -300,7 +300,7 @@ def test_deep_json_is_a_store_error_in_the_cli(pristine, tmp_path, capsys, where
     """100k levels of nesting where the store reads JSON: `replaystore info`, `verify` and `audit` print
     one line and exit 2, or (the manifest rebuilt from the record) succeed; never a traceback."""
     from replaystore.cli import main
-    from replaystore.store._record import record_file
+    from replaystore.store.format._record import record_file
 
     path = _fresh_copy(pristine, tmp_path)
     if where == "record":
@@ -442,7 +442,7 @@ def test_fifo_as_run_record_does_not_hang(tmp_path):
 
 def test_json_of_millions_of_empty_lists_is_refused_before_parsing():
     """Two million ``[]`` (4 MB of text, ~130 MB once parsed) in a store's JSON are refused by count."""
-    from replaystore.store._untrusted import loads
+    from replaystore.store.files._untrusted import loads
 
     with pytest.raises(errors.DamagedStoreError, match=r"commit record x is damaged or hostile: .* 2000001 lists"):
         loads("[" + ",".join(["[]"] * 2_000_000) + "]", "commit record x")
@@ -504,7 +504,7 @@ tricky_json = st.recursive(st.none() | st.integers() | tricky_text,
 def test_json_shape_scan_matches_the_parsed_value(value, ascii_only):
     """The vectorized scan's depth and container count equal the parsed value's, whatever quotes,
     backslashes and brackets its strings hold."""
-    from replaystore.store._untrusted import _scan
+    from replaystore.store.files._untrusted import _scan
 
     assert _depth_and_count(value) == _scan(json.dumps(value, ensure_ascii=ascii_only))
 

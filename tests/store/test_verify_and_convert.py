@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from replaystore.store import ReplayStore, errors
-from replaystore.store._verify import verify
+from replaystore.store.tools._verify import verify
 
 from store_helpers import append_writer_rows, closed_store
 
@@ -68,7 +68,7 @@ def test_verify_names_the_rows_of_a_flipped_byte(closed, column, row):
 
 def test_new_tables_record_their_checksum_kinds(closed):
     """A new store names its kinds in the record: sum64-512 for whole-word rows, crc32 for the rest."""
-    from replaystore.store._record import read_record_json
+    from replaystore.store.format._record import read_record_json
 
     hashes = read_record_json(closed)["tables"]["transitions"]["hashes"]
     with ReplayStore.open(closed) as r:
@@ -80,8 +80,8 @@ def test_new_tables_record_their_checksum_kinds(closed):
 def test_a_store_of_the_older_checksum_kind_stays_verifiable(store_path, monkeypatch):
     """A store written with sum64 (before sum64-512; its record names no kinds) verifies, takes more rows
     in that same kind, and a flipped byte in it is still found."""
-    from replaystore.store import _checksum
-    from replaystore.store._record import read_record_json
+    from replaystore.store.format import _checksum
+    from replaystore.store.format._record import read_record_json
 
     with monkeypatch.context() as m:
         m.setattr(_checksum, "kind", _checksum.legacy_kind)
@@ -175,7 +175,7 @@ def test_convert_copies_every_row_bit_for_bit(tmp_path):
 def test_converted_store_takes_rows(tmp_path):
     """A converted store opens for appending and continues after the copied rows."""
     new = tmp_path / "h2.h5"
-    from replaystore.store._convert import convert
+    from replaystore.store.tools._convert import convert
 
     assert 3072 == convert(DATA / "healthy.h5", new)
     with ReplayStore.open(new, "a") as s:

@@ -1,0 +1,129 @@
+"""Segments: fixed-size HDF5 files whose rows are written by ``pwrite`` and read by ``mmap``.
+
+A segment is created whole (every dataset contiguous, its space allocated at creation, nothing
+pre-filled) under a temporary name and renamed into place, so a kill during creation leaves a
+stray ``.tmp``, never a half-made segment. After that its HDF5 metadata is never written again:
+rows go to ``offset + row * row_bytes`` of each column's dataset. Stock h5py reads every row.
+
+Each segment also holds 32 identity bytes (the store's uuid, the table and the segment index),
+so a reader can tell, from the mapped bytes alone, that a file is the segment it expects.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import uuid as _uuid
+import zlib
+
+import h5py
+import numpy as np
+
+from ._format import SEGMENT_FORMAT, FORMAT_VERSION, segment_name
+from ..files._fileio import layer, replacing
+from ..files._h5image import hdf5_file
+from ._schema import Schema
+from ..errors import DamagedStoreError, TruncatedStoreError
+
+IDENTITY = "identity"
+_MAGIC = b"rsSEG002"
+BIG_ALIGN = 2 * 1024 * 1024
+
+
+def identity_bytes(store_uuid: str, table: str, index: int) -> bytes:
+    return _MAGIC + _uuid.UUID(store_uuid).bytes + struct.pack("<II", zlib.crc32(table.encode()), index)
+
+
+def create_segment(folder: str, table: str, index: int, schema: Schema, rows: int, store_uuid: str,
+                   fsync: bool) -> dict:
+    """Create segment ``index`` of ``table``; returns its layout (column offsets, identity offset, bytes)."""
+    final = os.path.join(folder, segment_name(table, index))
+    tmp = final + ".tmp"
+    stored = [c for c in schema if c.row_bytes]
+    # Columns of 1 MiB or more start on 2 MiB boundaries (huge-page gathers, DESIGN.md); the rest on
+    # 4 KiB pages. Alignment holes are sparse: they cost file length, not disk blocks.
+    big = any(rows * c.row_bytes >= BIG_ALIGN // 2 for c in stored)
+    with replacing(tmp, final, fsync, f"creating segment {final}"):
+        with hdf5_file(tmp, alignment_threshold=1, alignment_interval=BIG_ALIGN if big else 4096) as f:
+            a = f.attrs
+            a["format"] = SEGMENT_FORMAT
+            a["format_version"] = FORMAT_VERSION
+            a["uuid"] = store_uuid
+            a["table"] = table
+            a["index"] = index
+            a["first_row"] = index * rows
+            a["rows"] = rows
+            a["schema"] = schema.to_json()
+            a["note"] = ("rows past the store's committed count (its .commit record) are unwritten space; "
+                         "read them through replaystore or only up to that count")
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            offsets = {}
+            for c in stored:
+                d = f.create_dataset(c.name, shape=(rows, *c.shape), dtype=c.dtype, dcpl=dcpl)
+                offsets[c.name] = int(d.id.get_offset())
+            ident = f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(store_uuid, table, index), np.uint8))
+            ident_off = int(ident.id.get_offset())
+        size = os.path.getsize(tmp)
+    return {"offsets": offsets, "identity": ident_off, "file_bytes": size}
+
+
+class SegmentMap:
+    """A read-only mapping of one segment file, checked before any page of it is touched."""
+
+    __slots__ = ("path", "fd", "mm", "ino", "size", "arrays", "sealed_mtime")
+
+    def __init__(self, path: str, expect_identity: bytes, identity_off: int, file_bytes: int,
+                 columns: dict[str, tuple[int, object]]):
+        self.path = path
+        try:  # not through a symlink: a store never reads a file outside it (DESIGN.md contract 9)
+            fd = layer().open_read(path)
+        except FileNotFoundError:
+            raise TruncatedStoreError(f"segment {path} is missing: the store's commit record lists it. Restore "
+                                      "the store's .d folder from a backup (all of it)") from None
+        except OSError as e:  # ELOOP: a symlink
+            raise DamagedStoreError(f"segment {path} is not a regular file ({e.strerror}): a store keeps only "
+                                    "regular files in its folder; replace the link by the file") from None
+        try:
+            st = os.fstat(fd)
+            import stat as _stat
+
+            if not _stat.S_ISREG(st.st_mode):
+                raise DamagedStoreError(f"segment {path} is not a regular file")
+            if st.st_size < file_bytes:
+                raise TruncatedStoreError(f"segment {path} is {st.st_size} bytes, shorter than the {file_bytes} it "
+                                          "was created with: it was truncated or replaced")
+            mm = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ)
+        except BaseException:
+            layer().close(fd)
+            raise
+        self.fd, self.mm, self.ino, self.size = fd, mm, st.st_ino, st.st_size
+        self.sealed_mtime = None
+        got = mm[identity_off:identity_off + len(expect_identity)]
+        if got != expect_identity:
+            self.close()
+            raise DamagedStoreError(f"segment {path} belongs to another store or another place in this one "
+                                    "(its identity bytes differ): was a file copied over it?")
+        self.arrays = {}
+        for name, (offset, (dtype, shape, rows)) in columns.items():
+            count = rows * int(np.prod(shape, dtype=np.int64))
+            self.arrays[name] = np.frombuffer(mm, dtype=dtype, count=count, offset=offset).reshape(rows, *shape)
+
+    def check(self) -> bool:
+        """Refuse a file that shrank under the mapping (touching its pages would be SIGBUS); returns
+        False when a segment that should no longer change was modified (the caller re-verifies it)."""
+        st = os.fstat(self.fd)
+        if st.st_size < self.size:
+            raise TruncatedStoreError(f"segment {self.path} shrank from {self.size} to {st.st_size} bytes while "
+                                      "mapped: it was truncated or copied over. Reopen the store")
+        return self.sealed_mtime is None or st.st_mtime_ns == self.sealed_mtime
+
+    def close(self) -> None:
+        self.arrays = {}
+        self.mm = None  # unmapped by GC once no array refers to it
+        if self.fd >= 0:
+            layer().close(self.fd)
+            self.fd = -1
+
