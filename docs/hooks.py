@@ -22,13 +22,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINKS = {"docs/design.md": "design.md", "BENCHMARKS.md": "benchmarks.md"}
 
 
-def on_config(config: Any) -> Any:
+def _layout() -> str:
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     try:
         from wheel_layout import layout
     finally:
         sys.path.pop(0)
-    src = layout(os.path.join(ROOT, "build", "docs-src"))
+    return layout(os.path.join(ROOT, "build", "docs-src"))
+
+
+# Made when mkdocs loads this hook, before any plugin's on_config: mkdocstrings drops a search path
+# that does not exist yet when it configures itself, so a first build in a fresh clone found no
+# replaystore.store (measured: the build failed once, then passed once the folder existed).
+_SRC = _layout()
+
+
+def on_config(config: Any) -> Any:
+    src = _layout()  # refreshed: a page may have been added since the hook was loaded
     # griffe first tries a module name as a path relative to the working folder, where the
     # repository's replaystore/ (the face without store/, agent/, ...) would win over the layout;
     # mkdocs has made its own paths absolute by now, so the build runs from the layout's folder

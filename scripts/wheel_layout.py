@@ -1,5 +1,5 @@
 """Lay the repository's folders out as the wheel installs them, with symlinks: ``DEST/replaystore/``
-holds a copy of the face's files and ``store``, ``agent``, ``analysis``, ``common``, ``notebooks`` as links.
+holds a copy of the face's files and ``store``, ``agent``, ``analysis``, ``common``, ``notebooks``, ``remote`` as links.
 
 Tools that read source without importing it (mypy, mkdocstrings' griffe) cannot follow the
 editable install's import hook, which maps ``replaystore.store`` to ``store/``; pointed at this
@@ -17,7 +17,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # pyproject.toml's [tool.setuptools.package-dir]: the subpackages kept in folders of their own
-SUBPACKAGES = {"store": "store", "agent": "agent", "analysis": "analysis", "common": "common", "notebooks": "notebooks"}
+SUBPACKAGES = {"store": "store", "agent": "agent", "analysis": "analysis", "common": "common", "notebooks": "notebooks",
+               "remote": "remote"}
 
 
 def layout(dest: str) -> str:
