@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._stats import describe, histograms, num
+from ._stats import CHUNK_ROWS, describe, histograms, num
 
 SHARE_EDGES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def _chunks(n: int):
+    for lo in range(0, n, CHUNK_ROWS):
+        yield lo, min(n, lo + CHUNK_ROWS)
+
+
+def _rewards(reward: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rewards of rows ``[lo, hi)`` as float64, non-finite ones as 0 (they carry no return)."""
+    return np.nan_to_num(reward[lo:hi].astype(np.float64), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def credit(table: dict, episode: np.ndarray, codes: np.ndarray, reward: np.ndarray, names) -> dict:
@@ -21,21 +31,34 @@ def credit(table: dict, episode: np.ndarray, codes: np.ndarray, reward: np.ndarr
     a = len(names)
     ended = table["ended"]
     # row -> episode index in the table (rows of one id need not be contiguous)
-    if len(episode) and np.all(np.diff(episode) >= 0):
-        idx = np.cumsum(np.r_[True, episode[1:] != episode[:-1]]) - 1
+    n = len(episode)
+    if n and (episode[1:] >= episode[:-1]).all():  # not np.diff: an 8-byte temporary a row
+        idx = np.empty(n, np.intp)
+        idx[0] = 0
+        np.not_equal(episode[1:], episode[:-1], out=idx[1:])  # episode changes, summed in place
+        np.cumsum(idx, out=idx)
     else:
         _, idx = np.unique(episode, return_inverse=True)
-    r = np.nan_to_num(reward.astype(np.float64), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     if np.all(idx[1:] >= idx[:-1]):
         # episodes contiguous (one environment writing): no reordering, and the return-to-go is built in
-        # place (each full-size temporary here was 8 bytes a row of the audit's peak memory)
-        cum = np.cumsum(r)
+        # place, chunk by chunk (each full-size temporary here was 8 bytes a row of the audit's peak memory):
+        # rtg = cum[last row of the episode] - cum + r, with cum the running sum of the rewards
+        cum = np.empty(n)
+        for lo, hi in _chunks(n):
+            r = _rewards(reward, lo, hi)
+            # np.cumsum adds in order: seeded with the sum so far it gives the whole column's sums exactly
+            cum[lo:hi] = np.cumsum(r) if lo == 0 else np.cumsum(np.r_[cum[lo - 1], r])[1:]
         start = np.searchsorted(idx, np.arange(len(ended)))
-        rtg = cum[(start + table["length"] - 1)[idx]]
+        last = start + table["length"] - 1
+        rtg = np.empty(n)
+        for lo, hi in _chunks(n):
+            rtg[lo:hi] = cum[last[idx[lo:hi]]]
         rtg -= cum
         del cum
-        rtg += r
+        for lo, hi in _chunks(n):
+            rtg[lo:hi] += _rewards(reward, lo, hi)
     else:
+        r = _rewards(reward, 0, n)
         order = np.argsort(idx, kind="stable")
         rs = r[order]
         cum = np.cumsum(rs)
@@ -45,8 +68,9 @@ def credit(table: dict, episode: np.ndarray, codes: np.ndarray, reward: np.ndarr
         rtg_sorted = cum[last[ep_of]] - cum + rs
         rtg = np.empty_like(rtg_sorted)
         rtg[order] = rtg_sorted
-    del r
+        del r
     in_ended = ended[idx]
+    del idx
     per_actor = {}
     groups = {}
     for i, x in enumerate(names):

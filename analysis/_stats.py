@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+CHUNK_ROWS = 1 << 20  # rows per chunk where a full-length temporary is not needed
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 BINS = 30
 
@@ -35,27 +36,34 @@ def describe(values) -> dict:
     return out
 
 
+def _finite(v) -> np.ndarray:
+    v = np.asarray(v, np.float64)
+    fin = np.isfinite(v)
+    return v if fin.all() else v[fin]
+
+
 def histograms(groups: dict, bins: int = BINS, log: bool = False) -> dict:
     """``{"edges": [...], "log": bool, "counts": {group: [...]}}`` with edges shared by every group.
 
     ``log`` spaces the edges logarithmically over the positive values (for |TD error|, whose
     spread covers decades); values <= 0 are then left out and counted in ``"below"``.
     """
-    finite = {k: np.asarray(v, np.float64)[np.isfinite(v)] for k, v in groups.items()}
-    allv = np.concatenate([v for v in finite.values()]) if finite else np.zeros(0)
+    finite = {k: _finite(v) for k, v in groups.items()}
+    # the range from each group's own (no concatenated copy of every value: 8 bytes a row at 10M rows)
+    allv = [v for v in finite.values() if v.size]
     below = {}
     if log:
-        pos = allv[allv > 0]
-        if pos.size:
-            lo, hi = float(pos.min()), float(pos.max())
+        pos = [p for p in (v[v > 0] for v in allv) if p.size]
+        if pos:
+            lo, hi = float(min(p.min() for p in pos)), float(max(p.max() for p in pos))
             hi = hi * 1.000001 if hi > lo else lo * 10
             edges = np.geomspace(lo, hi, bins + 1)
         else:
             edges = np.geomspace(1e-6, 1.0, bins + 1)
         below = {k: int((v <= 0).sum()) for k, v in finite.items()}
     else:
-        if allv.size:
-            lo, hi = float(allv.min()), float(allv.max())
+        if allv:
+            lo, hi = float(min(v.min() for v in allv)), float(max(v.max() for v in allv))
             if hi <= lo:
                 lo, hi = lo - 0.5, hi + 0.5
         else:
@@ -104,10 +112,14 @@ def composition_over_time(codes: np.ndarray, names, bucket_rows: int) -> dict:
     if n == 0:
         return {"bucket_rows": int(bucket_rows), "start": [], "stop": [], "fractions": {x: [] for x in names},
                 "unknown_codes": []}
-    b = np.arange(n, dtype=np.intp) // bucket_rows
-    nb = int(b[-1]) + 1
-    c = np.minimum(codes, a).astype(np.intp)
-    m = np.bincount(b * (a + 1) + c, minlength=nb * (a + 1)).reshape(nb, a + 1)
+    nb = (n - 1) // bucket_rows + 1
+    m = np.zeros(nb * (a + 1), np.int64)
+    for lo in range(0, n, CHUNK_ROWS):  # chunk by chunk: the bucket index is 8 bytes a row
+        hi = min(n, lo + CHUNK_ROWS)
+        g = np.arange(lo, hi, dtype=np.intp) // bucket_rows * (a + 1)
+        g += np.minimum(codes[lo:hi], a)
+        m += np.bincount(g, minlength=m.size)
+    m = m.reshape(nb, a + 1)
     tot = m.sum(axis=1)
     starts = np.arange(nb) * bucket_rows
     return {
@@ -130,8 +142,9 @@ def episode_table(episode: np.ndarray, codes: np.ndarray, reward: np.ndarray, do
     change = np.empty(len(episode), bool)
     change[0] = True
     np.not_equal(episode[1:], episode[:-1], out=change[1:])
-    if np.all(np.diff(episode) >= 0):
-        idx = np.cumsum(change) - 1
+    if (episode[1:] >= episode[:-1]).all():  # not np.diff: an 8-byte temporary a row
+        idx = np.cumsum(change, dtype=np.intp)
+        idx -= 1
     else:
         _, idx = np.unique(episode, return_inverse=True)
     ne = int(idx.max()) + 1
