@@ -74,9 +74,10 @@ def credit(table: dict, episode: np.ndarray, codes: np.ndarray, reward: np.ndarr
     per_actor = {}
     groups = {}
     for i, x in enumerate(names):
-        sel = in_ended & (codes == i)
-        groups[x] = rtg[sel]
-        per_actor[x] = {"frames": int(sel.sum()), "return_to_go": describe(rtg[sel])}
+        groups[x] = rtg[in_ended & (codes == i)]
+    del rtg, in_ended
+    for x, g in groups.items():  # the histograms below count values: their order does not matter
+        per_actor[x] = {"frames": int(g.size), "return_to_go": describe(g, reorder=True)}
     counts = table["counts"][ended][:, :a]
     total = np.maximum(1, table["counts"][ended].sum(axis=1))
     ret, length = table["ret"][ended], table["length"][ended]

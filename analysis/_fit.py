@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._anomalies import run_setting
-from ._context import Context
+from ._context import GATHER_ROWS, Context, release_pages
 
 SAMPLE = 8192  # rows the fit checks learn from and score (evenly spread; every row below this)
 
@@ -111,8 +111,13 @@ class FitData:
         parts = [] if self.discrete is None else [self.discrete[rows].astype(np.float64)[:, None]]
         if self.continuous:
             rows = np.asarray(rows, np.int64)
-            c = self.ctx.store.gather(rows, ["continuous_action"])["continuous_action"]
-            parts.append(c.reshape(rows.size, self.continuous).astype(np.float64))
+            c = np.empty((rows.size, self.continuous))
+            for lo in range(0, rows.size, GATHER_ROWS):  # in parts, each part's mapped pages dropped after it
+                part = rows[lo:lo + GATHER_ROWS]
+                c[lo:lo + part.size] = self.ctx.store.gather(part, ["continuous_action"])["continuous_action"].reshape(
+                    part.size, self.continuous)
+                release_pages(self.ctx.store)
+            parts.append(c)
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(rows), 0))
 
     def rewards(self, rows) -> np.ndarray:

@@ -306,8 +306,10 @@ def _reused(ctx: Context, lay, done, ev) -> list:
 def _steps(ctx: Context, lay, ev) -> list:
     """Inside an episode each step is the previous one + 1; an episode's first row is step 0."""
     step = ctx.cols["step"]
-    bad = np.zeros(ctx.n, bool)
-    bad[1:] = (ctx.cols["episode"][1:] == ctx.cols["episode"][:-1]) & (step[1:] != step[:-1] + 1)
+    ep, bad = ctx.cols["episode"], np.zeros(ctx.n, bool)
+    for lo, hi in ctx.chunks():  # chunk by chunk: ``step + 1`` is 8 bytes a row
+        lo = max(lo, 1)
+        bad[lo:hi] = (ep[lo:hi] == ep[lo - 1:hi - 1]) & (step[lo:hi] != step[lo - 1:hi - 1] + 1)
     order = np.argsort(lay.ids, kind="stable")
     first_run = np.ones(len(order), bool)
     first_run[1:] = lay.ids[order][1:] != lay.ids[order][:-1]

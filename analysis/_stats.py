@@ -21,18 +21,22 @@ def num(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def describe(values) -> dict:
-    """count, nonfinite, mean, std, min, max and quantiles of the finite values."""
+def describe(values, reorder: bool = False) -> dict:
+    """count, nonfinite, mean, std, min, max and quantiles of the finite values. ``reorder``: the
+    caller lets ``values`` be reordered in place (no copy for the quantiles)."""
     v = np.asarray(values, dtype=np.float64).ravel()
     fin = np.isfinite(v)
     f = v[fin] if not fin.all() else v
+    del fin
     out = {"count": int(v.size), "nonfinite": int(v.size - f.size)}
     if f.size == 0:
         out.update(mean=None, std=None, min=None, max=None, quantiles={str(q): None for q in QUANTILES})
         return out
-    qs = np.quantile(f, QUANTILES)
-    out.update(mean=num(f.mean()), std=num(f.std()), min=num(f.min()), max=num(f.max()),
-               quantiles={str(q): num(x) for q, x in zip(QUANTILES, qs)})
+    out.update(mean=num(f.mean()), std=num(f.std()), min=num(f.min()), max=num(f.max()))
+    # the moments first: a copy of our own is then partitioned in place (np.quantile copies otherwise)
+    own = reorder or not isinstance(values, np.ndarray) or not np.may_share_memory(f, values)
+    qs = np.quantile(f, QUANTILES, overwrite_input=own)
+    out["quantiles"] = {str(q): num(x) for q, x in zip(QUANTILES, qs)}
     return out
 
 
@@ -78,8 +82,11 @@ def histograms(groups: dict, bins: int = BINS, log: bool = False) -> dict:
 
 def code_counts(codes: np.ndarray, n_actors: int) -> np.ndarray:
     """Counts per actor code, plus one last slot for every code outside the vocabulary."""
-    c = np.minimum(np.asarray(codes), n_actors).astype(np.intp)
-    return np.bincount(c, minlength=n_actors + 1)
+    codes = np.asarray(codes)
+    out = np.zeros(n_actors + 1, np.int64)
+    for lo in range(0, codes.size, CHUNK_ROWS):  # chunk by chunk: bincount's index copy is 8 bytes a row
+        out += np.bincount(np.minimum(codes[lo:lo + CHUNK_ROWS], n_actors).astype(np.intp), minlength=n_actors + 1)
+    return out
 
 
 def composition(codes: np.ndarray, names, start: int, stop: int) -> dict:
@@ -151,8 +158,12 @@ def episode_table(episode: np.ndarray, codes: np.ndarray, reward: np.ndarray, do
     length = np.bincount(idx, minlength=ne)
     ret = np.bincount(idx, weights=reward.astype(np.float64), minlength=ne)
     ended = np.bincount(idx, weights=done.astype(np.float64), minlength=ne) > 0
-    c = np.minimum(codes, n_actors).astype(np.intp)
-    counts = np.bincount(idx * (n_actors + 1) + c, minlength=ne * (n_actors + 1)).reshape(ne, n_actors + 1)
+    counts = np.zeros(ne * (n_actors + 1), np.int64)
+    for lo in range(0, len(episode), CHUNK_ROWS):  # chunk by chunk: the group index is 8 bytes a row
+        g = idx[lo:lo + CHUNK_ROWS] * (n_actors + 1)
+        g += np.minimum(codes[lo:lo + CHUNK_ROWS], n_actors)
+        counts += np.bincount(g, minlength=counts.size)
+    counts = counts.reshape(ne, n_actors + 1)
     if np.all(idx[1:] >= idx[:-1]):
         first = np.flatnonzero(change)
         last = first + length - 1
