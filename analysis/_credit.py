@@ -26,6 +26,17 @@ def _rewards(reward: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return np.nan_to_num(reward[lo:hi].astype(np.float64), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def _running_sums(reward: np.ndarray, n: int):
+    """``(lo, hi, cumsum of the rewards up to each row of [lo, hi))``, chunk by chunk: np.cumsum adds in
+    order, so seeded with the sum so far it gives the whole column's sums exactly."""
+    before = None
+    for lo, hi in _chunks(n):
+        r = _rewards(reward, lo, hi)
+        cum = np.cumsum(r) if before is None else np.cumsum(np.r_[before, r])[1:]
+        yield lo, hi, cum
+        before = cum[-1]
+
+
 def credit(table: dict, episode: np.ndarray, codes: np.ndarray, reward: np.ndarray, names) -> dict:
     """``table``: ``_stats.episode_table`` of the same rows."""
     a = len(names)
@@ -43,20 +54,19 @@ def credit(table: dict, episode: np.ndarray, codes: np.ndarray, reward: np.ndarr
         # episodes contiguous (one environment writing): no reordering, and the return-to-go is built in
         # place, chunk by chunk (each full-size temporary here was 8 bytes a row of the audit's peak memory):
         # rtg = cum[last row of the episode] - cum + r, with cum the running sum of the rewards
-        cum = np.empty(n)
-        for lo, hi in _chunks(n):
-            r = _rewards(reward, lo, hi)
-            # np.cumsum adds in order: seeded with the sum so far it gives the whole column's sums exactly
-            cum[lo:hi] = np.cumsum(r) if lo == 0 else np.cumsum(np.r_[cum[lo - 1], r])[1:]
-        start = np.searchsorted(idx, np.arange(len(ended)))
-        last = start + table["length"] - 1
+        last = np.searchsorted(idx, np.arange(len(ended))) + table["length"] - 1
+        # two passes over the running sum, never held whole: the first keeps its value at each episode's
+        # last row, the second makes it again (the same additions in the same order) beside the rtg
+        at_last = np.empty(len(ended))
+        for lo, hi, cum in _running_sums(reward, n):
+            mine = (last >= lo) & (last < hi)
+            at_last[mine] = cum[last[mine] - lo]
         rtg = np.empty(n)
-        for lo, hi in _chunks(n):
-            rtg[lo:hi] = cum[last[idx[lo:hi]]]
-        rtg -= cum
-        del cum
-        for lo, hi in _chunks(n):
-            rtg[lo:hi] += _rewards(reward, lo, hi)
+        for lo, hi, cum in _running_sums(reward, n):
+            t = rtg[lo:hi]
+            np.take(at_last, idx[lo:hi], out=t)
+            t -= cum
+            t += _rewards(reward, lo, hi)
     else:
         r = _rewards(reward, 0, n)
         order = np.argsort(idx, kind="stable")
