@@ -22,6 +22,7 @@ from ._envfacts import EnvFacts
 SEGMENTS = 20       # consecutive row segments for the over-time comparisons
 MIN_SEGMENT = 100   # rows: fewer per segment give too few rows per actor to compare
 BLOCK_BYTES = 8 << 20  # per state column and block: below glibc's mmap threshold, so blocks reuse warm pages
+BLOCK_ROWS = 1 << 17  # rows per block at most
 HEAD = 8            # state elements kept in memory (the CartPole policy reads 4)
 HASHED = 4          # elements of state and of next_state hashed (candidates are then compared whole)
 # Scalar columns mixed into the row hash. The actor tags are part of a row appended twice: hashing them
@@ -161,7 +162,7 @@ class Context:
         of rows ``[lo, hi)``: for a check that needs every row's state, without holding them all."""
         s0 = self.store.schema[column]
         width = int(np.prod(s0.shape)) if s0.shape else 1
-        block = max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize))
+        block = min(BLOCK_ROWS, max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize)))
         for lo in range(0, self.n, block):
             hi = min(self.n, lo + block)
             x = self.store.read([column], lo, hi)[column].reshape(hi - lo, width)
@@ -189,7 +190,9 @@ def row_pass(ctx: Context) -> RowPass:
     s0 = ctx.store.schema["state"]
     width = int(np.prod(s0.shape)) if s0.shape else 1
     n, A = ctx.n, ctx.A
-    block = max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize))
+    # at most BLOCK_ROWS: narrow states would otherwise make blocks of millions of rows, whose per-row
+    # temporaries (the hashed words: 64 bytes a row) outweigh the states read
+    block = min(BLOCK_ROWS, max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize)))
     out = RowPass(np.zeros(max(0, n - 1), bool), np.zeros(n, bool), np.zeros(n, np.uint64), np.zeros(ctx.nseg * A, np.int64),
                   np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), width,
                   np.full((A, width), np.inf), np.full((A, width), -np.inf))

@@ -8,6 +8,7 @@ import numpy as np
 
 from ._anomalies import Anomaly
 from ._context import Context, Skip, evidence
+from ._stats import code_counts
 
 CHAIN_ERROR_RATE = 0.01   # an actor's share of broken links from which a break is an error
 MIN_BROKEN = 3            # broken links before any finding (a resumed run may cut one episode)
@@ -255,9 +256,8 @@ def episode_bookkeeping(ctx: Context):
 def _done_rate(ctx: Context, done: np.ndarray, ev: dict) -> list:
     """An actor whose rows end an episode most of the time: done set where no episode ended."""
     out = []
-    known = ctx.codes < ctx.A
-    rows = np.bincount(ctx.codes[known], minlength=ctx.A)
-    dones = np.bincount(ctx.codes[known & done], minlength=ctx.A)
+    # chunked counts: bincount of the codes casts them to 8 bytes a row
+    rows, dones = code_counts(ctx.codes, ctx.A)[:ctx.A], code_counts(ctx.codes[done], ctx.A)[:ctx.A]
     rate = dones / np.maximum(1, rows)
     ev["done_rate"] = {x: float(rate[i]) for i, x in enumerate(ctx.names)}
     for i, x in enumerate(ctx.names):
