@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from ._envfacts import EnvFacts
+from ._stats import CHUNK_ROWS  # rows per chunk of the per-segment counts: their temporaries stay this size
 
 SEGMENTS = 20       # consecutive row segments for the over-time comparisons
 MIN_SEGMENT = 100   # rows: fewer per segment give too few rows per actor to compare
@@ -32,7 +33,6 @@ KEYED = ("reward", "discrete_action", "actor")
 # rows gathered at a time: rows spread over a store fault in up to 64 KiB of mapped pages each (the
 # kernel's fault-around), 300 MiB of RSS for 8192 rows of a 10M-row store, dropped after each part
 GATHER_ROWS = 512
-CHUNK_ROWS = 1 << 20  # rows per chunk of the per-segment counts: their temporaries stay this size
 MOMENT_ROWS = 100_000  # state moments from every k-th row, k = rows // MOMENT_ROWS (a 10x test needs no more)
 EPISODES_LISTED = 20
 
