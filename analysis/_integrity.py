@@ -114,7 +114,7 @@ def duplicate_rows(ctx: Context):
     repeats 17-38 rows exactly); those carry other actors or continue their own episode into the
     repeat, so they are counted in the evidence, not reported."""
     keyed = list(ctx.rows.keyed)
-    rows_d, partner_d = _repeated_rows(ctx.rows.hash)
+    rows_d, partner_d = _repeated_rows(ctx, ctx.rows.hash)
     order = np.argsort(rows_d, kind="stable")
     rows_d, partner_d = rows_d[order], partner_d[order]
     cont = np.zeros(rows_d.size, bool)
@@ -153,24 +153,22 @@ def duplicate_rows(ctx: Context):
     return out, ev
 
 
-def _repeated_rows(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _repeated_rows(ctx: Context, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every row whose hash (the row pass's) an earlier row has, and that earliest row. The hash values
     that repeat are found part by part (``PARTS`` ranges of the top bits, one sorted part at a time,
     chunk by chunk), so no temporary is as long as the store; only the rows holding a repeated value
     are then sorted by (hash, row)."""
-    chunk = 1 << 20
     top = np.uint64(64 - PARTS.bit_length() + 1)
     repeated = []
     for part in range(PARTS):
-        v = np.sort(np.concatenate([x[(x >> top) == part] for x in
-                                    (h[lo:lo + chunk] for lo in range(0, h.size, chunk))] or [h[:0]]))
+        v = np.sort(np.concatenate([h[lo:hi][(h[lo:hi] >> top) == part] for lo, hi in ctx.chunks()] or [h[:0]]))
         repeated.append(np.unique(v[1:][v[1:] == v[:-1]]))
     v = np.concatenate(repeated)  # sorted: the parts are ranges of values, in order
     if not v.size:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     rows = []
-    for lo in range(0, h.size, chunk):  # searchsorted's positions are 8 bytes a row: chunk by chunk
-        x = h[lo:lo + chunk]
+    for lo, hi in ctx.chunks():  # searchsorted's positions are 8 bytes a row: chunk by chunk
+        x = h[lo:hi]
         p = np.minimum(np.searchsorted(v, x), v.size - 1)
         rows.append(np.flatnonzero(v[p] == x) + lo)
     rows = np.concatenate(rows)
