@@ -4,9 +4,11 @@ the store's own bytes."""
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 
 import numpy as np
+import pytest
 from analysis_helpers import DEFECTS
 
 from replaystore.analysis import _context, _credit, _report, _stats, audit
@@ -119,6 +121,7 @@ def test_blocks_and_chunks_do_not_change_the_findings(tmp_path, monkeypatch):
         assert _findings(audit(path)) == whole, code
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="the parts of RSS are read from Linux's /proc")
 def test_release_pages_drops_the_mapped_pages(tmp_path):
     """After a read, the store's mapped pages count in this process's RSS; ``release_pages`` drops
     them (the numbers read stay right, and reading again maps them again)."""
