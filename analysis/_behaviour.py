@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ._anomalies import Anomaly
-from ._context import Context, Skip, evidence
+from ._context import Context, Skip, evidence, release_pages
 from ._stats import num
 
 SCALE_RATIO = 20.0    # typical non-zero |reward| of an actor against its reference
@@ -38,17 +38,17 @@ def _groups(ctx: Context, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def reward_currency(ctx: Context):
     """Each actor's non-zero rewards against a reference: their sign and typical size (geometric mean)."""
-    r = ctx.cols["reward"]
-    nz = np.isfinite(r) & (r != 0)
-    logabs = np.log(np.abs(np.where(nz, r, 1)), dtype=np.float64)
-    # one group index for the three sums (each _groups call made two full-size temporaries)
-    known = nz & (ctx.codes < ctx.A)
-    g = ctx.seg[known] * ctx.A + ctx.codes[known].astype(np.intp)
     shape, size = (ctx.nseg, ctx.A), ctx.nseg * ctx.A
-    cnt = np.bincount(g, minlength=size).reshape(shape).astype(np.float64)
-    slog = np.bincount(g, weights=logabs[known], minlength=size).reshape(shape)
-    pos = np.bincount(g[r[known] > 0], minlength=size).reshape(shape).astype(np.float64)
-    del g, known
+    cnt, slog, pos = np.zeros(size), np.zeros(size), np.zeros(size)
+    for lo, hi in ctx.chunks():  # one group index for the three sums, chunk by chunk
+        r, c = ctx.cols["reward"][lo:hi], ctx.codes[lo:hi]
+        known = np.isfinite(r) & (r != 0) & (c < ctx.A)
+        g = ctx.seg[lo:hi][known].astype(np.intp) * ctx.A + c[known]
+        r = r[known]
+        cnt += np.bincount(g, minlength=size)
+        slog += np.bincount(g, weights=np.log(np.abs(r), dtype=np.float64), minlength=size)
+        pos += np.bincount(g[r > 0], minlength=size)
+    cnt, slog, pos = cnt.reshape(shape), slog.reshape(shape), pos.reshape(shape)
     env = ctx.env
     facts = env is not None and env.reward is not None
     # other actors of the same segment: the reference where no fact says what the environment pays
@@ -97,8 +97,8 @@ def reward_currency(ctx: Context):
                 continue
             if culprit is None:
                 ambiguous_said.add(code)
-            out.append(_reward_finding(ctx, code, i, segs, culprit, r, nz, logabs, ref_pos, ref_log, ratio, my_pos,
-                                       my_log, source[code]))
+            out.append(_reward_finding(ctx, code, i, segs, culprit, ref_pos, ref_log, ratio, my_pos, my_log,
+                                       source[code]))
     return out, ev
 
 
@@ -125,14 +125,18 @@ def _culprit(ctx, i, matrix, stat, cnt, ok, moved, vs_others, sign):
     return None
 
 
-def _reward_finding(ctx, code, i, segs, culprit, r, nz, logabs, ref_pos, ref_log, ratio, my_pos, my_log, source):
+def _reward_finding(ctx, code, i, segs, culprit, ref_pos, ref_log, ratio, my_pos, my_log, source):
     x = ctx.names[i]
     what = "the opposite sign of" if code == "REWARD_SIGN" else "another scale than"
-    mine = ctx.actor_rows(i, segs[0], segs[-1], nz)
+    mine = ctx.actor_rows(i, segs[0], segs[-1])
+    r = ctx.cols["reward"][mine]
+    nz = np.isfinite(r) & (r != 0)
+    mine, r = mine[nz], r[nz]
     if code == "REWARD_SIGN":
-        off = mine[(r[mine] > 0) != (ref_pos[ctx.seg[mine], i] >= 0.5)]
+        off = mine[(r > 0) != (ref_pos[ctx.seg[mine], i] >= 0.5)]
     else:
-        off = mine[np.abs(logabs[mine] - ref_log[ctx.seg[mine], i]) > math.log(math.sqrt(SCALE_RATIO))]
+        logabs = np.log(np.abs(r), dtype=np.float64)
+        off = mine[np.abs(logabs - ref_log[ctx.seg[mine], i]) > math.log(math.sqrt(SCALE_RATIO))]
     rows = off if off.size else mine
     w = ctx.where(rows)
     k = int(segs[0])
@@ -158,13 +162,17 @@ def _entropy(p: np.ndarray) -> np.ndarray:
 def action_collapse(ctx: Context):
     """Per-actor histograms of the discrete action per segment; a collapse onto one action that the
     other actors (same segment) or the same actor (other segments) do not show."""
-    act = ctx.cols["discrete_action"].astype(np.int64)
+    act = ctx.cols["discrete_action"]
     if act.size and (act.min() < 0 or act.max() > 1024):
         raise Skip(f"discrete actions outside [0, 1024] (min {act.min()}, max {act.max()}): not a histogram")
     K = int(act.max()) + 1 if act.size else 1
-    known = ctx.codes < ctx.A
-    g = (ctx.seg[known] * ctx.A + ctx.codes[known].astype(np.intp)) * K + act[known]
-    h = np.bincount(g, minlength=ctx.nseg * ctx.A * K).reshape(ctx.nseg, ctx.A, K).astype(np.float64)
+    h = np.zeros(ctx.nseg * ctx.A * K, np.int64)
+    for lo, hi in ctx.chunks():  # counts chunk by chunk: the group index is 8 bytes a row
+        c = ctx.codes[lo:hi]
+        known = c < ctx.A
+        g = (ctx.seg[lo:hi][known].astype(np.intp) * ctx.A + c[known]) * K + act[lo:hi][known]
+        h += np.bincount(g, minlength=h.size)
+    h = h.reshape(ctx.nseg, ctx.A, K).astype(np.float64)
     tot = h.sum(2)
     share = h / np.maximum(1, tot)[..., None]
     top = share.argmax(2)
@@ -211,16 +219,26 @@ def _continuous_collapse(ctx: Context, ev: dict) -> list:
     if not ctx.has("continuous_action") or not ctx.store.schema["continuous_action"].shape \
             or ctx.store.schema["continuous_action"].shape[0] == 0:
         return []
-    c = ctx.store.read(["continuous_action"])["continuous_action"].astype(np.float64)
-    c = c.reshape(len(c), -1)
-    finite = np.isfinite(c).all(axis=1)
-    cnt = _groups(ctx, np.ones(ctx.n), finite)
+    k = int(np.prod(ctx.store.schema["continuous_action"].shape))
+    size = ctx.nseg * ctx.A
+    cnt, s1, s2 = np.zeros(size), np.zeros((k, size)), np.zeros((k, size))
+    for lo, hi in ctx.chunks():  # the column chunk by chunk: a float64 copy of it was 8 bytes a row per element
+        c = ctx.store.read(["continuous_action"], lo, hi)["continuous_action"].astype(np.float64).reshape(hi - lo, k)
+        release_pages(ctx.store)
+        codes = ctx.codes[lo:hi]
+        known = np.isfinite(c).all(axis=1) & (codes < ctx.A)
+        g = ctx.seg[lo:hi][known].astype(np.intp) * ctx.A + codes[known]
+        c = c[known]
+        cnt += np.bincount(g, minlength=size)
+        for j in range(k):
+            s1[j] += np.bincount(g, weights=c[:, j], minlength=size)
+            s2[j] += np.bincount(g, weights=c[:, j] ** 2, minlength=size)
+    cnt = cnt.reshape(ctx.nseg, ctx.A)
     out = []
-    spread = np.zeros((ctx.nseg, ctx.A, c.shape[1]))
-    for j in range(c.shape[1]):
-        s1 = _groups(ctx, c[:, j], finite)
-        s2 = _groups(ctx, c[:, j] ** 2, finite)
-        spread[:, :, j] = np.sqrt(np.maximum(0.0, s2 / np.maximum(1, cnt) - (s1 / np.maximum(1, cnt)) ** 2))
+    spread = np.zeros((ctx.nseg, ctx.A, k))
+    for j in range(k):
+        m1, m2 = s1[j].reshape(cnt.shape) / np.maximum(1, cnt), s2[j].reshape(cnt.shape) / np.maximum(1, cnt)
+        spread[:, :, j] = np.sqrt(np.maximum(0.0, m2 - m1 ** 2))
     ev["continuous_spread"] = {x: [[num(v) for v in spread[k, i]] for k in range(ctx.nseg)]
                                for i, x in enumerate(ctx.names)}
     for i, x in enumerate(ctx.names):
@@ -235,9 +253,10 @@ def _continuous_collapse(ctx: Context, ev: dict) -> list:
         j = int(np.flatnonzero(flagged[segs[0]])[0])
         rows = ctx.actor_rows(i, segs[0], segs[-1])
         w = ctx.where(rows)
+        held = float(ctx.store.gather(rows[:1], ["continuous_action"])["continuous_action"].reshape(-1)[j])
         out.append(Anomaly(
             "ACTION_COLLAPSE", "error",
-            f"{x!r} holds continuous action element {j} at {c[rows[0], j]:.4g} (spread {spread[segs[0], i, j]:.2g}, "
+            f"{x!r} holds continuous action element {j} at {held:.4g} (spread {spread[segs[0], i, j]:.2g}, "
             f"threshold {FROZEN:g}) in {segs.size} of {ctx.nseg} segments, rows {w['rows']}, where the other "
             f"actors or its other segments vary (spread above {MOVING:g}): its behaviour collapsed", actor=x,
             rows=w["rows"], episodes=w["episodes"],

@@ -1,22 +1,38 @@
 """What every transition check reads: the store's scalar columns, the episode layout, and one
 blocked pass over the state columns whose per-row results (chain breaks, copies, row hashes,
-per-segment state moments) the checks share. Nothing here loops over rows in Python."""
+per-segment state moments) the checks share. Nothing here loops over rows in Python.
+
+Memory stays bounded as stores grow: the row pass keeps 10 bytes a row (an 8-byte hash and two
+flags), never the states themselves. A check that learns from states gathers the rows it samples
+(``Context.heads``); one that needs every row's state reads them block by block again
+(``Context.head_blocks``). The pages of the mapped segments a block touched are dropped from this
+process after it (``release_pages``): clean file pages, but they count in RSS."""
 
 from __future__ import annotations
 
 import math
+import mmap
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from ._envfacts import EnvFacts
+from ._stats import CHUNK_ROWS  # rows per chunk of the per-segment counts: their temporaries stay this size
 
 SEGMENTS = 20       # consecutive row segments for the over-time comparisons
 MIN_SEGMENT = 100   # rows: fewer per segment give too few rows per actor to compare
 BLOCK_BYTES = 8 << 20  # per state column and block: below glibc's mmap threshold, so blocks reuse warm pages
+BLOCK_ROWS = 1 << 17  # rows per block at most
 HEAD = 8            # state elements kept in memory (the CartPole policy reads 4)
 HASHED = 4          # elements of state and of next_state hashed (candidates are then compared whole)
+# Scalar columns mixed into the row hash. The actor tags are part of a row appended twice: hashing them
+# keeps the natural repeats of other actors from becoming candidates at all. Step numbers are not: the
+# store numbers a re-appended batch afresh.
+KEYED = ("reward", "discrete_action", "actor")
+# rows gathered at a time: rows spread over a store fault in up to 64 KiB of mapped pages each (the
+# kernel's fault-around), 300 MiB of RSS for 8192 rows of a 10M-row store, dropped after each part
+GATHER_ROWS = 512
 MOMENT_ROWS = 100_000  # state moments from every k-th row, k = rows // MOMENT_ROWS (a 10x test needs no more)
 EPISODES_LISTED = 20
 
@@ -37,7 +53,6 @@ class Layout:
     start: np.ndarray      # first row of each run
     stop: np.ndarray       # one past its last row
     ids: np.ndarray        # episode id of each run
-    run_of_row: np.ndarray  # run index of each row
     pair_ok: np.ndarray    # (n-1,) rows t, t+1 are consecutive steps of one episode (same id, no done at t)
     interleaved: bool      # some episode id has several runs without a done between them
 
@@ -46,15 +61,15 @@ class Layout:
 class RowPass:
     chain_bad: np.ndarray  # (n-1,) next_state[t] != state[t+1]
     copy: np.ndarray       # (n,) next_state[t] == state[t]
-    hash: np.ndarray       # (n,) uint64 hash of the row's content (first HASHED elements of both states)
-    head: np.ndarray       # (n, min(D, HEAD)) first state elements
-    next_head: np.ndarray  # (n, min(D, HEAD)) first next_state elements
+    hash: np.ndarray       # (n,) uint64 hash of the row's content: the first HASHED elements of both states,
+    #                        mixed with the KEYED scalar columns the store has (``keyed`` names them)
     seg_count: np.ndarray  # (segments * A,) rows per segment and actor
     seg_sum: np.ndarray    # (segments * A, D) sum of state elements
     seg_sumsq: np.ndarray  # (segments * A, D) sum of squares
     width: int
     amin: np.ndarray = None  # (A, D) smallest finite value of each element per actor (sampled rows)
     amax: np.ndarray = None  # (A, D) largest
+    keyed: tuple = ()        # the scalar columns mixed into ``hash``
 
 
 class Context:
@@ -105,18 +120,54 @@ class Context:
         start = np.flatnonzero(change)
         stop = np.append(start[1:], n)
         ids = ep[start]
-        run_of_row = np.cumsum(change) - 1
         pair_ok = ~change[1:] & ~done[:-1]
         # Several runs of one id are either interleaved episodes (no done between) or a reused id.
         order = np.argsort(ids, kind="stable")
         same = ids[order][1:] == ids[order][:-1]
         ended = done[stop - 1]
         interleaved = bool((same & ~ended[order][:-1]).any())
-        return Layout(start, stop, ids, run_of_row, pair_ok, interleaved)
+        return Layout(start, stop, ids, pair_ok, interleaved)
 
     @cached_property
     def rows(self) -> RowPass:
         return row_pass(self)
+
+    def chunks(self):
+        """``(lo, hi)`` over the rows, ``CHUNK_ROWS`` at a time: for sums and counts per segment whose
+        temporaries (group indices, masks) would otherwise be as long as the store."""
+        for lo in range(0, self.n, CHUNK_ROWS):
+            yield lo, min(self.n, lo + CHUNK_ROWS)
+
+    @cached_property
+    def head_width(self) -> int:
+        shape = self.store.schema["state"].shape
+        return min(int(np.prod(shape)) if shape else 1, HEAD)
+
+    def heads(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``HEAD`` elements of ``state`` and ``next_state`` of ``rows`` (any order), float32,
+        gathered from the store: what the checks that learn from a sample of rows read."""
+        rows = np.asarray(rows, np.int64)
+        h = self.head_width
+        out = np.empty((2, rows.size, h), np.float32)
+        for lo in range(0, rows.size, GATHER_ROWS):
+            part = rows[lo:lo + GATHER_ROWS]
+            g = self.store.gather(part, ["state", "next_state"])
+            for k, c in enumerate(("state", "next_state")):
+                out[k, lo:lo + part.size] = g[c].reshape(part.size, -1)[:, :h]
+            release_pages(self.store)
+        return out[0], out[1]
+
+    def head_blocks(self, column: str):
+        """``(lo, hi, head)`` over the whole store, ``head`` the first ``HEAD`` elements of ``column``
+        of rows ``[lo, hi)``: for a check that needs every row's state, without holding them all."""
+        s0 = self.store.schema[column]
+        width = int(np.prod(s0.shape)) if s0.shape else 1
+        block = min(BLOCK_ROWS, max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize)))
+        for lo in range(0, self.n, block):
+            hi = min(self.n, lo + block)
+            x = self.store.read([column], lo, hi)[column].reshape(hi - lo, width)
+            yield lo, hi, np.ascontiguousarray(x[:, :self.head_width])
+            release_pages(self.store)
 
     def where(self, rows: np.ndarray) -> dict:
         """Where rows lie: their half-open range, how many, and the episodes they touch."""
@@ -139,14 +190,15 @@ def row_pass(ctx: Context) -> RowPass:
     s0 = ctx.store.schema["state"]
     width = int(np.prod(s0.shape)) if s0.shape else 1
     n, A = ctx.n, ctx.A
-    h = min(width, HEAD)
-    block = max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize))
-    out = RowPass(np.zeros(max(0, n - 1), bool), np.zeros(n, bool), np.zeros(n, np.uint64),
-                  np.empty((n, h), np.float32), np.empty((n, h), np.float32), np.zeros(ctx.nseg * A, np.int64),
+    # at most BLOCK_ROWS: narrow states would otherwise make blocks of millions of rows, whose per-row
+    # temporaries (the hashed words: 64 bytes a row) outweigh the states read
+    block = min(BLOCK_ROWS, max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize)))
+    out = RowPass(np.zeros(max(0, n - 1), bool), np.zeros(n, bool), np.zeros(n, np.uint64), np.zeros(ctx.nseg * A, np.int64),
                   np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), width,
                   np.full((A, width), np.inf), np.full((A, width), -np.inf))
     hk = min(width, HASHED)
     mult = _hash_multipliers(2 * hk)
+    out.keyed = tuple(c for c in KEYED if c in ctx.cols)
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         hi1 = min(n, hi + 1)  # one row more: the chain compares next_state[t] with state[t + 1]
@@ -162,12 +214,42 @@ def row_pass(ctx: Context) -> RowPass:
         cand = np.flatnonzero(ns[:m, 0] == s[:m, 0])
         if cand.size:
             out.copy[lo + cand] = ~(ns[cand] != s[cand]).any(axis=1)
-        out.head[lo:hi] = s[:m, :h]
-        out.next_head[lo:hi] = ns[:m, :h]
         words = np.concatenate([s[:m, :hk], ns[:m, :hk]], axis=1).astype(np.float64).view(np.uint64)
         out.hash[lo:hi] = (words * mult).sum(axis=1, dtype=np.uint64)
+        _key(out, ctx, lo, hi)
         _moments(out, ctx, lo, hi, s[:m])
+        del b, s, ns
+        release_pages(ctx.store)
     return out
+
+
+def release_pages(store) -> None:
+    """Drop this process's mapping of the transition segments' pages (``MADV_DONTNEED``): they are
+    clean file pages, read again from the page cache when touched, but kept mapped they count in
+    the process's RSS, all of the store's bytes by the end of an audit. Best effort: a store whose
+    segments are not mapped this way (compacted, remote) is left alone."""
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    views = getattr(store, "_views", None)
+    if advice is None or not isinstance(views, dict):
+        return
+    from replaystore.store import TRANSITIONS
+
+    for seg in list(getattr(views.get(TRANSITIONS), "_cache", {}).values()):
+        mm = getattr(seg, "mm", None)
+        if isinstance(mm, mmap.mmap):
+            try:
+                mm.madvise(advice)
+            except (OSError, ValueError):  # closed under us, or a platform without it
+                pass
+
+
+def _key(out: RowPass, ctx: Context, lo: int, hi: int) -> None:
+    """Mix the scalar columns ``out.keyed`` of rows ``[lo, hi)`` into their hash (wrapping arithmetic)."""
+    word = np.empty(hi - lo, np.uint64)
+    for k, c in enumerate(out.keyed):
+        np.copyto(word.view(np.float64), ctx.cols[c][lo:hi], casting="unsafe")  # the value as a float64's bits
+        np.multiply(word, np.uint64(0x9E3779B97F4A7C15 + 2 * k), out=word)
+        out.hash[lo:hi] += word
 
 
 def _rows_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,11 +1,12 @@
 """What the fit checks learn from: a bounded sample of rows with their state, state change, action
 and reward, and the few environment facts they use (action bounds, discrete action count).
 
-Everything comes from what the audit already holds: the scalar columns read in full and the first
-``HEAD`` state elements of every row from the shared row pass (``Context.rows``), so the fit checks
-add no pass over the state columns; only ``continuous_action`` is read (one small column). A run of
-N rows is learned from at most ``SAMPLE`` of them, spread evenly, so the cost and memory stay
-bounded as stores grow; a finding is then refined on the rows around the sampled ones.
+The scalar columns come from what the audit already holds; the first ``HEAD`` state elements are
+gathered from the store for the rows a check asks for (``Context.heads``), so the fit checks add no
+pass over the state columns and hold no per-row copy of them; only ``continuous_action`` is read
+(one small column). A run of N rows is learned from at most ``SAMPLE`` of them, spread evenly, so
+the cost and memory stay bounded as stores grow; a finding is then refined on the rows around the
+sampled ones.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._anomalies import run_setting
-from ._context import Context
+from ._context import GATHER_ROWS, Context, release_pages
 
 SAMPLE = 8192  # rows the fit checks learn from and score (evenly spread; every row below this)
 
@@ -74,27 +75,33 @@ class FitData:
     ``sample``: the rows learned from (sorted, evenly spread)."""
 
     def __init__(self, ctx: Context):
-        rp = ctx.rows
+        self.ctx = ctx
         self.n = ctx.n
-        self.head, self.next_head = rp.head, rp.next_head
+        self._last = (None, None, None)  # the rows last gathered: state() and next_state() often ask twice
         self.discrete = None
         if ctx.has("discrete_action"):
             d = ctx.cols["discrete_action"]
             if d.size and d.min() != d.max():
                 self.discrete = d
-        self.continuous = None
         shape = ctx.store.schema["continuous_action"].shape if ctx.has("continuous_action") else ()
-        if shape and shape[0]:
-            self.continuous = ctx.store.read(["continuous_action"])["continuous_action"].reshape(ctx.n, -1)
+        # the continuous elements, gathered for the rows asked for (never held whole); 0: none
+        self.continuous = int(np.prod(shape)) if shape and shape[0] else 0
         self.reward = ctx.cols["reward"]
         n = ctx.n
         self.sample = np.arange(n) if n <= SAMPLE else np.unique(np.linspace(0, n - 1, SAMPLE).astype(np.int64))
 
+    def _heads(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(rows, np.int64)
+        key = rows.tobytes()
+        if self._last[0] != key:
+            self._last = (key, *self.ctx.heads(rows))
+        return self._last[1], self._last[2]
+
     def state(self, rows) -> np.ndarray:
-        return self.head[rows].astype(np.float64)
+        return self._heads(rows)[0].astype(np.float64)
 
     def next_state(self, rows) -> np.ndarray:
-        return self.next_head[rows].astype(np.float64)
+        return self._heads(rows)[1].astype(np.float64)
 
     def delta(self, rows) -> np.ndarray:
         return self.next_state(rows) - self.state(rows)
@@ -102,8 +109,15 @@ class FitData:
     def action(self, rows) -> np.ndarray:
         """The actions as floats: the discrete code (where it varies), then the continuous elements."""
         parts = [] if self.discrete is None else [self.discrete[rows].astype(np.float64)[:, None]]
-        if self.continuous is not None:
-            parts.append(self.continuous[rows].astype(np.float64))
+        if self.continuous:
+            rows = np.asarray(rows, np.int64)
+            c = np.empty((rows.size, self.continuous))
+            for lo in range(0, rows.size, GATHER_ROWS):  # in parts, each part's mapped pages dropped after it
+                part = rows[lo:lo + GATHER_ROWS]
+                c[lo:lo + part.size] = self.ctx.store.gather(part, ["continuous_action"])["continuous_action"].reshape(
+                    part.size, self.continuous)
+                release_pages(self.ctx.store)
+            parts.append(c)
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(rows), 0))
 
     def rewards(self, rows) -> np.ndarray:

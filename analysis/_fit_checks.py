@@ -12,7 +12,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ._anomalies import Anomaly
-from ._context import Context, Skip, evidence
+from ._context import Context, Skip, evidence, release_pages
 from ._fit import Scaler, action_facts, finite, fit_data, spread
 
 # The codes these checks raise (ANOMALY_CODES lists them too: _checks.py adds them there).
@@ -72,13 +72,17 @@ def action_bounds(ctx: Context):
         desc.append(f"discrete actions in [{first}, {first + facts.n_actions})")
     shape = ctx.store.schema["continuous_action"].shape if ctx.has("continuous_action") else ()
     if facts.low is not None and facts.high is not None and shape and shape[0]:
-        c = ctx.store.read(["continuous_action"])["continuous_action"].reshape(ctx.n, -1).astype(np.float64)
-        if c.shape[1] != facts.low.size:
-            raise Skip(f"the store's continuous actions have {c.shape[1]} elements, the action space "
+        width = int(np.prod(shape))
+        if width != facts.low.size:
+            raise Skip(f"the store's continuous actions have {width} elements, the action space "
                        f"{facts.low.size} ({facts.source})")
         tol_lo = BOUND_TOL * (1 + np.abs(facts.low))
         tol_hi = BOUND_TOL * (1 + np.abs(facts.high))
-        bad |= ((c < facts.low - tol_lo) | (c > facts.high + tol_hi)).any(axis=1)
+        for lo, hi in ctx.chunks():  # chunk by chunk: a float64 copy of the column was 8 bytes a row per element
+            c = ctx.store.read(["continuous_action"], lo, hi)["continuous_action"].reshape(hi - lo, width)
+            c = c.astype(np.float64)
+            bad[lo:hi] |= ((c < facts.low - tol_lo) | (c > facts.high + tol_hi)).any(axis=1)
+            release_pages(ctx.store)
         desc.append(f"continuous actions in [{facts.low.tolist()}, {facts.high.tolist()}]")
     if not desc:
         raise Skip(f"the action space ({facts.source}) does not match the store's action columns")
@@ -106,23 +110,28 @@ def action_bounds(ctx: Context):
 # ----------------------------------------------------------------------------- REWARD_CLIPPED
 def reward_clipped(ctx: Context):
     """An actor whose rewards pile up exactly at its extreme value while the other actors' pass it."""
-    r = ctx.cols["reward"].astype(np.float64)
+    r = ctx.cols["reward"]  # in its own dtype: a float64 copy was 8 bytes a row, and comparisons are exact either way
+    if r.dtype.kind != "f":
+        r = r.astype(np.float64)
     ok = np.isfinite(r)
     ev = {"threshold_pile": PILE_SHARE, "pile_at_most": PILE_MAX, "threshold_pass": PASS_SHARE, "per_actor": {}}
     out = []
     for i, x in enumerate(ctx.names):
         mine = ok & (ctx.codes == i)
         others = ok & (ctx.codes != i)
-        if mine.sum() < MIN_PILE or others.sum() < MIN_PILE:
+        k, ko = int(mine.sum()), int(others.sum())
+        if k < MIN_PILE or ko < MIN_PILE:
             continue
-        rx, ro = r[mine], r[others]
-        for side, bound in (("low", rx.min()), ("high", rx.max())):
-            at = rx == bound
-            pile = float(at.mean())
-            beyond = float((ro < bound).mean() if side == "low" else (ro > bound).mean())
+        # masked reductions, no copies of the actors' rewards (8 bytes a row in all)
+        lowest, highest = np.min(r, where=mine, initial=np.inf), np.max(r, where=mine, initial=-np.inf)
+        for side, bound in (("low", lowest), ("high", highest)):
+            at = np.count_nonzero((r == bound) & mine)
+            pile = at / k
+            past = (r < bound) if side == "low" else (r > bound)
+            beyond = np.count_nonzero(past & others) / ko
             ev["per_actor"].setdefault(x, {})[side] = {"bound": float(bound), "share_at_bound": pile,
                                                         "others_beyond": beyond}
-            if at.sum() < MIN_PILE or not PILE_SHARE <= pile <= PILE_MAX or beyond < PASS_SHARE:
+            if at < MIN_PILE or not PILE_SHARE <= pile <= PILE_MAX or beyond < PASS_SHARE:
                 continue
             rows = np.flatnonzero(mine & (r == bound))
             w = _where(ctx, rows)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ._anomalies import Anomaly
 from ._context import Context, Skip, evidence
+from ._stats import code_counts
 
 CHAIN_ERROR_RATE = 0.01   # an actor's share of broken links from which a break is an error
 MIN_BROKEN = 3            # broken links before any finding (a resumed run may cut one episode)
@@ -15,6 +16,7 @@ RESET_RATE = 0.5          # share of episode ends whose next_state is the next e
 COPY_RATE = 0.5           # share of an actor's rows with next_state == state
 MIN_COPIES = 10
 MIN_DUP_RUN = 16          # consecutive rows repeating earlier consecutive rows, from which a block is reported
+PARTS = 16                # the hashes are searched for repeats in this many parts (a power of 2)
 MAX_BLOCKS = 100          # duplicate blocks confirmed and reported one by one
 CUT_EPISODES = 2          # episodes that end without done (a resume cuts one): tolerated
 STEP_ERRORS = 2           # step numbering breaks tolerated (resumes) before an error
@@ -111,18 +113,8 @@ def duplicate_rows(ctx: Context):
     car stopped at the left wall is set to exactly (-1.2, 0), and near-deterministic play then
     repeats 17-38 rows exactly); those carry other actors or continue their own episode into the
     repeat, so they are counted in the evidence, not reported."""
-    keyed = [c for c in ("reward", "discrete_action", "actor") if c in ctx.cols]
-    h = _keyed_hash(ctx, keyed)
-    o = np.argsort(h, kind="stable")  # a stable sort keeps rows of one hash in row order
-    h = h[o]
-    eq = h[1:] == h[:-1]
-    del h
-    pos = np.flatnonzero(eq) + 1  # sorted positions of rows whose hash the previous sorted row has
-    del eq
-    block = np.r_[True, np.diff(pos) != 1] if pos.size else np.zeros(0, bool)
-    group_first = (pos[block] - 1)[np.cumsum(block) - 1] if pos.size else pos
-    rows_d, partner_d = o[pos], o[group_first]
-    del o
+    keyed = list(ctx.rows.keyed)
+    rows_d, partner_d = _repeated_rows(ctx, ctx.rows.hash)
     order = np.argsort(rows_d, kind="stable")
     rows_d, partner_d = rows_d[order], partner_d[order]
     cont = np.zeros(rows_d.size, bool)
@@ -161,14 +153,30 @@ def duplicate_rows(ctx: Context):
     return out, ev
 
 
-def _keyed_hash(ctx: Context, keyed: list) -> np.ndarray:
-    """The row pass's hash of both states, mixed with the scalar columns ``keyed``. The actor tags are
-    part of a row appended twice: hashing them keeps the natural repeats of other actors from becoming
-    candidates at all. Step numbers are not: the store numbers a re-appended batch afresh."""
-    h = ctx.rows.hash.copy()
-    for k, c in enumerate(keyed):
-        h += ctx.cols[c].astype(np.float64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15 + 2 * k)
-    return h
+def _repeated_rows(ctx: Context, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row whose hash (the row pass's) an earlier row has, and that earliest row. The hash values
+    that repeat are found part by part (``PARTS`` ranges of the top bits, one sorted part at a time,
+    chunk by chunk), so no temporary is as long as the store; only the rows holding a repeated value
+    are then sorted by (hash, row)."""
+    top = np.uint64(64 - PARTS.bit_length() + 1)
+    repeated = []
+    for part in range(PARTS):
+        v = np.sort(np.concatenate([h[lo:hi][(h[lo:hi] >> top) == part] for lo, hi in ctx.chunks()] or [h[:0]]))
+        repeated.append(np.unique(v[1:][v[1:] == v[:-1]]))
+    v = np.concatenate(repeated)  # sorted: the parts are ranges of values, in order
+    if not v.size:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    rows = []
+    for lo, hi in ctx.chunks():  # searchsorted's positions are 8 bytes a row: chunk by chunk
+        x = h[lo:hi]
+        p = np.minimum(np.searchsorted(v, x), v.size - 1)
+        rows.append(np.flatnonzero(v[p] == x) + lo)
+    rows = np.concatenate(rows)
+    o = np.argsort(h[rows], kind="stable")  # a stable sort keeps rows of one hash in row order
+    rows, hs = rows[o], h[rows[o]]
+    first = np.r_[True, hs[1:] != hs[:-1]]
+    partner = rows[first][np.cumsum(first) - 1]
+    return rows[~first], partner[~first]
 
 
 def _same_rows(ctx: Context, rows: np.ndarray, other: np.ndarray) -> bool:
@@ -246,9 +254,8 @@ def episode_bookkeeping(ctx: Context):
 def _done_rate(ctx: Context, done: np.ndarray, ev: dict) -> list:
     """An actor whose rows end an episode most of the time: done set where no episode ended."""
     out = []
-    known = ctx.codes < ctx.A
-    rows = np.bincount(ctx.codes[known], minlength=ctx.A)
-    dones = np.bincount(ctx.codes[known & done], minlength=ctx.A)
+    # chunked counts: bincount of the codes casts them to 8 bytes a row
+    rows, dones = code_counts(ctx.codes, ctx.A)[:ctx.A], code_counts(ctx.codes[done], ctx.A)[:ctx.A]
     rate = dones / np.maximum(1, rows)
     ev["done_rate"] = {x: float(rate[i]) for i, x in enumerate(ctx.names)}
     for i, x in enumerate(ctx.names):
@@ -297,8 +304,10 @@ def _reused(ctx: Context, lay, done, ev) -> list:
 def _steps(ctx: Context, lay, ev) -> list:
     """Inside an episode each step is the previous one + 1; an episode's first row is step 0."""
     step = ctx.cols["step"]
-    bad = np.zeros(ctx.n, bool)
-    bad[1:] = (ctx.cols["episode"][1:] == ctx.cols["episode"][:-1]) & (step[1:] != step[:-1] + 1)
+    ep, bad = ctx.cols["episode"], np.zeros(ctx.n, bool)
+    for lo, hi in ctx.chunks():  # chunk by chunk: ``step + 1`` is 8 bytes a row
+        lo = max(lo, 1)
+        bad[lo:hi] = (ep[lo:hi] == ep[lo - 1:hi - 1]) & (step[lo:hi] != step[lo - 1:hi - 1] + 1)
     order = np.argsort(lay.ids, kind="stable")
     first_run = np.ones(len(order), bool)
     first_run[1:] = lay.ids[order][1:] != lay.ids[order][:-1]
@@ -387,7 +396,9 @@ def bootstrap_flags(ctx: Context):
                                details=evidence("truncated rows without done (more than)",
                                                 int(stray.size), 0, kind="truncated_not_done", **w)))
     if env is not None and env.terminal is not None and ctx.rows.width == env.state_dim:
-        side = env.terminal(ctx.rows.next_head)  # +1 surely terminal, -1 surely not, 0 at a bound
+        side = np.empty(ctx.n, np.int8)  # +1 surely terminal, -1 surely not, 0 at a bound
+        for lo, hi, head in ctx.head_blocks("next_state"):
+            side[lo:hi] = env.terminal(head)
         term_all, inside = side > 0, side < 0
         # a terminal next state on a row without done: the episode ended and nobody said so
         missing = np.flatnonzero(term_all & ~done)

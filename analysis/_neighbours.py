@@ -78,22 +78,22 @@ def tag_behaviour(ctx: Context):
     if not todo:
         raise Skip(f"{declared} have a policy: TAG_POLICY checks their rows against it")
     act, tol, kind = _actions(ctx)
-    x = ctx.rows.head.astype(np.float64)
-    ok = np.isfinite(x).all(axis=1) & np.isfinite(act).all(axis=1) & (ctx.codes < ctx.A)
+    # the states of the sampled rows only, gathered (rows with a non-finite state are dropped after)
+    ok = np.isfinite(act).all(axis=1) & (ctx.codes < ctx.A)
     ep = ctx.cols.get("episode")
     out, ev = [], {"actions": kind, "tolerance": tol.tolist(), "threshold_agreement": AGREEMENT,
-                   "elements": x.shape[1], "per_actor": {}}
+                   "elements": ctx.head_width, "per_actor": {}}
+    q, xq = _finite_states(ctx, _spread(np.flatnonzero(ok), MAX_QUERY))
     for name in todo:
         d = ctx.names.index(name)
-        mine = _spread(np.flatnonzero(ok & (ctx.codes == d)), MAX_TREE)
+        mine, xm = _finite_states(ctx, _spread(np.flatnonzero(ok & (ctx.codes == d)), MAX_TREE))
         if mine.size < MIN_TREE:
             ev["per_actor"][name] = f"{mine.size} rows: too few to compare neighbours (at least {MIN_TREE})"
             continue
-        scale = x[mine].std(axis=0)
+        scale = xm.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
-        tree = cKDTree(x[mine] / scale)
-        q = _spread(np.flatnonzero(ok), MAX_QUERY)
-        _, idx = tree.query(x[q] / scale, k=min(K, mine.size), eps=EPS)
+        tree = cKDTree(xm / scale)
+        _, idx = tree.query(xq / scale, k=min(K, mine.size), eps=EPS)
         cand = mine[idx]
         valid = (cand != q[:, None]) & ((ep[cand] != ep[q][:, None]) if ep is not None
                                         else (np.abs(cand - q[:, None]) > 1))
@@ -113,6 +113,12 @@ def tag_behaviour(ctx: Context):
         out += found
         ev["per_actor"][name] = e
     return out, ev
+
+
+def _finite_states(ctx: Context, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = ctx.heads(rows)[0].astype(np.float64)
+    ok = np.isfinite(x).all(axis=1)
+    return rows[ok], x[ok]
 
 
 def _judge(ctx: Context, d: int, q: np.ndarray, agree: np.ndarray):

@@ -19,7 +19,7 @@ from replaystore.store import TRAIN_SAMPLES, TRAIN_STEPS
 from . import _anomalies, _credit, _stats, _training
 from ._anomalies import Anomaly
 from ._checks import run_checks
-from ._context import Context
+from ._context import CHUNK_ROWS, Context, release_pages
 from ._envfacts import env_facts as load_env_facts
 from ._tags import check_policies
 from ._load import StoreSource, open_store
@@ -172,6 +172,19 @@ BIG_STORE = 100_000  # rows from which progress="auto" shows a bar
 SCALARS = ("actor", "episode", "step", "reward", "done", "time", "discrete_action", "truncated")
 
 
+def _read_scalars(s, columns: list) -> dict:
+    """The scalar columns whole, read chunk by chunk: the mapped pages each chunk came from are dropped
+    from this process after it (the copies are ours), so they never all count in its RSS at once."""
+    n = len(s)
+    raw = {c: np.empty(n, s.schema[c].dtype) for c in columns}
+    for lo in range(0, n, CHUNK_ROWS):
+        part = s.read(columns, lo, min(n, lo + CHUNK_ROWS))
+        for c in columns:
+            raw[c][lo:lo + CHUNK_ROWS] = part[c]
+        release_pages(s)
+    return raw
+
+
 def audit_store(path: StoreSource, expected: Mapping[str, Any] | None = None, *, bucket_rows: int | None = None, progress: bool | str = False,
                 env_facts=None, policies=None, trust_policies: bool = False) -> AuditReport:
     """Audit the committed rows of the store at ``path`` (or an open ``ReplayStore``); see ``audit``."""
@@ -193,7 +206,9 @@ def audit_store(path: StoreSource, expected: Mapping[str, Any] | None = None, *,
             bar.set_postfix_str(name)
 
         names = s.actors.names
-        raw = s.read([c for c in SCALARS if c in s.schema and not s.schema[c].shape])
+        # ``time`` (8 bytes a row) is read only for the training log it is compared with
+        raw = _read_scalars(s, [c for c in SCALARS if c in s.schema and not s.schema[c].shape
+                                and (c != "time" or s.tables.get(TRAIN_STEPS))])
         steps_raw = s.read_table(TRAIN_STEPS) if s.tables.get(TRAIN_STEPS) else None
         samples_raw = s.read_table(TRAIN_SAMPLES) if s.tables.get(TRAIN_SAMPLES) else None
         store = {"rows": len(s), "window": s.window, "window_start": s.window_start(), "actors": list(names),

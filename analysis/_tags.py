@@ -180,15 +180,16 @@ def _builtin(ctx: Context, expert: str):
         raise Skip(f"states have {width} elements; {env.policy} drives {env.state_dim}")
     cdim = ctx.store.schema["continuous_action"].shape[0] if ctx.has("continuous_action") else 0
     policy = CartPoleExpert(EnvSpec((width,), 2, cdim))
-    state = ctx.rows.head.astype(np.float64)
-    action = (state @ policy.gains > 0).astype(np.int64)
     # The vectorized form must be the policy itself: compare with its own call on a few rows.
-    probe = np.linspace(0, ctx.n - 1, min(ctx.n, 32)).astype(int)
-    own = np.array([policy(state[i])[0] for i in probe])
-    if not np.array_equal(own, action[probe]):
+    probe = np.linspace(0, ctx.n - 1, min(ctx.n, 32)).astype(np.int64)
+    state = ctx.heads(probe)[0].astype(np.float64)
+    own = np.array([policy(x)[0] for x in state])
+    if not np.array_equal(own, (state @ policy.gains > 0).astype(np.int64)):
         raise Skip(f"{env.policy}'s decisions could not be reproduced over whole columns (its rule changed)")
-    return np.arange(ctx.n), ctx.cols["discrete_action"].astype(np.int64) == action, \
-        f"replaystore.agent.{env.policy} (scripted, deterministic)"
+    stored, agree = ctx.cols["discrete_action"], np.empty(ctx.n, bool)
+    for lo, hi, head in ctx.head_blocks("state"):  # every row, block by block: no per-row copy of the states
+        np.equal(stored[lo:hi], head.astype(np.float64) @ policy.gains > 0, out=agree[lo:hi])
+    return np.arange(ctx.n), agree, f"replaystore.agent.{env.policy} (scripted, deterministic)"
 
 
 def resolve(ctx: Context) -> tuple[dict, dict]:
