@@ -49,6 +49,7 @@ def compact_tables(path, codec: str = DEFAULT_CODEC, fsync: bool = False, sealed
             todo = [k for k in range(tw.first_segment, _last(s, name, view, sealed)) if k not in tw.compacted]
             for k in todo:
                 _write_compact(s._folder, view.segment(k), tw, k, codec, fsync)
+                view.forget(k)  # unmapped: the pages read stay out of this process (RSS), whatever the store's size
             if todo:
                 done[name] = todo
                 tw.compacted.update(todo)
@@ -118,12 +119,23 @@ def _write_column(f: h5py.File, c, src: np.ndarray, seg_rows: int, codec: str) -
     rest = (0,) * len(c.shape)
     if codec in BLOSC:
         # compressed here and handed to HDF5 as finished chunks: its filter pipeline (one chunk at a
-        # time through the plugin, with a copy each way) is skipped, and the bytes are the filter's own
+        # time through the plugin, with a copy each way) is skipped, and the bytes are the filter's own.
+        # (A second thread compressing ahead of the writer ran 20% slower here, on 2 loaded cores.)
         for lo in range(0, seg_rows, rpc):
             block = src[lo:lo + rpc]
             if len(block) < rpc:  # an edge chunk is stored whole: pad it as HDF5 would
                 block = np.concatenate([block, np.zeros((rpc - len(block), *c.shape), c.dtype)])
             d.id.write_direct_chunk((lo, *rest), compress(codec, np.ascontiguousarray(block)))
+        return compress(codec, np.ascontiguousarray(block))
+
+        starts = range(0, seg_rows, rpc)
+        with ThreadPoolExecutor(1) as pool:
+            pending = deque(pool.submit(one, lo) for lo in starts[:_AHEAD])
+            for i, lo in enumerate(starts):
+                data = pending.popleft().result()
+                if i + _AHEAD < len(starts):
+                    pending.append(pool.submit(one, starts[i + _AHEAD]))
+                d.id.write_direct_chunk((lo, *rest), data)
         return
     step = max(rpc, (_BLOCK_BYTES // max(1, c.row_bytes)) // rpc * rpc)
     for lo in range(0, seg_rows, step):
