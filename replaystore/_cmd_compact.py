@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="compact every full segment of every table, the replay window too (the sampler then "
                         "decompresses the chunks each batch needs); by default only what no sampler reads")
     p.add_argument("--json", action="store_true",
-                   help='print {"path", "codec", "segments": [transitions indexes], "tables": {table: [indexes]}} as JSON')
+                   help='print {"path", "codec", "segments": [transitions indexes], "tables": {table: [indexes]}, '
+                        '"seconds"} as JSON')
     p.epilog = ("for this command: 0 compacted (or nothing to do), 2 unreadable store, a live writer or a missing "
                 "extra\n\n" + (p.epilog or ""))
 
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --codec {args.codec} and --filter {args.filter} disagree: pass only --codec", file=sys.stderr)
         return 2
     codec = args.codec or args.filter or DEFAULT_CODEC
+    started = time.perf_counter()
     try:
         done = compact_tables(args.path, codec, sealed=args.sealed)
     except ImportError as e:  # MissingExtraError: the one line naming the extra
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         print(json.dumps({"path": args.path, "codec": codec, "filter": codec,
-                          "segments": sorted(done.get("transitions", [])), "tables": done}))
+                          "segments": sorted(done.get("transitions", [])), "tables": done,
+                          "seconds": round(time.perf_counter() - started, 3)}))
         return 0
     n = sum(len(v) for v in done.values())
     print(f"compacted {n} segment(s) of {args.path} with {codec}" if n else

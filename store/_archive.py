@@ -153,6 +153,8 @@ class ArchiveColumn:
         if mode != "clip" and len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.rows):
             raise IndexError(f"{self.path}: rows {int(idx.min())}..{int(idx.max())} of column {self.name!r} lie "
                              f"outside its {self.rows} rows")
+        if not len(idx):
+            return out
         if self.rpc == 1:  # a row per chunk (wide rows): the chunk is the row
             for i, j in enumerate(np.clip(idx, 0, self.rows - 1).tolist()):
                 out[i] = self.chunk(j)[0]
