@@ -60,15 +60,19 @@ def copy_store(src: str, dst: str) -> None:
 def compact_in_child(path: str, codec: str) -> tuple[float, float, int]:
     """Seconds of ``replaystore compact --sealed --json`` in a process of its own (the command, and
     the compaction as it reports it: without interpreter start and imports) and its peak RSS."""
+    # Peak RSS from the child's own VmHWM at exit: wait4's ru_maxrss keeps the parent's high-water
+    # mark across fork and exec (Linux), which here is the store this script just wrote.
+    hook = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write('VmHWM ' + "
+            "open('/proc/self/status').read().split('VmHWM:')[1].split()[0] + chr(10))); "
+            "sys.argv = ['replaystore'] + sys.argv[1:]; runpy.run_module('replaystore', run_name='__main__')")
     a = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "replaystore", "compact", path, "--sealed", "--codec", codec,
-                             "--json"], stdout=subprocess.PIPE)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", hook, "compact", path, "--sealed", "--codec", codec, "--json"],
+                          capture_output=True, text=True)
     wall = time.perf_counter() - a
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"compact {codec} failed ({os.waitstatus_to_exitcode(status)})")
-    return wall, json.loads(out)["seconds"], usage.ru_maxrss * 1024
+    if proc.returncode:
+        raise SystemExit(f"compact {codec} failed ({proc.returncode}): {proc.stderr}")
+    hwm = int(proc.stderr.rsplit("VmHWM ", 1)[1].split()[0]) * 1024
+    return wall, json.loads(proc.stdout)["seconds"], hwm
 
 
 def raw_bytes(path: str) -> int:
@@ -138,9 +142,9 @@ def sample_compare(raw: str, packed: str, repeats: int, rounds: int, label: str)
                 sm.close()
             print(f"  {label} batch {batch:3d}: uncompressed {med['raw']:7.3f} ms, compacted "
                   f"{med['compacted']:7.3f} ms: {med['raw'] / med['compacted']:.2f}x (target >= 0.5x)")
-        grown = anon_rss() - before
+        grown, used = anon_rss() - before, _archive._CACHE.used
     print(f"  {label}: first batch after opening {first * 1e3:.1f} ms; reader memory +{grown / 2**20:.0f} MiB "
-          f"(cache budget {_archive.archive_cache_bytes() / 2**20:.0f} MiB, used {_archive._CACHE.used / 2**20:.0f} MiB)")
+          f"(cache budget {_archive.archive_cache_bytes() / 2**20:.0f} MiB, used {used / 2**20:.0f} MiB)")
 
 
 def main() -> None:
