@@ -11,15 +11,16 @@ filters.
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 
 import numpy as np
 
-from replaystore.common.extras import require_extra
 
-from .errors import DamagedStoreError
+from .errors import ArchiveExtraError, DamagedStoreError
 
 BLOSC_FILTER = 32001
+ARCHIVE_MODULES = ("hdf5plugin", "numcodecs")  # the [archive] extra (common/extras.py lists it too)
 # codec -> (blosc compressor name, level): lz4 level 5 compressed 84x84 frames at ~1 GB/s on one
 # core; zstd level 1 trades ~2x the time for a smaller file (BENCHMARKS.md, archive)
 BLOSC = {"blosc-lz4": ("lz4", 5), "blosc-zstd": ("zstd", 1)}
@@ -36,12 +37,14 @@ _HEADER = 16  # blosc 1: version, versionlz, flags, typesize, nbytes, blocksize,
 
 def check_codec(codec, feature: str) -> str:
     """``codec``, refused with a ``ValueError`` unless it is one ``compact`` writes; a blosc codec
-    also needs the ``[archive]`` extra (``MissingExtraError``, an ``ImportError``, otherwise)."""
+    also needs the ``[archive]`` extra (``ArchiveExtraError``, an ``ImportError``, otherwise)."""
     if codec not in CODECS:
         raise ValueError(f"codec={codec!r}: expected one of {CODECS} (blosc-lz4 is the fast one; gzip and lzf are "
                          "HDF5's built-in filters)")
     if codec in BLOSC:
-        require_extra("archive", feature)
+        for module in ARCHIVE_MODULES:  # looked up, not imported: asking is cheap (store/ sits below common/)
+            if importlib.util.find_spec(module) is None:
+                raise ArchiveExtraError(feature, module)
         import hdf5plugin  # noqa: F401  registers filter 32001 with h5py's HDF5, for stock reads
     return codec
 

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replaystore.common.extras import MissingExtraError
 from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, errors
 from replaystore.store import _archive
 from replaystore.store._archive import archive_cache_bytes
@@ -213,13 +212,24 @@ def test_a_damaged_compressed_chunk_is_named_by_verify(tmp_path):
 def test_a_blosc_codec_without_the_archive_extra_names_it(tmp_path, monkeypatch):
     """Without hdf5plugin, compact --codec blosc-lz4 fails in one line naming the [archive] extra,
     before it changes anything; an unknown codec is a ValueError listing the codecs."""
-    import replaystore.common.extras as extras
+    import importlib.util
 
+    from replaystore.common.extras import EXTRAS
+    from replaystore.store._codec import ARCHIVE_MODULES
+
+    assert ARCHIVE_MODULES == EXTRAS["archive"]  # store/ cannot import common/: the two lists agree
     path = closed_store(tmp_path / "run.h5", 2500)
-    real = extras._importable
-    monkeypatch.setattr(extras, "_importable", lambda m: m != "hdf5plugin" and real(m))
-    with pytest.raises(MissingExtraError, match=r"needs the \[archive\] extra \(hdf5plugin is not installed\)"):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "hdf5plugin" else real(m, *a))
+    with pytest.raises(errors.ArchiveExtraError, match=r"needs the \[archive\] extra \(hdf5plugin is not installed\)"):
         compact(path, "blosc-lz4")
+    out = subprocess.run([sys.executable, "-c", "import importlib.util as u, sys; real = u.find_spec; "
+                          "u.find_spec = lambda m, *a: None if m == 'hdf5plugin' else real(m, *a); "
+                          "from replaystore.cli import main; sys.exit(main(['compact', sys.argv[1]]))", str(path)],
+                         capture_output=True, text=True)
+    assert 2 == out.returncode
+    assert "needs the [archive] extra (hdf5plugin is not installed): pip install 'replaystore[archive]'" in out.stderr
+    assert 1 == len(out.stderr.strip().splitlines())
     with pytest.raises(ValueError, match="expected one of"):
         compact(path, "zip")
     assert not [n for n in os.listdir(f"{path}.d") if ".z.h5" in n]
