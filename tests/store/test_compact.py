@@ -310,3 +310,18 @@ def test_take_out_of_range_raises_index_error(packed_columns):
     col = r._views["transitions"].segment(0).arrays["reward"]
     with pytest.raises(IndexError, match="rows 0..1024 of column 'reward' lie outside its 1024 rows"):
         col.take(np.array([0, 1024]))
+
+
+def test_a_truncated_compacted_segment_is_refused_not_read_past_its_end(tmp_path):
+    """A compacted segment cut to half its length (its chunks indexed past the end of the file)
+    is refused with DamagedStoreError on read, and verify names its rows; no byte past the file
+    is mapped or read."""
+    path = tmp_path / "framed.h5"
+    _frames_store(path)
+    compact_tables(path, sealed=True)
+    seg = os.path.join(f"{path}.d", "frames-000002.z.h5")
+    os.truncate(seg, os.path.getsize(seg) // 2)
+    with ReplayStore.open(path) as r:
+        with pytest.raises(errors.DamagedStoreError, match="frames-000002.z.h5"):
+            r.read_table("frames", ["frame"], 512, 520)
+        assert [[512, 768]] == [f["rows"] for f in verify(r) if f["table"] == "frames"]
