@@ -7,7 +7,7 @@ output behind:
 
 >>> from replaystore.common.extras import EXTRAS, MissingExtraError
 >>> sorted(EXTRAS)
-['agent', 'dask', 'notebook', 'parquet', 'ray', 'remote', 's3', 'tensorboard']
+['agent', 'archive', 'dask', 'notebook', 'parquet', 'ray', 'remote', 's3', 'tensorboard']
 >>> str(MissingExtraError("replaystore train", "agent", "torch"))
 "replaystore train needs the [agent] extra (torch is not installed): pip install 'replaystore[agent]'"
 
@@ -32,6 +32,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "dask": ("dask", "distributed"),
     "notebook": ("papermill", "nbformat", "nbclient", "ipykernel", "nbconvert"),
     "remote": ("pyarrow",),
+    "archive": ("hdf5plugin", "numcodecs"),
 }
 
 

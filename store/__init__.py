@@ -7,8 +7,10 @@ its strategies ``Uniform``, ``Stratified``, ``Prioritized`` (protocol ``Sampling
 writing process) and ``RunSource`` (its shards as one sample source); ``FileLayer``, the one object
 every file write goes through (``file_layer()`` the current one, ``use_file_layer`` to swap it);
 ``FrameStack`` (stacked image observations stored one frame per step:
-``ReplayStore.create(..., frames=FrameStack(4))``); whole-store tools: ``verify`` (re-read every
-committed byte against its checksums; ``format_findings`` prints the result), ``compact``,
+``ReplayStore.create(..., frames=FrameStack(4))``); ``archive_cache_bytes`` (the memory budget of
+decompressed chunks read from compacted segments, for the whole process); whole-store tools: ``verify`` (re-read every
+committed byte against its checksums; ``format_findings`` prints the result), ``compact`` and
+``compact_tables`` (codecs ``CODECS``, default ``DEFAULT_CODEC``),
 ``convert`` and ``summarize`` (``format_summary`` prints it). Everything else is private.
 
 The rooms. The folders show the architecture; a room imports only rooms above it in this list
@@ -44,6 +46,7 @@ from . import errors
 from .format._actors import Actors
 from .files._fileio import FileLayer, layer as file_layer, use_layer as use_file_layer
 from .format._format import FORMAT_VERSION, TRANSITIONS, store_files
+from .read._archive import archive_cache_bytes
 from .read._frames import FrameStack
 from .format._schema import Column, Schema
 from .read._reader import StoreReader
@@ -58,7 +61,8 @@ from .run._run import Run
 from .run._run_source import RunSource
 from .format._telemetry import TRAIN_SAMPLES, TRAIN_STEPS, train_samples_schema, train_steps_schema
 from .tools._verify import format_findings, verify
-from .tools._compact import compact
+from .tools._compact import compact, compact_tables
+from .format._codec import CODECS, DEFAULT_CODEC
 from .tools._convert import convert
 from .tools._summary import format_summary, summarize
 
@@ -70,4 +74,4 @@ __all__ = ["Actors", "Column", "FORMAT_VERSION", "FrameStack", "ReplayStore", "S
            "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors", "train_samples_schema", "train_steps_schema", "store_files",
            "Prioritized", "SampleSource", "SamplingStrategy", "Stratified", "Uniform", "Run", "RunSource",
            "FileLayer", "file_layer", "use_file_layer", "verify", "format_findings", "compact", "convert", "summarize",
-           "format_summary"]
+           "format_summary", "archive_cache_bytes", "compact_tables", "CODECS", "DEFAULT_CODEC"]

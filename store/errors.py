@@ -32,6 +32,7 @@ __all__ = [
     "RowsDeletedError",
     "SamplerError",
     "EmptyWindowError",
+    "ArchiveExtraError",
 ]
 
 
@@ -152,3 +153,16 @@ class RunError(StoreError, ValueError):
 
 class ShardMismatchError(RunError):
     """A shard's schema, actor vocabulary or window differs from its run's record."""
+
+
+class ArchiveExtraError(StoreError, ImportError):
+    """A Blosc codec (``compact --codec blosc-lz4``, or reading such a segment) without the
+    ``[archive]`` extra; says it in the one line ``replaystore.common.extras`` uses."""
+
+    def __init__(self, feature: str, missing: str) -> None:
+        self.feature, self.extra, self.missing = feature, "archive", missing
+        super().__init__(f"{feature} needs the [archive] extra ({missing} is not installed): "
+                         "pip install 'replaystore[archive]'", name=missing)
+
+    def __reduce__(self):  # the two fields, so the error survives a trip through Ray or Dask
+        return type(self), (self.feature, self.missing)

@@ -105,7 +105,9 @@ def check_name(name, what: str) -> str:
 
 
 # The filters ``compact`` writes (and fletcher32, harmless): any other one makes HDF5 look for a plugin.
-_SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: lzf
+# 32001 (Blosc) is read only after hdf5plugin registered it (_codec.check_codec), so HDF5 never
+# searches a plugin path for it.
+_SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000, 32001}  # 32000: lzf
 # Deflate expands at most 1032:1 (and lzf far less): a dataset claiming more bytes than that over what
 # it stores would fill memory with fill values or a decompression bomb.
 _MAX_RATIO = 1100
@@ -149,19 +151,21 @@ def own_dataset(f, name: str, path: str) -> h5py.Dataset:
         code = plist.get_filter(i)[0]
         if code not in _SAFE_FILTERS:
             raise DamagedStoreError(f"{path}: dataset {name!r} uses HDF5 filter {code}, not one compact writes "
-                                    "(gzip, lzf, shuffle): it is damaged or hostile")
+                                    "(gzip, lzf, blosc, shuffle): it is damaged or hostile")
     return d
 
 
-def local_dataset(f: h5py.File, name: str, shape: tuple, dtype, path: str) -> h5py.Dataset:
+def local_dataset(f: h5py.File, name: str, shape: tuple, dtype, path: str, ratio: bool = True) -> h5py.Dataset:
     """``own_dataset(f, name, path)``, also of the ``shape`` and ``dtype`` the store expects, and
-    not claiming more bytes than any compression of what it stores gives."""
+    (with ``ratio``) not claiming more bytes than any compression of what it stores gives. A caller
+    that reads chunk by chunk, checking each one's size, into bounded memory passes ``ratio=False``
+    (Blosc/Zstd compresses a zero frame further than deflate's 1032:1)."""
     d = own_dataset(f, name, path)
     if tuple(d.shape) != tuple(shape) or d.dtype != np.dtype(dtype):
         raise DamagedStoreError(f"{path}: dataset {name!r} is {d.dtype}{tuple(d.shape)}, expected "
                                 f"{np.dtype(dtype)}{tuple(shape)}: the file is damaged or not this store's")
     want = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
-    if want > _MAX_RATIO * d.id.get_storage_size() + (1 << 20):
+    if ratio and want > _MAX_RATIO * d.id.get_storage_size() + (1 << 20):
         raise DamagedStoreError(f"{path}: dataset {name!r} claims {want} bytes but stores {d.id.get_storage_size()}: "
                                 "more than any compression gives; the file is damaged or hostile")
     return d

@@ -26,13 +26,13 @@ def segment_findings(folder: str, store_uuid: str, name: str, t, k: int, seg) ->
     sums = t.tail_sums if lo + t.segment_rows > t.rows else _sealed_sums(folder, store_uuid, name, k)
     found = []
     for col, block in t.check_rows.items():
-        data = memoryview(np.ascontiguousarray(seg.arrays[col]).reshape(-1).view("u1"))
-        rb = len(data) // t.segment_rows
+        arr = seg.arrays[col]  # mapped rows, or a compacted column (decompressed a block at a time)
         want = sums.get(col, [])
         k_ = t.hashes[col]
         for b in range(-(-n // block)):
             r0, r1 = b * block, min(n, (b + 1) * block)
-            got = _checksum.update(k_, _checksum.start(k_), data[r0 * rb:r1 * rb], 0)
+            data = memoryview(np.ascontiguousarray(arr[r0:r1]).reshape(-1).view("u1"))
+            got = _checksum.update(k_, _checksum.start(k_), data, 0)
             if b >= len(want) or not _checksum.same(k_, want[b], got):
                 found.append({"table": name, "column": col, "rows": [lo + r0, lo + r1],
                               "problem": "checksum mismatch" if b < len(want) else "no checksum recorded"})

@@ -58,7 +58,7 @@ class SegmentedTable:
         s = self._cache.get(k)
         if k in self._compacted:
             if s is None:
-                from ..tools._compact import CompactSegment
+                from ._archive import CompactSegment
 
                 s = self._cache[k] = CompactSegment(os.path.join(self._folder, compact_name(self.name, k)),
                                                     identity_bytes(self._uuid, self.name, k), self.schema,

@@ -115,7 +115,7 @@ def test_verify_compact_export_and_convert_print_json(tmp_path, capsys):
     assert d["ok"] is True and [] == d["damaged"] and 512 == d["rows"]["transitions"]
     assert 0 == main(["compact", path, "--json"])
     d = json.loads(capsys.readouterr().out)
-    assert "gzip" == d["filter"] and d["segments"] and all(isinstance(k, int) for k in d["segments"])
+    assert "blosc-lz4" == d["codec"] == d["filter"] and d["segments"] and all(isinstance(k, int) for k in d["segments"])
     assert 0 == main(["verify", path, "--json"])  # compacted segments still match their checksums
     assert json.loads(capsys.readouterr().out)["ok"] is True
     assert 0 == main(["export", path, "--format", "parquet", "--out", str(tmp_path / "pq"), "--json"])

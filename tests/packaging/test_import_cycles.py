@@ -28,16 +28,15 @@ KNOWN: dict[str, list[list[str]]] = {
     "replaystore.agent": [],
     "replaystore.analysis": [],
     "replaystore.remote": [],
-    # _store imports its subclasses (_writer, _reader via _frames_writer); _views imports _compact,
-    # which imports _store back; _frames and _frames_writer import each other; _v1 <-> _reader.
+    # frames-once: _frames installs _frames_writer's methods on a writer, which reaches _writer and
+    # back through _reader/_store (a writer reads what it wrote).
     "replaystore.store": [
-        ["replaystore.store.tools._compact", "replaystore.store.read._frames", "replaystore.store.write._frames_writer",
-         "replaystore.store.read._reader", "replaystore.store.read._store", "replaystore.store.read._v1", "replaystore.store.read._views",
-         "replaystore.store.write._writer"],
+        ["replaystore.store.read._frames", "replaystore.store.read._reader", "replaystore.store.read._store",
+         "replaystore.store.write._frames_writer", "replaystore.store.write._writer"],
     ],
 }
-# Circles between the packages themselves (an edge: some module of one imports a module of the other):
-# agent/ and analysis/ import replaystore/ (telemetry, progress, the version), whose CLI imports them back.
+# Circles between the packages themselves (an edge: some module of one imports a module of the other).
+# None left: agent/ and analysis/ take telemetry, progress and the version from common/, below them.
 KNOWN_BETWEEN: list[list[str]] = []
 
 

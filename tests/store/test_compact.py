@@ -1,17 +1,24 @@
-"""`replaystore compact`: old full segments rewritten with gzip/lzf, read back identically."""
+"""`replaystore compact`: sealed segments rewritten compressed (blosc, gzip, lzf), read back identically."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from replaystore.store import ReplayStore, Sampler, errors
-from replaystore.store.tools._compact import compact
+from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, errors
+from replaystore.store.read import _archive
+from replaystore.store.read._archive import archive_cache_bytes
+from replaystore.store.format._codec import CHUNK_BYTES
+from replaystore.store.tools._compact import compact, compact_tables
 from replaystore.store.tools._verify import verify
 
 import writer_proc
@@ -28,21 +35,27 @@ def _allocated(path) -> int:
     return sum(os.stat(os.path.join(f"{path}.d", n)).st_blocks * 512 for n in os.listdir(f"{path}.d"))
 
 
-@pytest.mark.parametrize("filter", ["gzip", "lzf"])
-def test_compact_keeps_every_row_and_shrinks_the_old_segments(old_store, filter):
+@pytest.mark.parametrize("flag,filter", [("--codec", "blosc-lz4"), ("--codec", "blosc-zstd"), ("--filter", "gzip"),
+                                         ("--codec", "lzf")])
+def test_compact_keeps_every_row_and_shrinks_the_old_segments(old_store, flag, filter):
     """Compacting rewrites segments 0-3 compressed, deletes the raw ones, and every read, gather,
-    verify, composition and stock-h5py read gives what it gave before; appending goes on."""
+    verify, composition and stock-h5py read (hdf5plugin imported) gives what it gave before;
+    appending goes on."""
+    import hdf5plugin  # noqa: F401  stock h5py reads Blosc chunks once it is imported
+
     with ReplayStore.open(old_store) as r:
         before = r.read()
         comp = r.actor_composition(window=False)
     size = _allocated(old_store)
-    out = subprocess.run([sys.executable, "-m", "replaystore", "compact", str(old_store), "--filter", filter],
+    out = subprocess.run([sys.executable, "-m", "replaystore", "compact", str(old_store), flag, filter],
                          capture_output=True, text=True)
     assert 0 == out.returncode, out.stderr
     assert "compacted 4 segment(s)" in out.stdout
     names = sorted(os.listdir(f"{old_store}.d"))
     assert [f"transitions-{k:06d}.z.h5" for k in range(4)] == [n for n in names if n.endswith(".z.h5")]
     assert not any(f"transitions-{k:06d}.h5" in names for k in range(4))
+    with h5py.File(os.path.join(f"{old_store}.d", "transitions-000000.z.h5"), "r") as f:
+        assert filter == f.attrs["codec"]
     assert _allocated(old_store) < size
     with ReplayStore.open(old_store) as r:
         after = r.read()
@@ -85,40 +98,230 @@ def test_compact_then_retention_deletes_compacted_segments(store_path):
         check_writer_rows(r, r._record.tables["transitions"].first_row, 8192)
 
 
-COMPACT_ON_A_FULL_DISK = """
-import resource, signal, sys
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-from replaystore.store import errors
-from replaystore.store.tools._compact import compact
-soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, hard))  # above the record, below a compacted segment
-for _ in range(2):
+def _frames_store(path, steps=1500):
+    """A frames-once store of 16x16 frames (3 interleaved envs), 256-row segments, window 256:
+    rows and frames fill several sealed segments."""
+    from frames_helpers import rollout
+
+    rows = rollout(5, steps // 3, envs=3, size=16)
+    schema = Schema.transition(rows["state"].shape[1:], state_dtype="uint8")
+    with ReplayStore.create(path, schema, actors=("expert", "dqn"), window=256, segment_rows=256,
+                            frames=FrameStack(4)) as s:
+        s.extend(rows)
+    return rows
+
+
+def test_sealed_frames_once_store_samples_reads_verifies_and_exports_the_same(tmp_path):
+    """``compact --sealed`` on a frames-once store compresses every full segment of both tables
+    (frames too); reads, gathers, sampler batches and the Parquet export equal those of the
+    uncompressed store, verify finds nothing, and stock h5py reads the compacted frames."""
+    import hdf5plugin  # noqa: F401
+    import pyarrow.parquet as pq
+
+    from replaystore.analysis import export_parquet
+
+    path = tmp_path / "framed.h5"
+    rows = _frames_store(path)
+    with ReplayStore.open(path) as r:
+        before = r.read()
+        frames = r.read_table("frames")["frame"]
+        with Sampler(r, 64, seed=3, as_torch=False) as sm:
+            batches = [sm.sample() for _ in range(4)]
+    raw = pq.read_table([f.path for f in export_parquet(path, str(tmp_path / "raw"), progress=False)]).to_pydict()
+    assert {"transitions": [0, 1, 2, 3, 4], "frames": [0, 1, 2, 3, 4, 5]} == compact_tables(path, sealed=True)
+    names = os.listdir(f"{path}.d")
+    assert "frames-000005.z.h5" in names and "frames-000005.h5" not in names
+    with ReplayStore.open(path) as r:
+        after = r.read()
+        for c in before:
+            assert before[c].tobytes() == after[c].tobytes(), c
+        assert rows["state"].tobytes() == after["state"].tobytes()
+        idx = np.array([1400, 3, 700, 255, 256, 1299, 3])  # unsorted, repeated, across segments
+        got = r.gather(idx, ["state", "next_state"])
+        np.testing.assert_array_equal(rows["next_state"][idx], got["next_state"])
+        with Sampler(r, 64, seed=3, as_torch=False) as sm:
+            for want in batches:
+                got = sm.sample()
+                for c in want:
+                    np.testing.assert_array_equal(want[c], got[c], err_msg=c)
+        assert [] == verify(r)
+    packed = pq.read_table([f.path for f in export_parquet(path, str(tmp_path / "z"), progress=False)]).to_pydict()
+    assert raw == packed
+    with h5py.File(os.path.join(f"{path}.d", "frames-000001.z.h5"), "r") as f:
+        assert "blosc-lz4" == f.attrs["codec"]
+        np.testing.assert_array_equal(frames[256:512], f["frame"][:])
+
+
+def test_default_compaction_of_a_frames_once_store_keeps_the_window_raw(tmp_path):
+    """Without --sealed, the frames a window row names stay raw (the sampler maps them) and the
+    frames before the first of them are compacted."""
+    path = tmp_path / "framed.h5"
+    _frames_store(path)
+    with ReplayStore.open(path) as r:
+        ids = r._views["transitions"]._t.read(["state_frames", "next_state_frames"], len(r) - r.window, len(r))
+        first = min(int(v.min()) for v in ids.values())
+    done = compact_tables(path)
+    assert list(range(first // 256)) == done["frames"]
+    assert [0, 1, 2, 3] == done["transitions"]  # 1,500 rows, window 256: segments 0-3 lie before it
+    with ReplayStore.open(path) as r:
+        assert [] == verify(r)
+
+
+def test_reading_compacted_rows_stays_within_the_chunk_cache_budget(tmp_path):
+    """Gathers over every compacted segment keep at most the cache budget of decompressed chunks
+    (plus one chunk), and a budget that is not a positive int is refused."""
+    path = tmp_path / "framed.h5"
+    rows = _frames_store(path)
+    compact_tables(path, sealed=True)
+    old = archive_cache_bytes()
     try:
-        compact(sys.argv[1])
-    except errors.StoreWriteError as e:
-        print("refused", e.errno)
-"""
+        archive_cache_bytes(64 << 10)
+        with ReplayStore.open(path) as r:
+            for seed in range(5):
+                idx = np.sort(np.random.default_rng(seed).integers(0, 1500, 200))
+                np.testing.assert_array_equal(rows["state"][idx], r.gather(idx, ["state"])["state"])
+                assert _archive._CACHE.used <= (64 << 10) + CHUNK_BYTES
+        assert 0 == _archive._CACHE.used  # closing the store dropped its chunks
+        for bad in (0, -1, 1.5, True):
+            with pytest.raises(ValueError, match="expected a positive number of bytes"):
+                archive_cache_bytes(bad)
+    finally:
+        archive_cache_bytes(old)
 
 
-def test_compact_on_a_full_disk_is_an_errno_not_a_crash(store_path):
-    """Compacting incompressible segments with the file size limit below a compacted segment
-    raises StoreWriteError with errno 27, twice, in a child that exits normally (h5py writing the
-    file itself crashed it with SIGSEGV); once the limit is gone, compact goes through and every
-    row reads back."""
-    rng = np.random.default_rng(0)
-    n = 6000
-    cols = {"actor": np.zeros(n, np.uint8), "state": rng.random((n, 64), dtype=np.float32),
-            "next_state": rng.random((n, 64), dtype=np.float32), "discrete_action": np.zeros(n, "i4"),
-            "continuous_action": np.zeros((n, 0), "f4"), "reward": np.zeros(n, "f4"), "done": np.zeros(n, bool)}
-    from replaystore.store import Schema
+def test_a_damaged_compressed_chunk_is_named_by_verify(tmp_path):
+    """A chunk whose blosc header claims another size is refused with DamagedStoreError on read, and
+    verify names its segment's rows; the other segments still read."""
+    path = tmp_path / "framed.h5"
+    rows = _frames_store(path)
+    compact_tables(path, sealed=True)
+    seg = os.path.join(f"{path}.d", "transitions-000001.z.h5")
+    with h5py.File(seg, "r") as f:
+        info = f["done"].id.get_chunk_info(0)
+    with open(seg, "r+b") as f:  # nbytes in the header: 4 bytes at offset 4
+        f.seek(info.byte_offset + 4)
+        f.write((1 << 30).to_bytes(4, "little"))
+    with ReplayStore.open(path) as r:
+        with pytest.raises(errors.DamagedStoreError, match="claims 1073741824 bytes"):
+            r.read(["done"], 256, 300)
+        np.testing.assert_array_equal(rows["done"][:256], r.read(["done"], 0, 256)["done"])
+        found = verify(r)
+    assert [[256, 512]] == [f["rows"] for f in found]
 
-    with ReplayStore.create(store_path, Schema.transition((64,)), actors=("a", "b"), window=1000, chunk_bytes=4096,
-                            segment_rows=1024) as s:
-        s.extend(cols)
-    out = subprocess.run([sys.executable, "-c", COMPACT_ON_A_FULL_DISK, str(store_path)], capture_output=True,
-                         text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert (0, "refused 27\nrefused 27") == (out.returncode, out.stdout.strip()), out.stderr[-2000:]
-    assert [0, 1, 2, 3] == compact(store_path)
-    with ReplayStore.open(store_path) as r:
-        got = r.read(["state", "next_state"])
-    assert np.array_equal(cols["state"], got["state"]) and np.array_equal(cols["next_state"], got["next_state"])
+
+def test_a_blosc_codec_without_the_archive_extra_names_it(tmp_path, monkeypatch):
+    """Without hdf5plugin, compact --codec blosc-lz4 fails in one line naming the [archive] extra,
+    before it changes anything; an unknown codec is a ValueError listing the codecs."""
+    import importlib.util
+
+    from replaystore.common.extras import EXTRAS
+    from replaystore.store.format._codec import ARCHIVE_MODULES
+
+    assert ARCHIVE_MODULES == EXTRAS["archive"]  # store/ cannot import common/: the two lists agree
+    path = closed_store(tmp_path / "run.h5", 2500)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "hdf5plugin" else real(m, *a))
+    with pytest.raises(errors.ArchiveExtraError, match=r"needs the \[archive\] extra \(hdf5plugin is not installed\)"):
+        compact(path, "blosc-lz4")
+    out = subprocess.run([sys.executable, "-c", "import importlib.util as u, sys; real = u.find_spec; "
+                          "u.find_spec = lambda m, *a: None if m == 'hdf5plugin' else real(m, *a); "
+                          "from replaystore.cli import main; sys.exit(main(['compact', sys.argv[1]]))", str(path)],
+                         capture_output=True, text=True)
+    assert 2 == out.returncode
+    assert "needs the [archive] extra (hdf5plugin is not installed): pip install 'replaystore[archive]'" in out.stderr
+    assert 1 == len(out.stderr.strip().splitlines())
+    with pytest.raises(ValueError, match="expected one of"):
+        compact(path, "zip")
+    assert not [n for n in os.listdir(f"{path}.d") if ".z.h5" in n]
+
+
+@pytest.mark.parametrize("at", [".z.h5.tmp", ".z.h5"])
+def test_kill_9_during_compaction_leaves_a_readable_store(tmp_path, at):
+    """A compaction killed (SIGKILL) once its first temporary or its first finished compacted file
+    appears leaves a store whose every row reads as before and verifies; compacting again finishes."""
+    path = tmp_path / "framed.h5"
+    _frames_store(path, 3000)
+    with ReplayStore.open(path) as r:
+        before = r.read()
+    proc = subprocess.Popen([sys.executable, "-m", "replaystore", "compact", str(path), "--sealed"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while proc.poll() is None and not any(n.endswith(at) for n in os.listdir(f"{path}.d")):
+            time.sleep(0.0005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert -signal.SIGKILL == proc.returncode, proc.stderr.read()
+    with ReplayStore.open(path) as r:
+        after = r.read()
+        assert all(before[c].tobytes() == after[c].tobytes() for c in before)
+        assert [] == verify(r)
+    assert compact_tables(path, sealed=True)["frames"]
+    with ReplayStore.open(path) as r:
+        after = r.read()
+        assert all(before[c].tobytes() == after[c].tobytes() for c in before)
+        assert [] == verify(r)
+
+
+@pytest.fixture(scope="module")
+def packed_columns(tmp_path_factory):
+    """A store of 2,500 writer rows compacted with --sealed (segments 0 and 1, blosc-lz4) in 256-byte
+    chunks (16-64 rows: many per segment), its rows read before compaction, and the store open on
+    the compacted segments."""
+    from replaystore.store.format import _codec
+
+    path = closed_store(tmp_path_factory.mktemp("packed") / "run.h5", 2500)
+    with ReplayStore.open(path) as r:
+        want = r.read(None, 0, 2048)
+    chunk, _codec.CHUNK_BYTES = _codec.CHUNK_BYTES, 256
+    try:
+        assert [0, 1] == compact(path, sealed=True)
+    finally:
+        _codec.CHUNK_BYTES = chunk
+    with ReplayStore.open(path) as r:
+        yield want, r
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2047), max_size=300), st.integers(0, 2048), st.integers(0, 2048),
+       st.sampled_from(["state", "reward", "row_id", "continuous_action"]), st.sampled_from([1 << 20, 1 << 12]))
+def test_compacted_gathers_and_slices_equal_the_raw_rows(packed_columns, rows, lo, hi, column, budget):
+    """Any gather (unsorted, repeated, across both segments) and any slice of a compacted column
+    equals the same rows read before compaction, with a cache that holds everything or one chunk."""
+    want, r = packed_columns
+    old = archive_cache_bytes()
+    try:
+        archive_cache_bytes(budget)
+        idx = np.array(rows, np.int64)
+        np.testing.assert_array_equal(want[column][idx], r.gather(idx, [column])[column])
+        lo, hi = min(lo, hi), max(lo, hi)
+        np.testing.assert_array_equal(want[column][lo:hi], r.read([column], lo, hi)[column])
+        col = r._views["transitions"].segment(0).arrays[column]
+        assert col.n_chunks >= 16
+        local = idx[idx < 1024]
+        np.testing.assert_array_equal(want[column][local], np.take(col, local, axis=0))  # numpy's own take
+    finally:
+        archive_cache_bytes(old)
+
+
+def test_take_out_of_range_raises_index_error(packed_columns):
+    """A compacted column's take with numpy's default mode refuses a row outside the segment, naming it."""
+    _, r = packed_columns
+    col = r._views["transitions"].segment(0).arrays["reward"]
+    with pytest.raises(IndexError, match="rows 0..1024 of column 'reward' lie outside its 1024 rows"):
+        col.take(np.array([0, 1024]))
+
+
+def test_a_truncated_compacted_segment_is_refused_not_read_past_its_end(tmp_path):
+    """A compacted segment cut to half its length (its chunks indexed past the end of the file)
+    is refused with DamagedStoreError on read, and verify names its rows; no byte past the file
+    is mapped or read."""
+    path = tmp_path / "framed.h5"
+    _frames_store(path)
+    compact_tables(path, sealed=True)
+    seg = os.path.join(f"{path}.d", "frames-000002.z.h5")
+    os.truncate(seg, os.path.getsize(seg) // 2)
+    with ReplayStore.open(path) as r:
+        with pytest.raises(errors.DamagedStoreError, match="frames-000002.z.h5"):
+            r.read_table("frames", ["frame"], 512, 520)
+        assert [[512, 768]] == [f["rows"] for f in verify(r) if f["table"] == "frames"]

@@ -1,0 +1,195 @@
+"""Compressed archive: compaction speed and memory, and sampling from compacted segments.
+
+    python benchmarks/bench_archive.py                          # 8,192 plain image rows, 50k frames-once
+    python benchmarks/bench_archive.py --rows 4096 --frames-rows 20000 --repeats 40   # quicker
+    python benchmarks/bench_archive.py --rows 0 --cache-mib 512     # frames-once only, the archive in the cache
+
+Atari-like image rows (84x84x4 uint8 stacks, ``bench_images.rollout_blocks``). In one run, each
+against a reference measured in the same run:
+
+- ``replaystore compact --sealed`` of the same plain store with ``gzip`` (what compact wrote
+  before) and with ``blosc-lz4`` / ``blosc-zstd``: seconds, MB/s of raw rows, peak RSS of the
+  compacting process (``wait4``), size on disk; the speed ratio against gzip (target >= 10x);
+- how a compacted chunk is fetched: from the mapped file at offsets indexed once ("mapped"),
+  ``read_direct_chunk`` + numcodecs ("direct"), a chunk-aligned slice through hdf5plugin's
+  filter ("h5py"): MB/s of decompressed rows, every chunk of the archive read once;
+- ms per Sampler batch (uniform, every column, numpy) of 32 and 256 rows from the compacted
+  store (plain and frames-once) against the same store uncompressed (target >= 0.5x), the first
+  batch after opening, and the decompressed chunks held (at most the cache budget, 128 MiB
+  unless ``--cache-mib``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from bench_images import ACTORS, DEPTH, disk_bytes, rollout_blocks, stack_shape
+from bench_sampler import interleaved_medians, warm_page_cache
+from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, store_files
+
+SEG_ROWS = {False: 1024, True: 8192}  # 57 MB plain segments; frames-once rows are ~150 bytes, frames 7 KB
+
+
+def write(path: str, rows: int, framed: bool) -> None:
+    """``rows`` image transitions, plain or frames-once, in segments that fill (so --sealed has work)."""
+    schema = Schema.transition(stack_shape(-1), state_dtype="uint8")
+    kw = {"frames": FrameStack(DEPTH)} if framed else {}
+    with ReplayStore.create(path, schema, actors=ACTORS, commit_every=1 << 30, commit_seconds=3600.0,
+                            segment_rows=SEG_ROWS[framed], **kw) as s:
+        for b in rollout_blocks(rows, 1024):
+            s.extend(b)
+from replaystore.store.read import _archive
+
+
+def copy_store(src: str, dst: str) -> None:
+    for p in store_files(src):
+        q = p.replace(src, dst, 1)
+        if os.path.isdir(p):
+            shutil.copytree(p, q)
+        elif os.path.exists(p):
+            shutil.copyfile(p, q)
+
+
+def compact_in_child(path: str, codec: str) -> tuple[float, float, int]:
+    """Seconds of ``replaystore compact --sealed --json`` in a process of its own (the command, and
+    the compaction as it reports it: without interpreter start and imports) and its peak RSS."""
+    # Peak RSS from the child's own VmHWM at exit: wait4's ru_maxrss keeps the parent's high-water
+    # mark across fork and exec (Linux), which here is the store this script just wrote.
+    hook = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write('VmHWM ' + "
+            "open('/proc/self/status').read().split('VmHWM:')[1].split()[0] + chr(10))); "
+            "sys.argv = ['replaystore'] + sys.argv[1:]; runpy.run_module('replaystore', run_name='__main__')")
+    a = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", hook, "compact", path, "--sealed", "--codec", codec, "--json"],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - a
+    if proc.returncode:
+        raise SystemExit(f"compact {codec} failed ({proc.returncode}): {proc.stderr}")
+    hwm = int(proc.stderr.rsplit("VmHWM ", 1)[1].split()[0]) * 1024
+    return wall, json.loads(proc.stdout)["seconds"], hwm
+
+
+def raw_bytes(path: str) -> int:
+    """Bytes of the rows in full segments (what --sealed compacts), every table."""
+    with ReplayStore.open(path) as s:
+        total = 0
+        for name in s._record.tables:
+            v = s._views[name]
+            stored = getattr(v, "_t", v)
+            full = (stored.rows >> stored.shift) << stored.shift
+            total += full * sum(c.row_bytes for c in stored.schema)
+        return total
+
+
+def fetch_speed(path: str, mode: str) -> float:
+    """MB/s of decompressed rows, every chunk of every compacted column read once through ``mode``."""
+    _archive.CHUNK_READ = mode
+    try:
+        with ReplayStore.open(path) as s:
+            cols = []
+            for name in s._record.tables:
+                v = s._views[name]
+                v = getattr(v, "_t", v)
+                for k in sorted(v._compacted):
+                    seg = v.segment(k)
+                    cols += list(seg.arrays.values())
+            a = time.perf_counter()
+            n = 0
+            for col in cols:
+                for j in range(col.n_chunks):
+                    n += col.chunk(j).nbytes
+            return n / (time.perf_counter() - a) / 1e6
+    finally:
+        _archive.CHUNK_READ = "mapped"
+
+
+def sampler_fn(s, batch: int, seed: int):
+    sm = Sampler(s, batch, seed=seed, as_torch=False)
+    return sm, sm.sample
+
+
+def sample_compare(raw: str, packed: str, repeats: int, rounds: int, label: str) -> None:
+    for p in (raw, packed):
+        warm_page_cache(p)
+    with ReplayStore.open(raw) as r, ReplayStore.open(packed) as z:
+        sm = Sampler(z, 32, seed=9, as_torch=False)
+        a = time.perf_counter()
+        sm.sample()
+        first = time.perf_counter() - a
+        sm.close()
+        for batch in (32, 256):
+            samplers = {}
+            fns = {}
+            for key, s in (("raw", r), ("compacted", z)):
+                samplers[key], fns[key] = sampler_fn(s, batch, 1)
+            med = interleaved_medians(fns, repeats, rounds)
+            for sm in samplers.values():
+                sm.close()
+            print(f"  {label} batch {batch:3d}: uncompressed {med['raw']:7.3f} ms, compacted "
+                  f"{med['compacted']:7.3f} ms: {med['raw'] / med['compacted']:.2f}x (target >= 0.5x)")
+        used = _archive._CACHE.used
+    print(f"  {label}: first batch after opening {first * 1e3:.1f} ms; decompressed chunks held: "
+          f"{used / 2**20:.0f} MiB (budget {_archive.archive_cache_bytes() / 2**20:.0f} MiB, used {used / 2**20:.0f} MiB)")
+
+
+def compare_codecs(d: str, args, codecs: list) -> None:
+    """The plain store compacted with each codec, chunk fetches, and sampling from it."""
+    plain = os.path.join(d, "plain.h5")
+    write(plain, args.rows, False)
+    raw, size = raw_bytes(plain), disk_bytes(plain)
+    print(f"plain store: {args.rows} rows, {raw / 1e6:.0f} MB in full segments, {size / 1e6:.0f} MB on disk")
+    secs = {}
+    for codec in codecs:
+        p = os.path.join(d, f"plain-{codec}.h5")
+        copy_store(plain, p)  # a copy is dense where the original was sparse: sizes are against the copy
+        size = disk_bytes(p)
+        wall, t, rss = compact_in_child(p, codec)
+        secs[codec] = (wall, t)
+        vs = ""
+        if "gzip" in secs and codec != "gzip":
+            vs = f", {secs['gzip'][1] / t:.1f}x gzip's speed ({secs['gzip'][0] / wall:.1f}x by the command's wall time)"
+        print(f"  compact {codec:10s}: {t:6.2f} s ({wall:.2f} s command), {raw / t / 1e6:6.0f} MB/s, peak RSS "
+              f"{rss / 2**20:5.0f} MiB, {disk_bytes(p) / 1e6:5.0f} MB on disk ({disk_bytes(p) / size:.2f}x){vs}")
+    packed = os.path.join(d, f"plain-{codecs[-1] if 'blosc-lz4' not in codecs else 'blosc-lz4'}.h5")
+    for mode in ("mapped", "direct", "h5py"):
+        print(f"  chunk fetch {mode:6s}: {fetch_speed(packed, mode):6.0f} MB/s decompressed")
+    sample_compare(plain, packed, args.repeats, args.rounds, "plain")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=8192, help="plain image transitions (56 KB each)")
+    ap.add_argument("--frames-rows", type=int, default=50_000, help="frames-once transitions")
+    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--codecs", default="gzip,blosc-lz4,blosc-zstd")
+    ap.add_argument("--cache-mib", type=int, default=None, help="archive_cache_bytes for the sampling (default: the store's)")
+    args = ap.parse_args()
+    if args.cache_mib:
+        _archive.archive_cache_bytes(args.cache_mib << 20)
+    codecs = args.codecs.split(",")
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as d:
+        if args.rows:
+            compare_codecs(d, args, codecs)
+        if args.frames_rows:
+            framed = os.path.join(d, "framed.h5")
+            write(framed, args.frames_rows, True)
+            fz = os.path.join(d, "framed-z.h5")
+            copy_store(framed, fz)
+            size = disk_bytes(fz)
+            wall, t, rss = compact_in_child(fz, "blosc-lz4")
+            print(f"frames-once store: {args.frames_rows} rows; compact blosc-lz4 {t:.2f} s ({wall:.2f} s command), peak RSS "
+                  f"{rss / 2**20:.0f} MiB, {disk_bytes(fz) / size:.2f}x the size on disk")
+            sample_compare(framed, fz, args.repeats, args.rounds, "frames-once")
+
+
+if __name__ == "__main__":
+    main()
