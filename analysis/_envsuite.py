@@ -22,6 +22,8 @@ import numpy as np
 
 from replaystore.store import Column, ReplayStore, Schema
 
+from ._cartpole import renumber  # episode and step as the store fills them
+
 ACTORS = ("expert", "dqn")
 
 
@@ -175,17 +177,6 @@ def simulate(run: Run) -> dict:
             "continuous_action": cont, "reward": reward, "done": done, "truncated": trunc, "_raw_action": raw}
     renumber(cols)
     return cols
-
-
-def renumber(cols: dict) -> None:
-    """episode and step as the store fills them: a new episode after each done row."""
-    done = cols["done"]
-    n = len(done)
-    ep = np.zeros(n, np.int64)
-    ep[1:] = np.cumsum(done[:-1])
-    first = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
-    cols["episode"] = ep
-    cols["step"] = np.arange(n, dtype=np.int64) - first[ep]
 
 
 def episode_start_after(cols, row: int) -> int:
