@@ -22,7 +22,7 @@ import numpy as np
 
 from replaystore.store import Column, ReplayStore, Schema
 
-from ._cartpole import renumber  # episode and step as the store fills them
+from ._cartpole import plant_duplicate_block, renumber  # CartPole-free helpers on columns
 
 ACTORS = ("expert", "dqn")
 
@@ -311,10 +311,4 @@ def plant_negated_rewards(cols, actor="dqn"):
 
 def plant_duplicated_rows(cols, first_episode: int, episodes: int = 1):
     """Episodes ``[first, first + episodes)`` appended a second time right after themselves."""
-    ep = cols["episode"]
-    sel = np.flatnonzero((ep >= first_episode) & (ep < first_episode + episodes))
-    at = sel[-1] + 1
-    for k, v in cols.items():
-        cols[k] = np.concatenate([v[:at], v[sel], v[at:]])
-    renumber(cols)
-    return "DUPLICATE_BLOCK", None, np.arange(at, at + sel.size)
+    return "DUPLICATE_BLOCK", None, plant_duplicate_block(cols, first_episode, episodes)
