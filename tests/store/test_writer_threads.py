@@ -80,6 +80,23 @@ def reader_thread(path, s, stop: threading.Event, errors: list, seen: list) -> N
         errors.append(e)
 
 
+def write_from_threads(store_path):
+    """A writer (commits every 500 rows, 1,024-row segments) filled by THREADS writer threads while a
+    reader thread reads it; returns once the writers are done, the reader still running:
+    ``(writer, reader thread, its stop event, errors, row counts the reader saw)``."""
+    s = ReplayStore.create(store_path, SCHEMA, actors=ACTORS, window=4096, commit_every=500, segment_rows=1024,
+                           chunk_bytes=4096)
+    errors, seen, stop = [], [], threading.Event()
+    reader = threading.Thread(target=reader_thread, args=(str(store_path), s, stop, errors, seen))
+    reader.start()
+    writers = [threading.Thread(target=writer_thread, args=(s, t, errors)) for t in range(THREADS)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    return s, reader, stop, errors, seen
+
+
 @pytest.fixture
 def tiny_switch_interval():
     old = sys.getswitchinterval()
@@ -92,16 +109,7 @@ def test_threads_sharing_a_writer_interleave_whole_rows(store_path, tiny_switch_
     """4 threads append, extend and commit 1,500 rows each into one writer (commits every 500 rows,
     1,024-row segments) while a reader and a sampler read: every row is whole, each thread's rows
     appear once each and in its order, actor counts equal rows, and the store reopens."""
-    s = ReplayStore.create(store_path, SCHEMA, actors=ACTORS, window=4096, commit_every=500, segment_rows=1024,
-                           chunk_bytes=4096)
-    errors, seen, stop = [], [], threading.Event()
-    reader = threading.Thread(target=reader_thread, args=(str(store_path), s, stop, errors, seen))
-    reader.start()
-    writers = [threading.Thread(target=writer_thread, args=(s, t, errors)) for t in range(THREADS)]
-    for w in writers:
-        w.start()
-    for w in writers:
-        w.join()
+    s, reader, stop, errors, seen = write_from_threads(store_path)
     stop.set()  # before the close: a sampler over a writer that another thread closes is not covered here
     reader.join()
     s.close()
@@ -160,16 +168,7 @@ def test_reader_and_sampler_over_a_writer_closed_under_them(store_path, tiny_swi
     3 of 8 runs returned such a batch)."""
     from replaystore.store.errors import ClosedStoreError
 
-    s = ReplayStore.create(store_path, SCHEMA, actors=ACTORS, window=4096, commit_every=500, segment_rows=1024,
-                           chunk_bytes=4096)
-    errors, seen, stop = [], [], threading.Event()
-    reader = threading.Thread(target=reader_thread, args=(str(store_path), s, stop, errors, seen))
-    reader.start()
-    writers = [threading.Thread(target=writer_thread, args=(s, t, errors)) for t in range(THREADS)]
-    for w in writers:
-        w.start()
-    for w in writers:
-        w.join()
+    s, reader, stop, errors, seen = write_from_threads(store_path)
     s.close()
     stop.set()
     reader.join()
