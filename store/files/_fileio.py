@@ -16,7 +16,6 @@ writer's identity (pid, host) with a liveness check.
 from __future__ import annotations
 
 import errno as _errno
-import json
 import os
 import socket
 import stat
@@ -254,15 +253,6 @@ def read_regular_file(path: str, what: str, limit: int = MAX_RECORD_BYTES) -> tu
         return b"".join(chunks), st
     finally:
         _layer.close(fd)
-
-
-def parse_json(data: bytes, what: str, path: str):
-    try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise DamagedStoreError(f"{what} {path} is damaged: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise DamagedStoreError(f"{what} {path} is damaged: not valid JSON ({e.msg} at byte {e.pos})") from None
 
 
 def write_error(doing: str, e: BaseException, then: str = ROWS_STAGED) -> StoreWriteError:

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 
 from ._format import FORMAT_NAME, FORMAT_VERSION, N_CODES
 # re-exported: the store's other modules take these from here
-from ..files._fileio import fsync_dir, layer, parse_json, read_regular_file, this_writer, write_atomic, write_error, writer_alive
+from ..files._fileio import fsync_dir, layer, read_regular_file, this_writer, write_atomic, write_error, writer_alive
 from ..files._untrusted import check_name, loads
 from ..errors import DamagedStoreError, FormatVersionError
 
-__all__ = ["CommitRecord", "TableRecord", "RecordWriter", "check_version", "fsync_dir", "parse_json", "read_record",
+__all__ = ["CommitRecord", "TableRecord", "RecordWriter", "check_version", "fsync_dir", "read_record",
            "read_record_json", "read_regular_file", "record_path", "record_signature", "this_writer", "write_atomic",
            "write_error", "write_record", "write_record_json", "writer_alive"]
 
