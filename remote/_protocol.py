@@ -141,6 +141,8 @@ def parse_json(body: bytes, what: str) -> dict:
         value = json.loads(bytes(body).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ProtocolError(f"{what}: not UTF-8 JSON ({e}); expected a JSON object as PROTOCOL.md describes") from None
+    except RecursionError:  # a body of nested brackets from a hostile client: a clear refusal, not a raw error
+        raise ProtocolError(f"{what}: JSON nested too deeply; a request is a flat JSON object (PROTOCOL.md)") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"{what}: got a JSON {type(value).__name__}; expected a JSON object")
     return value

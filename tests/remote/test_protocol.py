@@ -87,6 +87,8 @@ def test_requests_must_be_small_json_objects_of_the_right_kinds():
         P.parse_json(b"[1]", "DoGet ticket")
     with pytest.raises(ProtocolError, match="at most"):
         P.parse_json(b" " * (P.MAX_REQUEST_BYTES + 1), "x")
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        P.parse_json(b"[" * 100_000, "DoGet ticket")
     req = P.parse_json(b'{"batch_size": true, "timeout": 1e999, "seed": 3}', "t")
     with pytest.raises(ProtocolError, match="batch_size=True; expected an integer"):
         P.get(req, "batch_size", int, "t")
