@@ -26,8 +26,9 @@ The rooms. The folders show the architecture; a room imports only rooms above it
 - ``read/``   the reading role: ``ReplayStore`` (the API both roles share; ``open``/``create`` hand
   out the roles installed below, so the base never imports its subclasses), ``StoreReader``,
   the table views over mapped bytes, frames-once stacks rebuilt on read, format 1 read-only.
-- ``write/``  the writing role: ``StoreWriter``, atomic creation, append, blocks, the table writer,
-  the checks on incoming values. It builds on ``read/`` (a writer reads what it wrote).
+- ``write/``  the writing role: ``StoreWriter`` (lock, files, commit policy) and the collaborators
+  it is built from: atomic creation, the ``RowStager`` (checks and stages appended rows and
+  blocks), the ``FramesStager`` (stacks to frame ids), the table writer, the checks on values. It builds on ``read/`` (a writer reads what it wrote).
 - ``sample/`` the ``Sampler`` and what it draws with: strategies, prioritized replay and its
   priorities file, the sum tree, the ``SampleSource`` protocol. Dopamine's
   ``replay_memory/samplers.py`` + ``sum_tree.py``: a sampler returns rows, never calls HDF5.
@@ -55,7 +56,6 @@ from .sample._sampling_source import SampleSource
 from .sample._sampling_strategies import SamplingStrategy, Stratified, Uniform
 from .read._store import ReplayStore, use_roles
 from .write._writer import StoreWriter
-from .write._frames_writer import create_framed
 from .sample._sampler import Sampler
 from .run._run import Run
 from .run._run_source import RunSource
@@ -67,8 +67,8 @@ from .tools._convert import convert
 from .tools._summary import format_summary, summarize
 
 # ReplayStore.open/create return the roles, which subclass it: handed in here so _store never imports them.
-use_roles(reader=StoreReader, writer=StoreWriter, create_framed=create_framed)
-del use_roles, create_framed
+use_roles(reader=StoreReader, writer=StoreWriter, create_framed=StoreWriter._create_framed)
+del use_roles
 
 __all__ = ["Actors", "Column", "FORMAT_VERSION", "FrameStack", "ReplayStore", "Sampler", "Schema", "StoreReader", "StoreWriter",
            "TRANSITIONS", "TRAIN_SAMPLES", "TRAIN_STEPS", "errors", "train_samples_schema", "train_steps_schema", "store_files",

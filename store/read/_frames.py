@@ -325,20 +325,12 @@ def spec_of(extra: Mapping) -> tuple[FrameStack, Schema] | None:
 
 
 def use_frames(store, views: dict) -> None:
-    """The reading hook (``ReplayStore._use_record``): wrap the transitions table of a frames-once store."""
+    """The reading hook (``ReplayStore._use_record``): wrap the transitions table of a frames-once
+    store, so that both roles read (and a store's ``schema`` says) whole stacks. A writer's own
+    stacks-to-ids half is ``write/_frames_writer.py``'s ``FramesStager``."""
     got = spec_of(store._extra)
     if got is None or TRANSITIONS not in views or FRAMES_TABLE not in views:
         return
     spec, schema = got
     views[TRANSITIONS] = FramesView(views[TRANSITIONS], views[FRAMES_TABLE], spec, schema)
-    if store.mode != "a":
-        store.schema = schema
-    elif getattr(store, "_tw", None) is not None:
-        # a writer: only once its table writers exist (opening reads the record first and then
-        # plans its own append from the schema as stored)
-        store.schema = schema
-        if getattr(store, "_frame_spec", None) is None:
-            from ..write._frames_writer import install
-
-            install(store, spec, schema)
-
+    store.schema = schema

@@ -42,7 +42,7 @@ _ROLES: dict = {}
 
 def use_roles(*, reader, writer, create_framed) -> None:
     """Install the classes ``open``/``create`` return: ``StoreReader``, ``StoreWriter`` and the
-    frames-once creator (``_frames_writer.create_framed``). Called once, by ``store/__init__.py``."""
+    frames-once creator (``StoreWriter._create_framed``). Called once, by ``store/__init__.py``."""
     _ROLES.update(reader=reader, writer=writer, create_framed=create_framed)
 
 

@@ -6,10 +6,12 @@ expected and how to fix it. Nothing here touches the file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import numpy as np
 
+from ..files._untrusted import check_depth
 from ..format._schema import ACTOR, Column, Schema
 from ..errors import (DTypeError, MissingActorError, MissingColumnError, NonFiniteError, ShapeError,
                      UnknownColumnError)
@@ -156,3 +158,12 @@ def block_length(where: str, block: Mapping) -> int:
     if len(set(lengths.values())) > 1:
         raise ShapeError(f"{where}: columns have different lengths {lengths}; every column needs the same rows")
     return next(iter(lengths.values()), 0)
+
+
+def json_attr(value, what: str) -> str:
+    """``value`` as the JSON the store keeps (metadata, extra, checkpoint info), or a TypeError."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise TypeError(f"{what} must be JSON-serializable (str, numbers, lists, dicts); {e}") from e
+    return check_depth(text, what)  # a reader refuses deeper JSON as hostile: never write what cannot be read

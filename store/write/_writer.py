@@ -16,20 +16,24 @@ import threading
 import time
 import uuid as _uuid
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from ..format import _record
 from ..format._actors import Actors
-from ._append import AppendMixin
-from ._blocks import BlocksMixin, json_attr, serialized
 from ._create import LOCK, create_published
-from ..format._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name, segment_rows,
-                      sums_name)
+from ._frames_writer import FramesStager, framed_schemas
+from ._stager import _MISSING, RowStager
+from ._validate import block_column, block_length, check_names, json_attr
+from ..format._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name,
+                              segment_rows, sums_name)
 from ..files._fileio import layer
 from ..format._manifest import Manifest, write_manifest
 from ..format._record import CommitRecord, this_writer
 from ..format._schema import ACTOR, Schema
+from ..read._frames import EXTRA_KEY, FRAMES_TABLE, FrameStack, spec_of
 from ..read._reader import load_manifest, use_trusted
 from ..read._store import _PRIVATE, MAX_WINDOW, ReplayStore
 from ._tablewriter import TableWriter, _full, _trim
@@ -52,8 +56,14 @@ def _check_commit_policy(commit_every, commit_seconds) -> None:
         raise ValueError(f"commit_seconds={commit_seconds}: expected a positive number of seconds")
 
 
-class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
-    """The writing role: append, extend, commit, close, tables, checkpoints. One per store at a time."""
+class StoreWriter(ReplayStore):
+    """The writing role: append, extend, commit, close, tables, checkpoints. One per store at a time.
+
+    Its collaborators: a ``TableWriter`` per table (staging, segment files, checksums), the
+    ``RowStager`` that checks and stages transitions (``_stager.py``), for a frames-once store the
+    ``FramesStager`` in front of it (``_frames_writer.py``), and the ``RecordWriter`` that publishes
+    commits. The writer holds the lock, the files and the commit policy.
+    """
 
     def __init__(self, path: str, *, _token=None):
         super().__init__(path, "a", _token=_token)
@@ -71,11 +81,8 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         self._record_file = _record.RecordWriter(path)
         self._tables: dict[str, TableWriter] = {}
         self._tw: TableWriter | None = None       # the transitions table's writer
-        self._committed_rows = 0
-        self._commit_at = 0                       # the row count at which append commits by itself
-        self._last_commit = 0.0
-        self._next_episode = 0
-        self._next_step = 0
+        self._stager: RowStager | None = None      # checks and stages transitions (made by _resume)
+        self._frames: FramesStager | None = None   # a frames-once store's stacks -> frame ids, else None
         self._recovered: dict | None = None       # written into the record at the first commit after a recovery
         self._new_checkpoints: list = []          # what the next commit records (readers see the last commit's)
         self._new_extra: dict = {}
@@ -86,22 +93,6 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         self._session_marked = False
         self._at_open: tuple = ()
         self._dropped_w = np.zeros(256, np.int64)  # actor counts of rows retention deleted, as written
-        self._auto: tuple[str, ...] = ()          # the columns the store fills when a caller leaves them out
-        self._has_done = False
-        # the one-row append's plan (_append.py: _build_append_plan)
-        self._plan: tuple = ()
-        self._groups: tuple = ()
-        self._lookup: dict = {}
-        self._stage_actor = None
-        self._auto_stage: tuple = (None, None, None)
-        self._stage_done = None
-        self._track = False
-        self._fast_stage: tuple = ()
-        self._fast_types: tuple = ()
-        self._no_cont = None                        # the continuous action a continuous_dim=0 append leaves out
-        self._fast_lists: tuple = ()
-        self._fast_arrays: tuple = ()
-        self._deferred_from = -1                   # first staged row whose scalars are still in _fast_lists
 
     # ------------------------------------------------------------------ creating and opening
     @classmethod
@@ -157,6 +148,24 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
 
         lock_fd = create_published(path, build, fsync)
         return cls._open(path, commit_every, commit_seconds, fsync, lock_fd=lock_fd)
+
+    @classmethod
+    def _create_framed(cls, path, schema: Schema, actors, frames: FrameStack, **kw) -> "StoreWriter":
+        """``ReplayStore.create(..., frames=FrameStack(...))``: the store, its frames table, and the spec."""
+        stored, frame_schema = framed_schemas(schema, frames, kw.get("retain"))
+        seg_rows = kw.pop("segment_rows", None)  # given: both tables' segments hold this many rows (tests roll over)
+        w = cls._create(path, stored, actors, kw.pop("window", 1_000_000), kw.pop("metadata", None),
+                        kw.pop("commit_every", 4096), kw.pop("commit_seconds", 1.0), kw.pop("fsync", False),
+                        kw.pop("retain", None), kw.pop("chunk_bytes", None), seg_rows)
+        try:
+            w.create_table(FRAMES_TABLE, frame_schema, seg_rows=None if seg_rows is None else int(seg_rows))
+            w.set_extra(EXTRA_KEY, {**frames.to_dict(), "schema": schema.to_json()})
+            w.commit()  # readers now see the declared schema (read/_frames.use_frames)
+            w._attach_frames()
+        except BaseException:
+            w.close()
+            raise
+        return w
 
     @classmethod
     def _open(cls, path: str, commit_every, commit_seconds, fsync, lock_fd: int = -1) -> "StoreWriter":
@@ -244,16 +253,20 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         k = tw.rows_written >> tw.shift
         tw.seg_counts[k] = total - self._dropped_w - sum(tw.seg_counts.values(), np.zeros(256, np.int64))
         self._remove_leftovers()
-        self._auto = tuple(self.schema.auto_columns)
-        self._has_done = "done" in self.schema
-        self._committed_rows = tw.rows_written
-        self._last_commit = time.time()
-        self._build_append_plan()
-        if tw.rows_written and {"episode", "step"} <= set(self.schema.names):
-            last = _read_last(self, rec, tw.rows_written - 1)
-            done = bool(last["done"]) if self._has_done else False
-            ep, st = int(last["episode"]), int(last["step"])
-            self._next_episode, self._next_step = (ep + 1, 0) if done else (ep, st + 1)
+        ep = st = 0
+        if tw.rows_written and {"episode", "step"} <= set(tw.schema.names):
+            names = ["episode", "step"] + (["done"] if "done" in tw.schema else [])
+            last = {k: v[0] for k, v in self._views[TRANSITIONS].read(names, tw.rows_written - 1, tw.rows_written).items()}
+            done = bool(last.get("done", False))
+            ep, st = (int(last["episode"]) + 1, 0) if done else (int(last["episode"]), int(last["step"]) + 1)
+        self._stager = RowStager(tw, tw.schema, self.actors, ep, st)
+        self._attach_frames()
+
+    def _attach_frames(self) -> None:
+        """A store whose record describes frames once takes stacks through a ``FramesStager``."""
+        got = spec_of(self._extra)
+        if got is not None and FRAMES_TABLE in self._tables:
+            self._frames = FramesStager(got[0], got[1], self._stager, self._tables[FRAMES_TABLE])
 
     def _remove_leftovers(self) -> None:
         """Temporary files, and segments or checksum files past the record, from a writer that died."""
@@ -274,16 +287,111 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
                     (ext == "h5" and (k in t.compacted) != packed):  # compaction done, or never published
                 layer().remove(p)
 
+    # ------------------------------------------------------------------ writing rows
+    def append(self, *, actor: str | int = _MISSING, state: Any = _MISSING, next_state: Any = _MISSING,
+               discrete_action: Any = _MISSING, continuous_action: Any = _MISSING, reward: Any = _MISSING,
+               done: Any = _MISSING, **columns: Any) -> None:
+        """Append one row. ``actor`` (a name or code from the vocabulary) is required; the other
+        keywords are the schema's columns (``Schema.transition``'s are named here).
+
+        Values are validated (shape, safe dtype cast, finiteness) and copied into a staging block;
+        rows become durable and visible at the next commit (automatic every ``commit_every`` rows
+        or ``commit_seconds`` seconds, and at close). A bad value raises here, and the row is not kept.
+        """
+        # the lock taken without a with-statement: 92 ns against 144 (bench_store.py measures it)
+        self._wlock_acquire()
+        try:
+            if self._closed or self._frames is not None:
+                due = self._append_other(actor, state, next_state, discrete_action, continuous_action, reward, done,
+                                         columns)
+            else:
+                due = self._stager.add(actor, state, next_state, discrete_action, continuous_action, reward, done,
+                                       columns)
+            if due:
+                self._commit_keeping("this row was accepted and stays staged")
+        finally:
+            self._wlock_release()
+
+    def _append_other(self, actor, state, next_state, discrete_action, continuous_action, reward, done,
+                      columns) -> bool:
+        """``append`` on a closed writer (an error) or a frames-once store (stacks -> frame ids)."""
+        self._check_writable("append")
+        given = {"state": state, "next_state": next_state, "discrete_action": discrete_action,
+                 "continuous_action": continuous_action, "reward": reward, "done": done}
+        return self._frames.add_row(actor, {**{k: v for k, v in given.items() if v is not _MISSING}, **columns})
+
+    def extend(self, columns: Mapping) -> int:
+        """Append a block of rows: a mapping of column name to an array with one entry per row.
+
+        ``actor`` may hold names or codes. The whole block is validated before any of it is kept.
+        Returns the number of rows added.
+        """
+        with self._wlock:
+            self._check_writable("extend")
+            n = (self._frames or self._stager).add_block(columns)
+            if self._stager.due(time.time()):
+                self._commit_keeping("this call's rows were accepted and stay staged")
+            return n
+
+    # ------------------------------------------------------------------ tables, checkpoints, state
+    def create_table(self, name: str, schema: Schema, *, seg_rows: int | None = None) -> None:
+        """Declare an append-only table (e.g. training telemetry); no-op if it exists with this schema.
+        ``seg_rows``: rows per segment file (a power of two; default from the row size)."""
+        with self._wlock:
+            self._check_writable("create_table")
+            if not isinstance(name, str) or not name.isidentifier() or name == TRANSITIONS:
+                raise ValueError(f"table name {name!r} is reserved or not an identifier")
+            if name in self._tables:
+                if self._tables[name].schema != schema:
+                    raise SchemaError(f"table {name!r} exists with another schema: {self._tables[name].schema.names}")
+                return
+            t = TableWriter(self._folder, self._manifest.uuid, name, schema, seg_rows or segment_rows(schema, None),
+                            self.chunk_bytes, 1024, self.fsync, False)
+            t.before_open = self._check_place
+            t.ensure_segment()
+            self._tables[name] = t
+
+    def extend_table(self, name: str, columns: Mapping) -> int:
+        """Append a block of rows to table ``name``; visible at the next commit."""
+        with self._wlock:
+            self._check_writable("extend_table")
+            if name not in self._tables or name == TRANSITIONS:
+                raise KeyError(f"no table {name!r}; create it first with create_table(name, schema)")
+            t = self._tables[name]
+            where = f"extend_table({name!r})"
+            n = block_length(where, columns)
+            check_names(where, t.schema, columns, (), ACTOR in columns, self.actors.names)
+            if ACTOR in t.schema:  # a table's actor column holds vocabulary codes too (names accepted)
+                columns = {**columns, ACTOR: self.actors.codes(columns[ACTOR])}
+            t.add_block({c.name: block_column(where, c, columns[c.name], n) for c in t.schema if c.name in columns}, n)
+            return n
+
+    def record_checkpoint(self, step: int, path: str, **info) -> None:
+        """Note a checkpoint in the store's log (durable now: this commits)."""
+        with self._wlock:
+            self._check_writable("record_checkpoint")
+            entry = {"step": int(step), "path": os.fspath(path), "time": time.time(), **info}
+            json_attr(entry, "checkpoint info")
+            self._new_checkpoints.append(entry)
+            self.commit()
+
+    def set_extra(self, key: str, value) -> None:
+        """Small JSON state kept with the next commit (for other parts of the store)."""
+        with self._wlock:
+            self._check_writable("set_extra")
+            json_attr(value, f"extra[{key!r}]")
+            self._new_extra[key] = value
+
     # ------------------------------------------------------------------ committing
     def _check_writable(self, where: str) -> None:
         if self._closed:
             raise ClosedStoreError(f"{where}: the store {self.path} is closed; reopen it with ReplayStore.open(path, 'a')")
 
-    @serialized
     def commit(self) -> int:
         """Make every row appended so far durable and visible; returns the committed row count."""
-        self._check_writable("commit")
-        return self._commit("open")
+        with self._wlock:
+            self._check_writable("commit")
+            return self._commit("open")
 
     def _content(self) -> tuple:
         """What a commit would record beyond the last clean close: rows, segments, tables, log, state."""
@@ -352,9 +460,7 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         for k in gone:
             tw.seg_counts.pop(k, None)
         self._use_record(rec)
-        self._committed_rows = rec.rows
-        self._commit_at = rec.rows + self.commit_every
-        self._last_commit = time.time()
+        self._stager.set_due(rec.rows + self.commit_every, time.time() + self.commit_seconds)
         for t in self._tables.values():
             t.after_commit()
         for k in gone:
@@ -385,23 +491,23 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
         now = time.monotonic()
         self._manifest_due = now + max(MANIFEST_SECONDS, (now - t0) / MANIFEST_SHARE if MANIFEST_SHARE else 0.0)
 
-    @serialized
     def close(self) -> None:
         """Commit what is pending and release the files and the writer lock. Closing twice is harmless.
 
         If that last commit fails (a full disk), the store still closes; what the last successful
         commit made durable stays, and the error is raised.
         """
-        if self._closed:
-            return
-        try:
-            self._commit("closed")
-            self._manifest.session = {"state": "closed"}
-            self._manifest.closed_record = self._record.to_json()
-            self._write_manifest()
-        finally:
-            self._closed = True
-            self._release()
+        with self._wlock:
+            if self._closed:
+                return
+            try:
+                self._commit("closed")
+                self._manifest.session = {"state": "closed"}
+                self._manifest.closed_record = self._record.to_json()
+                self._write_manifest()
+            finally:
+                self._closed = True
+                self._release()
 
     def _release(self) -> None:
         for t in self._tables.values():
@@ -419,8 +525,3 @@ class StoreWriter(AppendMixin, BlocksMixin, ReplayStore):
                 self.close()
         except Exception:
             pass
-
-
-def _read_last(store: StoreWriter, rec: CommitRecord, row: int) -> dict:
-    got = store._views[TRANSITIONS].read(["episode", "step"] + (["done"] if store._has_done else []), row, row + 1)
-    return {k: v[0] for k, v in got.items()}
