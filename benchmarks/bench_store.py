@@ -31,7 +31,7 @@ from replaystore.store import ReplayStore, Schema
 from replaystore.store.format import _checksum
 from replaystore.store.write import _tablewriter
 from replaystore.store.files._fileio import FileLayer, set_layer
-from replaystore.store.write._validate import first_nonfinite_row
+from replaystore.store.write._stager import first_nonfinite_row
 
 STATE = 128
 CDIM = 2

@@ -11,7 +11,6 @@ them in the file with ``ftruncate`` and ``pwrite``, whose errors carry the real 
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 
 import h5py

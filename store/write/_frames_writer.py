@@ -18,9 +18,8 @@ import numpy as np
 
 from ..format._schema import ACTOR, Schema
 from ..read._frames import FRAME, FrameEncoder, FrameStack, ids_name, physical_schemas
-from ._stager import _MISSING, RowStager
+from ._stager import _MISSING, RowStager, block_column, block_length, check_names
 from ._tablewriter import TableWriter
-from ._validate import block_column, block_length, check_names
 from ..errors import SchemaError
 
 

@@ -19,7 +19,6 @@ from ..files._fileio import layer
 from ..format._record import TableRecord, write_atomic, write_error
 from ..format._schema import ACTOR, Schema
 from ..format._segment import create_segment
-from ._validate import finite_weights
 from ..errors import StoreWriteError
 
 
@@ -28,11 +27,24 @@ from ..errors import StoreWriteError
 WRITE_THROUGH = 1024
 
 
+def finite_weights(n: int, dtype) -> np.ndarray:
+    """Weights ``w`` for a finiteness test of ``n`` floats by one dot product ``x . w``.
+
+    ``w`` is ``2**-k`` with ``2**k >= n``: every finite product is exact or tiny and their sum
+    cannot overflow, while ``inf * w`` stays inf and a NaN stays NaN, so the dot is finite
+    exactly when every ``x`` is (zeros would do the same, but ``0 * inf`` raises numpy's
+    "invalid value" warning, an error under ``-W error``, before the store could say what is
+    wrong). Only a row holding both +inf and -inf still sets that flag; callers treat the
+    warning, or a FloatingPointError under ``np.seterr(all="raise")``, as "look closer"."""
+    k = max(0, (int(n) - 1).bit_length())
+    return np.full(int(n), 2.0 ** -k, dtype)
+
+
 def _staging(schema: Schema, rows: int):
     """Staging arrays, one per column. The float array columns whose finiteness is checked, when
     there are several of one dtype, are views side by side in one matrix, so one dot product per
     row checks them all (the one-row append's costliest check). Returns the arrays and the groups
-    as ``(matrix, weights, column names)`` (``_validate.finite_weights``)."""
+    as ``(matrix, weights, column names)`` (``finite_weights``)."""
     stage: dict[str, np.ndarray] = {}
     groups = []
     by_dtype: dict = {}

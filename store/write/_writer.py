@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import threading
 import time
@@ -25,11 +26,11 @@ from ..format import _record
 from ..format._actors import Actors
 from ._create import LOCK, create_published
 from ._frames_writer import FramesStager, framed_schemas
-from ._stager import _MISSING, RowStager
-from ._validate import block_column, block_length, check_names, json_attr
+from ._stager import _MISSING, RowStager, block_column, block_length, check_names
 from ..format._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name,
                               segment_rows, sums_name)
 from ..files._fileio import layer
+from ..files._untrusted import check_depth
 from ..format._manifest import Manifest, write_manifest
 from ..format._record import CommitRecord, this_writer
 from ..format._schema import ACTOR, Schema
@@ -47,6 +48,15 @@ from ..errors import (ClosedStoreError, DamagedStoreError, FormatVersionError, S
 # 140 MB segment itself, and it grows with the number of segments. Opening and closing always write it.
 MANIFEST_SECONDS = 5.0
 MANIFEST_SHARE = 0.02
+
+
+def json_attr(value, what: str) -> str:
+    """``value`` as the JSON the store keeps (metadata, extra, checkpoint info), or a TypeError."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise TypeError(f"{what} must be JSON-serializable (str, numbers, lists, dicts); {e}") from e
+    return check_depth(text, what)  # a reader refuses deeper JSON as hostile: never write what cannot be read
 
 
 def _check_commit_policy(commit_every, commit_seconds) -> None:

@@ -83,7 +83,7 @@ def test_bad_values_on_the_fast_path_raise_and_keep_nothing(tmp_path):
 def test_first_nonfinite_row_agrees_with_isfinite(dtype, n, shape, bad, huge):
     """The block check names the first row holding a NaN or inf, whatever the dtype and row shape,
     and passes huge finite values."""
-    from replaystore.store.write._validate import first_nonfinite_row
+    from replaystore.store.write._stager import first_nonfinite_row
 
     info = np.finfo(dtype)
     arr = np.random.default_rng(n).uniform(-1, 1, (n, *shape)).astype(dtype)
