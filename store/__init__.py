@@ -14,7 +14,7 @@ committed byte against its checksums; ``format_findings`` prints the result), ``
 ``convert`` and ``summarize`` (``format_summary`` prints it). Everything else is private.
 
 The rooms. The folders show the architecture; a room imports only rooms above it in this list
-(``tests/packaging/test_import_cycles.py`` lists the circles still left), and each room's
+(none import upwards; ``tests/packaging/test_import_cycles.py`` fails on any circle), and each room's
 ``__init__.py`` is empty, so importing one imports nothing else:
 
 - ``files/``  the file layer (``_fileio``: every open, write, fsync, rename, unlink; ``_h5image``:
