@@ -202,7 +202,8 @@ class Sampler:
         """Set the priorities of ``rows`` (from the last batches; in the window) to ``priorities``.
 
         Values are raw priorities (e.g. ``abs(td_error) + eps``), raised to ``alpha`` here; they
-        must be finite and >= 0. A row given twice keeps the last value. New rows get the largest
+        must be finite and positive (zero is refused: a row that is never drawn is a silent hole in
+        the replay; at least float32's smallest normal, 1.2e-38). A row given twice keeps the last value. New rows get the largest
         priority seen so far.
         """
         self._prioritized("update_priorities").update_priorities(_as_numpy(rows), _as_numpy(priorities))

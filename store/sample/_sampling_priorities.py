@@ -41,6 +41,7 @@ _CRC = struct.Struct("<I")
 _PAGE = 4096
 _SLOT_DATA = 64  # a slot's data starts this far into the slot
 _READ_TRIES = 3
+MIN_PRIORITY = float(np.finfo(np.float32).tiny)  # priorities are saved as float32: smaller ones would be 0
 MAX_PRIORITY = float(np.finfo(np.float32).max)  # priorities are saved as float32  # a reader racing two saves in a row retries before calling the file damaged
 
 
@@ -181,20 +182,21 @@ class PriorityFile:
             if seq == 0:
                 continue  # never written
             written = True
-            if count > window or count > rows or not (max_p >= 0 and np.isfinite(max_p)):
+            if count > window or count > rows or not (max_p > 0 and np.isfinite(max_p)):
                 continue
             data = os.pread(fd, 4 * count, off + _SLOT_DATA)
             if len(data) != 4 * count or _CRC.unpack_from(sh, _SLOT.size)[0] != zlib.crc32(data, zlib.crc32(sh[:_SLOT.size])):
                 continue  # torn by a kill during its save, or damaged: the other slot holds the last good one
             raw = np.frombuffer(data, "<f4").astype(np.float64)
-            wrong = ~(np.isfinite(raw) & (raw >= 0))
+            wrong = ~(np.isfinite(raw) & (raw > 0))
             if wrong.any() or not max_p <= MAX_PRIORITY:
                 # checksummed, so not torn: written so by another program (or a replaystore before the
-                # write-side check). NaN or -1 would make every sample() raise: the file is damaged.
+                # write-side check). NaN or -1 would make every sample() raise, and 0 would silently
+                # never draw a row: the file is damaged.
                 i = int(np.flatnonzero(wrong)[0]) if wrong.any() else -1
                 bad = (f"is damaged: slot {slot} holds priority {float(raw[i])!r} at leaf {i}" if i >= 0 else
                        f"is damaged: slot {slot} holds max priority {max_p!r}") + \
-                    f" (priorities must be finite, >= 0 and at most {MAX_PRIORITY:.7g})"
+                    f" (priorities must be finite, positive and at most {MAX_PRIORITY:.7g})"
                 continue
             if best is None or seq > best.seq:
                 best = Saved(raw, int(rows), float(max_p), int(seq))

@@ -16,7 +16,7 @@ import weakref
 
 import numpy as np
 
-from ._sampling_priorities import MAX_PRIORITY, PriorityFile, Saved, sidecar_path
+from ._sampling_priorities import MAX_PRIORITY, MIN_PRIORITY, PriorityFile, Saved, sidecar_path
 from ._sampling_strategies import Draw, SamplingStrategy, check_number
 from ._sumtree import SumTree
 from ..errors import EmptyWindowError, SamplerError
@@ -161,14 +161,16 @@ class Prioritized(SamplingStrategy):
                                f"{rows.shape}, got {priorities.dtype} with shape {priorities.shape}")
         pr = priorities.astype(np.float64)
         # Refused, not clamped: the priority file holds float32, where 1e39 becomes inf (and then NaN
-        # weights), and a priority that large means a diverged TD error the caller must see.
-        bad = ~(np.isfinite(pr) & (pr >= 0) & (pr <= MAX_PRIORITY))
+        # weights), and a priority that large means a diverged TD error the caller must see. Zero
+        # (or one that float32 rounds to zero) is refused too: a row that can never be drawn is a
+        # silent hole in the replay, and a caller who passes abs(td_error) forgot the epsilon.
+        bad = ~(np.isfinite(pr) & (pr >= MIN_PRIORITY) & (pr <= MAX_PRIORITY))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise SamplerError(f"update_priorities: priority {float(pr[i])!r} for row {int(rows[i])} is negative or not "
-                               f"finite or too large; priorities must be finite, >= 0 and at most {MAX_PRIORITY:.7g} "
-                               "(float32's largest: they are saved as float32), e.g. abs(td_error) + 1e-6 (a TD "
-                               "error above that means training diverged)")
+            raise SamplerError(f"update_priorities: priority {float(pr[i])!r} for row {int(rows[i])} is not positive, "
+                               f"not finite or too large; priorities must be finite, in [{MIN_PRIORITY:.7g}, "
+                               f"{MAX_PRIORITY:.7g}] (float32's smallest normal and largest: they are saved as "
+                               "float32), e.g. abs(td_error) + 1e-6 (a TD error above that means training diverged)")
         if len(rows) == 0:
             return
         self.check_rows("update_priorities", rows)

@@ -475,9 +475,9 @@ def test_empty_store_raises_empty_window(path):
 
 
 @pytest.mark.parametrize("rows, priorities, match", [
-    ([70, 71], [1.0, -0.5], r"priority -0\.5 for row 71 is negative or not finite"),
-    ([70, 71], [np.nan, 1.0], r"priority nan for row 70 is negative or not finite"),
-    ([70], [np.inf], r"priority inf for row 70 is negative or not finite"),
+    ([70, 71], [1.0, -0.5], r"priority -0\.5 for row 71 is not positive, not finite"),
+    ([70, 71], [np.nan, 1.0], r"priority nan for row 70 is not positive, not finite"),
+    ([70], [np.inf], r"priority inf for row 70 is not positive, not finite"),
     ([10, 70], [1.0, 1.0], r"row 10 is outside the window \[64, 128\)"),
     ([128], [1.0], r"row 128 is outside the window \[64, 128\)"),
     ([70.0], [1.0], r"rows must be a 1-D integer array"),
@@ -498,12 +498,26 @@ def test_update_priorities_needs_prioritized(filled):
         Sampler(filled, 8).update_priorities([1], [1.0])
 
 
-def test_all_zero_priorities(path):
-    """A window whose priorities are all zero cannot be sampled, and says how to fix it."""
+@pytest.mark.parametrize("bad", [0.0, -0.0, 1e-46, -1.0, np.nan, np.inf, 1e39])
+def test_priorities_must_be_positive_and_finite(path, bad):
+    """Zero (never drawn: a silent hole), what float32 rounds to zero, negatives, NaN, inf and
+    what float32 cannot hold are refused, saying what was given, and nothing is changed."""
     s, sm, rows, pr = prioritized_setup(path)
-    sm.update_priorities(rows, np.zeros(len(rows)))
-    with pytest.raises(EmptyWindowError, match="has priority 0; give some rows a positive priority"):
-        sm.sample()
+    before = sm.priorities(rows).copy()
+    given = pr.astype(np.float64)
+    given[3] = bad
+    with pytest.raises(SamplerError, match=r"priority .* for row .* must be finite, in \[1.175494e-38"):
+        sm.update_priorities(rows, given)
+    np.testing.assert_array_equal(sm.priorities(rows), before)
+    s.close()
+
+
+def test_tiny_priorities_leave_a_row_almost_never_drawn(path):
+    """The smallest accepted priority is kept (saved as float32, not rounded to zero)."""
+    s, sm, rows, pr = prioritized_setup(path)
+    sm.update_priorities(rows, np.full(len(rows), 1.2e-38))
+    np.testing.assert_array_equal(sm.priorities(rows), np.full(len(rows), 1.2e-38))
+    sm.sample()
     s.close()
 
 

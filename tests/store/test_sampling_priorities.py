@@ -268,16 +268,17 @@ def test_kill_minus_nine_during_saves_many(tmp_path):
     assert kill_trials(tmp_path, 100) > 0  # measured: 7 of 100 kills landed inside a save
 
 
-@pytest.mark.parametrize("bad", [1e39, float("inf"), float("nan"), -1.0])
+@pytest.mark.parametrize("bad", [1e39, float("inf"), float("nan"), -1.0, 0.0, 1e-40])
 def test_priorities_past_float32_or_not_finite_are_refused_on_write(tmp_path, bad):
-    """A priority the file cannot hold (above float32's max, saved as inf) or not finite and >= 0 is
+    """A priority the file cannot hold (above float32's max, saved as inf; below its smallest normal)
+    or not finite and positive (zero: a row never drawn) is
     refused with a SamplerError naming it, and nothing changes: later batches keep finite weights."""
     path = tmp_path / "run.h5"
     make_store(path, 300, 200)
     with ReplayStore.open(path, "a") as w, Sampler(w, 32, strategy="prioritized", seed=0) as sm:
         sm.sample()
         rows = np.arange(100, 110)
-        with pytest.raises(SamplerError, match=r"priority .* for row 100 .*finite, >= 0 and at most 3\.4"):
+        with pytest.raises(SamplerError, match=r"priority .* for row 100 .*finite, in \[1\.175494e-38, 3\.4"):
             sm.update_priorities(rows, np.r_[bad, np.ones(9)])
         np.testing.assert_array_equal(np.ones(10), sm.priorities(rows))
         assert np.isfinite(sm.sample()["weight"]).all()
@@ -297,9 +298,9 @@ def test_priorities_whose_power_overflows_the_tree_are_refused(tmp_path):
         assert np.isfinite(sm.sample()["weight"]).all()
 
 
-@pytest.mark.parametrize("value", [float("nan"), -1.0, float("inf")])
+@pytest.mark.parametrize("value", [float("nan"), -1.0, float("inf"), 0.0])
 def test_checksummed_priorities_holding_nan_or_negative_warn_and_restart_at_max(saved, value):
-    """A priority file whose slots pass their checksums but hold NaN, -1 or inf (written by another
+    """A priority file whose slots pass their checksums but hold NaN, -1, inf or 0 (written by another
     program, or an older replaystore) is treated as damaged: a RuntimeWarning naming the file and the
     value, every row at the max priority, and sample() works, in a reader and in a writer."""
     side = sidecar_path(saved)

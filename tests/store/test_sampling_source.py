@@ -139,7 +139,7 @@ def test_prioritized_over_two_stores_uses_one_sum_tree(joined):
     sm = Sampler(joined, 256, strategy="prioritized", seed=2)
     sm.sample()
     window = np.arange(200, 1000)
-    sm.update_priorities(window, np.zeros(len(window)))
+    sm.update_priorities(window, np.full(len(window), 1e-30))  # positive, never drawn in 40 batches in practice
     chosen = np.array([250, 599, 600, 999])
     pr = np.array([1.0, 2.0, 3.0, 4.0])
     sm.update_priorities(chosen, pr)
