@@ -253,6 +253,11 @@ class FramesView:
     def __getattr__(self, name):
         return getattr(self._t, name)
 
+    @property
+    def stored(self):
+        """The transitions table as stored: frame ids in place of stacks."""
+        return self._t
+
     def _split(self, columns, where: str) -> tuple[list, list]:
         key = columns if columns is None or isinstance(columns, str) else tuple(columns)
         got = self._known.get(key)

@@ -254,6 +254,17 @@ class ReplayStore:
     def get_extra(self, key: str, default=None):
         return self._extra.get(key, default)
 
+    @property
+    def extra(self) -> dict:
+        """A copy of the small JSON state kept with the last commit (``StoreWriter.set_extra``)."""
+        return dict(self._extra)
+
+    @property
+    def first_row(self) -> int:
+        """The first transition row still kept: 0 unless retention (``retain=N``) deleted old segments."""
+        v = self._views.get(TRANSITIONS)
+        return v.first_row if v is not None else 0
+
     def _view(self, name: str):
         try:
             return self._views[name]
@@ -266,6 +277,20 @@ class ReplayStore:
         v = self._view(name)
         lo, hi, _ = slice(start, stop).indices(v.rows)
         return v.read(columns, lo, max(lo, hi))
+
+    def stored_schema(self, name: str = TRANSITIONS) -> Schema:
+        """Table ``name``'s columns as stored on disk: for a frames-once store's transitions, frame ids
+        (``state_frames``, ...) in place of the stacks ``schema`` declares; else ``table_schema(name)``."""
+        v = self._view(name)
+        return getattr(v, "stored", v).schema
+
+    def read_stored(self, name: str = TRANSITIONS, start: int | None = None, stop: int | None = None) -> dict:
+        """Committed rows ``[start, stop)`` of table ``name`` as stored (see ``stored_schema``)."""
+        self._check_open("read")
+        v = self._view(name)
+        v = getattr(v, "stored", v)
+        lo, hi, _ = slice(start, stop).indices(v.rows)
+        return v.read(None, lo, max(lo, hi))
 
     def read(self, columns=None, start: int | None = None, stop: int | None = None) -> dict[str, np.ndarray]:
         """Committed transition rows ``[start, stop)`` (Python slice rules) as numpy arrays."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..format import _record
 from ..format._actors import Actors
-from ._create import LOCK, create_published
+from ._create import LOCK, create_published, remove_dead_private_folders
 from ._frames_writer import FramesStager, framed_schemas
 from ._stager import _MISSING, RowStager, block_column, block_length, check_names
 from ..format._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name,
@@ -203,6 +203,7 @@ class StoreWriter(ReplayStore):
                                           "file, the folder and the .commit record together: copy all three")
             if self._lock_fd < 0:
                 self._lock()
+                remove_dead_private_folders(path)  # a creator killed after publishing leaves its folder
             rec, _ = use_trusted(self, path, m, "a")
             self._resume(rec)
             if damaged is not None:
@@ -391,6 +392,37 @@ class StoreWriter(ReplayStore):
             self._check_writable("set_extra")
             json_attr(value, f"extra[{key!r}]")
             self._new_extra[key] = value
+
+    def copy_from(self, src: ReplayStore, block_rows: int = 65536) -> int:
+        """Write every committed row of every table of ``src``, its checkpoints and extra state into
+        this store (new, same schema and actors), then commit; returns the transition rows copied.
+
+        Rows are copied as stored, not through ``extend``: a forensic copy keeps even values
+        ``extend`` would refuse (actor codes outside the vocabulary, NaN where a writer bug put
+        it), so its counts report them as the original's do. Row ids are kept, so ``src`` must
+        hold every row from 0 (no retention) and this store none yet.
+        """
+        with self._wlock:
+            self._check_writable("copy_from")
+            if src.first_row:
+                raise ValueError(f"copy_from: {src.path} kept only rows from {src.first_row} on (retention); a copy "
+                                 "would renumber them")
+            if len(self) or self._tw.rows or src.stored_schema() != self._tw.schema or src.actors != self.actors:
+                raise ValueError(f"copy_from: {self.path} must be a new, empty store with the schema and actors of "
+                                 f"{src.path} (for a frames-once store, created with its FrameStack)")
+            for name, rows in src.tables.items():
+                if name != TRANSITIONS:
+                    self.create_table(name, src.stored_schema(name))
+                t = self._tables[name]
+                for lo in range(0, rows, block_rows):
+                    hi = min(rows, lo + block_rows)
+                    t.add_block(src.read_stored(name, lo, hi), hi - lo)
+                self._commit("open")
+            for key, value in src.extra.items():
+                self.set_extra(key, value)
+            self._new_checkpoints.extend(src.checkpoints)
+            self._commit("open")
+            return len(src)
 
     # ------------------------------------------------------------------ committing
     def _check_writable(self, where: str) -> None:

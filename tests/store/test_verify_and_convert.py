@@ -206,3 +206,35 @@ def test_rows_edited_behind_the_store_are_counted_and_verified(tmp_path):
     assert {"expert": int((codes[2000:] == 0).sum()), "dqn": int((codes[2000:] == 1).sum())} == win["counts"]
     edited = [f["rows"] for f in found if f["column"] == "actor"]
     assert any(a <= 10 < b for a, b in edited) and any(a <= 2500 < b for a, b in edited)
+
+
+def test_convert_copies_a_frames_once_store_as_frames_once(tmp_path):
+    """A frames-once store converts into a frames-once store: the same stacks read back, the same
+    frame ids and frames as stored (not the stacks: the copy stays 8x smaller), and the copy takes
+    new stacks frames-once. (Before, convert raised KeyError on such a store.)"""
+    from replaystore.store import FrameStack, Schema, convert
+    from frames_helpers import rollout
+
+    src, dst = tmp_path / "f.h5", tmp_path / "f2.h5"
+    rows = rollout(3, 60, envs=2, size=12, axis=0)
+    with ReplayStore.create(src, Schema.transition((4, 12, 12), state_dtype="uint8"), actors=("expert", "dqn"),
+                            frames=FrameStack(4, axis=0)) as w:
+        w.extend(rows)
+        w.record_checkpoint(1, "ckpt.pt")
+    assert len(rows["done"]) == convert(src, dst)
+    with ReplayStore.open(src) as a, ReplayStore.open(dst) as b:
+        assert a.schema == b.schema and a.tables == b.tables and a.checkpoints == b.checkpoints
+        for name in a.tables:
+            x, y = a.read_stored(name), b.read_stored(name)
+            assert sorted(x) == sorted(y) and all(x[c].tobytes() == y[c].tobytes() for c in x), name
+        assert "state_frames" in b.stored_schema() and "state" not in b.stored_schema()
+        np.testing.assert_array_equal(a.read(["state", "next_state"])["state"], b.read(["state"])["state"])
+        assert [] == verify(b)
+    more = rollout(4, 5, size=12, axis=0)
+    with ReplayStore.open(dst, "a") as w:
+        frames_before = w.tables["frames"]
+        w.extend({k: v for k, v in more.items() if k != "time"})
+        w.commit()
+        assert 0 < w.tables["frames"] - frames_before <= 4 * 5  # stacks stored as frames, not as stacks
+    with ReplayStore.open(dst) as r:
+        np.testing.assert_array_equal(more["next_state"], r.read(["next_state"], -5)["next_state"])
