@@ -32,6 +32,7 @@ import errno
 import fcntl
 import os
 import secrets
+import time
 from collections.abc import Callable
 
 from ..format import _record
@@ -42,13 +43,15 @@ from ..errors import DamagedStoreError, StoreExistsError
 LOCK = "writer.lock"
 CLAIM = "claim.lock"
 _CREATING = ".creating-"
+# a private folder without a claim lock this old is a dead creator's: a live one locks in microseconds
+CLAIM_GRACE = 1.0
 
 
 def create_published(path: str, build: Callable[[str], None], fsync: bool) -> int:
     """Run ``build(private_path)`` (which makes a whole store there) and publish the store at
     ``path``. Returns the fd of its ``writer.lock``, flocked: the caller's writer owns it."""
     parent, name = os.path.split(os.path.abspath(path))
-    _remove_dead_private_folders(parent, name)
+    remove_dead_private_folders(path)
     if os.path.lexists(path):
         raise _exists(path)
     files = layer()
@@ -177,8 +180,14 @@ def _counts_rows(path: str) -> bool:
     return bool(got) and any(t.rows for t in got[0].tables.values())
 
 
-def _remove_dead_private_folders(parent: str, name: str) -> None:
-    """Remove private folders of creators of ``name`` that died (their claim lock is free)."""
+def remove_dead_private_folders(path: str) -> None:
+    """Remove private folders of creators of ``path`` that died (their claim lock is free).
+
+    Called by every create of the name and every open for appending: a creator killed after
+    publishing, before removing its emptied private folder, leaves one beside a whole store. A
+    folder with no ``claim.lock`` yet is a creator killed in its first steps, or one alive between
+    its ``mkdir`` and its lock (microseconds): it is removed once ``CLAIM_GRACE`` seconds old."""
+    parent, name = os.path.split(os.path.abspath(path))
     prefix = f".{name}{_CREATING}"
     try:
         entries = [e for e in layer().listdir(parent) if e.startswith(prefix)]
@@ -188,9 +197,19 @@ def _remove_dead_private_folders(parent: str, name: str) -> None:
         stage = os.path.join(parent, e)
         try:
             fd = _locked(os.path.join(stage, CLAIM), create=False)
-        except OSError:  # alive (locked), being removed, or not yet claimed: leave it
+        except FileNotFoundError:  # not claimed yet: dead once old enough (see above)
+            try:
+                if time.time() - os.stat(stage, follow_symlinks=False).st_mtime < CLAIM_GRACE:
+                    continue
+                fd = _locked(os.path.join(stage, CLAIM + ".new"), create=False)
+            except FileNotFoundError:
+                fd = -1  # killed between its mkdir and its lock file: nothing to lock
+            except OSError:  # locked by its live creator
+                continue
+        except OSError:  # alive (locked), or being removed: leave it
             continue
         try:
             _remove(stage)
         finally:
-            layer().close(fd)
+            if fd >= 0:
+                layer().close(fd)

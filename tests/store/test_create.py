@@ -14,6 +14,7 @@ import time
 import pytest
 
 from replaystore.store import ReplayStore, Run, errors
+from replaystore.store.write import _create
 
 import writer_proc
 from store_helpers import check_writer_rows
@@ -151,6 +152,12 @@ def test_creator_killed_mid_creation_leaves_every_name_usable(tmp_path, delay):
             s.extend(writer_proc.given(writer_proc.make_rows(0, 5)))
         with ReplayStore.open(path) as r:
             check_writer_rows(r, 0, 5)
+    left = [n for n in os.listdir(tmp_path) if ".creating-" in n]
+    if left:  # only a creator killed before its claim lock existed: swept once CLAIM_GRACE old
+        assert all(not os.path.exists(tmp_path / n / "claim.lock") for n in left), left
+        time.sleep(_create.CLAIM_GRACE + 0.1)
+        for n in left:
+            ReplayStore.open(f"{base}-{int(n.split('.')[1][2:].split('-')[0])}.h5", "a").close()
     assert [] == [n for n in os.listdir(tmp_path) if ".creating-" in n]
 
 
@@ -250,3 +257,34 @@ def test_private_folder_of_a_live_creator_is_left_alone(store_path):
     with pytest.raises(errors.StoreExistsError):  # the name is taken, but the sweep ran first
         ReplayStore.create(store_path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=1000)
     assert not live.exists()
+
+
+def test_dead_creators_folders_are_swept_by_open_and_create(tmp_path):
+    """A creator killed after publishing leaves its private folder (claim.lock unlocked) beside a
+    whole store: opening the store to append removes it. A folder with no claim lock yet is left
+    alone while young (its creator may be between mkdir and lock) and removed once CLAIM_GRACE
+    old; a folder whose claim lock is held is never touched."""
+    path = tmp_path / "s.h5"
+    ReplayStore.create(path, writer_proc.SCHEMA, actors=writer_proc.ACTORS, window=100).close()
+    dead = tmp_path / ".s.h5.creating-0000dead"
+    dead.mkdir()
+    (dead / "claim.lock").write_bytes(b"")
+    young = tmp_path / ".s.h5.creating-0000young"
+    young.mkdir()
+    (young / "claim.lock.new").write_bytes(b"")
+    old = tmp_path / ".s.h5.creating-00000old"
+    old.mkdir()
+    (old / "claim.lock.new").write_bytes(b"")
+    os.utime(old, (time.time() - 10, time.time() - 10))
+    live = tmp_path / ".s.h5.creating-0000live"
+    live.mkdir()
+    fd = os.open(live / "claim.lock", os.O_CREAT | os.O_RDWR)
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held by "another creator": this process's other fd cannot take it
+    try:
+        ReplayStore.open(path, "a").close()
+        assert sorted(n for n in os.listdir(tmp_path) if ".creating-" in n) == \
+            [".s.h5.creating-0000live", ".s.h5.creating-0000young"]
+    finally:
+        os.close(fd)
