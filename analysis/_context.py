@@ -11,7 +11,6 @@ process after it (``release_pages``): clean file pages, but they count in RSS.""
 from __future__ import annotations
 
 import math
-import mmap
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -224,23 +223,12 @@ def row_pass(ctx: Context) -> RowPass:
 
 
 def release_pages(store) -> None:
-    """Drop this process's mapping of the transition segments' pages (``MADV_DONTNEED``): they are
-    clean file pages, read again from the page cache when touched, but kept mapped they count in
-    the process's RSS, all of the store's bytes by the end of an audit. Best effort: a store whose
-    segments are not mapped this way (compacted, remote) is left alone."""
-    advice = getattr(mmap, "MADV_DONTNEED", None)
-    views = getattr(store, "_views", None)
-    if advice is None or not isinstance(views, dict):
-        return
-    from replaystore.store import TRANSITIONS
-
-    for seg in list(getattr(views.get(TRANSITIONS), "_cache", {}).values()):
-        mm = getattr(seg, "mm", None)
-        if isinstance(mm, mmap.mmap):
-            try:
-                mm.madvise(advice)
-            except (OSError, ValueError):  # closed under us, or a platform without it
-                pass
+    """Drop this process's mapping of the store's segment pages (``ReplayStore.release_pages``): kept
+    mapped, they count in the process's RSS, all of the store's bytes by the end of an audit. A
+    source without it (a remote one) is left alone."""
+    release = getattr(store, "release_pages", None)
+    if release is not None:
+        release()
 
 
 def _key(out: RowPass, ctx: Context, lo: int, hi: int) -> None:

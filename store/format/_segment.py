@@ -120,6 +120,16 @@ class SegmentMap:
                                       "mapped: it was truncated or copied over. Reopen the store")
         return self.sealed_mtime is None or st.st_mtime_ns == self.sealed_mtime
 
+    def release_pages(self) -> None:
+        """Drop this process's mapped pages of the segment (``MADV_DONTNEED``): clean file pages that
+        count in its RSS while mapped; touched again, they come back from the page cache."""
+        mm = self.mm
+        if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                mm.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):  # closed under us
+                pass
+
     def close(self) -> None:
         self.arrays = {}
         self.mm = None  # unmapped by GC once no array refers to it

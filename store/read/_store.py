@@ -359,6 +359,17 @@ class ReplayStore:
             "unknown": {"count": int(sum(extra.values())), "codes": extra},
         }
 
+    def release_pages(self) -> None:
+        """Drop this process's mapping of the pages of every segment read so far (``MADV_DONTNEED``).
+        They are clean file pages, read again from the page cache when touched, but kept mapped they
+        count in the process's RSS: all of a store's bytes by the end of a pass over it (an audit).
+        Compacted segments (their chunk cache is bounded) are left as they are."""
+        for cache in self._seg_cache.values():
+            for seg in list(cache.values()):
+                release = getattr(seg, "release_pages", None)
+                if release is not None:
+                    release()
+
     def close(self) -> None:
         if self._closed:
             return

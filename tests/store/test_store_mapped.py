@@ -221,3 +221,32 @@ def test_gather_into_given_arrays(tmp_path):
             s.gather(rows, ["state"], out={"state": np.zeros((300, 4), np.float32)})
         with pytest.raises(ValueError, match=r"out\['reward'\].*got missing"):
             s.gather(rows, ["state", "reward"], out={"state": np.zeros((300, 3), np.float32)})
+
+
+def test_release_pages_drops_the_mapped_pages_and_reads_stay_right(tmp_path):
+    """``release_pages`` gives back the segment pages a pass mapped into this process (RssFile falls
+    by most of what the pass added); the rows read again are the same."""
+    from pathlib import Path
+
+    def rss_file_kb() -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        raise AssertionError("no RssFile in /proc/self/status")
+
+    n, width = 40_000, 256
+    path = tmp_path / "big.h5"
+    rng = np.random.default_rng(0)
+    state = rng.standard_normal((n, width), dtype=np.float32)
+    with ReplayStore.create(path, Schema.transition((width,)), actors=("a", "b")) as w:
+        w.extend(dict(state=state, next_state=state, discrete_action=np.zeros(n, "i4"),
+                      continuous_action=np.zeros((n, 0), "f4"), reward=np.zeros(n, "f4"), done=np.zeros(n, bool),
+                      actor=np.zeros(n, "u1")))
+    with ReplayStore.open(path) as r:
+        before = rss_file_kb()
+        assert float(r.read(["state"])["state"].sum()) == pytest.approx(float(state.sum()), rel=1e-4)
+        mapped = rss_file_kb() - before
+        assert mapped > n * width * 4 * 0.8 / 1024  # the pass mapped the column's pages
+        r.release_pages()
+        assert rss_file_kb() - before < mapped * 0.2
+        np.testing.assert_array_equal(state[123:130], r.read(["state"], 123, 130)["state"])
