@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 
 from ..format._codec import BLOSC, DEFAULT_CODEC, check_codec, compress, dataset_options, rows_per_chunk
-from ..format._format import TRANSITIONS, compact_name, segment_name
-from ..files._fileio import layer, replacing
+from ..format._format import TRANSITIONS, compact_name, segment_dir
+from ..files._fileio import replacing
 from ..files._h5image import hdf5_file
 from ..read._frames import FRAMES_TABLE, spec_of
 from ..format._segment import IDENTITY, identity_bytes
@@ -50,20 +50,12 @@ def compact_tables(path, codec: str = DEFAULT_CODEC, fsync: bool = False, sealed
                 continue
             todo = [k for k in range(tw.first_segment, _last(s, name, view, sealed)) if k not in tw.compacted]
             for k in todo:
-                _write_compact(s._folder, view.segment(k), tw, k, codec, fsync)
+                _write_compact(segment_dir(s.path), view.segment(k), tw, k, codec, fsync)
                 view.forget(k)  # unmapped: the pages read stay out of this process (RSS), whatever the store's size
             if todo:
                 done[name] = todo
-                tw.compacted.update(todo)
-                tw.segments_changed = True
-        if not done:
-            return done
-        s.commit()  # the record names the compacted files: from here on the raw ones are unused
-        for name, todo in done.items():
-            view = s._views[name]
-            for k in todo:
-                view.forget(k)
-                layer().remove(os.path.join(s._folder, segment_name(name, k)))
+        if done:
+            s.use_compacted(done)  # commits a record naming them, then removes the raw segments
     return done
 
 

@@ -226,6 +226,12 @@ class TableWriter:
         np.copyto(out, src, casting="same_kind")
         return out
 
+    def use_compacted(self, ks) -> None:
+        """Segments ``ks`` now have compacted copies (``tools/_compact.py``): the next record names
+        those, and the manifest's view of the segments is out of date."""
+        self.compacted.update(int(k) for k in ks)
+        self.segments_changed = True
+
     def flush_stage(self) -> None:
         if self.before_flush is not None:
             self.before_flush()

@@ -424,6 +424,23 @@ class StoreWriter(ReplayStore):
             self._commit("open")
             return len(src)
 
+    def use_compacted(self, done: dict[str, list[int]]) -> int:
+        """Publish compacted copies of full segments (``compact_tables`` wrote them beside the raw
+        ones as ``<table>-NNNNNN.z.h5``): commit a record that names them, then remove the raw
+        segments, which nothing reads from then on. A kill before the commit leaves the raw ones in
+        use (the next writer removes the unpublished copies); after it, the copies."""
+        with self._wlock:
+            self._check_writable("use_compacted")
+            for name, ks in done.items():
+                self._tables[name].use_compacted(ks)
+            rows = self._commit("open")
+            for name, ks in done.items():
+                view = self._views[name]
+                for k in ks:
+                    view.forget(k)
+                    layer().remove(os.path.join(self._folder, segment_name(name, k)))
+            return rows
+
     # ------------------------------------------------------------------ committing
     def _check_writable(self, where: str) -> None:
         if self._closed:
