@@ -28,6 +28,13 @@ from ..files._untrusted import loads
 from ..errors import DamagedStoreError, NotAStoreError, StoreError, StoreNotFoundError, TruncatedStoreError
 
 
+def _whole(v, name: str, lo: int, hi: int) -> int:
+    """A JSON integer in ``[lo, hi]`` (HDF5 keeps these as int64; a float, a bool or 1e300 is damage)."""
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"{name} is {v!r}, not an integer in [{lo}, {hi}]")
+    return v
+
+
 @dataclass
 class Manifest:
     uuid: str
@@ -50,9 +57,11 @@ class Manifest:
     def from_record(cls, rec: CommitRecord, path: str) -> "Manifest":
         i = rec.identity
         try:
-            m = cls(rec.uuid, str(i["schema"]), str(i["actors"]), int(i["window"]),
-                    None if i["retain"] is None else int(i["retain"]), str(i["created"]), str(i["metadata"]),
-                    int(i["chunk_bytes"]), {"state": "open" if rec.writer.get("state") == "open" else "closed"},
+            window = _whole(i["window"], "window", 1, 1 << 40)
+            m = cls(rec.uuid, str(i["schema"]), str(i["actors"]), window,
+                    None if i["retain"] is None else _whole(i["retain"], "retain", window, 1 << 62), str(i["created"]),
+                    str(i["metadata"]), _whole(i["chunk_bytes"], "chunk_bytes", 0, 1 << 40),
+                    {"state": "open" if rec.writer.get("state") == "open" else "closed"},
                     rec.to_json() if rec.writer.get("state") != "open" else "")
             Schema.from_json(m.schema_json)
         except (KeyError, TypeError, ValueError) as e:

@@ -56,9 +56,12 @@ def check_version(version, where: str, newer_only: bool = False) -> None:
         )
 
 
+MAX_INT = (1 << 62) - 1  # every count, row and offset the store keeps fits int64 with room to add
+
+
 def _int(v, name: str, lo: int = 0) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{name}={v!r}: expected an integer >= {lo}")
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= MAX_INT:
+        raise ValueError(f"{name}={v!r}: expected an integer in [{lo}, {MAX_INT}]")
     return v
 
 

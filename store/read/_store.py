@@ -333,7 +333,10 @@ class ReplayStore:
         before = self._dropped.copy()
         counts = v.rec.segment_counts
         for j in range(v.rec.first_segment, k):
-            before[:len(counts[j])] += counts[j]
+            if j not in counts:
+                raise DamagedStoreError(f"{self.path}: the commit record has no actor counts for segment {j}, which "
+                                        "holds committed rows: the record is damaged; run `replaystore verify`")
+            before[:len(counts[j])] += np.asarray(counts[j], np.int64)  # [] (all zero) is float to numpy
         tail = v.read([ACTOR], k << v.shift, start)[ACTOR]
         return self._counts - before - np.bincount(tail, minlength=N_CODES)
 
