@@ -46,7 +46,8 @@ class _Slab:
 
     def __init__(self, nbytes: int, cap: int):
         self.nbytes, self.cap = nbytes, cap
-        self._mem = mmap.mmap(-1, cap * nbytes)
+        # private: MADV_DONTNEED frees a private anonymous page (a shared one stays in shmem)
+        self._mem = mmap.mmap(-1, cap * nbytes, flags=mmap.MAP_PRIVATE)
         self.data = np.frombuffer(self._mem, np.uint8).reshape(cap, nbytes)
         self.tick = np.full(cap, _FREE, np.int64)  # the clock of each slot's last use
         self.col: list = [None] * cap  # the column whose chunk each slot holds
@@ -107,6 +108,7 @@ class ChunkCache:
             if not self._evict(slab, m - len(got)):
                 self.used -= len(got) * slab.nbytes
                 slab.free += got
+                slab.release(slab.free)  # those evicted here included: what is not counted is not held
                 return None
         slab.tick[got] = self.clock
         slab.n += m
