@@ -76,6 +76,7 @@ class ChunkCache:
         self.used = 0  # bytes of the slots holding a chunk
         self.clock = 1
         self.generation = 0  # changes when the slabs are rebuilt (a new budget): columns rebind
+        self.loads = 0  # chunks decompressed into the cache so far (benchmarks/bench_archive.py reads it)
         self._slabs: dict[int, _Slab] = {}
         self._lock = threading.Lock()
 
@@ -265,6 +266,7 @@ class ArchiveColumn:
         slots = _CACHE.alloc(slab, len(need))
         if slots is None:
             return False
+        _CACHE.loads += len(need)
         done = 0
         try:
             for j, x in zip(need, slots):
