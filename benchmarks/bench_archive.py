@@ -3,6 +3,7 @@
     python benchmarks/bench_archive.py                          # 8,192 plain image rows, 50k frames-once
     python benchmarks/bench_archive.py --rows 4096 --frames-rows 20000 --repeats 40   # quicker
     python benchmarks/bench_archive.py --rows 0 --cache-mib 512     # frames-once only, the archive in the cache
+    python benchmarks/bench_archive.py --chunk-kib 32               # chunks of 32 KiB instead of 64
 
 Atari-like image rows (84x84x4 uint8 stacks, ``bench_images.rollout_blocks``). In one run, each
 against a reference measured in the same run:
@@ -60,6 +61,9 @@ def copy_store(src: str, dst: str) -> None:
             shutil.copyfile(p, q)
 
 
+CHUNK_KIB = None  # --chunk-kib: the blosc chunk size compact targets in this run (None: _codec.CHUNK_BYTES)
+
+
 def compact_in_child(path: str, codec: str) -> tuple[float, float, int]:
     """Seconds of ``replaystore compact --sealed --json`` in a process of its own (the command, and
     the compaction as it reports it: without interpreter start and imports) and its peak RSS."""
@@ -68,6 +72,8 @@ def compact_in_child(path: str, codec: str) -> tuple[float, float, int]:
     hook = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write('VmHWM ' + "
             "open('/proc/self/status').read().split('VmHWM:')[1].split()[0] + chr(10))); "
             "sys.argv = ['replaystore'] + sys.argv[1:]; runpy.run_module('replaystore', run_name='__main__')")
+    if CHUNK_KIB:
+        hook = f"import replaystore.store.format._codec as c; c.CHUNK_BYTES = {CHUNK_KIB} << 10; " + hook
     a = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", hook, "compact", path, "--sealed", "--codec", codec, "--json"],
                           capture_output=True, text=True)
@@ -166,7 +172,8 @@ def compare_codecs(d: str, args, codecs: list) -> None:
     plain = os.path.join(d, "plain.h5")
     write(plain, args.rows, False)
     raw, size = raw_bytes(plain), disk_bytes(plain)
-    print(f"plain store: {args.rows} rows, {raw / 1e6:.0f} MB in full segments, {size / 1e6:.0f} MB on disk")
+    print(f"plain store: {args.rows} rows, {raw / 1e6:.0f} MB in full segments, {size / 1e6:.0f} MB on disk; blosc "
+          f"chunks of {CHUNK_KIB or 64} KiB")
     secs = {}
     for codec in codecs:
         p = os.path.join(d, f"plain-{codec}.h5")
@@ -193,7 +200,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--codecs", default="gzip,blosc-lz4,blosc-zstd")
     ap.add_argument("--cache-mib", type=int, default=None, help="archive_cache_bytes for the sampling (default: the store's)")
+    ap.add_argument("--chunk-kib", type=int, default=None,
+                    help="blosc chunk size compact targets (default: _codec.CHUNK_BYTES, 64 KiB)")
     args = ap.parse_args()
+    global CHUNK_KIB
+    CHUNK_KIB = args.chunk_kib
     if args.cache_mib:
         _archive.archive_cache_bytes(args.cache_mib << 20)
     codecs = args.codecs.split(",")
