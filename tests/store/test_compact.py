@@ -235,6 +235,46 @@ def test_sampling_an_archive_larger_than_the_cache_keeps_memory_within_the_budge
         archive_cache_bytes(old)
 
 
+def test_threads_gathering_from_compacted_segments_under_evictions_get_their_own_rows(tmp_path):
+    """Four threads gather and slice a compacted store at once with a budget of a few chunks, so
+    slots are evicted and reused by other threads' chunks all the time: every result equals the
+    rows written."""
+    import threading
+
+    path = tmp_path / "framed.h5"
+    rows = _frames_store(path, 3000)
+    compact_tables(path, sealed=True)
+    old = archive_cache_bytes()
+    errors_seen = []
+    try:
+        archive_cache_bytes(200 << 10)
+        with ReplayStore.open(path) as r:
+            n = len(r)
+
+            def work(seed):
+                try:
+                    rng = np.random.default_rng(seed)
+                    for _ in range(40):
+                        idx = np.sort(rng.integers(0, n, 64))
+                        got = r.gather(idx, ["state", "next_state", "reward"])
+                        for c in got:
+                            np.testing.assert_array_equal(rows[c][idx], got[c], err_msg=c)
+                        lo = int(rng.integers(0, n - 500))
+                        np.testing.assert_array_equal(rows["state"][lo:lo + 500], r.read(["state"], lo, lo + 500)["state"])
+                except Exception as e:  # noqa: BLE001  reported by the main thread
+                    errors_seen.append(e)
+
+            threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert _archive._CACHE.used <= 200 << 10
+    finally:
+        archive_cache_bytes(old)
+    assert [] == errors_seen
+
+
 def test_a_damaged_compressed_chunk_is_named_by_verify(tmp_path):
     """A chunk whose blosc header claims another size is refused with DamagedStoreError on read, and
     verify names its segment's rows; the other segments still read."""
