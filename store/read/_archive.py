@@ -3,10 +3,17 @@
 A ``CompactSegment`` stands where a raw segment's mapping would (``SegmentedTable`` calls the
 same ``take``, slicing and ``len`` on its columns). Each column knows where its chunks lie
 (``chunk_iter`` once, at open; every chunk checked to lie inside the file) and decompresses a
-chunk from the mapped file bytes into a process-wide LRU cache with a bytes budget
+chunk from the mapped file bytes into a process-wide cache with a bytes budget
 (``archive_cache_bytes``), so memory does not grow with the archive and no HDF5 call is made per
 batch (contract 5). ``gzip``/``lzf`` segments (older stores) decompress a chunk through HDF5's
 filter instead, into the same cache.
+
+The cache keeps chunks in slabs, one per chunk size: slot ``x`` of a slab holds one decompressed
+chunk, and each column keeps an array ``chunk -> slot``. A ``take`` is then a few numpy calls
+whatever the number of chunks it touches (chunk ids, their slots, one ``take`` from the slab's
+rows); only the chunks missing are a Python loop, each decompressed straight into its slot. (The
+former cache, an ``OrderedDict`` of one array per chunk, cost 3-4 us of Python per chunk looked
+up and 8 us per ``take``: 163 lookups and 66 takes per 32-row frames-once batch.)
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ import mmap
 import os
 import stat
 import threading
-from collections import OrderedDict
 
 import h5py
 import numpy as np
@@ -30,40 +36,137 @@ DEFAULT_CACHE_BYTES = 128 << 20
 # file), "direct" (h5py read_direct_chunk per chunk) or "h5py" (a chunk-aligned slice through
 # hdf5plugin's filter). benchmarks/bench_archive.py measures the three; "mapped" was fastest.
 CHUNK_READ = "mapped"
+_FREE = np.iinfo(np.int64).max  # the tick of a slot holding no chunk: never the least recently used
+
+
+class _Slab:
+    """Slots of one chunk size in one anonymous mapping of at most the budget's bytes: pages exist
+    once a chunk is written into them, and those of a slot evicted for another slab's chunk are
+    given back (``madvise``), so the slabs together hold about the chunks the budget counts."""
+
+    def __init__(self, nbytes: int, cap: int):
+        self.nbytes, self.cap = nbytes, cap
+        # private: MADV_DONTNEED frees a private anonymous page (a shared one stays in shmem)
+        self._mem = mmap.mmap(-1, cap * nbytes, flags=mmap.MAP_PRIVATE)
+        self.data = np.frombuffer(self._mem, np.uint8).reshape(cap, nbytes)
+        self.tick = np.full(cap, _FREE, np.int64)  # the clock of each slot's last use
+        self.col: list = [None] * cap  # the column whose chunk each slot holds
+        self.j = np.zeros(cap, np.int64)  # ... and which of its chunks
+        self.free: list[int] = []  # slots below top holding nothing
+        self.top = 0  # slots [top, cap) were never written
+        self.n = 0  # slots holding a chunk
+
+    def release(self, slots) -> None:
+        """Give the whole pages of ``slots`` back to the system (they read as zeros if written again)."""
+        page = mmap.PAGESIZE
+        for x in slots:
+            lo = -(-x * self.nbytes // page) * page
+            hi = (x + 1) * self.nbytes // page * page
+            if hi > lo:
+                self._mem.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 class ChunkCache:
-    """Decompressed chunks, least recently used evicted first, at most ``budget`` bytes in all."""
+    """Decompressed chunks of every compacted segment of this process, at most ``budget`` bytes,
+    the least recently used (of any slab) evicted first. Every read of a slot holds ``_lock``:
+    a slot may be given to another chunk as soon as it is released."""
 
     def __init__(self, budget: int):
         self.budget = budget
-        self.used = 0
-        self._lru: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()  # sampler threads and a reader may share a segment
+        self.used = 0  # bytes of the slots holding a chunk
+        self.clock = 1
+        self.generation = 0  # changes when the slabs are rebuilt (a new budget): columns rebind
+        self.loads = 0  # chunks decompressed into the cache so far (benchmarks/bench_archive.py reads it)
+        self._slabs: dict[int, _Slab] = {}
+        self._lock = threading.Lock()
 
-    def get(self, key):
-        # No lock: each OrderedDict call is atomic under the GIL, and a chunk evicted by another
-        # thread between the two is a miss (decompressed again), never a wrong chunk. (The lock
-        # cost ~1 us a chunk; a 32-row frames-once batch looks up ~110.)
-        try:
-            self._lru.move_to_end(key)
-            return self._lru[key]
-        except KeyError:
-            return None
+    def slab(self, nbytes: int) -> _Slab | None:
+        """The slab of chunks of ``nbytes`` (None when the budget is smaller than one)."""
+        s = self._slabs.get(nbytes)
+        if s is None and self.budget >= nbytes:
+            s = self._slabs[nbytes] = _Slab(nbytes, self.budget // nbytes)
+        return s
 
-    def put(self, key, chunk: np.ndarray) -> None:
+    def alloc(self, slab: _Slab, m: int) -> list[int] | None:
+        """``m`` slots of ``slab`` for chunks about to be written, marked used now, evicting the
+        least recently used chunks not used at this clock tick; None (nothing taken) when the
+        budget cannot hold ``m`` more chunks besides those in use at this tick."""
+        got: list[int] = []
+        while len(got) < m:
+            if slab.free:
+                k = min(m - len(got), len(slab.free), (self.budget - self.used) // slab.nbytes)
+                if k:
+                    got += slab.free[-k:]
+                    del slab.free[-k:]
+                    self.used += k * slab.nbytes
+                    continue
+            k = min(m - len(got), slab.cap - slab.top, (self.budget - self.used) // slab.nbytes)
+            if k > 0:
+                got += range(slab.top, slab.top + k)
+                slab.top += k
+                self.used += k * slab.nbytes
+                continue
+            if not self._evict(slab, m - len(got)):
+                self.used -= len(got) * slab.nbytes
+                slab.free += got
+                slab.release(slab.free)  # those evicted here included: what is not counted is not held
+                return None
+        slab.tick[got] = self.clock
+        slab.n += m
+        return got
+
+    def _evict(self, slab: _Slab, want: int) -> bool:
+        """Evict from the slab holding the least recently used chunk its oldest chunks, enough
+        for ``want`` chunks of ``slab``; False when every chunk held was used at this tick."""
+        oldest, victim = self.clock, None
+        for s in self._slabs.values():
+            if s.n:
+                t = int(s.tick.min())
+                if t < oldest:
+                    oldest, victim = t, s
+        if victim is None:
+            return False
+        # at least 1/64 of the slab at a time: one argpartition (~25 us on 2,400 slots) per ~40
+        # chunks missed rather than per take, for at most 1.6% of the budget left empty a while
+        k = min(victim.n, max(victim.cap >> 6, want if victim is slab else -(-want * slab.nbytes // victim.nbytes)))
+        slots = np.argpartition(victim.tick, k - 1)[:k] if k < victim.cap else np.arange(victim.cap)
+        slots = slots[victim.tick[slots] < self.clock].tolist()
+        self._forget(victim, slots)
+        if victim is not slab:
+            victim.release(slots)
+        return True
+
+    def _forget(self, s: _Slab, slots: list[int]) -> None:
+        for x in slots:
+            s.col[x]._slot[s.j[x]] = -1
+            s.col[x] = None
+        s.tick[slots] = _FREE
+        s.n -= len(slots)
+        s.free += slots
+        self.used -= len(slots) * s.nbytes
+
+    def drop(self, columns) -> None:
+        """Forget the chunks of ``columns`` (a segment being closed), giving their pages back."""
         with self._lock:
-            if key in self._lru:
-                return
-            self._lru[key] = chunk
-            self.used += chunk.nbytes
-            while self.used > self.budget and len(self._lru) > 1:
-                self.used -= self._lru.popitem(last=False)[1].nbytes
+            for col in columns:
+                s = self._slabs.get(col.nbytes)
+                if s is None or col._gen != self.generation:
+                    continue
+                slots = col._slot[col._slot >= 0].tolist()
+                self._forget(s, slots)
+                s.release(slots)
 
-    def drop(self, owner) -> None:
+    def resize(self, budget: int) -> None:
         with self._lock:
-            for key in [k for k in self._lru if k[0] is owner]:
-                self.used -= self._lru.pop(key).nbytes
+            for s in self._slabs.values():
+                for x in range(s.top):
+                    if s.col[x] is not None:
+                        s.col[x]._slot[s.j[x]] = -1
+                s.release(range(s.top))
+            self._slabs = {}
+            self.used = 0
+            self.budget = budget
+            self.generation += 1
 
 
 _CACHE = ChunkCache(DEFAULT_CACHE_BYTES)
@@ -71,15 +174,12 @@ _CACHE = ChunkCache(DEFAULT_CACHE_BYTES)
 
 def archive_cache_bytes(budget: int | None = None) -> int:
     """The bytes of decompressed chunks of compacted segments kept in memory, for all stores of
-    this process (default 128 MiB); with ``budget``, set it first (a positive int of bytes)."""
+    this process (default 128 MiB); with ``budget``, set it first (a positive int of bytes; the
+    chunks held are dropped)."""
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
             raise ValueError(f"archive_cache_bytes({budget!r}): expected a positive number of bytes, e.g. 256 << 20")
-        with _CACHE._lock:
-            _CACHE.budget = budget
-        _CACHE.put(("resize",), np.empty(0, np.uint8))  # evicts down to the new budget
-        with _CACHE._lock:
-            _CACHE._lru.pop(("resize",), None)
+        _CACHE.resize(budget)
     return _CACHE.budget
 
 
@@ -92,9 +192,13 @@ class ArchiveColumn:
         self.rows = rows
         self.rpc = dset.chunks[0]
         self.n_chunks = -(-rows // self.rpc)
+        self.nbytes = self.rpc * int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize  # one chunk
         self._dset, self._blosc, self._map = dset, blosc, mapped
         self._read = CHUNK_READ if blosc else "h5py"  # fixed at open: "mapped" needs its chunk index
         self._where = None
+        self._slot = np.full(self.n_chunks, -1, np.int64)  # chunk -> its slot in the cache's slab, -1: not held
+        self._gen = -1  # the cache generation _slab and _rows belong to
+        self._slab = self._rows = None
         if self._read == "mapped":
             self._where = self._index(dset, len(mapped) if mapped is not None else 0)
             self._dset = None  # its file is closed once every column is indexed
@@ -124,39 +228,71 @@ class ArchiveColumn:
     def __len__(self) -> int:
         return self.rows
 
-    def chunk(self, j: int) -> np.ndarray:
-        """Chunk ``j``'s rows, decompressed (from the cache when it holds them)."""
-        key = (self.owner, self.name, j)
-        got = _CACHE.get(key)
-        if got is not None:
-            return got
+    def _bind(self) -> _Slab | None:
+        """The cache's slab for this column's chunks (rebound after the budget changed); lock held."""
+        if self._gen != _CACHE.generation:
+            self._slot.fill(-1)
+            self._slab = _CACHE.slab(self.nbytes)
+            self._rows = None if self._slab is None else \
+                self._slab.data.view(self.dtype).reshape(self._slab.cap * self.rpc, *self.shape[1:])
+            self._gen = _CACHE.generation
+        return self._slab
+
+    def _load(self, j: int, out: np.ndarray) -> None:
+        """Chunk ``j`` decompressed into ``out`` (its ``rpc`` rows, C-contiguous, any view of them)."""
         if not 0 <= j < self.n_chunks:
             raise IndexError(f"{self.path}: chunk {j} of column {self.name!r} is outside its {self.n_chunks} chunks")
-        lo = j * self.rpc
-        n = min(self.rpc, self.rows - lo)
-        out = np.empty((self.rpc, *self.shape[1:]), self.dtype)
+
         def where():
             return f"{self.path}, column {self.name!r}, chunk {j}"
 
-        if self._read == "h5py":
-            self._dset.read_direct(out, np.s_[lo:lo + n], np.s_[:n])
-        elif self._read == "mapped":
+        if self._read == "mapped":
             off, size = self._where[j].tolist()
-            decompress_into(memoryview(self._map)[off:off + size], out, where)
+            decompress_into(memoryview(self._map)[off:off + size], out.reshape(-1).view(np.uint8), where)
+        elif self._read == "h5py":
+            lo = j * self.rpc
+            n = min(self.rpc, self.rows - lo)
+            self._dset.read_direct(out.view(self.dtype).reshape(self.rpc, *self.shape[1:]), np.s_[lo:lo + n],
+                                   np.s_[:n])
         else:
-            mask, raw = self._dset.id.read_direct_chunk((lo,) + (0,) * (len(self.shape) - 1))
+            mask, raw = self._dset.id.read_direct_chunk((j * self.rpc,) + (0,) * (len(self.shape) - 1))
             if mask:
                 raise DamagedStoreError(f"{where()}: filters were skipped on it (mask {mask}): the file is damaged")
-            decompress_into(raw, out, where)
-        out = out[:n]
-        _CACHE.put(key, out)
-        return out
+            decompress_into(raw, out.reshape(-1).view(np.uint8), where)
+
+    def _hold(self, slab: _Slab, need: list[int]) -> bool:
+        """Chunks ``need`` (not held) decompressed into slots of ``slab``; False (nothing held) when
+        the budget cannot hold them besides the chunks used at this tick. Lock held."""
+        slots = _CACHE.alloc(slab, len(need))
+        if slots is None:
+            return False
+        _CACHE.loads += len(need)
+        done = 0
+        try:
+            for j, x in zip(need, slots):
+                self._load(j, slab.data[x])
+                self._slot[j] = x
+                slab.col[x], slab.j[x] = self, j
+                done += 1
+        finally:
+            if done < len(slots):  # a damaged chunk: its slot and the rest go back unused
+                rest = slots[done:]
+                slab.tick[rest] = _FREE
+                slab.n -= len(rest)
+                slab.free += rest
+                _CACHE.used -= len(rest) * slab.nbytes
+        return True
+
+    def chunk(self, j: int) -> np.ndarray:
+        """A copy of chunk ``j``'s rows."""
+        if not 0 <= j < self.n_chunks:
+            raise IndexError(f"{self.path}: chunk {j} of column {self.name!r} is outside its {self.n_chunks} chunks")
+        return self[j * self.rpc:min(self.rows, (j + 1) * self.rpc)]
 
     def take(self, indices, axis=0, out=None, mode="raise"):
-        """``np.take`` along rows, decompressing each chunk the rows touch once."""
-        if self.n_chunks == 1 and mode == "clip":  # small columns: a segment is one chunk
-            return self.chunk(0).take(indices, 0, out, "clip")
-        idx = np.asarray(indices, np.int64)
+        """``np.take`` along rows: one numpy ``take`` from the cache's slab, after decompressing the
+        chunks the rows need that it does not hold."""
+        idx = indices if type(indices) is np.ndarray and indices.dtype == np.int64 else np.asarray(indices, np.int64)
         if out is None:
             out = np.empty((len(idx), *self.shape[1:]), self.dtype)
         # mode="clip" is how SegmentedTable calls it, with rows it checked (a row past the end would
@@ -166,25 +302,72 @@ class ArchiveColumn:
                              f"outside its {self.rows} rows")
         if not len(idx):
             return out
-        if self.rpc == 1:  # a row per chunk (wide rows): the chunk is the row
-            for i, j in enumerate(idx.tolist()):
-                out[i] = self.chunk(j)[0]
-            return out
+        with _CACHE._lock:
+            slab = self._bind()
+            clock = _CACHE.clock = _CACHE.clock + 1
+            if self.n_chunks == 1:  # small columns: a segment is one chunk
+                x = int(self._slot[0])
+                if x < 0 and slab is not None and self._hold(slab, [0]):
+                    x = int(self._slot[0])
+                if x >= 0:
+                    slab.tick[x] = clock
+                    return self._rows[x * self.rpc:(x + 1) * self.rpc].take(idx, 0, out, "clip")
+                return self._take_uncached(idx, out)
+            which = idx // self.rpc
+            slots = self._slot[which]
+            miss = slots < 0
+            if miss.any():
+                if slab is not None:
+                    slab.tick[slots[~miss]] = clock  # the chunks held that this take needs stay
+                    need = np.sort(which[miss])
+                    first = np.ones(len(need), bool)
+                    np.not_equal(need[1:], need[:-1], out=first[1:])
+                    need = need[first].tolist()
+                    if self._hold(slab, need):
+                        slots = self._slot[which]
+                        return self._rows.take(slots * self.rpc + (idx - which * self.rpc), 0, out, "clip")
+                return self._take_uncached(idx, out)
+            slab.tick[slots] = clock
+            return self._rows.take(slots * self.rpc + (idx - which * self.rpc), 0, out, "clip")
+
+    def _take_uncached(self, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``take`` when the cache cannot hold every chunk it needs at once (a budget smaller than a
+        batch's chunks): a chunk at a time, those not held decompressed into one scratch chunk.
+        Lock held."""
         which = idx // self.rpc
         local = idx - which * self.rpc
-        # One take per chunk touched, from the cached chunk straight into the output. (Copying the
-        # chunks side by side for one take cost more: a 64 KiB chunk copied for the 1-2 frames a row
-        # needs.) The sampler's rows come sorted; frame ids nearly so: sort only when needed.
-        order = None if (which[1:] >= which[:-1]).all() else np.argsort(which, kind="stable")
-        if order is not None:
-            which, local = which[order], local[order]
+        order = np.argsort(which, kind="stable")
+        which, local = which[order], local[order]
         bounds = [0, *(np.flatnonzero(which[1:] != which[:-1]) + 1).tolist(), len(idx)]
-        dst = out if order is None else np.empty_like(out)
+        dst = np.empty_like(out)
+        scratch = None
         for a, z in zip(bounds, bounds[1:]):
-            self.chunk(int(which[a])).take(local[a:z], 0, dst[a:z], "clip")
-        if order is not None:
-            out[order] = dst
+            j = int(which[a])
+            x = int(self._slot[j])
+            if x >= 0:
+                src = self._rows[x * self.rpc:(x + 1) * self.rpc]
+                self._slab.tick[x] = _CACHE.clock
+            else:
+                if scratch is None:
+                    scratch = np.empty((self.rpc, *self.shape[1:]), self.dtype)
+                self._load(j, scratch)
+                src = scratch
+            src.take(local[a:z], 0, dst[a:z], "clip")
+        out[order] = dst
         return out
+
+    def _part(self, j: int, a: int, b: int, dst: np.ndarray) -> None:
+        """Rows ``a:b`` of chunk ``j`` (not held) into ``dst``, through the cache if it can hold
+        the chunk. Lock held."""
+        if self._slab is not None:
+            _CACHE.clock += 1
+            if self._hold(self._slab, [j]):
+                x = int(self._slot[j])
+                dst[...] = self._rows[x * self.rpc + a:x * self.rpc + b]
+                return
+        scratch = np.empty((self.rpc, *self.shape[1:]), self.dtype)
+        self._load(j, scratch)
+        dst[...] = scratch[a:b]
 
     def __getitem__(self, key):
         if not isinstance(key, slice):
@@ -199,7 +382,18 @@ class ArchiveColumn:
         while r < hi:
             j = r // self.rpc
             stop = min(hi, (j + 1) * self.rpc)
-            out[r - lo:stop - lo] = self.chunk(j)[r - j * self.rpc:stop - j * self.rpc]
+            with _CACHE._lock:
+                self._bind()
+                x = int(self._slot[j])
+                if x >= 0:
+                    self._slab.tick[x] = _CACHE.clock
+                    out[r - lo:stop - lo] = self._rows[x * self.rpc + r - j * self.rpc:x * self.rpc + stop - j * self.rpc]
+                elif r == j * self.rpc and stop - r == self.rpc:
+                    # a whole chunk not held: decompressed straight into place, the cache left as it
+                    # was (a sequential read, verify or an export, does not evict what a sampler uses)
+                    self._load(j, out[r - lo:stop - lo])
+                else:
+                    self._part(j, r - j * self.rpc, stop - j * self.rpc, out[r - lo:stop - lo])
             r = stop
         return out
 
@@ -278,8 +472,8 @@ class CompactSegment:
         return True  # its bytes are checked per chunk as they are decompressed; compaction never rewrites one
 
     def close(self) -> None:
-        self.arrays = {}
-        _CACHE.drop(self)
+        cols, self.arrays = list(self.arrays.values()), {}
+        _CACHE.drop(cols)
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -189,6 +189,92 @@ def test_reading_compacted_rows_stays_within_the_chunk_cache_budget(tmp_path):
         archive_cache_bytes(old)
 
 
+def _resident_bytes(slab) -> int:
+    """Bytes of ``slab``'s mapping in memory now (mincore), whatever the cache's own count says."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    length = slab.data.nbytes
+    vec = (ctypes.c_ubyte * (-(-length // mmap.PAGESIZE)))()
+    assert 0 == libc.mincore(ctypes.c_void_p(slab.data.ctypes.data), ctypes.c_size_t(length), vec), ctypes.get_errno()
+    return sum(b & 1 for b in vec) * mmap.PAGESIZE
+
+
+def test_sampling_an_archive_larger_than_the_cache_keeps_memory_within_the_budget(tmp_path):
+    """Sampling a compacted frames-once store whose decompressed chunks are ~6x the budget, with
+    gathers of unsorted rows and a slice read between batches: batches stay right, the cache counts
+    at most the budget, and the pages its slabs hold in memory (mincore, not the cache's count)
+    stay within the budget plus a page per slab."""
+    import mmap
+
+    path = tmp_path / "framed.h5"
+    rows = _frames_store(path, 6000)
+    compact_tables(path, sealed=True)
+    budget = 256 << 10
+    old = archive_cache_bytes()
+    try:
+        archive_cache_bytes(budget)
+        with ReplayStore.open(path) as r:
+            archive = sum(c.nbytes * c.n_chunks for name in ("transitions", "frames")
+                          for k in sorted(r._views[name]._compacted)
+                          for c in getattr(r._views[name], "_t", r._views[name]).segment(k).arrays.values())
+            assert archive > 5 * budget
+            with Sampler(r, 64, seed=1, as_torch=False) as sm:
+                for i in range(60):
+                    got = sm.sample()
+                    np.testing.assert_array_equal(rows["state"][got["row"]], got["state"])
+                    idx = np.random.default_rng(i).integers(0, len(r), 50)
+                    np.testing.assert_array_equal(rows["next_state"][idx], r.gather(idx, ["next_state"])["next_state"])
+                    lo = (i * 97) % (len(r) - 300)
+                    np.testing.assert_array_equal(rows["reward"][lo:lo + 300], r.read(["reward"], lo, lo + 300)["reward"])
+                    assert _archive._CACHE.used <= budget
+                    slabs = list(_archive._CACHE._slabs.values())
+                    assert sum(map(_resident_bytes, slabs)) <= budget + len(slabs) * mmap.PAGESIZE, [(s.nbytes, s.cap, s.top, s.n, len(s.free), _resident_bytes(s)) for s in slabs]
+    finally:
+        archive_cache_bytes(old)
+
+
+def test_threads_gathering_from_compacted_segments_under_evictions_get_their_own_rows(tmp_path):
+    """Four threads gather and slice a compacted store at once with a budget of a few chunks, so
+    slots are evicted and reused by other threads' chunks all the time: every result equals the
+    rows written."""
+    import threading
+
+    path = tmp_path / "framed.h5"
+    rows = _frames_store(path, 3000)
+    compact_tables(path, sealed=True)
+    old = archive_cache_bytes()
+    errors_seen = []
+    try:
+        archive_cache_bytes(200 << 10)
+        with ReplayStore.open(path) as r:
+            n = len(r)
+
+            def work(seed):
+                try:
+                    rng = np.random.default_rng(seed)
+                    for _ in range(40):
+                        idx = np.sort(rng.integers(0, n, 64))
+                        got = r.gather(idx, ["state", "next_state", "reward"])
+                        for c in got:
+                            np.testing.assert_array_equal(rows[c][idx], got[c], err_msg=c)
+                        lo = int(rng.integers(0, n - 500))
+                        np.testing.assert_array_equal(rows["state"][lo:lo + 500], r.read(["state"], lo, lo + 500)["state"])
+                except Exception as e:  # noqa: BLE001  reported by the main thread
+                    errors_seen.append(e)
+
+            threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert _archive._CACHE.used <= 200 << 10
+    finally:
+        archive_cache_bytes(old)
+    assert [] == errors_seen
+
+
 def test_a_damaged_compressed_chunk_is_named_by_verify(tmp_path):
     """A chunk whose blosc header claims another size is refused with DamagedStoreError on read, and
     verify names its segment's rows; the other segments still read."""
