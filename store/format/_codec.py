@@ -26,11 +26,13 @@ ARCHIVE_MODULES = ("hdf5plugin", "numcodecs")  # the [archive] extra (common/ext
 BLOSC = {"blosc-lz4": ("lz4", 5), "blosc-zstd": ("zstd", 1)}
 CODECS = (*BLOSC, "gzip", "lzf")
 DEFAULT_CODEC = "blosc-lz4"
-# A sampled row decompresses its chunk (~35 us for 64 KiB of frames). The frames of one stack are
-# neighbours, so a 64 KiB chunk (8 frames) usually holds a row's whole stack: sampling from the
-# frames-once store measured 0.35x/0.6x the uncompressed store (batches of 32/256) against
-# 0.29x/0.57x with 16 KiB chunks and 0.32x/0.49x with 8 KiB, and compacted 1.8x faster.
-CHUNK_BYTES = 1 << 16
+# A sampled row decompresses its chunk. With the slab cache (read/_archive.py), once it is full and
+# evicting, decompression is most of a batch: 32 KiB chunks (4 frames of 84x84) decompress less
+# that a batch does not use than 64 KiB ones and sampled the frames-once archive at 0.39-0.40x/
+# 0.43-0.45x the uncompressed store (batches of 32/256, 128 MiB cache, 36% of the archive) against
+# 0.37-0.38x/0.38-0.41x, with the same size on disk; 16 KiB chunks gave 0.39x/0.43x and compacted
+# 1.5x slower. (Before the slab cache, per-chunk Python costs made 64 KiB the best.)
+CHUNK_BYTES = 1 << 15
 _SIZES = struct.Struct("<III")  # nbytes, blocksize, cbytes at byte 4 of a chunk
 _HEADER = 16  # blosc 1: version, versionlz, flags, typesize, nbytes, blocksize, cbytes (little endian)
 
