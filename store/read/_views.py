@@ -14,7 +14,7 @@ import stat
 import numpy as np
 
 from ..format._format import compact_name, segment_dir, segment_name
-from ..files._mapped import ColumnMap, MappedFile
+from ..files._mapped import ColumnMap, MappedFile, SegmentSpans
 from ..format._record import TableRecord
 from ..format._schema import Schema
 from ..format._segment import SegmentMap, identity_bytes
@@ -24,6 +24,9 @@ from ..errors import ChecksumError, ClosedStoreError, DamagedStoreError, RowsDel
 # Up to this many runs of one segment in a batch, the gather copies run by run into the output;
 # beyond it, per segment with a scatter (many short runs cost a numpy call per run and column).
 _MAX_RUNS = 64
+# The key, in a table's shared segment cache (segment index -> SegmentMap), of its SegmentSpans:
+# the cache outlives each view (one per refresh), and so must the spans. Never a segment index.
+_SPANS = -1
 
 
 def _names(schema: Schema, columns, where: str, table: str) -> list[str]:
@@ -53,6 +56,8 @@ class SegmentedTable:
         self._compacted = set(rec.compacted)
         self._cols = {c.name: (rec.offsets[c.name], (c.dtype, c.shape, rec.segment_rows))
                       for c in self.schema if c.row_bytes}
+        self._plans: dict = {}  # columns asked -> what gather needs of them (see _plan)
+        self._spannable = SegmentSpans.usable(self._cols, rec.segment_rows)
 
     def segment(self, k: int) -> SegmentMap:
         s = self._cache.get(k)
@@ -115,10 +120,65 @@ class SegmentedTable:
         s = self._cache.pop(k, None)
         if s is not None:
             s.close()
+        self._drop_spans(lambda j: j == k)
 
     def forget_before(self, first_segment: int) -> None:
-        for k in [k for k in self._cache if k < first_segment]:
+        for k in [k for k in self._cache if 0 <= k < first_segment]:
             self._cache.pop(k).close()
+        self._drop_spans(lambda j: j < first_segment)
+
+    def _drop_spans(self, gone) -> None:
+        """Let go of the spans if they hold a segment that is going (a new one is made when needed):
+        slots are never emptied in place, a reader in another thread may be copying from them."""
+        sp = self._cache.get(_SPANS)
+        if sp is not None and any(seg is not None and gone(sp.first + i) for i, seg in enumerate(sp.held)):
+            self._cache.pop(_SPANS).close()
+
+    def _spans(self, ks, segs: dict) -> SegmentSpans | None:
+        """The table's spans with segments ``ks`` placed in them, or None where they cannot serve
+        (a compacted segment, or columns whose bytes do not fill whole pages)."""
+        if not self._spannable:
+            return None
+        sp = self._cache.get(_SPANS)
+        if sp is not None:  # the common case: every segment asked is in place
+            held, first = sp.held, sp.first
+            try:
+                for k in ks:
+                    if k < first or held[k - first] is not segs[k]:
+                        break
+                else:
+                    return sp
+            except IndexError:
+                pass
+        if self._compacted and any(k in self._compacted for k in ks):
+            return None
+        lo, hi = min(ks), max(ks)
+        if sp is None or not (sp.holds(lo) and sp.holds(hi)) or any(
+                sp.held[k - sp.first] not in (None, segs[k]) for k in ks):
+            if sp is not None:
+                self._cache.pop(_SPANS).close()
+            first = min(lo, max(self.rec.first_segment, 0))
+            last = max(hi, (self.rows - 1) >> self.shift)
+            sp = self._cache[_SPANS] = SegmentSpans(self._cols, self.seg_rows, first, max(16, 2 * (last - first + 1)))
+        for k in ks:
+            seg = segs[k]
+            if sp.held[k - sp.first] is seg:
+                continue
+            fd = seg.fd
+            try:
+                if fd < 0:
+                    raise OSError(9, "closed")
+                sp.place(k, fd)
+            except OSError as e:
+                self._cache.pop(_SPANS, None)
+                if seg.fd < 0 or not seg.arrays:
+                    raise ClosedStoreError(f"gather: the store {self._folder} was closed while reading it") from None
+                raise DamagedStoreError(f"gather: segment {seg.path} could not be mapped ({e})") from None
+            if seg.fd != fd or not seg.arrays:  # closed (and its descriptor maybe reused) meanwhile
+                self._cache.pop(_SPANS, None)
+                raise ClosedStoreError(f"gather: the store {self._folder} was closed while reading it")
+            sp.held[k - sp.first] = seg
+        return sp
 
     def _deleted(self, where: str, lo: int) -> RowsDeletedError:
         return RowsDeletedError(f"{where}: row {lo} of {self.name!r} was deleted by retention; rows "
@@ -141,19 +201,30 @@ class SegmentedTable:
             r = stop
         return out
 
+    def _plan(self, columns, where: str) -> tuple:
+        """``(names, [(name, row shape, dtype)], names with bytes)`` for the columns asked, made
+        once: a sampler asks for the same columns at every batch (the per-call name checks and
+        schema look-ups were ~5 us of a 32-row image batch)."""
+        key = columns if columns is None or isinstance(columns, str) else tuple(columns)
+        plan = self._plans.get(key)
+        if plan is None:
+            names = _names(self.schema, columns, where, self.name)
+            plan = (names, [(c, self.schema[c].shape, self.schema[c].dtype) for c in names],
+                    [c for c in names if self.schema[c].row_bytes])
+            if len(self._plans) < 64:  # a caller cycling through column lists keeps its checks per call
+                self._plans[key] = plan
+        return plan
+
     def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None) -> dict[str, np.ndarray]:
-        names = _names(self.schema, columns, where, self.name)
+        names, alloc, stored = self._plan(columns, where)
         n = len(rows)
         if out is None:
-            out = {c: np.empty((n, *self.schema[c].shape), self.schema[c].dtype) for c in names}
+            out = {c: np.empty((n, *shape), dtype) for c, shape, dtype in alloc}
         if not n:
             return out
         if self.first_row and int(rows.min()) < self.first_row:
             raise self._deleted(where, int(rows.min()))
-        seg_of = rows >> self.shift
-        # Runs of consecutive batch positions whose rows lie in one segment. A sorted batch (the
-        # sampler draws sorted rows) has one run per segment it touches.
-        cuts = np.flatnonzero(seg_of[1:] != seg_of[:-1])
+        shift = self.shift
         # np.take rather than fancy indexing: it copies whole rows per index and ran 1.6 ms against
         # 2.6 ms for fancy indexing (10 columns, 8192 rows of one segment, mapped, warm). mode="clip":
         # with out= the default mode="raise" copies through a buffer (so a bad index leaves out
@@ -161,38 +232,59 @@ class SegmentedTable:
         # checked by the caller, and local ids lie in [0, segment rows): clip never changes one.
         # The method, not np.take: its wrapper costs ~1 us a call, and a batch of 32 wide rows
         # over 4 segments makes 40 calls (55 -> ~20 us of overhead around 80 us of copying).
-        if not len(cuts):  # one segment: one take per column
-            k = int(seg_of[0])
-            seg = self._checked(k)
-            local = rows - (k << self.shift) if k else rows
-            arrays = self._open_arrays(seg, names, where)
-            for c in names:
-                if c in arrays:
-                    arrays[c].take(local, 0, out[c], "clip")
+        seg_of = rows >> shift
+        # the segments the batch touches (not np.unique: its first call imports numpy.ma, 17 ms)
+        if n <= 64:
+            ks = list(set(seg_of.tolist()))
+        else:
+            k0, k1 = int(seg_of.min()), int(seg_of.max())
+            ks = [k0] if k0 == k1 else (np.flatnonzero(np.bincount(seg_of - k0)) + k0).tolist()
+        if len(ks) == 1:  # one segment: one take per column
+            k0 = ks[0]
+            seg = self._checked(k0)
+            local = rows - (k0 << shift) if k0 else rows
+            arrays = self._open_arrays(seg, stored, where)
+            for c in stored:
+                arrays[c].take(local, 0, out[c], "clip")
             return out
-        starts = [0, *(cuts + 1).tolist()]
-        # each segment checked once per batch; not np.unique: its first call imports numpy.ma (17 ms)
-        segs = {k: self._checked(k) for k in seg_of[starts].tolist()}
+        # each segment checked once per batch, before a page of it is touched
+        segs = {k: self._checked(k) for k in ks}
+        sp = self._spans(ks, segs)
+        if sp is not None:  # one address range per column: one take per column, in any row order
+            arrays = sp.arrays
+            if not arrays and stored:
+                raise ClosedStoreError(f"{where}: the store {self._folder} was closed while reading it")
+            stride, index = sp.stride, {}
+            for c in stored:
+                s = stride[c]
+                local = index.get(s)
+                if local is None:
+                    local = index[s] = sp.index(rows, s)
+                arrays[c].take(local, 0, out[c], "clip")
+            return out
+        # Runs of consecutive batch positions whose rows lie in one segment. A sorted batch (the
+        # sampler draws sorted rows) has one run per segment it touches.
+        cuts = np.flatnonzero(seg_of[1:] != seg_of[:-1])
         if len(cuts) < _MAX_RUNS:
             # Each run's rows go straight to their slice of the output: one pass, no scatter
             # (measured at 1M rows over 8 segments: see BENCHMARKS.md, Sampler).
+            starts = [0, *(cuts + 1).tolist()]
+            dst = [out[c] for c in stored]
             for a, z in zip(starts, starts[1:] + [n]):
                 k = int(seg_of[a])
-                arrays = self._open_arrays(segs[k], names, where)
-                local = rows[a:z] - (k << self.shift)
-                for c in names:
-                    if c in arrays:
-                        arrays[c].take(local, 0, out[c][a:z], "clip")
+                arrays = self._open_arrays(segs[k], stored, where)
+                local = rows[a:z] - (k << shift)
+                for c, d in zip(stored, dst):
+                    arrays[c].take(local, 0, d[a:z], "clip")
             return out
         # Rows in no useful order: per segment, gather its rows and scatter them into place (a mask
         # per segment is cheaper than sorting the batch: segment ids are a short run of integers)
         for k, seg in segs.items():
             sel = np.flatnonzero(seg_of == k)
-            local = rows[sel] - (k << self.shift)
-            arrays = self._open_arrays(seg, names, where)
-            for c in names:
-                if c in arrays:
-                    out[c][sel] = np.take(arrays[c], local, axis=0)
+            local = rows[sel] - (k << shift)
+            arrays = self._open_arrays(seg, stored, where)
+            for c in stored:
+                out[c][sel] = np.take(arrays[c], local, axis=0)
         return out
 
     def _open_arrays(self, seg, names, where: str) -> dict:
@@ -200,7 +292,7 @@ class SegmentedTable:
         ClosedStoreError if it was closed meanwhile (a writer closed by another thread): a column
         left unread would return uninitialized memory as rows (seen in a threads test)."""
         arrays = seg.arrays
-        if not arrays and any(self.schema[c].row_bytes for c in names):
+        if not arrays and names:
             raise ClosedStoreError(f"{where}: the store {self._folder} was closed while reading it")
         return arrays
 

@@ -17,10 +17,11 @@ import numpy as np
 import numpy.random  # noqa: F401  here, not at the first Sampler: numpy imports it lazily (10 ms, first batch)
 
 from ._sampling_prioritized import Prioritized
-from ._sampling_source import SampleSource, Window
+from ._sampling_source import RecordWatch, SampleSource, Window
 from ._sampling_strategies import SamplingStrategy, Stratified, Uniform
 from ..format._format import TRANSITIONS
 from ..format._schema import ACTOR
+from ..read._reader import StoreReader
 from ..read._store import ReplayStore
 from ..errors import ClosedStoreError, EmptyWindowError, SamplerError
 
@@ -125,7 +126,10 @@ class Sampler:
         self._columns = list(names)
         self._wants_actor = ACTOR in names
         self.last_actor_counts = np.zeros(len(self.actors), np.int64)
-        self._window = Window(source)
+        # a reader of a format-2 store: its record is watched cheaply (RecordWatch) before the
+        # reader's own check; a writer's own commits and other sources are asked directly
+        watch = (RecordWatch(source.path) if isinstance(source, StoreReader) and source.format_version == 2 else None)
+        self._window = Window(source, watch)
         self.strategy.bind(source, self.batch_size)
 
     # ------------------------------------------------------------------ settings
@@ -233,6 +237,7 @@ class Sampler:
         try:
             self.strategy.close()
         finally:
+            self._window.close()
             if self._owns:
                 self._source.close()
 
