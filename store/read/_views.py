@@ -215,16 +215,27 @@ class SegmentedTable:
                 self._plans[key] = plan
         return plan
 
-    def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None) -> dict[str, np.ndarray]:
+    def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None,
+               bounds: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """``bounds``: ``(min, max)`` of ``rows`` where the caller knows them (saves finding the
+        segments a batch touches: 3.5 us for 256 rows)."""
         names, alloc, stored = self._plan(columns, where)
         n = len(rows)
         if out is None:
             out = {c: np.empty((n, *shape), dtype) for c, shape, dtype in alloc}
         if not n:
             return out
-        if self.first_row and int(rows.min()) < self.first_row:
+        if self.first_row and (bounds[0] if bounds else int(rows.min())) < self.first_row:
             raise self._deleted(where, int(rows.min()))
         shift = self.shift
+        if bounds is not None and bounds[0] >> shift == bounds[1] >> shift:
+            k0 = bounds[0] >> shift
+            seg = self._checked(k0)
+            local = rows - (k0 << shift) if k0 else rows
+            arrays = self._open_arrays(seg, stored, where)
+            for c in stored:
+                arrays[c].take(local, 0, out[c], "clip")
+            return out
         # np.take rather than fancy indexing: it copies whole rows per index and ran 1.6 ms against
         # 2.6 ms for fancy indexing (10 columns, 8192 rows of one segment, mapped, warm). mode="clip":
         # with out= the default mode="raise" copies through a buffer (so a bad index leaves out
@@ -234,7 +245,7 @@ class SegmentedTable:
         # over 4 segments makes 40 calls (55 -> ~20 us of overhead around 80 us of copying).
         seg_of = rows >> shift
         # the segments the batch touches (not np.unique: its first call imports numpy.ma, 17 ms)
-        if n <= 64:
+        if n <= 384:  # a set of the ids: 0.7 us for 32 rows, 3.5 for 256; min, max and bincount: 5 us
             ks = list(set(seg_of.tolist()))
         else:
             k0, k1 = int(seg_of.min()), int(seg_of.max())
