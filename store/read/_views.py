@@ -82,7 +82,13 @@ class SegmentedTable:
         """Segment ``k``, checked before its pages are touched: not shrunk, and if it was modified
         since it was sealed (a backup copied over it?), its committed rows still match their checksums."""
         s = self.segment(k)
-        if not s.check():
+        try:
+            intact = s.check()
+        except OSError:
+            if s.fd < 0:  # closed by another thread (a writer closed under a sampler): fstat(-1) is EBADF
+                raise ClosedStoreError(f"gather: the store {self._folder} was closed while reading it") from None
+            raise
+        if not intact:
             from ..format._sums import segment_findings
 
             bad = segment_findings(self._folder, self._uuid, self.name, self.rec, k, s)
