@@ -311,12 +311,20 @@ class FramesView:
         return res
 
     def _check_ids(self, ids: np.ndarray, where: str) -> tuple[int, int]:
-        """``(min, max)`` of ``ids``, or DamagedStoreError if any is not a committed frame."""
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= self._f.rows:
+        """``(min, max)`` of ``ids`` (int64), or DamagedStoreError if any is not a committed frame.
+
+        One reduction where the frames lie in one segment: as unsigned, a negative id is larger
+        than any row count, and ids below the first segment's end need no minimum to locate."""
+        if ids.dtype != np.int64:  # the stored table's schema comes from the record: data, not trusted
+            ids = ids.astype(np.int64)
+        top = int(ids.view(np.uint64).max())
+        if top >= self._f.rows:
+            lo, hi = int(ids.min()), int(ids.max())
             raise DamagedStoreError(f"{where}: frame ids in [{lo}, {hi}] but the frames table has {self._f.rows} "
                                     "committed frames: the store is damaged; run `replaystore verify`")
-        return lo, hi
+        if top >> self._f.shift == 0 and not self._f.first_row:
+            return 0, top
+        return int(ids.min()), top
 
     def fill(self, ids: np.ndarray, dst: np.ndarray, where: str) -> np.ndarray:
         """Stacks of frames ``ids`` ((n, depth)) written into ``dst`` ((n, *stack shape))."""

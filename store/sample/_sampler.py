@@ -125,7 +125,8 @@ class Sampler:
             raise SamplerError(f"the schema has column(s) {clash}, whose names the sampler's batch keys use")
         self._columns = list(names)
         self._wants_actor = ACTOR in names
-        self.last_actor_counts = np.zeros(len(self.actors), np.int64)
+        self._n_actors = len(self.actors)
+        self.last_actor_counts = np.zeros(self._n_actors, np.int64)
         # a reader of a format-2 store: its record is watched cheaply (RecordWatch) before the
         # reader's own check; a writer's own commits and other sources are asked directly
         watch = (RecordWatch(source.path) if isinstance(source, StoreReader) and source.format_version == 2 else None)
@@ -187,10 +188,10 @@ class Sampler:
         if actor is not None:
             if self._wants_actor:
                 batch[ACTOR] = actor
-            counts = np.bincount(actor, minlength=len(self.actors))
+            counts = np.bincount(actor, minlength=self._n_actors)
         else:
             codes = batch[ACTOR] if self._wants_actor else batch.pop(ACTOR)
-            counts = np.bincount(codes, minlength=len(self.actors))
+            counts = np.bincount(codes, minlength=self._n_actors)
         self.last_actor_counts = counts.astype(np.int64, copy=False)
         batch[ROW] = rows
         batch[WEIGHT] = np.ones(len(rows), np.float32) if weight is None else weight
