@@ -229,8 +229,15 @@ class SegmentedTable:
         n = len(rows)
         if out is None:
             out = {c: np.empty((n, *shape), dtype) for c, shape, dtype in alloc}
-        if not n:
-            return out
+        if n:
+            self.take_into(stored, [out[c] for c in stored], rows, where, bounds)
+        return out
+
+    def take_into(self, stored: list, dst: list, rows: np.ndarray, where: str = "gather",
+                  bounds: tuple[int, int] | None = None) -> None:
+        """Rows ``rows`` (committed, not empty) of the columns ``stored`` (each with bytes: see
+        ``_plan``) copied into the arrays ``dst``, one per column, in order."""
+        n = len(rows)
         if self.first_row and (bounds[0] if bounds else int(rows.min())) < self.first_row:
             raise self._deleted(where, int(rows.min()))
         shift = self.shift
@@ -239,9 +246,9 @@ class SegmentedTable:
             seg = self._checked(k0)
             local = rows - (k0 << shift) if k0 else rows
             arrays = self._open_arrays(seg, stored, where)
-            for c in stored:
-                arrays[c].take(local, 0, out[c], "clip")
-            return out
+            for c, d in zip(stored, dst):
+                arrays[c].take(local, 0, d, "clip")
+            return
         # np.take rather than fancy indexing: it copies whole rows per index and ran 1.6 ms against
         # 2.6 ms for fancy indexing (10 columns, 8192 rows of one segment, mapped, warm). mode="clip":
         # with out= the default mode="raise" copies through a buffer (so a bad index leaves out
@@ -261,9 +268,9 @@ class SegmentedTable:
             seg = self._checked(k0)
             local = rows - (k0 << shift) if k0 else rows
             arrays = self._open_arrays(seg, stored, where)
-            for c in stored:
-                arrays[c].take(local, 0, out[c], "clip")
-            return out
+            for c, d in zip(stored, dst):
+                arrays[c].take(local, 0, d, "clip")
+            return
         # each segment checked once per batch, before a page of it is touched
         segs = {k: self._checked(k) for k in ks}
         sp = self._spans(ks, segs)
@@ -272,13 +279,13 @@ class SegmentedTable:
             if not arrays and stored:
                 raise ClosedStoreError(f"{where}: the store {self._folder} was closed while reading it")
             stride, index = sp.stride, {}
-            for c in stored:
+            for c, d in zip(stored, dst):
                 s = stride[c]
                 local = index.get(s)
                 if local is None:
                     local = index[s] = sp.index(rows, s)
-                arrays[c].take(local, 0, out[c], "clip")
-            return out
+                arrays[c].take(local, 0, d, "clip")
+            return
         # Runs of consecutive batch positions whose rows lie in one segment. A sorted batch (the
         # sampler draws sorted rows) has one run per segment it touches.
         cuts = np.flatnonzero(seg_of[1:] != seg_of[:-1])
@@ -286,23 +293,21 @@ class SegmentedTable:
             # Each run's rows go straight to their slice of the output: one pass, no scatter
             # (measured at 1M rows over 8 segments: see BENCHMARKS.md, Sampler).
             starts = [0, *(cuts + 1).tolist()]
-            dst = [out[c] for c in stored]
             for a, z in zip(starts, starts[1:] + [n]):
                 k = int(seg_of[a])
                 arrays = self._open_arrays(segs[k], stored, where)
                 local = rows[a:z] - (k << shift)
                 for c, d in zip(stored, dst):
                     arrays[c].take(local, 0, d[a:z], "clip")
-            return out
+            return
         # Rows in no useful order: per segment, gather its rows and scatter them into place (a mask
         # per segment is cheaper than sorting the batch: segment ids are a short run of integers)
         for k, seg in segs.items():
             sel = np.flatnonzero(seg_of == k)
             local = rows[sel] - (k << shift)
             arrays = self._open_arrays(seg, stored, where)
-            for c in stored:
-                out[c][sel] = np.take(arrays[c], local, axis=0)
-        return out
+            for c, d in zip(stored, dst):
+                d[sel] = np.take(arrays[c], local, axis=0)
 
     def _open_arrays(self, seg, names, where: str) -> dict:
         """The segment's column arrays, taken once (they stay valid: each holds its mapping), or
