@@ -58,6 +58,9 @@ class SegmentedTable:
                       for c in self.schema if c.row_bytes}
         self._plans: dict = {}  # columns asked -> what gather needs of them (see _plan)
         self._spannable = SegmentSpans.usable(self._cols, rec.segment_rows)
+        # every committed row in one segment: a batch needs no look at which segments it touches
+        last = (self.rows - 1) >> self.shift
+        self._only = last if self.rows > self.first_row and self.first_row >> self.shift == last else None
 
     def segment(self, k: int) -> SegmentMap:
         s = self._cache.get(k)
@@ -241,8 +244,8 @@ class SegmentedTable:
         if self.first_row and (bounds[0] if bounds else int(rows.min())) < self.first_row:
             raise self._deleted(where, int(rows.min()))
         shift = self.shift
-        if bounds is not None and bounds[0] >> shift == bounds[1] >> shift:
-            k0 = bounds[0] >> shift
+        if self._only is not None or (bounds is not None and bounds[0] >> shift == bounds[1] >> shift):
+            k0 = self._only if self._only is not None else bounds[0] >> shift
             seg = self._checked(k0)
             local = rows - (k0 << shift) if k0 else rows
             arrays = self._open_arrays(seg, stored, where)
