@@ -10,6 +10,7 @@ import pytest
 from replaystore.store import Column, ReplayStore, Sampler, Schema
 from replaystore.store.files._mapped import SegmentSpans
 from replaystore.store.format._format import TRANSITIONS
+from replaystore.store.read import _views
 from replaystore.store.read._views import _SPANS
 
 SEG = 4096  # rows per segment: every column's bytes in a segment then fill whole pages
@@ -27,7 +28,14 @@ def _block(start: int, n: int) -> dict:
 
 
 def _spans(store: ReplayStore) -> SegmentSpans | None:
-    return store._views[TRANSITIONS]._cache.get(_SPANS)
+    got = store._views[TRANSITIONS]._cache.get(_SPANS)
+    return got if isinstance(got, SegmentSpans) else None
+
+
+@pytest.fixture(autouse=True)
+def spans_at_once(monkeypatch):
+    """Spans from the first batch over several segments (the store waits for _SPANS_AFTER of them)."""
+    monkeypatch.setattr(_views, "_SPANS_AFTER", 0)
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +139,21 @@ def test_closing_the_store_lets_go_of_the_spans(four_segments, tmp_path):
     r.close()
     assert {} == sp.arrays and all(seg is None for seg in sp.held)
     assert [1.0, float(SEG + 1)] == kept[[1, SEG + 1]].tolist()
+
+
+def test_spans_wait_for_a_few_batches(tmp_path, monkeypatch):
+    """A reopened store's first batches over several segments go through the segments' own
+    mappings (cheaper page faults for a first batch); spans come after _SPANS_AFTER of them, and
+    the batches are the same either way."""
+    monkeypatch.setattr(_views, "_SPANS_AFTER", 3)
+    path = tmp_path / "w.h5"
+    with ReplayStore.create(path, SCHEMA, actors=("a", "b"), segment_rows=SEG) as s:
+        s.extend(_block(0, 2 * SEG))
+    with ReplayStore.open(path) as r:
+        full = r.read()
+        rows = np.array([7, SEG + 7, 2 * SEG - 1])
+        for i in range(5):
+            assert (i > 3) == (_spans(r) is not None), i  # made by the 4th batch
+            got = r.gather(rows)
+            for c in SCHEMA.names:
+                assert full[c][rows].tobytes() == got[c].tobytes(), c
