@@ -1,9 +1,10 @@
 """``Sampler``: batches of committed rows from the replay window of a source (usually a store).
 
-Each ``sample()`` checks the source for new commits (one ``os.stat`` in a reader; one integer
-comparison in the writer's own process), lets its strategy (``_sampling_strategies``) pick row
-ids, and gathers every column through ``source.gather``, the store's one random-access read
-(mapped chunks, no HDF5 call). With ``as_torch`` the arrays are wrapped by ``torch.from_numpy``
+Each ``sample()`` checks the source for new commits (in a reader of a format-2 store an lstat
+and two preads of the commit record, ``RecordWatch``; one integer comparison in the writer's own
+process), lets its strategy (``_sampling_strategies``) pick row ids, and gathers every column
+through the store's table (mapped segments, no HDF5 call; a batch over several segments takes
+each column from one address range, ``SegmentSpans``). With ``as_torch`` the arrays are wrapped by ``torch.from_numpy``
 (no copy), so no torch op runs and torch's thread count does not matter.
 """
 
