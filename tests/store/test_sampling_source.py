@@ -238,3 +238,23 @@ def test_uniform_draws_ahead_only_while_the_window_holds(tmp_path):
         new = np.concatenate([a.sample()["row"] for _ in range(50)])
         assert (new >= 100).mean() > 0.9
     w.close()
+
+
+def test_record_watch_refuses_a_header_pointing_outside_the_file(tmp_path):
+    """A record whose header gives a slot size past the file's end is never mapped that far (a
+    touch past the end would be SIGBUS): the probe says check, and the reader decides."""
+    import struct
+
+    from replaystore.store.format import _record
+    from replaystore.store.sample._sampling_source import RecordWatch
+
+    path = str(tmp_path / "run.h5")
+    _store_with(path, 10).close()
+    rec = f"{path}.commit"
+    with open(rec, "r+b") as fh:
+        head = bytearray(fh.read(_record._HEADER.size))
+        struct.pack_into("<I", head, 12, 1 << 30)  # the slot size field of the header
+        fh.seek(0)
+        fh.write(head)
+    assert _record._HEADER.unpack_from(bytes(head))[2] == 1 << 30
+    assert RecordWatch(path).probe() is None
