@@ -281,7 +281,7 @@ class FramesView:
             res[c] = self.fill(ids, dst, where)
         return res
 
-    def _gather_new(self, columns, rows: np.ndarray, where: str) -> dict:
+    def _gather_new(self, columns, rows: np.ndarray, where: str, bounds=None) -> dict:
         """New arrays of ``columns`` at ``rows``, the stacks on the first axis: every stacked
         column's frame ids land in one buffer, all their frames come from the frames table in one
         call into one buffer (each column a contiguous slice of it), and the ids are checked once.
@@ -308,7 +308,7 @@ class FramesView:
         flat = ids.reshape(-1)
         buf = np.empty((len(flat), *frame_shape), dtype)
         if n:
-            self._t.take_into(take_names, [*ids, *[arrays[i] for i in taken]], rows, where)
+            self._t.take_into(take_names, [*ids, *[arrays[i] for i in taken]], rows, where, bounds)
             if n_stacked:
                 self._f.take_into(_FRAME_COLUMNS, [buf], flat, where, self._check_ids(flat, where))
         per = n * depth
@@ -356,9 +356,10 @@ class FramesView:
         names, stored = self._split(columns, where)
         return self._assemble(names, self._t.read(stored, lo, hi, where), None, where)
 
-    def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None) -> dict[str, np.ndarray]:
+    def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None,
+               bounds: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
         if out is None and self.axis == 0 and hasattr(self._t, "take_into"):
-            return self._gather_new(columns, rows, where)
+            return self._gather_new(columns, rows, where, bounds)
         names, stored = self._split(columns, where)
         got = self._t.gather(stored, rows, where)
         return self._assemble(names, got, out, where)
