@@ -74,6 +74,7 @@ class SegmentedTable:
         self._cols = {c.name: (rec.offsets[c.name], (c.dtype, c.shape, rec.segment_rows))
                       for c in self.schema if c.row_bytes}
         self._plans: dict = {}  # columns asked -> what gather needs of them (see _plan)
+        self._span_cols = (None, None, None, None)  # the last spans used, its columns' arrays and strides
         self._spannable = SegmentSpans.usable(self._cols, rec.segment_rows)
         # every committed row in one segment: a batch needs no look at which segments it touches
         last = (self.rows - 1) >> self.shift
@@ -306,13 +307,15 @@ class SegmentedTable:
             arrays = sp.arrays
             if not arrays and stored:
                 raise ClosedStoreError(f"{where}: the store {self._folder} was closed while reading it")
-            stride, index = sp.stride, {}
-            for c, d in zip(stored, dst):
-                s = stride[c]
-                local = index.get(s)
-                if local is None:
-                    local = index[s] = sp.index(rows, s)
-                arrays[c].take(local, 0, d, "clip")
+            got = self._span_cols
+            if got[0] is not sp or got[1] != stored:  # the same spans and columns batch after batch
+                strides = sp.stride
+                order = sorted({strides[c] for c in stored})
+                got = self._span_cols = (sp, list(stored), order,
+                                         [(arrays[c], order.index(strides[c])) for c in stored])
+            index = [sp.index(rows, s) for s in got[2]]
+            for (a, i), d in zip(got[3], dst):
+                a.take(index[i], 0, d, "clip")
             return
         # Runs of consecutive batch positions whose rows lie in one segment. A sorted batch (the
         # sampler draws sorted rows) has one run per segment it touches.

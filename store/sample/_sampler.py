@@ -198,7 +198,10 @@ class Sampler:
             counts = np.bincount(codes, minlength=self._n_actors)
         self.last_actor_counts = counts.astype(np.int64, copy=False)
         batch[ROW] = rows
-        batch[WEIGHT] = np.ones(len(rows), np.float32) if weight is None else weight
+        if weight is None:
+            weight = np.empty(len(rows), np.float32)
+            weight.fill(1.0)  # half the time of np.ones (its Python wrapper)
+        batch[WEIGHT] = weight
         if self._shard_of is not None:
             batch[SHARD] = np.asarray(self._shard_of(rows))
         if self.as_torch:
