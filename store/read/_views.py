@@ -1,7 +1,9 @@
 """Tables as readers see them: committed rows read or gathered from mapped bytes, never via HDF5.
 
 ``SegmentedTable`` (format 2) maps each segment file once and shares the mappings across
-refreshes (a segment's bytes never move). ``MappedTable`` reads a format-1 file's chunks.
+refreshes (a segment's bytes never move); once a table has served a few batches over several
+segments, it also places each column's segments side by side in one address range
+(``SegmentSpans``), so such a batch is one ``take`` per column, in any row order. ``MappedTable`` reads a format-1 file's chunks.
 Both check the files before touching mapped pages: a file that shrank under a reader raises
 ``TruncatedStoreError`` instead of killing the process with SIGBUS.
 """
