@@ -133,6 +133,10 @@ class ColumnMap:
 _HUGE = 2 << 20  # a 2 MiB page: a column's range starts at its file offset modulo this
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)  # Linux's value; Python < 3.13 lacks the name
 _MAP_FIXED = getattr(mmap, "MAP_FIXED", 0x10)
+# Address space (not memory: nothing is reserved in RAM or swap) one table's spans may take: 2 MiB
+# gaps multiply a wide column's range by up to 16, and slots are made for twice the segments held.
+# x86-64 gives a process 128 TiB.
+_MAX_RESERVE = 16 << 40
 _libc_mmap = None
 
 
@@ -171,7 +175,9 @@ class SegmentSpans:
     (``usable``); Linux only.
     """
 
-    def __init__(self, columns: dict, seg_rows: int, first: int, slots: int):
+    def __init__(self, columns: dict, seg_rows: int, first: int, slots: int, gaps: bool = True):
+        """``gaps``: 2 MiB-congruent slots for wide columns (below); without, slots end to end.
+        ValueError if the range would exceed ``_MAX_RESERVE`` (make it without gaps, or not at all)."""
         self.first, self.slots, self.seg_rows = int(first), int(slots), int(seg_rows)
         shift = self.seg_rows.bit_length() - 1
         layout, at = {}, 0
@@ -180,7 +186,7 @@ class SegmentSpans:
             rb = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             nb = self.seg_rows * rb
             stride = self.seg_rows
-            if nb >= _HUGE:
+            if gaps and nb >= _HUGE:
                 # Slots a whole number of 2 MiB pages apart, each at its file offset modulo 2 MiB, so
                 # the kernel can map the page cache's 2 MiB folios with one entry: with slots packed
                 # end to end a first pass over 28 KB rows took 27 page faults a 32-row batch against
@@ -193,6 +199,8 @@ class SegmentSpans:
             layout[name] = (at, nb, stride, offset, dtype, tuple(shape), rb)
             at += (self.slots - 1) * stride * rb + nb
         total = -(-at // _HUGE) * _HUGE + _HUGE  # room to move the base onto a 2 MiB boundary
+        if total > _MAX_RESERVE:
+            raise ValueError(f"spans of {total} bytes of address space: more than {_MAX_RESERVE}")
         self._mm = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE, prot=0)
         addr = np.frombuffer(self._mm, np.uint8).ctypes.data
         lift = -addr % _HUGE

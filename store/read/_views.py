@@ -194,7 +194,16 @@ class SegmentedTable:
             self._cache.pop(_SPANS, _SpansPending()).close()
             first = min(lo, max(self.rec.first_segment, 0))
             last = max(hi, (self.rows - 1) >> self.shift)
-            sp = self._cache[_SPANS] = SegmentSpans(self._cols, self.seg_rows, first, max(16, 2 * (last - first + 1)))
+            slots = max(16, 2 * (last - first + 1))
+            try:
+                sp = SegmentSpans(self._cols, self.seg_rows, first, slots)
+            except (OSError, ValueError):  # too much address space with 2 MiB gaps: end to end, or not at all
+                try:
+                    sp = SegmentSpans(self._cols, self.seg_rows, first, slots, gaps=False)
+                except (OSError, ValueError):
+                    self._spannable = False
+                    return None
+            self._cache[_SPANS] = sp
         for k in ks:
             seg = segs[k]
             if sp.held[k - sp.first] is seg:

@@ -157,3 +157,21 @@ def test_spans_wait_for_a_few_batches(tmp_path, monkeypatch):
             got = r.gather(rows)
             for c in SCHEMA.names:
                 assert full[c][rows].tobytes() == got[c].tobytes(), c
+
+
+def test_spans_too_large_for_the_address_space_fall_back(four_segments, monkeypatch):
+    """Spans that would take more address space than allowed are made without 2 MiB gaps, or not
+    at all; the gathers stay exact either way."""
+    import replaystore.store.files._mapped as mapped
+
+    r, full = four_segments
+    rows = np.array([1, SEG + 2, 3 * SEG + 3, 2 * SEG])
+    for limit, want in ((160 << 20, SEG), (1 << 20, None)):  # room for packed slots only; for nothing
+        r._views[TRANSITIONS]._cache.pop(_SPANS, None)
+        r._views[TRANSITIONS]._spannable = True
+        monkeypatch.setattr(mapped, "_MAX_RESERVE", limit)
+        got = r.gather(rows)
+        sp = _spans(r)
+        assert (None if sp is None else sp.stride["img"]) == want
+        for c in SCHEMA.names:
+            assert full[c][rows].tobytes() == got[c].tobytes(), c
