@@ -11,14 +11,21 @@ when rows were committed, the range that changed.
 
 from __future__ import annotations
 
+import mmap
+import os
+import stat
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..files._fileio import layer
+from ..format import _record
 from ..format._actors import Actors
 from ..format._schema import Schema
 from ..errors import ClosedStoreError
+
+_SLOT_HEAD = _record._SLOT.size  # a slot's seq, payload length and crc
 
 
 @runtime_checkable
@@ -88,23 +95,98 @@ class Change:
     fresh: bool
 
 
+class RecordWatch:
+    """Whether a store's commit record may have changed since the last look, for a reader's sampler.
+
+    ``probe()`` is an lstat of the record's path (a new file: a new writer, or a record that
+    outgrew its slots) and a look at each slot's head (seq, length, crc: every commit rewrites
+    one) through a read-only mapping of the file: ~2 us and one system call, against ~7 us and
+    six for the reader's ``has_new_commits`` (open, fstat, three preads, close), a twentieth of a
+    32-row batch of 28 KB images; two preads instead of the mapping cost ~1.5 us more a batch.
+    The mapping is read only while the lstat just before finds the file as long as when it was
+    mapped (a file that shrank under a mapping is SIGBUS when touched: the segments are checked
+    the same way). It only filters: when the probe differs from the last one, the reader's own
+    check and refresh run, so what a reader sees and when is unchanged. The probe is taken
+    before that refresh, so a commit that lands during it changes the next probe.
+    """
+
+    def __init__(self, store_path: str):
+        self.path = _record.record_path(store_path)
+        self._mm = None
+        self._file = None  # (dev, ino, size) of the file mapped
+        self._heads = (0, 0)  # where the two slots' heads lie in it
+
+    def probe(self):
+        """A value that changes whenever the record does, or None (no readable record: always check)."""
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return None
+        key = (st.st_dev, st.st_ino, st.st_size)
+        if key != self._file and not self._remap(key, st):
+            return None
+        mm, (a, b) = self._mm, self._heads
+        return key, mm[a:a + _SLOT_HEAD], mm[b:b + _SLOT_HEAD]
+
+    def _remap(self, key, st) -> bool:
+        self.close()
+        if not stat.S_ISREG(st.st_mode) or st.st_size < _record._FIRST:
+            return False
+        try:
+            fd = layer().open_read(self.path)
+        except OSError:
+            return False
+        try:
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino, now.st_size) != key or not stat.S_ISREG(now.st_mode):
+                return False  # replaced between the lstat and the open: look again next time
+            head = os.pread(fd, _record._FIRST, 0)
+            if len(head) < _record._FIRST or head[:8] != _record.MAGIC:
+                return False
+            second = _record._FIRST + _record._HEADER.unpack_from(head)[2]
+            if second + _SLOT_HEAD > now.st_size:  # a header that points outside the file: not mapped
+                return False
+            self._mm = mmap.mmap(fd, second + _SLOT_HEAD, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return False
+        finally:
+            layer().close(fd)
+        self._heads = (_record._FIRST, second)
+        self._file = key
+        return True
+
+    def close(self) -> None:
+        self._file = None
+        self._mm = None  # unmapped once no slice of it is referenced (slices are bytes: none)
+
+
 class Window:
     """The sampler's view of a source's committed rows, brought up to date before each batch."""
 
-    def __init__(self, source: SampleSource):
+    def __init__(self, source: SampleSource, watch: RecordWatch | None = None):
         self.source = source
         self.lo = 0
         self.n = 0
         self._seq: int | None = None
         self._identity = getattr(source, "uuid", None)
+        self._watch = watch
+        self._probed = None
 
     def sync(self) -> Change | None:
         """Refresh the source if it has new commits; the change since the last sync, or None."""
         s = self.source
         if s.closed:
             raise ClosedStoreError(f"sample: the store {s.path} is closed")
-        if s.has_new_commits():
-            s.refresh()
+        watch = self._watch
+        if watch is None:
+            if s.has_new_commits():
+                s.refresh()
+        else:
+            probe = watch.probe()
+            if probe is None or probe != self._probed:
+                self._probed = probe
+                if s.has_new_commits():
+                    s.refresh()
         # A writer's own commits bump commit_seq with no refresh: one comparison covers both.
         # The identity goes with it: a file replaced by another store may have the same seq.
         seq, identity = s.commit_seq, getattr(s, "uuid", None)
@@ -116,3 +198,7 @@ class Window:
         self._seq, self._identity = seq, identity
         self.lo, self.n = change.lo, n
         return change
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()

@@ -309,3 +309,26 @@ def test_full_disk_at_a_roll_over_keeps_every_accepted_frame(tmp_path):
         for k in got:
             np.testing.assert_array_equal(want[k], got[k], err_msg=k)
         assert verify(r) == []
+
+
+@pytest.mark.parametrize("high_byte", [b"\x40", b"\xff"])  # an id past the frames, a negative id
+def test_a_damaged_frame_id_is_refused_by_gather_and_the_sampler(tmp_path, high_byte):
+    """With the stack on the first axis, gather and the Sampler take both stacked columns from the
+    frames table in one call: a damaged id in either is still a DamagedStoreError naming the ids."""
+    rows = rollout(13, 20, size=8, axis=0)
+    _, framed = write_both(tmp_path, rows, 0, split=(5, 9))
+    with ReplayStore.open(framed) as s:
+        rec = s._record.tables["transitions"]
+        path = s._views["transitions"].segment(0).path
+        off = rec.offsets["next_state_frames"] + 2 * 4 * 8 + 7  # row 2, first id, its highest byte
+    with open(path, "r+b") as fh:
+        fh.seek(off)
+        fh.write(high_byte)
+    with ReplayStore.open(framed) as s:
+        good = s.gather(np.array([0, 1, 3]))
+        assert good["state"].tobytes() == rows["state"][[0, 1, 3]].tobytes()
+        assert good["next_state"].tobytes() == rows["next_state"][[0, 1, 3]].tobytes()
+        with pytest.raises(errors.DamagedStoreError, match="frame ids in"):
+            s.gather(np.array([0, 2]))
+        with Sampler(s, 64, seed=0) as sampler, pytest.raises(errors.DamagedStoreError, match="frame ids in"):
+            sampler.sample()

@@ -153,3 +153,108 @@ def test_prioritized_over_two_stores_uses_one_sum_tree(joined):
     assert stats.chisquare(counts, expected).pvalue > 1e-4
     assert sm.strategy.tree.capacity == 1024  # one tree over the 800-row window, not one per shard
     np.testing.assert_array_equal(sm.priorities(chosen), pr)
+
+
+# ---------------------------------------------------------------- a reader's record watch
+def _store_with(path, n: int) -> ReplayStore:
+    s = ReplayStore.create(path, SCHEMA, actors=ACTORS, window=10_000, commit_every=10**9, commit_seconds=3600.0)
+    s.extend(rows_block(0, n, np.zeros(n, np.uint8)))
+    s.commit()
+    return s
+
+
+def test_record_watch_changes_at_every_commit_and_new_record_file(tmp_path):
+    """The probe is the same while nothing is committed and differs after each commit, including
+    a commit by a new writer (which puts a new record file in place)."""
+    from replaystore.store.sample._sampling_source import RecordWatch
+
+    path = str(tmp_path / "run.h5")
+    w = _store_with(path, 10)
+    watch = RecordWatch(path)
+    seen = [watch.probe()]
+    assert seen[0] is not None and seen[0] == watch.probe()
+    for stop in (11, 12, 13):  # two commits write the two slots in turn: both heads are watched
+        w.extend(rows_block(stop - 1, stop, [1]))
+        w.commit()
+        seen.append(watch.probe())
+    w.close()
+    with ReplayStore.open(path, "a") as w2:
+        w2.extend(rows_block(13, 14, [1]))
+        w2.commit()
+        seen.append(watch.probe())
+    assert len(seen) == len({repr(p) for p in seen}), seen
+    watch.close()
+
+
+def test_record_watch_on_a_missing_or_special_record_says_check(tmp_path):
+    """No record, or a FIFO in its place: None (the sampler then asks the store), never a hang."""
+    import os
+
+    from replaystore.store.sample._sampling_source import RecordWatch
+
+    path = str(tmp_path / "run.h5")
+    assert RecordWatch(path).probe() is None
+    os.mkfifo(f"{path}.commit")
+    assert RecordWatch(path).probe() is None
+
+
+def test_reader_sampler_sees_each_commit_at_its_next_batch(tmp_path):
+    """A sampler over a path sees every commit of a writer (another handle) at its next batch,
+    a new writer's commits too, and draws only from the rows committed."""
+    path = str(tmp_path / "run.h5")
+    w = _store_with(path, 10)
+    with Sampler(path, 64, seed=3) as sampler:
+        for stop in range(11, 40):
+            b = sampler.sample()
+            assert (stop - 1, stop - 1) == (sampler.rows_in_window[1], len(sampler.store))
+            assert b["row"].max() < stop - 1 and (b["reward"] == b["row"]).all()
+            w.extend(rows_block(stop - 1, stop, [1]))
+            w.commit()
+        w.close()
+        with ReplayStore.open(path, "a") as w2:
+            w2.extend(rows_block(39, 1000, np.ones(961, np.uint8)))
+            w2.commit()
+            b = sampler.sample()
+            assert 1000 == sampler.rows_in_window[1] and b["row"].max() >= 39
+
+
+# ---------------------------------------------------------------- uniform draws ahead
+def test_uniform_draws_ahead_only_while_the_window_holds(tmp_path):
+    """Uniform batches are sorted, lie in the window they were drawn for, are the same for the same
+    seed, cover the window evenly, and a commit's rows are drawn from the very next batch on."""
+    path = str(tmp_path / "run.h5")
+    w = _store_with(path, 100)
+    with Sampler(w, 32, seed=7) as a, Sampler(w, 32, seed=7) as b:
+        rows = []
+        for _ in range(400):
+            x, y = a.sample()["row"], b.sample()["row"]
+            assert x.tolist() == y.tolist() and (np.diff(x) >= 0).all() and x.max() < 100
+            rows.append(x)
+        counts = np.bincount(np.concatenate(rows), minlength=100)
+        assert stats.chisquare(counts).pvalue > 1e-4
+        w.extend(rows_block(100, 10_000, np.zeros(9900, np.uint8)))
+        w.commit()
+        assert a.sample()["row"].max() >= 100  # not a batch left over from the old window
+        new = np.concatenate([a.sample()["row"] for _ in range(50)])
+        assert (new >= 100).mean() > 0.9
+    w.close()
+
+
+def test_record_watch_refuses_a_header_pointing_outside_the_file(tmp_path):
+    """A record whose header gives a slot size past the file's end is never mapped that far (a
+    touch past the end would be SIGBUS): the probe says check, and the reader decides."""
+    import struct
+
+    from replaystore.store.format import _record
+    from replaystore.store.sample._sampling_source import RecordWatch
+
+    path = str(tmp_path / "run.h5")
+    _store_with(path, 10).close()
+    rec = f"{path}.commit"
+    with open(rec, "r+b") as fh:
+        head = bytearray(fh.read(_record._HEADER.size))
+        struct.pack_into("<I", head, 12, 1 << 30)  # the slot size field of the header
+        fh.seek(0)
+        fh.write(head)
+    assert _record._HEADER.unpack_from(bytes(head))[2] == 1 << 30
+    assert RecordWatch(path).probe() is None
