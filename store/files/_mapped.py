@@ -256,6 +256,15 @@ class SegmentSpans:
                 err = ctypes.get_errno()
                 raise OSError(err, os.strerror(err))
 
+    def release_pages(self) -> None:
+        """Drop this process's mapped pages of every placed segment (``ReplayStore.release_pages``)."""
+        mm = self._mm
+        if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                mm.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):  # closed under us
+                pass
+
     def close(self) -> None:
         """Drop this object's hold: the range is unmapped once no array taken from it remains."""
         self.arrays = {}

@@ -175,3 +175,33 @@ def test_spans_too_large_for_the_address_space_fall_back(four_segments, monkeypa
         assert (None if sp is None else sp.stride["img"]) == want
         for c in SCHEMA.names:
             assert full[c][rows].tobytes() == got[c].tobytes(), c
+
+
+def test_release_pages_covers_the_spans(tmp_path):
+    """Pages a batch mapped through the spans are given back by ReplayStore.release_pages too."""
+    from pathlib import Path
+
+    from replaystore.store import ReplayStore, Schema
+
+    def rss_file_kb() -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        raise AssertionError("no RssFile")
+
+    n, width = 32_768, 256
+    path = tmp_path / "s.h5"
+    state = np.random.default_rng(1).standard_normal((n, width), dtype=np.float32)
+    with ReplayStore.create(path, Schema.transition((width,)), actors=("a",), segment_rows=4096) as w:
+        w.extend(dict(state=state, next_state=state, discrete_action=np.zeros(n, "i4"),
+                      continuous_action=np.zeros((n, 0), "f4"), reward=np.zeros(n, "f4"), done=np.zeros(n, bool),
+                      actor=np.zeros(n, "u1")))
+    with ReplayStore.open(path) as r:
+        rows = np.arange(n)
+        for _ in range(40):  # past the batches after which a table gets its spans
+            got = r.gather(rows, ["state"])["state"]
+        np.testing.assert_array_equal(got, state)
+        before_release = rss_file_kb()
+        r.release_pages()
+        assert before_release - rss_file_kb() > n * width * 4 * 0.8 / 1024
+        np.testing.assert_array_equal(r.gather(rows[::7], ["state"])["state"], state[::7])
