@@ -3,7 +3,7 @@
     python benchmarks/bench_archive.py                          # 8,192 plain image rows, 50k frames-once
     python benchmarks/bench_archive.py --rows 4096 --frames-rows 20000 --repeats 40   # quicker
     python benchmarks/bench_archive.py --rows 0 --cache-mib 512     # frames-once only, the archive in the cache
-    python benchmarks/bench_archive.py --chunk-kib 32               # chunks of 32 KiB instead of 64
+    python benchmarks/bench_archive.py --chunk-kib 32               # chunks of 32 KiB (the default since; 64 before)
 
 Atari-like image rows (84x84x4 uint8 stacks, ``bench_images.rollout_blocks``). In one run, each
 against a reference measured in the same run:
@@ -37,6 +37,7 @@ import numpy as np
 from bench_images import ACTORS, DEPTH, disk_bytes, rollout_blocks, stack_shape
 from bench_sampler import interleaved_medians, warm_page_cache
 from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, store_files
+from replaystore.store.format import _codec
 
 SEG_ROWS = {False: 1024, True: 8192}  # 57 MB plain segments; frames-once rows are ~150 bytes, frames 7 KB
 
@@ -173,7 +174,7 @@ def compare_codecs(d: str, args, codecs: list) -> None:
     write(plain, args.rows, False)
     raw, size = raw_bytes(plain), disk_bytes(plain)
     print(f"plain store: {args.rows} rows, {raw / 1e6:.0f} MB in full segments, {size / 1e6:.0f} MB on disk; blosc "
-          f"chunks of {CHUNK_KIB or 64} KiB")
+          f"chunks of {CHUNK_KIB or (_codec.CHUNK_BYTES >> 10)} KiB")
     secs = {}
     for codec in codecs:
         p = os.path.join(d, f"plain-{codec}.h5")
@@ -201,7 +202,7 @@ def main() -> None:
     ap.add_argument("--codecs", default="gzip,blosc-lz4,blosc-zstd")
     ap.add_argument("--cache-mib", type=int, default=None, help="archive_cache_bytes for the sampling (default: the store's)")
     ap.add_argument("--chunk-kib", type=int, default=None,
-                    help="blosc chunk size compact targets (default: _codec.CHUNK_BYTES, 64 KiB)")
+                    help="blosc chunk size compact targets (default: _codec.CHUNK_BYTES, 32 KiB)")
     args = ap.parse_args()
     global CHUNK_KIB
     CHUNK_KIB = args.chunk_kib
