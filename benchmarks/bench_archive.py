@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 from bench_images import ACTORS, DEPTH, disk_bytes, rollout_blocks, stack_shape
 from bench_sampler import interleaved_medians, warm_page_cache
