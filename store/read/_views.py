@@ -271,6 +271,14 @@ class SegmentedTable:
             self.take_into(stored, [out[c] for c in stored], rows, where, bounds)
         return out
 
+    def _take_one(self, k: int, stored: list, dst: list, rows: np.ndarray, where: str) -> None:
+        """``take_into`` for a batch whose rows all lie in segment ``k``: one take per column."""
+        seg = self._checked(k)
+        local = rows - (k << self.shift) if k else rows
+        arrays = self._open_arrays(seg, stored, where)
+        for c, d in zip(stored, dst):
+            arrays[c].take(local, 0, d, "clip")
+
     def take_into(self, stored: list, dst: list, rows: np.ndarray, where: str = "gather",
                   bounds: tuple[int, int] | None = None) -> None:
         """Rows ``rows`` (committed, not empty) of the columns ``stored`` (each with bytes: see
@@ -281,12 +289,7 @@ class SegmentedTable:
         shift = self.shift
         if self._only is not None or (bounds is not None and bounds[0] >> shift == bounds[1] >> shift):
             k0 = self._only if self._only is not None else bounds[0] >> shift
-            seg = self._checked(k0)
-            local = rows - (k0 << shift) if k0 else rows
-            arrays = self._open_arrays(seg, stored, where)
-            for c, d in zip(stored, dst):
-                arrays[c].take(local, 0, d, "clip")
-            return
+            return self._take_one(k0, stored, dst, rows, where)
         # np.take rather than fancy indexing: it copies whole rows per index and ran 1.6 ms against
         # 2.6 ms for fancy indexing (10 columns, 8192 rows of one segment, mapped, warm). mode="clip":
         # with out= the default mode="raise" copies through a buffer (so a bad index leaves out
@@ -305,12 +308,7 @@ class SegmentedTable:
             ks = [k0] if k0 == k1 else (np.flatnonzero(np.bincount(seg_of - k0)) + k0).tolist()
         if len(ks) == 1:  # one segment: one take per column
             k0 = ks[0]
-            seg = self._checked(k0)
-            local = rows - (k0 << shift) if k0 else rows
-            arrays = self._open_arrays(seg, stored, where)
-            for c, d in zip(stored, dst):
-                arrays[c].take(local, 0, d, "clip")
-            return
+            return self._take_one(k0, stored, dst, rows, where)
         # each segment checked once per batch, before a page of it is touched
         segs = {k: self._checked(k) for k in ks}
         sp = self._spans(ks, segs)
