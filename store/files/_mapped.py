@@ -157,6 +157,16 @@ def _mmap_call():
     return _libc_mmap or None
 
 
+def release_pages(mm) -> None:
+    """Drop this process's pages of the mapping ``mm`` (``MADV_DONTNEED``): clean file pages that
+    count in its RSS while mapped; touched again, they come back from the page cache."""
+    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # closed under us
+            pass
+
+
 class SegmentSpans:
     """Each column of a segmented table in one address range, segment ``k``'s rows at row
     ``(k - first) * seg_rows``, so a batch over several segments is one ``take`` per column.
@@ -258,12 +268,7 @@ class SegmentSpans:
 
     def release_pages(self) -> None:
         """Drop this process's mapped pages of every placed segment (``ReplayStore.release_pages``)."""
-        mm = self._mm
-        if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
-            try:
-                mm.madvise(mmap.MADV_DONTNEED)
-            except (OSError, ValueError):  # closed under us
-                pass
+        release_pages(self._mm)
 
     def close(self) -> None:
         """Drop this object's hold: the range is unmapped once no array taken from it remains."""

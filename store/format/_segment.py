@@ -23,6 +23,7 @@ import numpy as np
 from ._format import SEGMENT_FORMAT, FORMAT_VERSION, segment_name
 from ..files._fileio import layer, replacing
 from ..files._h5image import SparseImage, write_image
+from ..files._mapped import release_pages
 from ._schema import Schema
 from ..errors import DamagedStoreError, TruncatedStoreError
 
@@ -195,14 +196,8 @@ class SegmentMap:
         return self.sealed_mtime is None or st.st_mtime_ns == self.sealed_mtime
 
     def release_pages(self) -> None:
-        """Drop this process's mapped pages of the segment (``MADV_DONTNEED``): clean file pages that
-        count in its RSS while mapped; touched again, they come back from the page cache."""
-        mm = self.mm
-        if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
-            try:
-                mm.madvise(mmap.MADV_DONTNEED)
-            except (OSError, ValueError):  # closed under us
-                pass
+        """Drop this process's mapped pages of the segment (``files/_mapped.release_pages``)."""
+        release_pages(self.mm)
 
     def close(self) -> None:
         self.arrays = {}
