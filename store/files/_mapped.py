@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import mmap
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..format._schema import Column
 from ..errors import TruncatedStoreError
+
+if TYPE_CHECKING:  # the format room sits above this one: a name for annotations only
+    from ..format._schema import Column
 
 
 class MappedFile:
