@@ -86,3 +86,11 @@ def closed_store(path, rows: int, segment_rows: int = 1024):
                             chunk_bytes=4096, segment_rows=segment_rows) as s:
         append_writer_rows(s, 0, rows)
     return path
+
+
+def rss_kb(field: str) -> int:
+    """This process's ``field`` (``"RssFile"``, ``"RssAnon"``) from /proc/self/status, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/self/status")

@@ -20,6 +20,8 @@ from replaystore.store.sample._sampler_index import ActorRows, largest_remainder
 from replaystore.store.sample._sumtree import SumTree
 from replaystore.store.errors import EmptyWindowError, SamplerError
 
+from store_helpers import rss_kb
+
 ACTORS = ("expert", "dqn", "random")
 SCHEMA = Schema.transition((3,), continuous_dim=2, discrete_dtype="int16")
 ROOT = Path(__file__).resolve().parents[2]
@@ -522,13 +524,6 @@ def test_tiny_priorities_leave_a_row_almost_never_drawn(path):
 
 
 # ---------------------------------------------------------------- memory
-def _rss_anon_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    raise AssertionError("no RssAnon in /proc/self/status")
-
-
 @pytest.mark.parametrize("strategy", ["uniform", "stratified", "prioritized"])
 def test_anonymous_memory_does_not_follow_store_size(tmp_path, strategy):
     """Sampling an ~80 MB store adds far less private memory than the store holds (data stays mapped)."""
@@ -544,12 +539,12 @@ def test_anonymous_memory_does_not_follow_store_size(tmp_path, strategy):
                       "done": np.zeros(k, bool)})
     store_mb = sum(os.path.getsize(p) for p in Path(f"{path}.d").glob("*.h5")) / 2**20  # format 2: segment files
     kw = {"actor_fractions": {"expert": 0.5, "dqn": 0.5}} if strategy == "stratified" else {}
-    before = _rss_anon_kb()
+    before = rss_kb("RssAnon")
     with Sampler(path, 256, strategy=strategy, seed=0, as_torch=False, **kw) as sm:
         for _ in range(50):
             b = sm.sample()
             assert (b["state"] == 1).all() and (b["next_state"] == 2).all()
-        grown_mb = (_rss_anon_kb() - before) / 1024
+        grown_mb = (rss_kb("RssAnon") - before) / 1024
     assert store_mb > 75
     assert grown_mb < 16, f"private memory grew {grown_mb:.1f} MB while sampling a {store_mb:.0f} MB store"
 

@@ -179,15 +179,9 @@ def test_spans_too_large_for_the_address_space_fall_back(four_segments, monkeypa
 
 def test_release_pages_covers_the_spans(tmp_path):
     """Pages a batch mapped through the spans are given back by ReplayStore.release_pages too."""
-    from pathlib import Path
+    from store_helpers import rss_kb
 
     from replaystore.store import ReplayStore, Schema
-
-    def rss_file_kb() -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssFile:"):
-                return int(line.split()[1])
-        raise AssertionError("no RssFile")
 
     n, width = 32_768, 256
     path = tmp_path / "s.h5"
@@ -201,7 +195,7 @@ def test_release_pages_covers_the_spans(tmp_path):
         for _ in range(40):  # past the batches after which a table gets its spans
             got = r.gather(rows, ["state"])["state"]
         np.testing.assert_array_equal(got, state)
-        before_release = rss_file_kb()
+        before_release = rss_kb("RssFile")
         r.release_pages()
-        assert before_release - rss_file_kb() > n * width * 4 * 0.8 / 1024
+        assert before_release - rss_kb("RssFile") > n * width * 4 * 0.8 / 1024
         np.testing.assert_array_equal(r.gather(rows[::7], ["state"])["state"], state[::7])

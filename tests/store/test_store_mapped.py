@@ -226,13 +226,7 @@ def test_gather_into_given_arrays(tmp_path):
 def test_release_pages_drops_the_mapped_pages_and_reads_stay_right(tmp_path):
     """``release_pages`` gives back the segment pages a pass mapped into this process (RssFile falls
     by most of what the pass added); the rows read again are the same."""
-    from pathlib import Path
-
-    def rss_file_kb() -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssFile:"):
-                return int(line.split()[1])
-        raise AssertionError("no RssFile in /proc/self/status")
+    from store_helpers import rss_kb
 
     n, width = 40_000, 256
     path = tmp_path / "big.h5"
@@ -243,10 +237,10 @@ def test_release_pages_drops_the_mapped_pages_and_reads_stay_right(tmp_path):
                       continuous_action=np.zeros((n, 0), "f4"), reward=np.zeros(n, "f4"), done=np.zeros(n, bool),
                       actor=np.zeros(n, "u1")))
     with ReplayStore.open(path) as r:
-        before = rss_file_kb()
+        before = rss_kb("RssFile")
         assert float(r.read(["state"])["state"].sum()) == pytest.approx(float(state.sum()), rel=1e-4)
-        mapped = rss_file_kb() - before
+        mapped = rss_kb("RssFile") - before
         assert mapped > n * width * 4 * 0.8 / 1024  # the pass mapped the column's pages
         r.release_pages()
-        assert rss_file_kb() - before < mapped * 0.2
+        assert rss_kb("RssFile") - before < mapped * 0.2
         np.testing.assert_array_equal(state[123:130], r.read(["state"], 123, 130)["state"])
