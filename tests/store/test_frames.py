@@ -230,18 +230,25 @@ def test_parquet_export_and_summary_see_the_declared_columns(tmp_path):
         assert [c["name"] for c in s.summary()["columns"]][:2] == ["state", "next_state"]
 
 
-def test_a_damaged_frame_id_is_refused_and_named_by_verify(tmp_path):
-    """A frame id whose bytes were damaged is refused by read (not an IndexError deep in numpy, nor
-    a wrong frame), and verify names the id column."""
-    rows = rollout(13, 20, size=8)
-    _, framed = write_both(tmp_path, rows, -1, split=(5, 9))
+def _damaged_frame_id(tmp_path, axis: int, column: str, high_byte: bytes) -> tuple[dict, str]:
+    """A frames-once store (stack on ``axis``) whose row 2 names, in ``column``'s first id, a frame
+    id whose highest byte is ``high_byte`` (0x40: past the frames; 0xff: negative): its rows and path."""
+    rows = rollout(13, 20, size=8, axis=axis)
+    _, framed = write_both(tmp_path, rows, axis, split=(5, 9))
     with ReplayStore.open(framed) as s:
         rec = s._record.tables["transitions"]
         path = s._views["transitions"].segment(0).path
-        off = rec.offsets["state_frames"] + 2 * 4 * 8 + 7  # row 2, first id, its highest byte
+        off = rec.offsets[column] + 2 * 4 * 8 + 7  # row 2, first id, its highest byte
     with open(path, "r+b") as fh:
         fh.seek(off)
-        fh.write(b"\x40")
+        fh.write(high_byte)
+    return rows, framed
+
+
+def test_a_damaged_frame_id_is_refused_and_named_by_verify(tmp_path):
+    """A frame id whose bytes were damaged is refused by read (not an IndexError deep in numpy, nor
+    a wrong frame), and verify names the id column."""
+    _, framed = _damaged_frame_id(tmp_path, -1, "state_frames", b"\x40")
     with ReplayStore.open(framed) as s:
         with pytest.raises(errors.DamagedStoreError, match="frame ids"):
             s.read(["state"])
@@ -315,15 +322,7 @@ def test_full_disk_at_a_roll_over_keeps_every_accepted_frame(tmp_path):
 def test_a_damaged_frame_id_is_refused_by_gather_and_the_sampler(tmp_path, high_byte):
     """With the stack on the first axis, gather and the Sampler take both stacked columns from the
     frames table in one call: a damaged id in either is still a DamagedStoreError naming the ids."""
-    rows = rollout(13, 20, size=8, axis=0)
-    _, framed = write_both(tmp_path, rows, 0, split=(5, 9))
-    with ReplayStore.open(framed) as s:
-        rec = s._record.tables["transitions"]
-        path = s._views["transitions"].segment(0).path
-        off = rec.offsets["next_state_frames"] + 2 * 4 * 8 + 7  # row 2, first id, its highest byte
-    with open(path, "r+b") as fh:
-        fh.seek(off)
-        fh.write(high_byte)
+    rows, framed = _damaged_frame_id(tmp_path, 0, "next_state_frames", high_byte)
     with ReplayStore.open(framed) as s:
         good = s.gather(np.array([0, 1, 3]))
         assert good["state"].tobytes() == rows["state"][[0, 1, 3]].tobytes()
