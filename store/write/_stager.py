@@ -241,6 +241,13 @@ def auto_all(auto) -> bool:
     return tuple(auto) == ("episode", "step", "time")
 
 
+def given_columns(state, next_state, discrete_action, continuous_action, reward, done, rest: dict) -> dict:
+    """``append``'s keywords as one mapping of the columns given (the named ones left out are not)."""
+    named = {"state": state, "next_state": next_state, "discrete_action": discrete_action,
+             "continuous_action": continuous_action, "reward": reward, "done": done}
+    return {**{k: v for k, v in named.items() if v is not _MISSING}, **rest}
+
+
 def number_episodes(done: np.ndarray, next_episode: int, next_step: int) -> tuple:
     """Episode and step numbers of rows whose done flags are ``done``, continuing an episode
     ``next_episode`` at step ``next_step``; returns them and the (episode, step) that follows."""
@@ -373,9 +380,8 @@ class RowStager:
                 return self.add(actor, state, next_state, discrete_action, self.no_cont, reward, done, rest)
             fast = False
         if not fast:
-            given = {"state": state, "next_state": next_state, "discrete_action": discrete_action,
-                     "continuous_action": continuous_action, "reward": reward, "done": done}
-            return self.add_row(actor, {**{k: v for k, v in given.items() if v is not _MISSING}, **rest})
+            return self.add_row(actor, given_columns(state, next_state, discrete_action, continuous_action, reward,
+                                                     done, rest))
         code = self.lookup.get(actor) if actor.__class__ is str else None  # names: the common case
         if code is None:
             code = self.actor_code(actor)

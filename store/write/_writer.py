@@ -26,7 +26,7 @@ from ..format import _record
 from ..format._actors import Actors
 from ._create import LOCK, create_published, remove_dead_private_folders
 from ._frames_writer import FramesStager, framed_schemas
-from ._stager import _MISSING, RowStager, block_column, block_length, check_names
+from ._stager import _MISSING, RowStager, block_column, block_length, check_names, given_columns
 from ..format._format import (MAX_SEGMENT_BYTES, TRANSITIONS, choose_chunk_bytes, compact_name, segment_dir, segment_name,
                               segment_rows, sums_name)
 from ..files._fileio import layer
@@ -327,9 +327,8 @@ class StoreWriter(ReplayStore):
                       columns) -> bool:
         """``append`` on a closed writer (an error) or a frames-once store (stacks -> frame ids)."""
         self._check_writable("append")
-        given = {"state": state, "next_state": next_state, "discrete_action": discrete_action,
-                 "continuous_action": continuous_action, "reward": reward, "done": done}
-        return self._frames.add_row(actor, {**{k: v for k, v in given.items() if v is not _MISSING}, **columns})
+        return self._frames.add_row(actor, given_columns(state, next_state, discrete_action, continuous_action, reward,
+                                                         done, columns))
 
     def extend(self, columns: Mapping) -> int:
         """Append a block of rows: a mapping of column name to an array with one entry per row.
