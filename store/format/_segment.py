@@ -24,6 +24,7 @@ from ._format import SEGMENT_FORMAT, FORMAT_VERSION, segment_name
 from ..files._fileio import layer, replacing
 from ..files._h5image import SparseImage, write_image
 from ..files._mapped import release_pages
+from ..files._watch import GATE
 from ._schema import Schema
 from ..errors import DamagedStoreError, TruncatedStoreError
 
@@ -148,7 +149,9 @@ def _template(table: str, schema: Schema, rows: int, store_uuid: str):
 class SegmentMap:
     """A read-only mapping of one segment file, checked before any page of it is touched."""
 
-    __slots__ = ("path", "fd", "mm", "ino", "size", "arrays", "sealed_mtime")
+    # wd: its watch in files/_watch.GATE once sealed (None: none); seen: the gate's stamp taken
+    # before its last full check (a check is skipped while the stamp is unchanged)
+    __slots__ = ("path", "fd", "mm", "ino", "size", "arrays", "sealed_mtime", "wd", "seen")
 
     def __init__(self, path: str, expect_identity: bytes, identity_off: int, file_bytes: int,
                  columns: dict[str, tuple[int, object]]):
@@ -176,6 +179,7 @@ class SegmentMap:
             raise
         self.fd, self.mm, self.ino, self.size = fd, mm, st.st_ino, st.st_size
         self.sealed_mtime = None
+        self.wd = self.seen = None
         got = mm[identity_off:identity_off + len(expect_identity)]
         if got != expect_identity:
             self.close()
@@ -199,9 +203,17 @@ class SegmentMap:
         """Drop this process's mapped pages of the segment (``files/_mapped.release_pages``)."""
         release_pages(self.mm)
 
+    def seal(self) -> None:
+        """From now on a change to the file is suspect: watched (before the fstat, so a change
+        after it is an event), its mtime kept."""
+        self.wd = GATE.watch(self.fd)
+        self.sealed_mtime = os.fstat(self.fd).st_mtime_ns
+
     def close(self) -> None:
         self.arrays = {}
         self.mm = None  # unmapped by GC once no array refers to it
+        GATE.unwatch(self.wd)
+        self.wd = self.seen = None
         if self.fd >= 0:
             layer().close(self.fd)
             self.fd = -1

@@ -405,6 +405,8 @@ class ArchiveColumn:
 class CompactSegment:
     """A compacted segment's columns, decompressed a chunk at a time as rows are read."""
 
+    wd = seen = None  # never watched (files/_watch.py): its check is per chunk, as it is decompressed
+
     def __init__(self, path: str, expect_identity: bytes, schema, rows: int):
         self.path = path
         self.sealed_mtime = None

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..files._watch import GATE
 from ..format._format import TRANSITIONS
 from ..format._schema import Column, Schema
 from ..errors import DamagedStoreError, SchemaError
@@ -286,7 +287,7 @@ class FramesView:
             res[c] = self.fill(ids, dst, where)
         return res
 
-    def _gather_new(self, columns, rows: np.ndarray, where: str, bounds=None) -> dict:
+    def _gather_new(self, columns, rows: np.ndarray, where: str, bounds=None, polled: bool = False) -> dict:
         """New arrays of ``columns`` at ``rows``, the stacks on the first axis: every stacked
         column's frame ids land in one buffer, all their frames come from the frames table in one
         call into one buffer (each column a contiguous slice of it), and the ids are checked once.
@@ -313,9 +314,11 @@ class FramesView:
         flat = ids.reshape(-1)
         buf = np.empty((len(flat), *frame_shape), dtype)
         if n:
-            self._t.take_into(take_names, [*ids, *[arrays[i] for i in taken]], rows, where, bounds)
+            if not polled:  # once for both tables (files/_watch.py)
+                GATE.poll()
+            self._t.take_into(take_names, [*ids, *[arrays[i] for i in taken]], rows, where, bounds, True)
             if n_stacked:
-                self._f.take_into(_FRAME_COLUMNS, [buf], flat, where, self._check_ids(flat, where))
+                self._f.take_into(_FRAME_COLUMNS, [buf], flat, where, self._check_ids(flat, where), True)
         per = n * depth
         arrays += [buf[i * per:(i + 1) * per].reshape(n, *shape) for i in range(n_stacked)]
         return dict(zip(names, [arrays[i] for i in order]))
@@ -362,9 +365,9 @@ class FramesView:
         return self._assemble(names, self._t.read(stored, lo, hi, where), None, where)
 
     def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None,
-               bounds: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+               bounds: tuple[int, int] | None = None, polled: bool = False) -> dict[str, np.ndarray]:
         if out is None and self.axis == 0 and hasattr(self._t, "take_into"):
-            return self._gather_new(columns, rows, where, bounds)
+            return self._gather_new(columns, rows, where, bounds, polled)
         names, stored = self._split(columns, where)
         got = self._t.gather(stored, rows, where)
         return self._assemble(names, got, out, where)

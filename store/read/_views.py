@@ -17,6 +17,7 @@ import numpy as np
 
 from ..format._format import compact_name, segment_dir, segment_name
 from ..files._mapped import ColumnMap, MappedFile, SegmentSpans
+from ..files._watch import GATE
 from ..format._record import TableRecord
 from ..format._schema import Schema
 from ..format._segment import SegmentMap, identity_bytes
@@ -97,14 +98,24 @@ class SegmentedTable:
                            identity_bytes(self._uuid, self.name, k), self.rec.identity, self.rec.file_bytes, self._cols)
             self._cache[k] = s
         if s.sealed_mtime is None and (self._frozen or (k + 1) * self.seg_rows <= self.rows):
-            # full and checksummed, or its writer closed: a change to it from now on is suspect
-            s.sealed_mtime = os.fstat(s.fd).st_mtime_ns
+            s.seal()  # full and checksummed, or its writer closed: a change to it from now on is suspect
         return s
 
-    def _checked(self, k: int) -> SegmentMap:
+    def _checked(self, k: int, polled: bool = False) -> SegmentMap:
         """Segment ``k``, checked before its pages are touched: not shrunk, and if it was modified
-        since it was sealed (a backup copied over it?), its committed rows still match their checksums."""
+        since it was sealed (a backup copied over it?), its committed rows still match their checksums.
+        A sealed segment is checked again only when the kernel reported a change to it since its
+        last check (``files/_watch.GATE``, polled here unless the caller ``polled`` for a batch)."""
+        if not polled:
+            GATE.poll()
         s = self.segment(k)
+        stamp = GATE.stamps.get(s.wd)  # taken before the check: a change during it shows next time
+        if stamp is not None and stamp == s.seen:
+            return s
+        if stamp is None and s.wd is not None:  # its watch was lost (a forked child, a dropped watch)
+            GATE.unwatch(s.wd)
+            s.wd = GATE.watch(s.fd)
+            stamp = GATE.stamps.get(s.wd)
         try:
             intact = s.check()
         except OSError:
@@ -122,6 +133,7 @@ class SegmentedTable:
                     "store, and run `replaystore verify` on it")
             # still intact: a new writer appended to it (or its mtime was touched)
             s.sealed_mtime = None if (k + 1) * self.seg_rows > self.rows else os.fstat(s.fd).st_mtime_ns
+        s.seen = stamp
         return s
 
     def check_files(self, checked: set) -> None:
@@ -260,27 +272,28 @@ class SegmentedTable:
         return plan
 
     def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None,
-               bounds: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+               bounds: tuple[int, int] | None = None, polled: bool = False) -> dict[str, np.ndarray]:
         """``bounds``: ``(min, max)`` of ``rows`` where the caller knows them (saves finding the
-        segments a batch touches: 3.5 us for 256 rows)."""
+        segments a batch touches: 3.5 us for 256 rows). ``polled``: the caller polled
+        ``files/_watch.GATE`` for this batch (a sampler does, before it looks at the record)."""
         names, alloc, stored = self._plan(columns, where)
         n = len(rows)
         if out is None:
             out = {c: np.empty((n, *shape), dtype) for c, shape, dtype in alloc}
         if n:
-            self.take_into(stored, [out[c] for c in stored], rows, where, bounds)
+            self.take_into(stored, [out[c] for c in stored], rows, where, bounds, polled)
         return out
 
-    def _take_one(self, k: int, stored: list, dst: list, rows: np.ndarray, where: str) -> None:
+    def _take_one(self, k: int, stored: list, dst: list, rows: np.ndarray, where: str, polled: bool) -> None:
         """``take_into`` for a batch whose rows all lie in segment ``k``: one take per column."""
-        seg = self._checked(k)
+        seg = self._checked(k, polled)
         local = rows - (k << self.shift) if k else rows
         arrays = self._open_arrays(seg, stored, where)
         for c, d in zip(stored, dst):
             arrays[c].take(local, 0, d, "clip")
 
     def take_into(self, stored: list, dst: list, rows: np.ndarray, where: str = "gather",
-                  bounds: tuple[int, int] | None = None) -> None:
+                  bounds: tuple[int, int] | None = None, polled: bool = False) -> None:
         """Rows ``rows`` (committed, not empty) of the columns ``stored`` (each with bytes: see
         ``_plan``) copied into the arrays ``dst``, one per column, in order."""
         n = len(rows)
@@ -289,7 +302,7 @@ class SegmentedTable:
         shift = self.shift
         if self._only is not None or (bounds is not None and bounds[0] >> shift == bounds[1] >> shift):
             k0 = self._only if self._only is not None else bounds[0] >> shift
-            return self._take_one(k0, stored, dst, rows, where)
+            return self._take_one(k0, stored, dst, rows, where, polled)
         # np.take rather than fancy indexing: it copies whole rows per index and ran 1.6 ms against
         # 2.6 ms for fancy indexing (10 columns, 8192 rows of one segment, mapped, warm). mode="clip":
         # with out= the default mode="raise" copies through a buffer (so a bad index leaves out
@@ -308,9 +321,11 @@ class SegmentedTable:
             ks = [k0] if k0 == k1 else (np.flatnonzero(np.bincount(seg_of - k0)) + k0).tolist()
         if len(ks) == 1:  # one segment: one take per column
             k0 = ks[0]
-            return self._take_one(k0, stored, dst, rows, where)
+            return self._take_one(k0, stored, dst, rows, where, polled)
         # each segment checked once per batch, before a page of it is touched
-        segs = {k: self._checked(k) for k in ks}
+        if not polled:
+            GATE.poll()
+        segs = {k: self._checked(k, True) for k in ks}
         sp = self._spans(ks, segs)
         if sp is not None:  # one address range per column: one take per column, in any row order
             arrays = sp.arrays
@@ -378,7 +393,7 @@ class MappedTable:
                 np.empty((hi - lo, *self.schema[c].shape), self.schema[c].dtype) for c in names}
 
     def gather(self, columns, rows: np.ndarray, where: str = "gather", out=None,
-               bounds: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+               bounds: tuple[int, int] | None = None, polled: bool = False) -> dict[str, np.ndarray]:
         names = _names(self.schema, columns, where, self.name)
         self._mf.check()
         got = {c: self._maps[c].gather(self._mf, rows) if c in self._maps else

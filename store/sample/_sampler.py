@@ -133,6 +133,7 @@ class Sampler:
         # reader's own check; a writer's own commits and other sources are asked directly
         watch = (RecordWatch(source.path) if isinstance(source, StoreReader) and source.format_version == 2 else None)
         self._window = Window(source, watch)
+        self._polled = watch is not None  # its sync polls files/_watch.GATE once a batch for the gather too
         self.strategy.bind(source, self.batch_size)
 
     # ------------------------------------------------------------------ settings
@@ -186,7 +187,7 @@ class Sampler:
                 raise ClosedStoreError(f"sample: the store {self._source.path} is closed")
             # a uniform batch is sorted: its first and last rows bound it (saves finding its segments)
             bounds = (int(rows[0]), int(rows[-1])) if self._sorted else None
-            batch = self._source._views[TRANSITIONS].gather(cols, rows, "sample", None, bounds)
+            batch = self._source._views[TRANSITIONS].gather(cols, rows, "sample", None, bounds, self._polled)
         else:
             batch = self._source.gather(rows, cols)
         if actor is not None:

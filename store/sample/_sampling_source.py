@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..files._fileio import layer
+from ..files._watch import GATE
 from ..format import _record
 from ..format._actors import Actors
 from ..format._schema import Schema
@@ -115,18 +116,31 @@ class RecordWatch:
         self._mm = None
         self._file = None  # (dev, ino, size) of the file mapped
         self._heads = (0, 0)  # where the two slots' heads lie in it
+        self._wd = None  # the mapped file's watch (files/_watch.GATE)
+        self._seen = None  # the watch's stamp before the last full probe, and what it returned
+        self._last = None
 
     def probe(self):
-        """A value that changes whenever the record does, or None (no readable record: always check)."""
+        """A value that changes whenever the record does, or None (no readable record: always check).
+        It polls ``GATE`` (files/_watch.py): while the kernel reported no write, truncation, rename
+        over or attribute change of the mapped record since the last full probe, that probe's
+        value stands (0.6 us with the poll, against 2.2)."""
+        GATE.poll()
+        stamp = GATE.stamps.get(self._wd)  # taken before the look: a commit during it shows next time
+        if stamp is not None and stamp == self._seen:
+            return self._last
         try:
             st = os.lstat(self.path)
         except OSError:
             return None
         key = (st.st_dev, st.st_ino, st.st_size)
-        if key != self._file and not self._remap(key, st):
-            return None
+        if key != self._file:
+            if not self._remap(key, st):
+                return None
+            stamp = None  # a new watch: the next probe looks again, with its stamp
         mm, (a, b) = self._mm, self._heads
-        return key, mm[a:a + _SLOT_HEAD], mm[b:b + _SLOT_HEAD]
+        self._seen, self._last = stamp, (key, mm[a:a + _SLOT_HEAD], mm[b:b + _SLOT_HEAD])
+        return self._last
 
     def _remap(self, key, st) -> bool:
         self.close()
@@ -147,6 +161,7 @@ class RecordWatch:
             if second + _SLOT_HEAD > now.st_size:  # a header that points outside the file: not mapped
                 return False
             self._mm = mmap.mmap(fd, second + _SLOT_HEAD, access=mmap.ACCESS_READ)
+            self._wd = GATE.watch(fd)
         except (OSError, ValueError):
             return False
         finally:
@@ -158,6 +173,8 @@ class RecordWatch:
     def close(self) -> None:
         self._file = None
         self._mm = None  # unmapped once no slice of it is referenced (slices are bytes: none)
+        GATE.unwatch(self._wd)
+        self._wd = self._seen = self._last = None
 
 
 class Window:
@@ -182,7 +199,7 @@ class Window:
             if s.has_new_commits():
                 s.refresh()
         else:
-            probe = watch.probe()
+            probe = watch.probe()  # polls files/_watch.GATE for the whole batch (the segments' checks too)
             if probe is None or probe != self._probed:
                 self._probed = probe
                 if s.has_new_commits():
