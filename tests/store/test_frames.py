@@ -331,3 +331,27 @@ def test_a_damaged_frame_id_is_refused_by_gather_and_the_sampler(tmp_path, high_
             s.gather(np.array([0, 2]))
         with Sampler(s, 64, seed=0) as sampler, pytest.raises(errors.DamagedStoreError, match="frame ids in"):
             sampler.sample()
+
+
+@pytest.mark.parametrize("axis", [0, -1])
+def test_batches_over_many_frame_segments_match_the_plain_layout(tmp_path, axis):
+    """Frames spread over many segments (a batch's frame ids span more than the four the gather
+    lists by range): the Sampler's batches, past the point where spans are made, and gathers in any
+    order are bit for bit the plain layout's."""
+    rows = rollout(2, 150, envs=2, size=12, axis=axis, padding="reset", max_len=23)
+    schema = Schema.transition(rows["state"].shape[1:], state_dtype="uint8")
+    plain, framed = tmp_path / "plain.h5", tmp_path / "framed.h5"
+    for path, kw in ((plain, {}), (framed, {"frames": FrameStack(4, axis=axis)})):
+        with ReplayStore.create(path, schema, actors=ACTORS, segment_rows=16, **kw) as s:
+            s.extend(rows)
+    with ReplayStore.open(plain) as p, ReplayStore.open(framed) as f:
+        assert f.tables["frames"] > 8 * 16  # frames in more than eight segments
+        idx = np.random.default_rng(2).permutation(len(p))[:120]
+        ga, gb = p.gather(idx), f.gather(idx)
+        for k in ga:
+            np.testing.assert_array_equal(ga[k], gb[k], err_msg=k)
+        with Sampler(p, 24, seed=5) as s1, Sampler(f, 24, seed=5) as s2:
+            for _ in range(40):  # spans are made after 16 batches over several segments
+                x, y = s1.sample(), s2.sample()
+                for k in x:
+                    np.testing.assert_array_equal(x[k], y[k], err_msg=k)
