@@ -310,15 +310,19 @@ class FramesView:
         n = len(rows)
         depth = self.spec.depth
         ids = np.empty((n_stacked, n, depth), np.int64)
-        arrays = [np.empty((n, *sh), dt) for sh, dt in alloc]
         flat = ids.reshape(-1)
         buf = np.empty((len(flat), *frame_shape), dtype)
-        if n:
-            if not polled:  # once for both tables (files/_watch.py)
-                GATE.poll()
-            self._t.take_into(take_names, [*ids, *[arrays[i] for i in taken]], rows, where, bounds, True)
-            if n_stacked:
-                self._f.take_into(_FRAME_COLUMNS, [buf], flat, where, self._check_ids(flat, where), True)
+        if n and not polled:  # once for both tables (files/_watch.py)
+            GATE.poll()
+        if n and len(taken) == len(alloc):  # every plain column has bytes: take makes their arrays
+            arrays = self._t.take_into(take_names, [*ids, *[None] * len(taken)], rows, where, bounds, True)
+            del arrays[:n_stacked]
+        else:
+            arrays = [np.empty((n, *sh), dt) for sh, dt in alloc]
+            if n:
+                self._t.take_into(take_names, [*ids, *[arrays[i] for i in taken]], rows, where, bounds, True)
+        if n and n_stacked:
+            self._f.take_into(_FRAME_COLUMNS, [buf], flat, where, self._check_ids(flat, where), True)
         per = n * depth
         arrays += [buf[i * per:(i + 1) * per].reshape(n, *shape) for i in range(n_stacked)]
         return dict(zip(names, [arrays[i] for i in order]))

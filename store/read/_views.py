@@ -278,24 +278,30 @@ class SegmentedTable:
         ``files/_watch.GATE`` for this batch (a sampler does, before it looks at the record)."""
         names, alloc, stored = self._plan(columns, where)
         n = len(rows)
-        if out is None:
+        if out is not None:
+            if n:
+                self.take_into(stored, [out[c] for c in stored], rows, where, bounds, polled)
+            return out
+        if not n or len(stored) != len(names):  # zero-width columns: allocated, nothing to copy
             out = {c: np.empty((n, *shape), dtype) for c, shape, dtype in alloc}
-        if n:
-            self.take_into(stored, [out[c] for c in stored], rows, where, bounds, polled)
-        return out
+            if n:
+                self.take_into(stored, [out[c] for c in stored], rows, where, bounds, polled)
+            return out
+        # new arrays made by take itself: 0.3 us a column less than np.empty and take(out=)
+        return dict(zip(stored, self.take_into(stored, [None] * len(stored), rows, where, bounds, polled)))
 
-    def _take_one(self, k: int, stored: list, dst: list, rows: np.ndarray, where: str, polled: bool) -> None:
+    def _take_one(self, k: int, stored: list, dst: list, rows: np.ndarray, where: str, polled: bool) -> list:
         """``take_into`` for a batch whose rows all lie in segment ``k``: one take per column."""
         seg = self._checked(k, polled)
         local = rows - (k << self.shift) if k else rows
         arrays = self._open_arrays(seg, stored, where)
-        for c, d in zip(stored, dst):
-            arrays[c].take(local, 0, d, "clip")
+        return [arrays[c].take(local, 0, d, "clip") for c, d in zip(stored, dst)]
 
     def take_into(self, stored: list, dst: list, rows: np.ndarray, where: str = "gather",
-                  bounds: tuple[int, int] | None = None, polled: bool = False) -> None:
+                  bounds: tuple[int, int] | None = None, polled: bool = False) -> list:
         """Rows ``rows`` (committed, not empty) of the columns ``stored`` (each with bytes: see
-        ``_plan``) copied into the arrays ``dst``, one per column, in order."""
+        ``_plan``) copied into the arrays ``dst``, one per column, in order; an entry None asks for
+        a new array. Returns the arrays, one per column."""
         n = len(rows)
         if self.first_row and (bounds[0] if bounds else int(rows.min())) < self.first_row:
             raise self._deleted(where, int(rows.min()))
@@ -338,9 +344,10 @@ class SegmentedTable:
                 got = self._span_cols = (sp, list(stored), order,
                                          [(arrays[c], order.index(strides[c])) for c in stored])
             index = [sp.index(rows, s) for s in got[2]]
-            for (a, i), d in zip(got[3], dst):
-                a.take(index[i], 0, d, "clip")
-            return
+            return [a.take(index[i], 0, d, "clip") for (a, i), d in zip(got[3], dst)]
+        if any(d is None for d in dst):  # the paths below copy into slices of the output
+            first = self._open_arrays(segs[ks[0]], stored, where)
+            dst = [np.empty((n, *first[c].shape[1:]), first[c].dtype) if d is None else d for c, d in zip(stored, dst)]
         # Runs of consecutive batch positions whose rows lie in one segment. A sorted batch (the
         # sampler draws sorted rows) has one run per segment it touches.
         cuts = np.flatnonzero(seg_of[1:] != seg_of[:-1])
@@ -354,7 +361,7 @@ class SegmentedTable:
                 local = rows[a:z] - (k << shift)
                 for c, d in zip(stored, dst):
                     arrays[c].take(local, 0, d[a:z], "clip")
-            return
+            return dst
         # Rows in no useful order: per segment, gather its rows and scatter them into place (a mask
         # per segment is cheaper than sorting the batch: segment ids are a short run of integers)
         for k, seg in segs.items():
@@ -363,6 +370,7 @@ class SegmentedTable:
             arrays = self._open_arrays(seg, stored, where)
             for c, d in zip(stored, dst):
                 d[sel] = np.take(arrays[c], local, axis=0)
+        return dst
 
     def _open_arrays(self, seg, names, where: str) -> dict:
         """The segment's column arrays, taken once (they stay valid: each holds its mapping), or
