@@ -52,8 +52,10 @@ class ChangeGate:
         self._poller = None
         self._pid = -1
         self._tick = 0
-        self.stamps: dict[int, int] = {}  # wd -> the tick of its last event (or of its watch)
-        self._users: dict[int, int] = {}  # wd -> how many open files hold it (same inode: same wd)
+        self._gen = 0  # which inotify instance: a token is (gen << 32) | wd, so a forked child's
+        # new instance, whose watch numbers start again at 1, never matches a token of its parent's
+        self.stamps: dict[int, int] = {}  # token -> the tick of its last event (or of its watch)
+        self._users: dict[int, int] = {}  # token -> how many open files hold it (same inode: same wd)
         self._sweep_at = 0
         self._broken = False
 
@@ -84,6 +86,7 @@ class ChangeGate:
             poller = select.epoll()  # epoll: poll(0) from several threads at once (a poll object refuses)
             poller.register(fd, select.EPOLLIN)
             self._fd, self._poller, self._pid = fd, poller, os.getpid()
+            self._gen += 1
             self.stamps, self._users = {}, {}
             self._sweep_at = time.monotonic_ns() + int(SWEEP_SECONDS * 1e9)
             return True
@@ -102,7 +105,8 @@ class ChangeGate:
         self._lock = threading.Lock()
 
     def watch(self, fd: int) -> int | None:
-        """A token for the open file ``fd`` (its inotify watch), or None where there is no gate.
+        """A token for the open file ``fd`` (its inotify watch, tagged with this instance), or None
+        where there is no gate.
         Watched through ``/proc/self/fd``: the file we hold, even if its name now points elsewhere."""
         if not self._start():
             return None
@@ -110,23 +114,24 @@ class ChangeGate:
             wd = self._libc.inotify_add_watch(self._fd, f"/proc/self/fd/{fd}".encode(), _MASK)
             if wd < 0:  # ENOSPC (max_user_watches) or a file system without inotify
                 return None
-            self._users[wd] = self._users.get(wd, 0) + 1
-            if wd not in self.stamps:
+            token = (self._gen << 32) | wd
+            self._users[token] = self._users.get(token, 0) + 1
+            if token not in self.stamps:
                 self._tick += 1
-                self.stamps[wd] = self._tick
-            return wd
+                self.stamps[token] = self._tick
+            return token
 
-    def unwatch(self, wd: int | None) -> None:
-        if wd is None or self._fd < 0 or self._pid != os.getpid():
+    def unwatch(self, token: int | None) -> None:
+        if token is None or self._fd < 0 or token >> 32 != self._gen:  # none, or another instance's
             return
         with self._lock:
-            n = self._users.get(wd, 0) - 1
+            n = self._users.get(token, 0) - 1
             if n > 0:
-                self._users[wd] = n
+                self._users[token] = n
                 return
-            self._users.pop(wd, None)
-            if self.stamps.pop(wd, None) is not None:
-                self._libc.inotify_rm_watch(self._fd, wd)  # EINVAL if the kernel dropped it: fine
+            self._users.pop(token, None)
+            if self.stamps.pop(token, None) is not None:
+                self._libc.inotify_rm_watch(self._fd, token & 0xFFFFFFFF)  # EINVAL if the kernel dropped it
 
     # -- per batch ------------------------------------------------------------------------------
     def poll(self) -> None:
@@ -161,17 +166,18 @@ class ChangeGate:
                 if not buf:
                     return
                 self._tick += 1
-                tick, at, stamps = self._tick, 0, self.stamps
+                tick, at, stamps, gen = self._tick, 0, self.stamps, self._gen << 32
                 while at + _EVENT.size <= len(buf):
                     wd, mask, _, n = _EVENT.unpack_from(buf, at)
                     at += _EVENT.size + n
+                    token = gen | wd
                     if mask & IN_Q_OVERFLOW:  # events were lost: every file counts as changed
                         for w in stamps:
                             stamps[w] = tick
                     elif mask & IN_IGNORED:  # the watch is gone (file deleted): never quiet again
-                        stamps.pop(wd, None)
-                    elif wd in stamps:
-                        stamps[wd] = tick
+                        stamps.pop(token, None)
+                    elif token in stamps:
+                        stamps[token] = tick
 
 
 GATE = ChangeGate()
