@@ -129,6 +129,8 @@ class RecordWatch:
         stamp = GATE.stamps.get(self._wd)  # taken before the look: a commit during it shows next time
         if stamp is not None and stamp == self._seen:
             return self._last
+        if stamp is None and self._wd is not None:  # its watch was lost (a forked child): map and watch again
+            self._file = None
         try:
             st = os.lstat(self.path)
         except OSError:
