@@ -41,11 +41,13 @@ def write_both(tmp_path, rows, axis, split=(40, 52)):
     return plain, framed
 
 
-@pytest.mark.parametrize("envs,axis,padding", [(1, -1, "reset"), (3, 0, "zero"), (2, -1, "zero")])
-def test_every_column_matches_the_plain_layout(tmp_path, envs, axis, padding):
+@pytest.mark.parametrize("envs,axis,padding,channels", [(1, -1, "reset", 0), (3, 0, "zero", 0), (2, -1, "zero", 0),
+                                                        (2, -1, "reset", 3), (1, 0, "zero", 3)])
+def test_every_column_matches_the_plain_layout(tmp_path, envs, axis, padding, channels):
     """read, gather and the Sampler give every column of a frames-once store bit for bit as the plain
-    layout of the same rollout (episode starts, truncation, interleaved environments, both paddings)."""
-    rows = rollout(envs, 90 // envs, envs=envs, size=32, axis=axis, padding=padding, max_len=17)
+    layout of the same rollout (episode starts, truncation, interleaved environments, both paddings,
+    and RGB frames concatenated along the stack axis as SB3's VecFrameStack gives them)."""
+    rows = rollout(envs, 90 // envs, envs=envs, size=32, axis=axis, padding=padding, max_len=17, channels=channels)
     plain, framed = write_both(tmp_path, rows, axis)
     with ReplayStore.open(plain) as p, ReplayStore.open(framed) as f:
         assert p.schema == f.schema
@@ -104,7 +106,7 @@ def test_frame_stack_errors(tmp_path):
     schema = Schema.transition((16, 16, 4), state_dtype="uint8")
     with pytest.raises(errors.SchemaError, match="positive int"):
         FrameStack(0)
-    with pytest.raises(errors.SchemaError, match="holds 4 frames"):
+    with pytest.raises(errors.SchemaError, match=r"holds 4: expected 3 .* or a multiple of 3"):
         ReplayStore.create(tmp_path / "a.h5", schema, actors=ACTORS, frames=FrameStack(3))
     with pytest.raises(errors.SchemaError, match="not in the schema"):
         ReplayStore.create(tmp_path / "b.h5", schema, actors=ACTORS, frames=FrameStack(4, columns=("obs",)))
@@ -355,3 +357,21 @@ def test_batches_over_many_frame_segments_match_the_plain_layout(tmp_path, axis)
                 x, y = s1.sample(), s2.sample()
                 for k in x:
                     np.testing.assert_array_equal(x[k], y[k], err_msg=k)
+
+
+@pytest.mark.parametrize("axis,channels", [(0, 0), (-1, 0), (-1, 3)])
+def test_gather_into_strided_out_arrays(tmp_path, axis, channels):
+    """``gather(out=)`` into arrays no reshape can view (every other row of a larger one) fills them
+    bit for bit, for stacks on the first axis, the last, and concatenated channels."""
+    rows = rollout(4, 60, envs=2, size=16, axis=axis, channels=channels, max_len=11)
+    plain, framed = write_both(tmp_path, rows, axis)
+    idx = np.random.default_rng(0).integers(0, 120, 25)
+    with ReplayStore.open(plain) as p, ReplayStore.open(framed) as f:
+        want = p.gather(idx, ["state", "next_state"])
+        big = {c: np.zeros((2 * len(idx), *want[c].shape[1:]), want[c].dtype) for c in want}
+        out = {c: big[c][::2] for c in want}
+        got = f.gather(idx, ["state", "next_state"], out=out)
+        for c in want:
+            assert got[c] is out[c]
+            np.testing.assert_array_equal(want[c], out[c], err_msg=c)
+            assert not big[c][1::2].any()  # the rows between were not written
