@@ -78,7 +78,7 @@ class ChangeGate:
                     libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
                     self._libc = libc
                 fd = self._libc.inotify_init1(_NONBLOCK | _CLOEXEC)
-            except (OSError, AttributeError):  # no libc inotify (not Linux)
+            except (OSError, AttributeError, TypeError):  # no libc inotify (not Linux; CDLL(None) on Windows)
                 self._broken = True
                 return False
             if fd < 0:  # EMFILE: the user's inotify instances are used up; check every file
