@@ -375,3 +375,24 @@ def test_gather_into_strided_out_arrays(tmp_path, axis, channels):
             assert got[c] is out[c]
             np.testing.assert_array_equal(want[c], out[c], err_msg=c)
             assert not big[c][1::2].any()  # the rows between were not written
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtype=st.sampled_from(["uint8", "int16", "float32", "float64", "bool", "uint64"]),
+       depth=st.integers(1, 5), frame=st.lists(st.integers(1, 4), min_size=0, max_size=3),
+       n=st.integers(0, 3), where=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
+def test_interleave_is_np_stack(dtype, depth, frame, n, where, seed):
+    """The stacks written by interleave (words built by shifts where a stack fills one, strided
+    copies elsewhere) equal np.stack of the frames on that axis, for any dtype, depth and axis."""
+    from replaystore.store.read._frames import interleave
+
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (n, depth, *frame, np.dtype(dtype).itemsize), dtype=np.uint8)
+    frames = raw.view(dtype).reshape(n, depth, *frame) if np.dtype(dtype) != bool else raw[..., 0] % 2 == 1
+    axis = 1 + where % (len(frame) + 1)  # a stack axis of the row, after the batch axis
+    if axis == 1:
+        axis = len(frame) + 1  # interleave is for axes other than the first: use the last
+    want = np.stack([frames[:, j] for j in range(depth)], axis=axis)
+    dst = np.empty_like(want)
+    interleave(frames, dst, axis)
+    assert want.tobytes() == dst.tobytes()
