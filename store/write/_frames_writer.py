@@ -10,7 +10,6 @@ are committed too. ``StoreWriter`` holds the lock around every call and owns the
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -71,10 +70,25 @@ class FramesStager:
         stored.update({ids_name(c): ids[c] for c in spec.columns})
         return self.rows.add_block(stored)
 
-    def add_row(self, actor, columns: Mapping) -> bool:
-        """One row (``append``'s keywords); returns whether a commit is due."""
-        row = {k: np.asarray(v)[None] for k, v in columns.items()}
-        if actor is not _MISSING:  # else check_names says the actor is missing
-            row[ACTOR] = [actor]
-        self.add_block(row)
-        return self.rows.due(time.time())
+    def add_row(self, actor, columns: dict) -> bool:
+        """One row (``append``'s keywords, a dict this call may change); returns whether a commit is due.
+
+        The stacks are checked and encoded as a one-row block, their new frames staged, and the row,
+        frame ids in place of stacks, goes through the stager's one-row path (the block path cost
+        ~0.45 ms a row: an agent appends a step at a time). As in ``add_block``, a row refused after
+        its frames were staged leaves those frames unnamed; no row reads them."""
+        spec, enc = self.spec, self.encoder
+        check_names("append", self.schema, columns, self.rows.auto, actor is not _MISSING, self.rows.actors.names)
+        stacks = {c: block_column("append", self.schema[c], np.asarray(columns.pop(c))[None], 1) for c in spec.columns}
+        enc.next_id = self.frames.rows
+        saved = (enc._last, OrderedDict(enc._recent))  # put back if the frames are not kept
+        try:
+            ids, new = enc.encode(stacks, 1)
+            if len(new):
+                self.frames.add_block({FRAME: block_column("append", self.frame_col, new, len(new))}, len(new))
+        except BaseException:
+            enc._last, enc._recent = saved
+            raise
+        for c in spec.columns:
+            columns[ids_name(c)] = ids[c][0]
+        return self.rows.add_row(actor, columns)
