@@ -29,10 +29,10 @@ def image_config(**kw):
     return tiny_config(**base)
 
 
-def image_agent(tmp_path, frames=None) -> Agent:
+def image_agent(tmp_path) -> Agent:
     cfg = image_config()
     store = ReplayStore.create(tmp_path / "img.h5", store_schema(IMAGE), actors=cfg.actors,
-                               commit_every=cfg.commit_every, frames=frames)
+                               commit_every=cfg.commit_every)
     return Agent(cfg, store, IMAGE)
 
 
@@ -98,24 +98,35 @@ def _disk_bytes(path) -> int:
         sum(os.stat(p).st_blocks * 512 for p in store_files(path) if os.path.isfile(p))
 
 
-def test_frames_once_run_equals_the_plain_run(tmp_path):
-    """One seed, two layouts: every column, the telemetry and the actors match bit for bit; frames once
-    is smaller on disk and says so in its metadata."""
-    plain, framed = tmp_path / "plain.h5", tmp_path / "framed.h5"
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    """The same seed trained twice, plain uint8 layout and frames once: ``(summaries, paths)``."""
+    d = tmp_path_factory.mktemp("twin")
+    plain, framed = d / "plain.h5", d / "framed.h5"
     a = train(image_config(), plain, progress=False)
     b = train(image_config(frames_once=True), framed, progress=False)
+    return (a, b), (plain, framed)
+
+
+def _same_columns(p: dict, f: dict) -> None:
+    """Every column of both bit for bit, but ``time`` (the wall clock of each append or step)."""
+    assert sorted(p) == sorted(f)
+    for name in p:
+        if name != "time":
+            assert p[name].dtype == f[name].dtype, name
+            assert p[name].tobytes() == f[name].tobytes(), name
+
+
+def test_frames_once_run_equals_the_plain_run(twin):
+    """One seed, two layouts: every column, the telemetry and the actors match bit for bit; frames once
+    is smaller on disk and says so in its metadata."""
+    (a, b), (plain, framed) = twin
     assert (400, 301) == (a["frames"], a["train_steps"])
     p, f = _columns(plain), _columns(framed)
     assert (400, 400, False) == (p["tables"]["transitions"], f["tables"]["transitions"], "frames" in p["tables"])
     assert 400 < f["tables"]["frames"] < 2 * 400  # one new frame a step, four at each episode start
-    # the wall clock of each append and each training step is the only thing allowed to differ
     for part in ("rows", "steps", "samples"):
-        assert sorted(p[part]) == sorted(f[part])
-        for name in p[part]:
-            if name == "time":
-                continue
-            assert p[part][name].dtype == f[part][name].dtype, (part, name)
-            assert p[part][name].tobytes() == f[part][name].tobytes(), (part, name)
+        _same_columns(p[part], f[part])
     rows = p["rows"]
     assert np.uint8 == rows["state"].dtype and (4, 12, 12) == rows["state"].shape[1:]
     # stacks of the same step overlap: next_state is state shifted by one frame within an episode
@@ -128,6 +139,54 @@ def test_frames_once_run_equals_the_plain_run(tmp_path):
     assert (False, True) == (p["meta"]["config"]["frames_once"], f["meta"]["config"]["frames_once"])
     assert _disk_bytes(framed) < _disk_bytes(plain)
     assert a["composition"] == b["composition"]
+
+
+def test_audit_and_export_see_the_same_rows(twin, tmp_path):
+    """The audit finds the same things in both layouts; the Parquet export writes the same stacks."""
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    import replaystore as rs
+    from replaystore.analysis import export_parquet
+
+    _, paths = twin
+    assert rs.audit(paths[0]).codes() == rs.audit(paths[1]).codes()
+    tables = []
+    for i, path in enumerate(paths):
+        export_parquet(path, str(tmp_path / f"pq{i}"), progress=False)
+        tables.append(pq.read_table(tmp_path / f"pq{i}").drop(["time"]))
+    assert 400 == tables[0].num_rows
+    assert tables[0].equals(tables[1])
+
+
+def test_recompute_td_reads_both_layouts_alike(twin):
+    """recompute_td under the last checkpoint gives the same frame on the plain and the frames-once store."""
+    from replaystore.analysis import recompute_td
+
+    _, (plain, framed) = twin
+    with ReplayStore.open(plain) as r:
+        step = r.checkpoints[-1]["step"]
+    p = recompute_td(plain, step, progress=False)
+    f = recompute_td(framed, step, progress=False)
+    assert 400 == len(p) and np.isfinite(p["q"]).all()
+    assert p.equals(f)
+
+
+def test_resume_keeps_the_layout(tmp_path):
+    """A resumed frames-once run goes on storing frames once and still equals the resumed plain run;
+    resuming with the other layout is a ConfigError."""
+    cfg = image_config(total_steps=200, learning_starts=50, checkpoint_every=50)
+    paths = tmp_path / "plain.h5", tmp_path / "framed.h5"
+    for path, once in zip(paths, (False, True)):
+        train(cfg.replace(frames_once=once), path, progress=False)
+        with pytest.raises(ConfigError, match=f"frames_once={not once}.*frames_once={once}"):
+            train(cfg.replace(frames_once=not once, total_steps=300), path, resume=True, progress=False)
+        train(cfg.replace(frames_once=once, total_steps=300), path, resume=True, progress=False)
+    p, f = _columns(paths[0]), _columns(paths[1])
+    assert (300, 300) == (p["tables"]["transitions"], f["tables"]["transitions"])
+    assert 300 < f["tables"]["frames"] < 600
+    for part in ("rows", "steps"):
+        _same_columns(p[part], f[part])
 
 
 def test_every_row_carries_the_actor_that_acted(tmp_path):
@@ -143,21 +202,6 @@ def test_every_row_carries_the_actor_that_acted(tmp_path):
     wanted = np.array([expert(s)[0] for s in d["state"]])
     assert (wanted[is_expert] == d["discrete_action"][is_expert]).all()
     assert (wanted[~is_expert] != d["discrete_action"][~is_expert]).any()  # the DQN plays its own game
-
-
-def test_recompute_td_reads_both_layouts_alike(tmp_path):
-    """recompute_td under the last checkpoint gives the same frame on the plain and the frames-once store."""
-    from replaystore.analysis import recompute_td
-
-    cfg = image_config(total_steps=200, learning_starts=50)
-    train(cfg, tmp_path / "plain.h5", progress=False)
-    train(cfg.replace(frames_once=True), tmp_path / "framed.h5", progress=False)
-    with ReplayStore.open(tmp_path / "plain.h5") as r:
-        step = r.checkpoints[-1]["step"]
-    p = recompute_td(tmp_path / "plain.h5", step, progress=False)
-    f = recompute_td(tmp_path / "framed.h5", step, progress=False)
-    assert np.isfinite(p["q"]).all()
-    assert p.equals(f)
 
 
 def test_frames_once_needs_stacked_observations(tmp_path):
