@@ -224,14 +224,30 @@ def test_expert_is_named_in_the_config(tmp_path):
     assert not os.path.exists(tmp_path / "x.h5")
 
 
+def test_frames_once_is_refused_with_workers(tmp_path):
+    """A distributed run's shards hold whole stacks: frames_once there is a ConfigError before the run exists."""
+    from replaystore.agent import train_distributed
+
+    with pytest.raises(ConfigError, match="frames_once=True with workers"):
+        train_distributed(image_config(frames_once=True), tmp_path / "run", workers=2, progress=False)
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_cli_frames_once_flag(tmp_path, capsys):
-    """``replaystore train --frames-once --expert`` writes a frames-once store of the image env."""
+    """``replaystore train --frames-once --expert`` writes a frames-once store of the image env, and the
+    evaluation at the end plays the named expert (which catches more dots than random play)."""
+    import json
+
     out = tmp_path / "cli.h5"
     rc = main(["train", "--env", ENV, "--expert", EXPERT, "--steps", "150", "--expert-ratio", "0.3", "--frames-once",
-               "--out", str(out), "--quiet", "--no-tensorboard", "--eval-episodes", "0",
+               "--out", str(out), "--quiet", "--no-tensorboard", "--eval-episodes", "3", "--json",
                "--set", "learning_starts=100", "--set", "batch_size=8", "--set", "hidden=[8]"])
-    assert 0 == rc, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert 0 == rc, captured.err
+    summary = json.loads(captured.out)
+    assert summary["eval_expert_mean"] > summary["eval_random_mean"]
     with ReplayStore.open(out) as r:
-        assert (FrameStack(4, axis=0).to_dict(), True, EXPERT) == (r.metadata["frame_stack"], r.metadata["config"]["frames_once"],
-                                                           r.metadata["config"]["expert"])
+        assert (FrameStack(4, axis=0).to_dict(), True, EXPERT) == (r.metadata["frame_stack"],
+                                                                   r.metadata["config"]["frames_once"],
+                                                                   r.metadata["config"]["expert"])
         assert "frames" in r.tables
