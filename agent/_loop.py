@@ -92,7 +92,7 @@ def _open_for_resume(config: AgentConfig, out_path):
         if declared != config.env_id:
             raise ConfigError(f"--resume: {out_path} was recorded on env {declared!r}, not {config.env_id!r}; "
                               "resume with the same --env")
-        framed = "frames" in store.tables
+        framed = "frames" in store.tables  # the table a FrameStack store adds (store/read/_frames.py)
         if framed != config.frames_once:
             raise ConfigError(f"--resume: {out_path} stores {'frames once' if framed else 'whole stacks'}, but "
                               f"frames_once={config.frames_once}; resume with the store's layout "
