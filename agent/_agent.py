@@ -49,6 +49,7 @@ class Agent:
         self.trainlog = TrainLog(store, len(self.actors), config.telemetry_block, tensorboard=tensorboard)
         self.nstep = NStepGatherer(store, config.n_step, config.gamma) if config.n_step > 1 else None
         self._has_truncated = TRUNCATED in store.schema
+        self._state_dtype = np.dtype(store.schema["state"].dtype)
         self.train_steps = 0
         self.frames = 0
         self._sampler = None
@@ -74,12 +75,37 @@ class Agent:
             extra = {**extra, TRUNCATED: bool(truncated)}
         elif truncated:
             raise TransitionError("step: truncated=True but this store has no 'truncated' column to record it")
-        self.store.append(actor=actor, state=np.asarray(state, np.float32),
-                          next_state=np.asarray(next_state, np.float32), discrete_action=d,
+        self.store.append(actor=actor, state=self._state("state", state),
+                          next_state=self._state("next_state", next_state), discrete_action=d,
                           continuous_action=np.asarray(continuous_action, np.float32),
                           reward=float(reward), done=bool(done), **extra)
         self._new_episode = None
         self.frames += 1
+
+    def _state(self, name: str, value) -> np.ndarray:
+        """``value`` in the store's state dtype, or a TransitionError where the cast would lose information.
+
+        Taken: float observations into a float32 store (CartPole's float64), integers into a float
+        store, integers into an integer store when every value fits. Refused: floats into an integer
+        store (a uint8 image store given normalised pixels), integers outside the store's range.
+        """
+        a = np.asarray(value)
+        want = self._state_dtype
+        if a.dtype == want:
+            return a
+        if want.kind == "f" and a.dtype.kind in "biuf":
+            return a.astype(want)
+        if want.kind in "iu" and a.dtype.kind in "biu":
+            info = np.iinfo(want)
+            if a.size == 0 or (int(a.min()) >= info.min and int(a.max()) <= info.max):
+                return a.astype(want)
+            raise TransitionError(
+                f"step: {name} of dtype {a.dtype} holds values in [{int(a.min())}, {int(a.max())}], outside the "
+                f"store's {want} range [{info.min}, {info.max}]; pass the environment's own {want} observations")
+        raise TransitionError(
+            f"step: {name} has dtype {a.dtype} but the store holds {want} states: the cast would lose information. "
+            f"Pass the environment's {want} observations as they are (no normalising wrapper: the network scales "
+            f"uint8 by 1/255 itself), or create the store with Schema.transition(..., state_dtype='float32')")
 
     def start_new_episode(self) -> None:
         """After a resume: number the next row as the first of a new episode (the last one was cut)."""
@@ -128,10 +154,10 @@ class Agent:
             returns, boot_state = reward, torch.as_tensor(b["next_state"])
             discount = cfg.gamma * (~done).float()
         batch = Batch(
-            state=torch.as_tensor(b["state"]).float(),
+            state=torch.as_tensor(b["state"]),  # in the store's dtype: the network scales uint8 pixels itself
             discrete_action=torch.as_tensor(b["discrete_action"]).long(),
             continuous_action=torch.as_tensor(b["continuous_action"]).float(),
-            reward=reward, codes=codes, returns=returns, boot_state=boot_state.float(), discount=discount,
+            reward=reward, codes=codes, returns=returns, boot_state=boot_state, discount=discount,
             weight=torch.as_tensor(b["weight"]).float(),
         )
         step = self.train_steps + 1

@@ -29,6 +29,10 @@ class AgentConfig:
     """Seeds the environment, the actor mixing, epsilon-greedy, the network init and the sampler."""
     expert_ratio: float = 0.26
     """Probability that the expert, not the DQN, decides a frame. Recorded as the run's declared ratio."""
+    expert: str = "replaystore.agent:CartPoleExpert"
+    """The expert, as ``"module:name"``: ``name(spec: EnvSpec)`` returns a policy ``state -> (discrete,
+    continuous)``. Imported when ``expert_ratio > 0``. The default drives CartPole; name your own for
+    other environments (``replaystore train --expert mypkg.experts:Pong``)."""
     total_steps: int = 30_000
     """Environment steps (frames) of the run."""
     learning_starts: int = 1_000
@@ -93,6 +97,11 @@ class AgentConfig:
     """Training steps between checkpoints (0 = only at the end of the run)."""
     torch_threads: int = 1
     """``torch.set_num_threads`` for the run: small ops are slower and erratic with more threads."""
+    frames_once: bool = False
+    """Store each observed frame once (``store.FrameStack``) instead of whole ``state``/``next_state``
+    stacks: for image observations stacked on the first axis by gymnasium's ``FrameStackObservation``
+    (the depth is the wrapper's). Reads, samples and training see the same stacks either way; an
+    Atari-style run takes about 8x less disk. Other observations are a ConfigError at the start."""
 
     def __post_init__(self):
         for name in ("total_steps", "batch_size", "n_step", "train_every", "target_update_every",
@@ -102,6 +111,12 @@ class AgentConfig:
                      "grad_norm_every", "checkpoint_every", "seed"):
             _nonneg_int(name, getattr(self, name))
         _unit("expert_ratio", self.expert_ratio)
+        module, sep, name = self.expert.partition(":") if isinstance(self.expert, str) else ("", "", "")
+        if not (sep and module.strip() and name.strip()):
+            raise ConfigError(f"expert={self.expert!r}: expected 'module:name' of an expert factory, "
+                              "e.g. 'replaystore.agent:CartPoleExpert'")
+        if not isinstance(self.frames_once, bool):
+            raise ConfigError(f"frames_once={self.frames_once!r}: expected True or False")
         _unit("eps_start", self.eps_start)
         _unit("eps_end", self.eps_end)
         _unit("eps_fraction", self.eps_fraction)

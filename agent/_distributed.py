@@ -38,7 +38,7 @@ from ._loop import run_metadata, store_schema
 from ._metrics import TrainMetrics, per_actor_stats
 from ._network import HybridDQN
 from ._nstep import TRUNCATED, NStepGatherer
-from ._policy import ActorMixer, CartPoleExpert, epsilon_at
+from ._policy import ActorMixer, epsilon_at, load_expert
 from ._trainlog import TrainLog, batch_line, buffer_line
 from .errors import ConfigError
 
@@ -71,7 +71,7 @@ def worker_main(run_path: str, index: int, config: dict, frames: int, sync_every
         first = agent.frames = len(store)  # a restarted worker goes on after its committed rows
         agent.start_new_episode()
         rng = np.random.default_rng((cfg.seed, index, first))
-        expert = CartPoleExpert(spec) if cfg.expert_ratio > 0 else None
+        expert = load_expert(cfg.expert, spec) if cfg.expert_ratio > 0 else None
         mixer = ActorMixer(agent.net, expert, spec, cfg.expert_ratio, cfg.expert_actor, cfg.dqn_actor, rng)
         obs, _ = env.reset(seed=cfg.seed + 7919 * index + first)
         version, returns, ep_return = -1, [], 0.0
@@ -282,10 +282,10 @@ class _RunLearner:
                 g = self._nstep[s] = NStepGatherer(src.shard_store(s), cfg.n_step, cfg.gamma)
             G, boot_rows, d = g(local[m])
             returns[m], disc[m], boot[m] = G, d, g.next_states(boot_rows)
-        batch = Batch(state=torch.from_numpy(b["state"]).float(),
+        batch = Batch(state=torch.from_numpy(b["state"]),  # stored dtype: the network scales uint8 pixels
                       discrete_action=torch.from_numpy(b["discrete_action"]).long(),
                       continuous_action=torch.from_numpy(b["continuous_action"]).float(), reward=reward,
-                      codes=codes, returns=torch.from_numpy(returns), boot_state=torch.from_numpy(boot).float(),
+                      codes=codes, returns=torch.from_numpy(returns), boot_state=torch.from_numpy(boot),
                       discount=torch.from_numpy(disc), weight=torch.from_numpy(b["weight"]).float())
         step = self.steps + 1
         out = self.learner.step(batch, cfg.grad_norm_every > 0 and step % cfg.grad_norm_every == 0)
@@ -320,18 +320,23 @@ def train_distributed(config: AgentConfig, run_path, *, workers: int, engine: st
         raise ConfigError(f"workers={workers!r}: expected a positive number of acting processes")
     if engine == "ray":  # checked before the run folder is made; engine='mp' needs nothing more
         require_extra("ray", "engine='ray'")
+    if config.frames_once:  # a run's shards are created by Run.create_shard, which has no FrameStack
+        raise ConfigError("frames_once=True with workers: a distributed run stores whole observations; "
+                          "train without --workers to store frames once, or leave frames_once off")
     if config.samples_every:
         config = config.replace(samples_every=0)  # per-sample telemetry would need (shard, row) ids
     torch.set_num_threads(config.torch_threads)
     env = make_env(config.env_id)
     spec = env_spec(env)
     env.close()
+    if config.expert_ratio > 0:  # each worker loads it; a name that does not load fails here, before the run exists
+        load_expert(config.expert, spec)
     run_path = os.fspath(run_path)
     run = Run.create(run_path, store_schema(spec), actors=config.actors, window=config.window,
-                     metadata={**run_metadata(config), "workers": workers, "engine": engine})
+                     metadata={**run_metadata(config, spec), "workers": workers, "engine": engine})
     frames = math.ceil(config.total_steps / workers)
     lstore = ReplayStore.create(run.learner_path, store_schema(spec), actors=config.actors,
-                                window=config.window, metadata={**run_metadata(config), "role": "learner"})
+                                window=config.window, metadata={**run_metadata(config, spec), "role": "learner"})
     t0 = time.monotonic()
     learner = _RunLearner(config, spec, run, lstore)
     publish_weights(run_path, learner.net, 0)

@@ -63,11 +63,16 @@ def register_envs() -> None:
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What the network and the store need to know of an environment's spaces."""
+    """What the network and the store need to know of an environment's spaces.
+
+    ``state_dtype``: the dtype states are stored in (``env_spec`` keeps an integer observation
+    dtype, such as uint8 images, and stores float observations as float32).
+    """
 
     state_shape: tuple[int, ...]
     n_discrete: int
     continuous_dim: int
+    state_dtype: str = "float32"
 
 
 def make_env(env_id: str) -> gym.Env:
@@ -86,18 +91,48 @@ def env_spec(env: gym.Env) -> EnvSpec:
     obs = env.observation_space
     if not isinstance(obs, spaces.Box):
         raise EnvironmentSpecError(f"observation space {obs} is not a Box; the hybrid DQN needs vector states")
+    dtype = state_dtype(obs.dtype)
     act = env.action_space
     if isinstance(act, spaces.Discrete):
-        return EnvSpec(tuple(obs.shape), int(act.n), 0)
+        return EnvSpec(tuple(obs.shape), int(act.n), 0, dtype)
     if (isinstance(act, spaces.Tuple) and len(act.spaces) == 2 and isinstance(act.spaces[0], spaces.Discrete)
             and isinstance(act.spaces[1], spaces.Box) and len(act.spaces[1].shape) == 1):
         box = act.spaces[1]
         if not (np.all(box.low == -1.0) and np.all(box.high == 1.0)):
             raise EnvironmentSpecError(f"continuous action space {box} must be bounded in [-1, 1] (tanh head)")
-        return EnvSpec(tuple(obs.shape), int(act.spaces[0].n), int(box.shape[0]))
+        return EnvSpec(tuple(obs.shape), int(act.spaces[0].n), int(box.shape[0]), dtype)
     raise EnvironmentSpecError(
         f"action space {act} is not supported; expected Discrete(n) or Tuple(Discrete(n), Box(-1, 1, (d,)))"
     )
+
+
+def state_dtype(obs_dtype) -> str:
+    """The stored dtype of observations of ``obs_dtype``: integers as they are (uint8 images stay 1 byte
+    a pixel; the network scales uint8 by 1/255), floats and anything else as float32 (as before)."""
+    dt = np.dtype(obs_dtype)
+    return dt.name if dt.kind in "iu" else "float32"
+
+
+def frame_stack_depth(env: gym.Env) -> int | None:
+    """The depth of the stacks ``env`` observes when they are gymnasium ``FrameStackObservation`` stacks
+    on the first axis, reaching the agent unchanged; else None.
+
+    Wrappers between the stacker and the agent may only pass observations through (time limits,
+    checkers): the outer observation space must be the stacker's own.
+    """
+    from gymnasium.wrappers import FrameStackObservation
+
+    e = env
+    while isinstance(e, gym.Wrapper):
+        if isinstance(e, FrameStackObservation):
+            depth = int(e.stack_size)
+            inner, outer = e.observation_space, env.observation_space
+            if (isinstance(outer, spaces.Box) and outer.shape == inner.shape and outer.dtype == inner.dtype
+                    and len(outer.shape) >= 2 and outer.shape[0] == depth):
+                return depth
+            return None
+        e = e.env
+    return None
 
 
 def env_action(spec: EnvSpec, discrete: int, continuous: np.ndarray):

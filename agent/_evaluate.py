@@ -9,7 +9,7 @@ import torch
 
 from ._envs import env_action, env_spec, make_env
 from ._network import HybridDQN
-from ._policy import CartPoleExpert, greedy_action
+from ._policy import greedy_action, load_expert
 
 
 def run_episodes(env_id: str, policy: Callable[[np.ndarray], tuple[int, np.ndarray]], episodes: int,
@@ -43,9 +43,11 @@ def evaluate_greedy(net: HybridDQN, env_id: str, episodes: int = 10, seed: int =
     return out
 
 
-def evaluate_expert(env_id: str, episodes: int = 10, seed: int = 10_000) -> list[float]:
+def evaluate_expert(env_id: str, episodes: int = 10, seed: int = 10_000, *,
+                    expert: str = "replaystore.agent:CartPoleExpert") -> list[float]:
+    """The expert alone (``expert``: ``"module:name"`` of its factory, as ``AgentConfig.expert``)."""
     spec = env_spec(make_env(env_id))
-    return run_episodes(env_id, CartPoleExpert(spec), episodes, seed)
+    return run_episodes(env_id, load_expert(expert, spec), episodes, seed)
 
 
 def evaluate_random(env_id: str, episodes: int = 10, seed: int = 10_000) -> list[float]:

@@ -11,30 +11,54 @@ import numpy as np
 import torch
 
 from replaystore.common.progress import progress
-from replaystore.store import Column, ReplayStore, Schema, file_layer, store_files
+from replaystore.store import Column, FrameStack, ReplayStore, Schema, file_layer, store_files
 
 from ._agent import Agent
 from ._config import AgentConfig
-from ._envs import env_action, env_spec, make_env
+from ._envs import EnvSpec, env_action, env_spec, frame_stack_depth, make_env
 from ._evaluate import evaluate_expert, evaluate_greedy, evaluate_random
 from ._nstep import TRUNCATED
-from ._policy import ActorMixer, CartPoleExpert, epsilon_at
+from ._policy import ActorMixer, epsilon_at, load_expert
 from .errors import CheckpointError, ConfigError
 
 log = logging.getLogger("replaystore.agent")
 
 
-def run_metadata(config: AgentConfig) -> dict:
-    """The run's declared settings, kept in the store's metadata (the audit reads ``expert_ratio``)."""
+def run_metadata(config: AgentConfig, spec: EnvSpec | None = None, frames: FrameStack | None = None) -> dict:
+    """The run's declared settings, kept in the store's metadata (the audit reads ``expert_ratio``).
+
+    With ``spec`` (as ``train`` passes it), also the layout chosen for the states: ``state_dtype``
+    and ``frame_stack`` (the ``FrameStack`` as a dict when frames are stored once, else None).
+    """
     from replaystore.common import __version__
 
-    return {"env_id": config.env_id, "seed": config.seed, "expert_ratio": config.expert_ratio,
-            "config": config.to_dict(), "version": __version__}
+    md = {"env_id": config.env_id, "seed": config.seed, "expert_ratio": config.expert_ratio,
+          "config": config.to_dict(), "version": __version__}
+    if spec is not None:
+        md["state_dtype"] = spec.state_dtype
+        md["frame_stack"] = frames.to_dict() if frames is not None else None
+    return md
 
 
 def store_schema(spec) -> Schema:
-    return Schema.transition(spec.state_shape, spec.continuous_dim,
+    """The agent's transitions: ``Schema.transition`` in the env's state dtype (``spec.state_dtype``,
+    uint8 for images) plus the ``truncated`` column."""
+    return Schema.transition(spec.state_shape, spec.continuous_dim, state_dtype=spec.state_dtype,
                              extra=(Column(TRUNCATED, np.dtype("bool")),))
+
+
+def frame_stack(config: AgentConfig, env) -> FrameStack | None:
+    """The ``FrameStack`` of a ``frames_once`` run (its depth is the env's ``FrameStackObservation``'s),
+    None for a plain one; a ConfigError when the env's observations are not such stacks."""
+    if not config.frames_once:
+        return None
+    depth = frame_stack_depth(env)
+    if depth is None:
+        raise ConfigError(
+            f"frames_once=True but {config.env_id!r} observes {env.observation_space}, not stacks on the first axis "
+            "made by gymnasium's FrameStackObservation: wrap the env (FrameStackObservation(env, 4)), or leave "
+            "frames_once off (no --frames-once) to store whole observations")
+    return FrameStack(depth, axis=0)
 
 
 def default_checkpoint_dir(out_path) -> str:
@@ -68,6 +92,11 @@ def _open_for_resume(config: AgentConfig, out_path):
         if declared != config.env_id:
             raise ConfigError(f"--resume: {out_path} was recorded on env {declared!r}, not {config.env_id!r}; "
                               "resume with the same --env")
+        framed = "frames" in store.tables  # the table a FrameStack store adds (store/read/_frames.py)
+        if framed != config.frames_once:
+            raise ConfigError(f"--resume: {out_path} stores {'frames once' if framed else 'whole stacks'}, but "
+                              f"frames_once={config.frames_once}; resume with the store's layout "
+                              f"(frames_once={framed})")
         if not store.checkpoints:
             raise CheckpointError(f"--resume: {out_path} records no checkpoint to resume from; start a new store")
         return store, resolve_checkpoint(out_path, store.checkpoints[-1])
@@ -88,7 +117,13 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
     """
     torch.set_num_threads(config.torch_threads)
     env = make_env(config.env_id)
-    spec = env_spec(env)
+    try:
+        spec = env_spec(env)
+        frames = frame_stack(config, env)
+        expert = load_expert(config.expert, spec) if config.expert_ratio > 0 else None
+    except BaseException:
+        env.close()
+        raise
     ckpt_dir = checkpoint_dir or default_checkpoint_dir(out_path)
     if resume:
         store, latest = _open_for_resume(config, out_path)
@@ -102,8 +137,8 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
         file_layer().makedirs(os.path.dirname(os.path.abspath(out_path)))
         try:
             store = ReplayStore.create(out_path, store_schema(spec), actors=config.actors, window=config.window,
-                                       metadata=run_metadata(config), commit_every=config.commit_every,
-                                       commit_seconds=COMMIT_SECONDS)
+                                       metadata=run_metadata(config, spec, frames), commit_every=config.commit_every,
+                                       commit_seconds=COMMIT_SECONDS, frames=frames)
         except BaseException:
             env.close()
             raise
@@ -118,7 +153,6 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
             store.set_extra("resumes", store.get_extra("resumes", []) + [
                 {"train_step": agent.train_steps, "frames": agent.frames, "time": time.time(),
                  "config": config.to_dict()}])
-        expert = CartPoleExpert(spec) if config.expert_ratio > 0 else None
         rng = np.random.default_rng((config.seed, agent.frames))
         mixer = ActorMixer(agent.net, expert, spec, config.expert_ratio, config.expert_actor, config.dqn_actor, rng)
         returns = _run_frames(agent, env, spec, mixer, config, ckpt_dir, progress)
@@ -151,7 +185,7 @@ def train(config: AgentConfig, out_path, *, resume: bool = False, progress: bool
         summary["eval_random_mean"] = float(np.mean(evaluate_random(config.env_id, eval_episodes, 10_000 + config.seed)))
         if expert is not None:
             summary["eval_expert_mean"] = float(np.mean(evaluate_expert(config.env_id, eval_episodes,
-                                                                        10_000 + config.seed)))
+                                                                        10_000 + config.seed, expert=config.expert)))
     return summary
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import torch
 
 from ._envs import EnvSpec
 from ._network import HybridDQN
+from .errors import ConfigError
 
 
 class CartPoleExpert:
@@ -29,6 +32,25 @@ class CartPoleExpert:
         u = float(self.gains @ np.asarray(state, np.float64))
         c = np.full(self.continuous_dim, np.clip(abs(u) - 1.0, -1.0, 1.0), np.float32)
         return int(u > 0), c
+
+
+def load_expert(name: str, spec: EnvSpec):
+    """The expert named ``"module:name"`` (``AgentConfig.expert``), built for ``spec``: ``name(spec)``
+    returns a policy ``state -> (discrete, continuous)``.
+
+    Imports ``module``: a name comes from the user's config (the command line, or the config a
+    ``--resume`` reads back from the store it was recorded in), never from a store it did not write.
+    """
+    module, _, attr = name.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"expert={name!r} could not be loaded ({type(e).__name__}: {e}); name a factory "
+                          "importable here as 'module:name', e.g. 'replaystore.agent:CartPoleExpert', or pass "
+                          "expert_ratio=0 to train without an expert") from None
+    if not callable(factory):
+        raise ConfigError(f"expert={name!r} is a {type(factory).__name__}, not a callable factory(spec) -> policy")
+    return factory(spec)
 
 
 def epsilon_at(frame: int, total: int, start: float, end: float, fraction: float) -> float:
@@ -69,5 +91,5 @@ class ActorMixer:
 
 @torch.no_grad()
 def greedy_action(net: HybridDQN, state: np.ndarray) -> tuple[int, np.ndarray]:
-    q, c = net(torch.as_tensor(np.asarray(state, np.float32)).unsqueeze(0))
+    q, c = net(torch.as_tensor(np.asarray(state)).unsqueeze(0))  # as observed: the network scales uint8 pixels
     return int(q.argmax(1).item()), c[0].numpy().astype(np.float32)

@@ -1,4 +1,5 @@
-"""``replaystore train --env CartPole-v1 --steps N --expert-ratio 0.26 --out runs/demo.h5 [--resume] [--seed S]``.
+"""``replaystore train --env CartPole-v1 --steps N --expert-ratio 0.26 --out runs/demo.h5 [--resume] [--seed S]
+[--expert MODULE:NAME] [--frames-once]``.
 
 The flags below set the usual fields of ``agent.AgentConfig``; ``--set FIELD=VALUE`` (VALUE as
 JSON, repeatable) sets any other field, so the config dataclass stays the one place they live.
@@ -24,6 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "with --resume, the store's recorded setting)")
     p.add_argument("--expert-ratio", type=float, default=None, help=f"probability the expert decides a frame (default: {d.expert_ratio}; with --resume, the "
                         "store's)")
+    p.add_argument("--expert", default=None, metavar="MODULE:NAME",
+                   help=f"the expert's factory, called with the env's spec (default: {d.expert}; with --resume, "
+                        "the store's)")
+    p.add_argument("--frames-once", action="store_true", default=None,
+                   help="store each frame of stacked image observations once (gymnasium FrameStackObservation "
+                        "stacks on the first axis; about 8x less disk for Atari-style frames), not whole stacks "
+                        "(default: off; with --resume, the store's)")
     p.add_argument("--out", required=True, help="the store to write (.h5)")
     p.add_argument("--resume", action="store_true", help="continue the store at --out from its latest checkpoint")
     p.add_argument("--seed", type=int, default=None, help=f"seed of env, mixing, network and sampler (default: {d.seed}; with --resume, the store's)")
@@ -55,7 +63,8 @@ def build_config(args):
         with ReplayStore.open(args.out, "r") as s:
             base = dict(s.metadata.get("config", {}))
     changes = {"env_id": args.env or base.get("env_id", "CartPole-v1")}
-    for flag, field in (("steps", "total_steps"), ("expert_ratio", "expert_ratio"), ("seed", "seed")):
+    for flag, field in (("steps", "total_steps"), ("expert_ratio", "expert_ratio"), ("seed", "seed"),
+                        ("expert", "expert"), ("frames_once", "frames_once")):
         v = getattr(args, flag)
         if v is not None:
             changes[field] = v

@@ -16,8 +16,8 @@ def test_hybrid_action_space_and_spec():
     assert isinstance(env.action_space, gym.spaces.Tuple)
     assert 2 == env.action_space.spaces[0].n
     assert (1,) == env.action_space.spaces[1].shape
-    assert ((4,), 2, 1) == tuple(vars(env_spec(env)).values())
-    assert ((4,), 2, 0) == tuple(vars(env_spec(make_env("CartPole-v1"))).values())
+    assert ((4,), 2, 1, "float32") == tuple(vars(env_spec(env)).values())
+    assert ((4,), 2, 0, "float32") == tuple(vars(env_spec(make_env("CartPole-v1"))).values())
 
 
 def _cart_velocity_after_push(c):
