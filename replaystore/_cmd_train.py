@@ -77,6 +77,11 @@ def build_config(args):
         except json.JSONDecodeError:
             changes[key.strip()] = value  # a bare string such as --set sampler_strategy=stratified
     merged = {**base, **changes}
+    recorded = base.get("expert", AgentConfig.expert)
+    if args.resume and "expert" not in changes and recorded != AgentConfig.expert:
+        # a store is data: what its metadata names is not imported unless the user names it too
+        raise ConfigError(f"--resume: {args.out} was trained with the expert {recorded!r}; a store's metadata never "
+                          f"names code to run, so pass --expert {recorded} to resume with it")
     if args.resume and base and base.get("env_id") != changes["env_id"]:
         raise ConfigError(f"--resume: {args.out} was trained on {base.get('env_id')!r}; pass --env {base.get('env_id')}")
     return AgentConfig.from_dict(merged)

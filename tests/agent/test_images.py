@@ -251,3 +251,14 @@ def test_cli_frames_once_flag(tmp_path, capsys):
                                                                    r.metadata["config"]["frames_once"],
                                                                    r.metadata["config"]["expert"])
         assert "frames" in r.tables
+    # a store is data: resuming does not import the expert its metadata names unless it is named again
+    rc = main(["train", "--steps", "200", "--out", str(out), "--resume", "--quiet", "--no-tensorboard",
+               "--eval-episodes", "0"])
+    captured = capsys.readouterr()
+    assert 2 == rc
+    assert f"pass --expert {EXPERT}" in captured.err
+    rc = main(["train", "--steps", "200", "--out", str(out), "--resume", "--expert", EXPERT, "--quiet",
+               "--no-tensorboard", "--eval-episodes", "0"])
+    assert 0 == rc, capsys.readouterr().err
+    with ReplayStore.open(out) as r:
+        assert 200 == len(r) and "frames" in r.tables
