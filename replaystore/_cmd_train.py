@@ -77,6 +77,10 @@ def build_config(args):
         except json.JSONDecodeError:
             changes[key.strip()] = value  # a bare string such as --set sampler_strategy=stratified
     merged = {**base, **changes}
+    if args.resume and not args.env and ":" in str(base.get("env_id", "")):
+        # gymnasium imports the module of a "module:Env" id
+        raise ConfigError(f"--resume: {args.out} was trained on {base['env_id']!r}, an id that imports a module; a "
+                          f"store's metadata never names code to run, so pass --env {base['env_id']} to resume")
     recorded = base.get("expert", AgentConfig.expert)
     if args.resume and "expert" not in changes and recorded != AgentConfig.expert:
         # a store is data: what its metadata names is not imported unless the user names it too

@@ -251,14 +251,16 @@ def test_cli_frames_once_flag(tmp_path, capsys):
                                                                    r.metadata["config"]["frames_once"],
                                                                    r.metadata["config"]["expert"])
         assert "frames" in r.tables
-    # a store is data: resuming does not import the expert its metadata names unless it is named again
-    rc = main(["train", "--steps", "200", "--out", str(out), "--resume", "--quiet", "--no-tensorboard",
-               "--eval-episodes", "0"])
-    captured = capsys.readouterr()
+    # a store is data: resuming imports neither the env module nor the expert its metadata names
+    # unless the command names them again
+    quiet = ["--quiet", "--no-tensorboard", "--eval-episodes", "0"]
+    rc = main(["train", "--steps", "200", "--out", str(out), "--resume", "--expert", EXPERT, *quiet])
     assert 2 == rc
-    assert f"pass --expert {EXPERT}" in captured.err
-    rc = main(["train", "--steps", "200", "--out", str(out), "--resume", "--expert", EXPERT, "--quiet",
-               "--no-tensorboard", "--eval-episodes", "0"])
+    assert f"pass --env {ENV}" in capsys.readouterr().err
+    rc = main(["train", "--steps", "200", "--out", str(out), "--resume", "--env", ENV, *quiet])
+    assert 2 == rc
+    assert f"pass --expert {EXPERT}" in capsys.readouterr().err
+    rc = main(["train", "--steps", "200", "--out", str(out), "--resume", "--env", ENV, "--expert", EXPERT, *quiet])
     assert 0 == rc, capsys.readouterr().err
     with ReplayStore.open(out) as r:
         assert 200 == len(r) and "frames" in r.tables
