@@ -107,7 +107,10 @@ class StoreWriter(ReplayStore):
     # ------------------------------------------------------------------ creating and opening
     @classmethod
     def _create(cls, path, schema, actors, window, metadata, commit_every, commit_seconds, fsync, retain,
-                chunk_bytes, seg_rows) -> "StoreWriter":
+                chunk_bytes, seg_rows, more_tables: tuple = (), extra: dict | None = None) -> "StoreWriter":
+        """``more_tables``: ``(name, schema, segment rows or None)`` made with the transitions, and
+        ``extra`` the first record's extra: both are in the store before it is published (a
+        frames-once store is never seen, nor left by a kill, without its frames table and spec)."""
         if not isinstance(schema, Schema):
             raise TypeError(f"schema must be a store.Schema (e.g. Schema.transition((4,))), got {type(schema).__name__}")
         if ACTOR not in schema or schema[ACTOR].dtype != np.uint8 or schema[ACTOR].shape != ():
@@ -145,16 +148,20 @@ class StoreWriter(ReplayStore):
                      time.strftime("%Y-%m-%dT%H:%M:%S%z"), meta_json, int(chunk_bytes))
 
         def build(private: str) -> None:  # a whole store at a private name (_create.py publishes it)
-            tw = TableWriter(segment_dir(private), store_uuid, TRANSITIONS, schema, int(seg_rows), int(chunk_bytes), 1,
-                             fsync, True)
-            try:
-                tw.ensure_segment()
-            finally:
-                tw.close()
-            rec = CommitRecord(store_uuid, 0, {TRANSITIONS: tw.record()}, [], [], this_writer("closed"), m.identity())
+            records, listed = {}, {}
+            for name, sch, rows, stage, main in ((TRANSITIONS, schema, int(seg_rows), 1, True),
+                                                 *((n, sc, int(r or segment_rows(sc, None)), 1024, False)
+                                                   for n, sc, r in more_tables)):
+                tw = TableWriter(segment_dir(private), store_uuid, name, sch, rows, int(chunk_bytes), stage, fsync, main)
+                try:
+                    tw.ensure_segment()
+                finally:
+                    tw.close()
+                records[name], listed[name] = tw.record(), (sch, tw.seg_rows, 0, 0, set())
+            rec = CommitRecord(store_uuid, 0, records, [], [], this_writer("closed"), m.identity(), extra=dict(extra or {}))
             m.closed_record = rec.to_json()
             _record.write_record(private, rec, fsync)
-            write_manifest(private, m, {TRANSITIONS: (schema, tw.seg_rows, 0, 0, set())}, fsync)
+            write_manifest(private, m, listed, fsync)
 
         lock_fd = create_published(path, build, fsync)
         return cls._open(path, commit_every, commit_seconds, fsync, lock_fd=lock_fd)
@@ -166,11 +173,10 @@ class StoreWriter(ReplayStore):
         seg_rows = kw.pop("segment_rows", None)  # given: both tables' segments hold this many rows (tests roll over)
         w = cls._create(path, stored, actors, kw.pop("window", 1_000_000), kw.pop("metadata", None),
                         kw.pop("commit_every", 4096), kw.pop("commit_seconds", 1.0), kw.pop("fsync", False),
-                        kw.pop("retain", None), kw.pop("chunk_bytes", None), seg_rows)
-        try:
-            w.create_table(FRAMES_TABLE, frame_schema, seg_rows=None if seg_rows is None else int(seg_rows))
-            w.set_extra(EXTRA_KEY, {**frames.to_dict(), "schema": schema.to_json()})
-            w.commit()  # readers now see the declared schema (read/_frames.use_frames)
+                        kw.pop("retain", None), kw.pop("chunk_bytes", None), seg_rows,
+                        more_tables=((FRAMES_TABLE, frame_schema, seg_rows),),
+                        extra={EXTRA_KEY: {**frames.to_dict(), "schema": schema.to_json()}})
+        try:  # readers see the declared schema from the first record on (read/_frames.use_frames)
             w._attach_frames()
         except BaseException:
             w.close()

@@ -396,3 +396,89 @@ def test_interleave_is_np_stack(dtype, depth, frame, n, where, seed):
     dst = np.empty_like(want)
     interleave(frames, dst, axis)
     assert want.tobytes() == dst.tobytes()
+
+
+def test_a_run_of_frames_once_shards_matches_a_run_of_plain_ones(tmp_path):
+    """Run.create(frames=...) makes every shard frames once (each shard's environments interleave);
+    reopened, the run samples the same batches as a plain run of the same rows, and its record
+    keeps the stack. A stack that does not fit the schema is refused before the folder exists."""
+    from replaystore.store import Run
+
+    shards = {f"w{k}": rollout(10 + k, 40, envs=2, size=16, axis=0, max_len=13) for k in range(2)}
+    schema = Schema.transition((4, 16, 16), state_dtype="uint8")
+    for name, kw in (("plain", {}), ("framed", {"frames": FrameStack(4, axis=0)})):
+        run = Run.create(tmp_path / name, schema, actors=ACTORS, **kw)
+        for shard, rows in shards.items():
+            with run.create_shard(shard) as s:
+                s.extend(rows)
+    plain, framed = Run.open(tmp_path / "plain"), Run.open(tmp_path / "framed")
+    assert framed.frames == FrameStack(4, axis=0) and plain.frames is None
+    with framed.open_shard("w1") as s:
+        assert s.tables["frames"] < 2 * len(s)  # frames once, not 8 a row
+    with Sampler(plain, 32, seed=4) as a, Sampler(framed, 32, seed=4) as b:
+        for _ in range(5):
+            x, y = a.sample(), b.sample()
+            for k in x:
+                np.testing.assert_array_equal(x[k], y[k], err_msg=k)
+    with pytest.raises(errors.SchemaError, match="axis -1 holds 16: expected 3"):
+        Run.create(tmp_path / "bad", schema, actors=ACTORS, frames=FrameStack(3, axis=-1))
+    assert not os.path.exists(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("bad", [{"depth": "x", "axis": 0, "columns": ["state"]}, [4], {"depth": 5, "axis": 0,
+                                                                                          "columns": ["state"]}])
+def test_a_damaged_stack_in_a_run_record_is_a_run_error(tmp_path, bad):
+    """A run record is data: a stack that is not one, or does not fit the schema, is a RunError."""
+    import json
+
+    from replaystore.store import Run
+    from replaystore.store.errors import RunError
+    from replaystore.store.run._run import RECORD
+
+    Run.create(tmp_path / "r", Schema.transition((4, 8, 8), state_dtype="uint8"), actors=ACTORS,
+               frames=FrameStack(4, axis=0))
+    p = tmp_path / "r" / RECORD
+    rec = json.loads(p.read_text())
+    rec["frames"] = bad
+    p.write_text(json.dumps(rec))
+    with pytest.raises(RunError, match="damaged"):
+        Run.open(tmp_path / "r")
+
+
+def test_a_frames_once_store_is_published_whole(tmp_path):
+    """The frames table and the stack's description are in the record the store is published with
+    (as a plain store is): a reader that opens it at any moment of creation, or after a creator killed
+    just after publishing, sees the declared schema, never frame ids. Before, they came one commit later."""
+    path, plain = tmp_path / "s.h5", tmp_path / "plain.h5"
+    with ReplayStore.create(plain, Schema.transition((4, 8, 8), state_dtype="uint8"), actors=ACTORS) as p:
+        with ReplayStore.open(plain) as r:
+            plain_seq = r.commit_seq
+    with ReplayStore.create(path, Schema.transition((4, 8, 8), state_dtype="uint8"), actors=ACTORS,
+                            frames=FrameStack(4, axis=0)) as w:
+        with ReplayStore.open(path) as r:
+            assert plain_seq == r.commit_seq  # no commit after the one a plain store is created with
+            assert ("state", "next_state") == r.schema.names[:2] and "frames" in r.tables
+        assert ("state", "next_state") == w.schema.names[:2]
+    code = f"""
+import time
+from replaystore.store import ReplayStore, errors
+seen, t = set(), time.time()
+while time.time() - t < 20 and len(seen) < 2:
+    try:
+        with ReplayStore.open({str(tmp_path / 'race.h5')!r}) as r:
+            seen.add(r.schema.names[0])
+            if len(r):
+                break
+    except errors.StoreNotFoundError:
+        pass
+print(sorted(seen))
+"""
+    reader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    with ReplayStore.create(tmp_path / "race.h5", Schema.transition((4, 8, 8), state_dtype="uint8"), actors=ACTORS,
+                            frames=FrameStack(4, axis=0)) as w:
+        rows = rollout(1, 5, size=8, axis=0)
+        time.sleep(0.2)
+        w.extend(rows)
+    out, _ = reader.communicate(timeout=60)
+    assert "['state']" == out.strip()
