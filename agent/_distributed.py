@@ -34,7 +34,7 @@ from ._checkpoint import UNCHANGED, save_checkpoint, write_torch
 from ._config import AgentConfig
 from ._envs import env_action, env_spec, make_env
 from ._learner import Batch, Learner
-from ._loop import run_metadata, store_schema
+from ._loop import frame_stack, run_metadata, store_schema
 from ._metrics import TrainMetrics, per_actor_stats
 from ._network import HybridDQN
 from ._nstep import TRUNCATED, NStepGatherer
@@ -320,20 +320,19 @@ def train_distributed(config: AgentConfig, run_path, *, workers: int, engine: st
         raise ConfigError(f"workers={workers!r}: expected a positive number of acting processes")
     if engine == "ray":  # checked before the run folder is made; engine='mp' needs nothing more
         require_extra("ray", "engine='ray'")
-    if config.frames_once:  # a run's shards are created by Run.create_shard, which has no FrameStack
-        raise ConfigError("frames_once=True with workers: a distributed run stores whole observations; "
-                          "train without --workers to store frames once, or leave frames_once off")
     if config.samples_every:
         config = config.replace(samples_every=0)  # per-sample telemetry would need (shard, row) ids
     torch.set_num_threads(config.torch_threads)
     env = make_env(config.env_id)
     spec = env_spec(env)
+    stack = frame_stack(config, env)  # every shard stores frames once (Run.create(frames=...))
     env.close()
     if config.expert_ratio > 0:  # each worker loads it; a name that does not load fails here, before the run exists
         load_expert(config.expert, spec)
     run_path = os.fspath(run_path)
     run = Run.create(run_path, store_schema(spec), actors=config.actors, window=config.window,
-                     metadata={**run_metadata(config, spec), "workers": workers, "engine": engine})
+                     metadata={**run_metadata(config, spec, stack), "workers": workers, "engine": engine},
+                     frames=stack)
     frames = math.ceil(config.total_steps / workers)
     lstore = ReplayStore.create(run.learner_path, store_schema(spec), actors=config.actors,
                                 window=config.window, metadata={**run_metadata(config, spec), "role": "learner"})

@@ -25,6 +25,7 @@ from ..format._actors import Actors
 from ..files._fileio import UNCHANGED, fsync_dir, layer, write_atomic
 from ..format._record import read_regular_file
 from ..format._schema import Schema
+from ..read._frames import FrameStack, physical_schemas
 from ..read._store import ReplayStore
 from ..files._untrusted import loads
 from ..errors import DamagedStoreError, RunError, ShardMismatchError, StoreExistsError, StoreLockedError, StoreNotFoundError
@@ -83,17 +84,23 @@ class Run:
         if not isinstance(self.metadata, dict):
             raise TypeError(f"metadata is a {type(self.metadata).__name__}, not a mapping")
         self.created: str = record["created"]
+        frames = record.get("frames")  # absent in runs made before frames once: whole observations
+        self.frames: FrameStack | None = None if frames is None else FrameStack.from_dict(frames)
+        if self.frames is not None:
+            physical_schemas(self.schema, self.frames)  # the record's stack fits its schema (a record is data)
         self.format_version = int(record["format_version"])
         self._schema_json = record["schema"]
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def create(cls, path, schema: Schema, actors: Sequence[str], window: int = 1_000_000,
-               metadata: Mapping | None = None) -> "Run":
+               metadata: Mapping | None = None, frames: FrameStack | None = None) -> "Run":
         """Make a run folder at ``path`` (absent, or an empty folder) and write its record.
 
         ``actors``: the vocabulary, required (no default), as for ``ReplayStore.create``. Of
-        processes creating one run at once, one makes it; the others get ``StoreExistsError``."""
+        processes creating one run at once, one makes it; the others get ``StoreExistsError``.
+        ``frames``: every shard stores stacked observations one frame per step
+        (``ReplayStore.create(..., frames=)``; each shard's own environments may interleave)."""
         path = os.fspath(path)
         if not isinstance(schema, Schema):
             raise TypeError(f"schema must be a store.Schema (e.g. Schema.transition((4,))), got {type(schema).__name__}")
@@ -104,6 +111,10 @@ class Run:
             meta = json.dumps(dict(metadata or {}))
         except TypeError as e:
             raise TypeError(f"metadata must be JSON-serializable (str, numbers, lists, dicts): {e}") from None
+        if frames is not None:
+            if not isinstance(frames, FrameStack):
+                raise TypeError(f"frames must be a FrameStack (e.g. FrameStack(4, axis=0)), got {type(frames).__name__}")
+            physical_schemas(schema, frames)  # refused here, before the folder exists
         if os.path.exists(path) and (not os.path.isdir(path) or not _unfinished(path)):
             raise StoreExistsError(f"{path} already exists and is not an empty folder; open it with Run.open(path) "
                                    "or choose a new path")
@@ -111,6 +122,8 @@ class Run:
         record = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "uuid": str(_uuid.uuid4()),
                   "schema": schema.to_json(), "actors": actors.to_json(), "window": int(window),
                   "metadata": meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if frames is not None:
+            record["frames"] = frames.to_dict()
         # published by a link, which fails where a record exists: two creators racing both wrote
         # their own record, the second replacing the first after shards had taken its uuid
         tmp = os.path.join(path, f".{RECORD}.{record['uuid']}.new")
@@ -200,8 +213,9 @@ class Run:
                 if not os.path.exists(path):
                     meta = dict(self.metadata, run={"uuid": self.uuid, "shard": name})
                     try:
+                        framed = {} if self.frames is None else {"frames": self.frames}
                         return ReplayStore.create(path, self.schema, actors=self.actors.names, window=self.window,
-                                                  metadata=meta, **options)
+                                                  metadata=meta, **framed, **options)
                     except FileExistsError:
                         pass  # another process created it first: open it, and its lock decides
                 return self.open_shard(name, "a", **open_opts)

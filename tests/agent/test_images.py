@@ -224,13 +224,23 @@ def test_expert_is_named_in_the_config(tmp_path):
     assert not os.path.exists(tmp_path / "x.h5")
 
 
-def test_frames_once_is_refused_with_workers(tmp_path):
-    """A distributed run's shards hold whole stacks: frames_once there is a ConfigError before the run exists."""
+def test_frames_once_with_workers_stores_every_shard_frames_once(tmp_path):
+    """A distributed run (two worker processes) with frames_once: each shard holds each frame once,
+    its rows read back as whole stacks equal to the frames they were built from, and the learner trained."""
     from replaystore.agent import train_distributed
+    from replaystore.store import Run
 
-    with pytest.raises(ConfigError, match="frames_once=True with workers"):
-        train_distributed(image_config(frames_once=True), tmp_path / "run", workers=2, progress=False)
-    assert not os.path.exists(tmp_path / "run")
+    cfg = image_config(frames_once=True, total_steps=240, learning_starts=60)
+    summary = train_distributed(cfg, tmp_path / "run", workers=2, progress=False)
+    run = Run.open(tmp_path / "run")
+    assert run.frames == FrameStack(4, axis=0)
+    assert summary["train_steps"] > 0
+    for name in run.shards():
+        with run.open_shard(name) as s:
+            rows = s.read(["state", "next_state", "done"])
+            assert len(s) >= 100 and s.tables["frames"] < 2 * len(s)
+            # a row's next_state is its state shifted by one new frame
+            np.testing.assert_array_equal(rows["state"][:, 1:], rows["next_state"][:, :-1])
 
 
 def test_cli_frames_once_flag(tmp_path, capsys):
