@@ -4,8 +4,12 @@
     python benchmarks/bench_archive.py --rows 4096 --frames-rows 20000 --repeats 40   # quicker
     python benchmarks/bench_archive.py --rows 0 --cache-mib 512     # frames-once only, the archive in the cache
     python benchmarks/bench_archive.py --chunk-kib 32               # chunks of 32 KiB (the default since; 64 before)
+    python benchmarks/bench_archive.py --frames clean --axis 0      # flat-field frames, stacks (4, 84, 84)
 
-Atari-like image rows (84x84x4 uint8 stacks, ``bench_images.rollout_blocks``). In one run, each
+Atari-like image rows (84x84x4 uint8 stacks, or 4x84x84 with ``--axis 0``;
+``bench_images.rollout_blocks``), of frames with per-pixel noise (``--frames noisy``, the default,
+a compressor's worst case) or on a flat field (``--frames clean``, what rendered or Atari frames
+look like; ``bench_images.frames``). In one run, each
 against a reference measured in the same run:
 
 - ``replaystore compact --sealed`` of the same plain store with ``gzip`` (what compact wrote
@@ -33,7 +37,7 @@ import tempfile
 import time
 
 
-from bench_images import ACTORS, DEPTH, disk_bytes, rollout_blocks, stack_shape
+from bench_images import ACTORS, DEPTH, FRAME_KINDS, disk_bytes, rollout_blocks, stack_shape
 from bench_sampler import interleaved_medians, warm_page_cache
 from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, store_files
 from replaystore.store.format import _codec
@@ -41,13 +45,16 @@ from replaystore.store.format import _codec
 SEG_ROWS = {False: 1024, True: 8192}  # 57 MB plain segments; frames-once rows are ~150 bytes, frames 7 KB
 
 
+FRAMES, AXIS = "noisy", -1  # --frames, --axis: the frames written and their stack axis in this run
+
+
 def write(path: str, rows: int, framed: bool) -> None:
     """``rows`` image transitions, plain or frames-once, in segments that fill (so --sealed has work)."""
-    schema = Schema.transition(stack_shape(-1), state_dtype="uint8")
-    kw = {"frames": FrameStack(DEPTH)} if framed else {}
+    schema = Schema.transition(stack_shape(AXIS), state_dtype="uint8")
+    kw = {"frames": FrameStack(DEPTH, axis=AXIS)} if framed else {}
     with ReplayStore.create(path, schema, actors=ACTORS, commit_every=1 << 30, commit_seconds=3600.0,
                             segment_rows=SEG_ROWS[framed], **kw) as s:
-        for b in rollout_blocks(rows, 1024):
+        for b in rollout_blocks(rows, 1024, axis=AXIS, kind=FRAMES):
             s.extend(b)
 from replaystore.store.read import _archive
 
@@ -202,9 +209,15 @@ def main() -> None:
     ap.add_argument("--cache-mib", type=int, default=None, help="archive_cache_bytes for the sampling (default: the store's)")
     ap.add_argument("--chunk-kib", type=int, default=None,
                     help="blosc chunk size compact targets (default: _codec.CHUNK_BYTES, 32 KiB)")
+    ap.add_argument("--frames", choices=FRAME_KINDS, default="noisy",
+                    help="noisy (the default, as every figure before): sprites on per-pixel noise 0..5, a "
+                         "compressor's worst case; clean: on a flat field, as rendered/Atari frames are")
+    ap.add_argument("--axis", type=int, choices=(-1, 0), default=-1,
+                    help="stack axis: -1 for (84, 84, 4) (the default), 0 for (4, 84, 84) as gymnasium stacks")
     args = ap.parse_args()
-    global CHUNK_KIB
-    CHUNK_KIB = args.chunk_kib
+    global CHUNK_KIB, FRAMES, AXIS
+    CHUNK_KIB, FRAMES, AXIS = args.chunk_kib, args.frames, args.axis
+    print(f"{FRAMES} frames, stack axis {AXIS}; load average {os.getloadavg()[0]:.2f}")
     if args.cache_mib:
         _archive.archive_cache_bytes(args.cache_mib << 20)
     codecs = args.codecs.split(",")
