@@ -69,16 +69,73 @@ def dataset_options(codec: str) -> dict:
     return {"compression": codec, "shuffle": True}
 
 
-def compress(codec: str, block: np.ndarray) -> bytes:
-    """One chunk's rows (C-contiguous) as the Blosc 1 chunk filter 32001 stores. Bit shuffle for
-    1-byte items, byte shuffle for wider ones (each chunk's header says which, so any Blosc reader
-    undoes it): on 84x84 grey frames bit shuffle made LZ4 chunks 0.385x their size against 0.742x
-    and compressed 5x faster (2.4 against 0.45 GB/s, one core)."""
+# The shuffle of a column's chunks (each chunk's Blosc header carries its own, so any Blosc 1 reader
+# undoes whichever it was given). Measured on 32 KiB chunks of 4 84x84 frames, LZ4 level 5, one
+# core (BENCHMARKS.md, codec): on frames with a flat background (rendered, Atari) no shuffle made
+# chunks 0.0085x against bit shuffle's 0.0198x and decoded at 7.5 GB/s against 1.9 (4 us a chunk
+# against 15); on per-pixel noise 0..5 bit shuffle made them 0.39x against 0.74x at the same
+# decode speed (1.7-1.8 GB/s). Where no shuffle came within 1.25x of bit shuffle's size it decoded
+# 1.4-4.3x faster (flat, gradient or static-textured backgrounds, 0.1-5% noisy pixels: 0.43-1.05x
+# the size); where it did not (20-100% noisy pixels: 1.37-1.88x) it decoded no faster (0.8-0.9x)
+# and is only bigger. Hence the margin: a chunk goes unshuffled if that is at most 1.25x its
+# shuffled size.
+NOSHUFFLE_MARGIN = 1.25
+# Both shuffles are tried on a column's first chunk and every PROBE_EVERY-th after it; the others
+# take the shuffle the last probe chose. Trying both on every chunk compacted noisy frames at
+# 0.40 GB/s against 1.96 (LZ4 without shuffle compresses noise at 0.43 GB/s), below the 10x gzip's
+# speed that compaction is for; probing every 64th chunk costs 7% there (1.83 GB/s) and compacted
+# flat frames at 5.1 GB/s against 2.1 with bit shuffle throughout.
+PROBE_EVERY = 64
+
+
+def compress(codec: str, block: np.ndarray, shuffle: int | None = None) -> bytes:
+    """One chunk's rows (C-contiguous) as the Blosc 1 chunk filter 32001 stores, with ``shuffle``
+    (numcodecs' ``blosc.NOSHUFFLE``, ``SHUFFLE`` or ``BITSHUFFLE``; None: ``AUTOSHUFFLE``, bit
+    shuffle for 1-byte items, byte shuffle for wider ones). Each chunk's header says which shuffle
+    it was given, so any Blosc reader undoes it."""
     from numcodecs import blosc
 
     cname, level = BLOSC[codec]
     flat = block.reshape(-1)
-    return blosc.compress(flat, cname.encode(), level, blosc.AUTOSHUFFLE, blosc.AUTOBLOCKS, flat.dtype.itemsize)
+    return blosc.compress(flat, cname.encode(), level, blosc.AUTOSHUFFLE if shuffle is None else shuffle,
+                          blosc.AUTOBLOCKS, flat.dtype.itemsize)
+
+
+class ColumnCompressor:
+    """Compresses the chunks of one column, in order: shuffled (bit shuffle for 1-byte items, byte
+    shuffle for wider ones) or not, whichever the last probe chose (``NOSHUFFLE_MARGIN``,
+    ``PROBE_EVERY``). ``unshuffled`` counts the chunks written without shuffle."""
+
+    def __init__(self, codec: str):
+        if codec not in BLOSC:
+            raise ValueError(f"ColumnCompressor({codec!r}): expected a blosc codec, one of {tuple(BLOSC)}")
+        self.codec = codec
+        self.shuffled: bool | None = None  # the last probe's choice
+        self.chunks = 0
+        self.unshuffled = 0
+
+    def __call__(self, block: np.ndarray) -> bytes:
+        from numcodecs import blosc
+
+        if self.chunks % PROBE_EVERY == 0:
+            packed = compress(self.codec, block)
+            plain = compress(self.codec, block, blosc.NOSHUFFLE)
+            self.shuffled = len(plain) > NOSHUFFLE_MARGIN * len(packed)
+            out = packed if self.shuffled else plain
+        else:
+            out = compress(self.codec, block, None if self.shuffled else blosc.NOSHUFFLE)
+        self.chunks += 1
+        self.unshuffled += not self.shuffled
+        return out
+
+
+def chunk_shuffle(chunk) -> str:
+    """The shuffle a Blosc 1 chunk's header names: ``"bit"``, ``"byte"`` or ``"none"``, or
+    ``"copy"`` where Blosc stored the bytes as they were (they did not compress)."""
+    if len(chunk) < _HEADER:
+        raise DamagedStoreError(f"a compressed chunk of {len(chunk)} bytes is shorter than its header")
+    flags = chunk[2]
+    return "copy" if flags & 0x2 else "bit" if flags & 0x4 else "byte" if flags & 0x1 else "none"
 
 
 def decompress_into(chunk, out: np.ndarray, where) -> None:

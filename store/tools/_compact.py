@@ -20,7 +20,7 @@ import os
 import h5py
 import numpy as np
 
-from ..format._codec import BLOSC, DEFAULT_CODEC, check_codec, compress, dataset_options, rows_per_chunk
+from ..format._codec import BLOSC, DEFAULT_CODEC, ColumnCompressor, check_codec, dataset_options, rows_per_chunk
 from ..format._format import TRANSITIONS, compact_name, segment_dir
 from ..files._fileio import replacing
 from ..files._h5image import hdf5_file
@@ -125,11 +125,12 @@ def _write_column(f: h5py.File, c, src: np.ndarray, seg_rows: int, codec: str, r
         # time through the plugin, with a copy each way) is skipped, and the bytes are the filter's own.
         # (A second thread compressing ahead of the writer ran 20% slower here, on 2 loaded cores.)
         every = max(1, _BLOCK_BYTES // max(1, rpc * c.row_bytes))
+        compress = ColumnCompressor(codec)  # shuffled or not, as the column's chunks compress best
         for n, lo in enumerate(range(0, seg_rows, rpc), 1):
             block = src[lo:lo + rpc]
             if len(block) < rpc:  # an edge chunk is stored whole: pad it as HDF5 would
                 block = np.concatenate([block, np.zeros((rpc - len(block), *c.shape), c.dtype)])
-            d.id.write_direct_chunk((lo, *rest), compress(codec, np.ascontiguousarray(block)))
+            d.id.write_direct_chunk((lo, *rest), compress(np.ascontiguousarray(block)))
             if n % every == 0:
                 release()
         release()

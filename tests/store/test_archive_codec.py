@@ -24,3 +24,78 @@ def test_clean_frames_are_the_noisy_ones_sprites_on_a_flat_field():
     assert not (clean[1:] == clean[:-1]).all(axis=(1, 2)).any()  # they move every frame
     with pytest.raises(ValueError, match="noisy"):
         frames(2, 0, "grainy")
+
+
+def test_a_column_compressor_leaves_flat_frames_unshuffled_and_bit_shuffles_noise():
+    """Chunks of 4 flat-field frames go without shuffle (smaller and faster to decode), chunks of
+    noisy frames with bit shuffle; a column whose frames turn noisy switches at the next probe."""
+    from numcodecs import blosc
+
+    from replaystore.store.format import _codec
+
+    def shuffles(kinds):
+        comp = _codec.ColumnCompressor("blosc-lz4")
+        got = []
+        for n, kind in enumerate(kinds):
+            block = np.ascontiguousarray(frames(4 * (n + 1), n, kind)[-4:])
+            chunk = comp(block)
+            out = np.empty_like(block)
+            blosc.decompress(chunk, out)
+            assert block.tobytes() == out.tobytes()
+            got.append(_codec.chunk_shuffle(chunk))
+        assert comp.unshuffled == got.count("none")
+        return got
+
+    every = _codec.PROBE_EVERY
+    assert ["none"] * 3 == shuffles(["clean"] * 3)
+    assert ["bit"] * 3 == shuffles(["noisy"] * 3)
+    # the first probe chose no shuffle; noisy chunks keep it until the next probe (chunk ``every``)
+    assert ["none"] * every + ["bit"] * 4 == shuffles(["clean"] * 2 + ["noisy"] * (every + 2))
+    with pytest.raises(ValueError, match="blosc"):
+        _codec.ColumnCompressor("gzip")
+
+
+def test_stock_h5py_reads_a_compacted_segment_of_mixed_chunks_bit_for_bit(tmp_path, monkeypatch):
+    """A plain image store whose rows alternate noisy and flat-field frames, compacted with a probe
+    on every chunk, has chunks of both shuffles in one column; stock h5py with hdf5plugin, in a
+    process that never imported replaystore, reads every column equal to the rows written, and so
+    does the store."""
+    import subprocess
+
+    import h5py
+
+    from bench_images import rollout_blocks, stack_shape
+    from replaystore.store import ReplayStore, Schema
+    from replaystore.store.format import _codec
+    from replaystore.store.tools._compact import compact
+
+    monkeypatch.setattr(_codec, "PROBE_EVERY", 1)
+    path = tmp_path / "mixed.h5"
+    schema = Schema.transition(stack_shape(-1), state_dtype="uint8")
+    with ReplayStore.create(path, schema, actors=("expert", "dqn"), window=64, segment_rows=64) as s:
+        for n in range(5):
+            s.extend(next(rollout_blocks(16, 16, seed=n, kind=("noisy", "clean")[n % 2])))
+    with ReplayStore.open(path) as r:
+        want = r.read(None, 0, 64)
+    assert [0] == compact(path, sealed=True)
+    seg = os.path.join(f"{path}.d", "transitions-000000.z.h5")
+    with h5py.File(seg, "r") as f:
+        d = f["state"]
+        assert d.chunks[0] == 1  # a 28 KB stack a chunk
+        kinds = [_codec.chunk_shuffle(d.id.read_direct_chunk((j, 0, 0, 0))[1]) for j in range(64)]
+    assert kinds == ["bit"] * 16 + ["none"] * 16 + ["bit"] * 16 + ["none"] * 16
+    out = tmp_path / "stock.npz"
+    cols = [c for c in want if c not in ("actor",)]
+    code = ("import sys, h5py, hdf5plugin, numpy as np; f = h5py.File(sys.argv[1], 'r'); "
+            "np.savez(sys.argv[2], **{k: f[k][:] for k in sys.argv[3:]}); "
+            "assert 'replaystore' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code, seg, str(out), "state", "next_state", "reward"],
+                          capture_output=True, text=True)
+    assert 0 == done.returncode, done.stderr
+    got = np.load(out)
+    for c in ("state", "next_state", "reward"):
+        assert want[c].tobytes() == got[c].tobytes(), c
+    with ReplayStore.open(path) as r:
+        after = r.read(None, 0, 64)
+    for c in cols:
+        assert want[c].tobytes() == after[c].tobytes(), c
