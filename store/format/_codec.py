@@ -11,6 +11,7 @@ filters.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import struct
 
@@ -136,6 +137,48 @@ def chunk_shuffle(chunk) -> str:
         raise DamagedStoreError(f"a compressed chunk of {len(chunk)} bytes is shorter than its header")
     flags = chunk[2]
     return "copy" if flags & 0x2 else "bit" if flags & 0x4 else "byte" if flags & 0x1 else "none"
+
+
+_C_DECOMPRESS = None  # c_decompress()'s answer, looked up once
+
+
+def c_decompress():
+    """``blosc_decompress_ctx(src, dest, destsize, nthreads)`` of the c-blosc that numcodecs bundles
+    (its extension exports it), called through ctypes; False where it cannot be found. A sampled
+    chunk's decompression through it costs ~2 us less than through ``numcodecs.blosc.decompress``
+    (1.8 against 3.9-4.3 us for a 28 KB chunk of flat-field frames, which decode at ~7 GB/s), whose
+    argument checks and buffer conversions were half the time of such a chunk."""
+    global _C_DECOMPRESS
+    if _C_DECOMPRESS is None:
+        from numcodecs import blosc
+
+        try:
+            f = ctypes.CDLL(blosc.__file__).blosc_decompress_ctx
+        except (OSError, AttributeError):
+            f = False
+        else:
+            f.restype = ctypes.c_int
+            f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        _C_DECOMPRESS = f
+    return _C_DECOMPRESS
+
+
+def decompress_mapped(mapped, src: int, off: int, size: int, dst: int, nbytes: int, where) -> None:
+    """The Blosc chunk at ``mapped[off:off + size]`` (``mapped``: the file's mapping, ``src`` the
+    address of its byte ``off``) decompressed to address ``dst``, where the caller holds ``nbytes``
+    bytes, through ``c_decompress()`` (the caller checked it is there), after the checks
+    ``decompress_into`` makes: the header claims exactly ``nbytes`` in at most ``size`` bytes.
+    The caller keeps both buffers alive across the call."""
+    if size < _HEADER:
+        raise DamagedStoreError(f"{where()}: a compressed chunk of {size} bytes is shorter than its header")
+    claimed, _, cbytes = _SIZES.unpack_from(mapped, off + 4)
+    if claimed != nbytes or cbytes > size or cbytes < _HEADER:
+        raise DamagedStoreError(f"{where()}: a compressed chunk claims {claimed} bytes in {cbytes}, expected "
+                                f"{nbytes} in at most {size}: the file is damaged or hostile")
+    got = _C_DECOMPRESS(src, dst, nbytes, 1)
+    if got != nbytes:
+        raise DamagedStoreError(f"{where()}: a compressed chunk does not decompress (blosc returned {got}): the "
+                                "file is damaged")
 
 
 def decompress_into(chunk, out: np.ndarray, where) -> None:

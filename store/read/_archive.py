@@ -26,7 +26,7 @@ import threading
 import h5py
 import numpy as np
 
-from ..format._codec import BLOSC, BLOSC_FILTER, check_codec, decompress_into
+from ..format._codec import BLOSC, BLOSC_FILTER, c_decompress, check_codec, decompress_into, decompress_mapped
 from ..format._segment import IDENTITY
 from ..files._untrusted import local_dataset
 from ..errors import DamagedStoreError
@@ -49,6 +49,7 @@ class _Slab:
         # private: MADV_DONTNEED frees a private anonymous page (a shared one stays in shmem)
         self._mem = mmap.mmap(-1, cap * nbytes, flags=mmap.MAP_PRIVATE)
         self.data = np.frombuffer(self._mem, np.uint8).reshape(cap, nbytes)
+        self.addr = self.data.ctypes.data  # slot x lies at addr + x * nbytes (what decompress_mapped writes to)
         self.tick = np.full(cap, _FREE, np.int64)  # the clock of each slot's last use
         self.col: list = [None] * cap  # the column whose chunk each slot holds
         self.j = np.zeros(cap, np.int64)  # ... and which of its chunks
@@ -186,7 +187,7 @@ def archive_cache_bytes(budget: int | None = None) -> int:
 class ArchiveColumn:
     """One column of a compacted segment, read chunk by chunk (``take``, slices, ``len``)."""
 
-    def __init__(self, owner, name: str, dset: h5py.Dataset, rows: int, blosc: bool, mapped, path: str):
+    def __init__(self, owner, name: str, dset: h5py.Dataset, rows: int, blosc: bool, mapped, path: str, src=None):
         self.owner, self.name, self.path = owner, name, path
         self.shape, self.dtype = dset.shape, dset.dtype
         self.rows = rows
@@ -194,6 +195,10 @@ class ArchiveColumn:
         self.n_chunks = -(-rows // self.rpc)
         self.nbytes = self.rpc * int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize  # one chunk
         self._dset, self._blosc, self._map = dset, blosc, mapped
+        # (a uint8 array over the mapping, its address): chunks decompressed by address through
+        # c-blosc (decompress_mapped); the array keeps the mapping from being closed under a
+        # decompression in another thread. None: through numcodecs (decompress_into)
+        self._src = src
         self._read = CHUNK_READ if blosc else "h5py"  # fixed at open: "mapped" needs its chunk index
         self._where = None
         self._slot = np.full(self.n_chunks, -1, np.int64)  # chunk -> its slot in the cache's slab, -1: not held
@@ -238,8 +243,9 @@ class ArchiveColumn:
             self._gen = _CACHE.generation
         return self._slab
 
-    def _load(self, j: int, out: np.ndarray) -> None:
-        """Chunk ``j`` decompressed into ``out`` (its ``rpc`` rows, C-contiguous, any view of them)."""
+    def _load(self, j: int, out: np.ndarray, dst: int = 0) -> None:
+        """Chunk ``j`` decompressed into ``out`` (its ``rpc`` rows, C-contiguous, any view of them),
+        whose address is ``dst`` if the caller knows it (a slab's slot)."""
         if not 0 <= j < self.n_chunks:
             raise IndexError(f"{self.path}: chunk {j} of column {self.name!r} is outside its {self.n_chunks} chunks")
 
@@ -248,6 +254,10 @@ class ArchiveColumn:
 
         if self._read == "mapped":
             off, size = self._where[j].tolist()
+            src = self._src  # held across the call: the mapping cannot be closed under it
+            if src is not None and out.nbytes == self.nbytes and (dst or out.flags.c_contiguous):
+                decompress_mapped(self._map, src[1] + off, off, size, dst or out.ctypes.data, self.nbytes, where)
+                return
             decompress_into(memoryview(self._map)[off:off + size], out.reshape(-1).view(np.uint8), where)
         elif self._read == "h5py":
             lo = j * self.rpc
@@ -270,7 +280,7 @@ class ArchiveColumn:
         done = 0
         try:
             for j, x in zip(need, slots):
-                self._load(j, slab.data[x])
+                self._load(j, slab.data[x], slab.addr + x * slab.nbytes)
                 self._slot[j] = x
                 slab.col[x], slab.j[x] = self, j
                 done += 1
@@ -446,8 +456,12 @@ class CompactSegment:
             check_codec(codec, f"reading the compacted segment {path} ({codec})")
         elif codec not in ("gzip", "lzf"):
             raise DamagedStoreError(f"compacted segment {path} names codec {codec!r}, not one compact writes")
+        src = None
         if blosc and size:
             self._map = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+            if c_decompress():
+                base = np.frombuffer(self._map, np.uint8)
+                src = (base, base.ctypes.data)
         # every dataset is checked (no bytes of another file, no unknown filter, the expected
         # shape) before a byte of it is read: a store is data (_untrusted.py)
         ident = local_dataset(f, IDENTITY, (len(expect_identity),), np.uint8, path)
@@ -463,7 +477,7 @@ class CompactSegment:
             plist = d.id.get_create_plist()
             if blosc and BLOSC_FILTER not in {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}:
                 raise DamagedStoreError(f"{path}: column {c.name!r} is not blosc-compressed as its file says")
-            self.arrays[c.name] = ArchiveColumn(self, c.name, d, rows, blosc, self._map, path)
+            self.arrays[c.name] = ArchiveColumn(self, c.name, d, rows, blosc, self._map, path, src)
         if all(a._read == "mapped" for a in self.arrays.values()):
             # every chunk is indexed and read from the mapping: no HDF5 handle stays open per segment
             # (a raw segment holds one descriptor; so does this one, in its mapping)
@@ -476,6 +490,8 @@ class CompactSegment:
     def close(self) -> None:
         cols, self.arrays = list(self.arrays.values()), {}
         _CACHE.drop(cols)
+        for col in cols:
+            col._src = None  # the last references to the mapping's array, unless a decompression is under way
         if self._file is not None:
             self._file.close()
             self._file = None

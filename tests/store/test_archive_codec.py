@@ -99,3 +99,55 @@ def test_stock_h5py_reads_a_compacted_segment_of_mixed_chunks_bit_for_bit(tmp_pa
         after = r.read(None, 0, 64)
     for c in cols:
         assert want[c].tobytes() == after[c].tobytes(), c
+
+
+def _compacted_frames_store(path):
+    """A frames-once store of 16x16 frames, 256-row segments, every full segment compacted; its rows."""
+    from frames_helpers import rollout
+
+    from replaystore.store import FrameStack, ReplayStore, Schema
+    from replaystore.store.tools._compact import compact_tables
+
+    rows = rollout(5, 500, envs=3, size=16)
+    schema = Schema.transition(rows["state"].shape[1:], state_dtype="uint8")
+    with ReplayStore.create(path, schema, actors=("expert", "dqn"), window=256, segment_rows=256,
+                            frames=FrameStack(4)) as s:
+        s.extend(rows)
+    compact_tables(path, sealed=True)
+    return rows
+
+
+@pytest.mark.parametrize("route", ["c-blosc", "numcodecs"])
+def test_both_decompression_routes_read_the_same_rows_and_refuse_a_damaged_chunk(tmp_path, monkeypatch, route):
+    """Chunks decompressed by address through the c-blosc numcodecs bundles, or through numcodecs'
+    own call where that cannot be found, give the rows written; a chunk whose block offsets were
+    overwritten is refused with DamagedStoreError naming its segment, on either route."""
+    import h5py
+
+    from replaystore.store import ReplayStore, Sampler, errors
+    from replaystore.store.format import _codec
+
+    if route == "numcodecs":
+        monkeypatch.setattr(_codec, "_C_DECOMPRESS", False)
+    else:
+        assert _codec.c_decompress()
+    path = tmp_path / "framed.h5"
+    rows = _compacted_frames_store(path)
+    with ReplayStore.open(path) as r:
+        seg = r._views["frames"].segment(1)
+        assert (route == "c-blosc") == (seg.arrays["frame"]._src is not None)
+        got = r.read()
+        for c in ("state", "next_state", "reward", "done"):
+            np.testing.assert_array_equal(rows[c], got[c], err_msg=c)
+        with Sampler(r, 64, seed=2, as_torch=False) as sm:
+            b = sm.sample()
+            np.testing.assert_array_equal(rows["state"][b["row"]], b["state"])
+    name = os.path.join(f"{path}.d", "frames-000001.z.h5")
+    with h5py.File(name, "r") as f:
+        info = f["frame"].id.get_chunk_info(1)  # frames 384-511
+    with open(name, "r+b") as f:  # the header is intact; the block offsets after it point far away
+        f.seek(info.byte_offset + 16)
+        f.write(b"\xff" * 16)
+    with ReplayStore.open(path) as r:
+        with pytest.raises(errors.DamagedStoreError, match="frames-000001.z.h5.*does not decompress"):
+            r.read_table("frames", ["frame"], 390, 400)
