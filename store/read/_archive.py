@@ -37,6 +37,7 @@ DEFAULT_CACHE_BYTES = 128 << 20
 # hdf5plugin's filter). benchmarks/bench_archive.py measures the three; "mapped" was fastest.
 CHUNK_READ = "mapped"
 _FREE = np.iinfo(np.int64).max  # the tick of a slot holding no chunk: never the least recently used
+_AWAY = 1 << 62  # the offset of a chunk not held: its rows' slab rows lie past any slab (see ArchiveColumn.take)
 
 
 class _Slab:
@@ -140,6 +141,7 @@ class ChunkCache:
     def _forget(self, s: _Slab, slots: list[int]) -> None:
         for x in slots:
             s.col[x]._slot[s.j[x]] = -1
+            s.col[x]._off[s.j[x]] = _AWAY
             s.col[x] = None
         s.tick[slots] = _FREE
         s.n -= len(slots)
@@ -163,6 +165,7 @@ class ChunkCache:
                 for x in range(s.top):
                     if s.col[x] is not None:
                         s.col[x]._slot[s.j[x]] = -1
+                        s.col[x]._off[s.j[x]] = _AWAY
                 s.release(range(s.top))
             self._slabs = {}
             self.used = 0
@@ -202,6 +205,9 @@ class ArchiveColumn:
         self._read = CHUNK_READ if blosc else "h5py"  # fixed at open: "mapped" needs its chunk index
         self._where = None
         self._slot = np.full(self.n_chunks, -1, np.int64)  # chunk -> its slot in the cache's slab, -1: not held
+        # chunk j -> (slot - j) * rpc, so that row r of a held chunk is slab row r + _off[r // rpc];
+        # _AWAY (past the slab) where not held
+        self._off = np.full(self.n_chunks, _AWAY, np.int64)
         self._gen = -1  # the cache generation _slab and _rows belong to
         self._slab = self._rows = None
         if self._read == "mapped":
@@ -237,6 +243,7 @@ class ArchiveColumn:
         """The cache's slab for this column's chunks (rebound after the budget changed); lock held."""
         if self._gen != _CACHE.generation:
             self._slot.fill(-1)
+            self._off.fill(_AWAY)
             self._slab = _CACHE.slab(self.nbytes)
             self._rows = None if self._slab is None else \
                 self._slab.data.view(self.dtype).reshape(self._slab.cap * self.rpc, *self.shape[1:])
@@ -282,6 +289,7 @@ class ArchiveColumn:
             for j, x in zip(need, slots):
                 self._load(j, slab.data[x], slab.addr + x * slab.nbytes)
                 self._slot[j] = x
+                self._off[j] = (x - j) * self.rpc
                 slab.col[x], slab.j[x] = self, j
                 done += 1
         finally:
@@ -324,6 +332,18 @@ class ArchiveColumn:
                     return self._rows[x * self.rpc:(x + 1) * self.rpc].take(idx, 0, out, "clip")
                 return self._take_uncached(idx, out)
             which = idx // self.rpc
+            if slab is not None:
+                # every chunk held (most takes): one take from the slab at rows idx + _off[chunk]; a
+                # chunk not held puts its rows at _AWAY or past. The test is Python's max over a
+                # short list (0.25 us for 5 rows against 1.0 for numpy's reduction; take's own
+                # mode="raise" buffers its output: 8.8 against 3.0 us for 21 frames). 3.0 us a take
+                # of 5 rows from 8 chunks held, against 5.5 for slots, a miss test and the arithmetic.
+                pos = self._off[which]
+                pos += idx
+                if (max(pos.tolist()) if len(pos) <= 64 else int(pos.max())) < _AWAY:
+                    self._rows.take(pos, 0, out, "clip")
+                    slab.tick[self._slot[which]] = clock
+                    return out
             slots = self._slot[which]
             miss = slots < 0
             if miss.any():
