@@ -89,6 +89,48 @@ NOSHUFFLE_MARGIN = 1.25
 PROBE_EVERY = 64
 
 
+# Narrow columns (a row at most 1/NARROW_SHARE of the store's widest column: every column of a
+# frames-once store's transitions table, 98 bytes a row against 7,056-byte frames) are stored as
+# they are, one Blosc chunk per segment written by Blosc's own "stored" mode (clevel 0: a 16-byte
+# header, then the bytes), which every Blosc 1 reader decompresses (a copy) and this store's reader
+# maps in place (``stored_rows``), as it maps a raw segment. A 32-row frames-once batch takes its
+# rows from 6 segments x 9 such columns: a take from a mapped column costs ~0.3 us against ~3 us
+# through the chunk cache (BENCHMARKS.md, codec). The price is their size: 98 bytes a row instead
+# of 12 (LZ4), against 75 (flat-field) to 2,770 (noisy) bytes of each compressed frame.
+NARROW_SHARE = 64
+NARROW_MAX_BYTES = 16 << 20  # a narrow column's segment larger than this is chunked and compressed as any
+
+
+def is_narrow(row_bytes: int, widest: int, seg_rows: int) -> bool:
+    """Whether a column of ``row_bytes`` a row is stored uncompressed (see ``NARROW_SHARE``)."""
+    return 0 < row_bytes * NARROW_SHARE <= widest and row_bytes * seg_rows <= NARROW_MAX_BYTES
+
+
+def stored(block: np.ndarray) -> bytes:
+    """``block`` (C-contiguous) as a Blosc 1 chunk in Blosc's stored mode: 16 bytes of header, then its bytes."""
+    from numcodecs import blosc
+
+    flat = block.reshape(-1)
+    out = blosc.compress(flat, b"lz4", 0, blosc.NOSHUFFLE, blosc.AUTOBLOCKS, flat.dtype.itemsize)
+    if len(out) != _HEADER + flat.nbytes or not out[2] & 0x2:
+        raise RuntimeError(f"blosc did not store {flat.nbytes} bytes as they are (got {len(out)} bytes, flags "
+                           f"{out[2]:#x}): this numcodecs' c-blosc does not do what compact expects")
+    return out
+
+
+def stored_rows(mapped, off: int, size: int, nbytes: int) -> int | None:
+    """The offset in ``mapped`` of the bytes of the chunk at ``off`` (``size`` bytes) if it is a
+    Blosc chunk in stored mode holding exactly ``nbytes``: they can be mapped in place. None
+    otherwise (a compressed chunk, or a header that does not add up)."""
+    if size != _HEADER + nbytes or size < _HEADER:
+        return None
+    version, _, flags = mapped[off], mapped[off + 1], mapped[off + 2]
+    claimed, _, cbytes = _SIZES.unpack_from(mapped, off + 4)
+    if version not in (1, 2) or not flags & 0x2 or claimed != nbytes or cbytes != size:
+        return None
+    return off + _HEADER
+
+
 def compress(codec: str, block: np.ndarray, shuffle: int | None = None) -> bytes:
     """One chunk's rows (C-contiguous) as the Blosc 1 chunk filter 32001 stores, with ``shuffle``
     (numcodecs' ``blosc.NOSHUFFLE``, ``SHUFFLE`` or ``BITSHUFFLE``; None: ``AUTOSHUFFLE``, bit

@@ -26,7 +26,8 @@ import threading
 import h5py
 import numpy as np
 
-from ..format._codec import BLOSC, BLOSC_FILTER, c_decompress, check_codec, decompress_into, decompress_mapped
+from ..format._codec import (BLOSC, BLOSC_FILTER, c_decompress, check_codec, decompress_into, decompress_mapped,
+                             stored_rows)
 from ..format._segment import IDENTITY
 from ..files._untrusted import local_dataset
 from ..errors import DamagedStoreError
@@ -497,21 +498,35 @@ class CompactSegment:
             plist = d.id.get_create_plist()
             if blosc and BLOSC_FILTER not in {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}:
                 raise DamagedStoreError(f"{path}: column {c.name!r} is not blosc-compressed as its file says")
-            self.arrays[c.name] = ArchiveColumn(self, c.name, d, rows, blosc, self._map, path, src)
-        if all(a._read == "mapped" for a in self.arrays.values()):
+            col = ArchiveColumn(self, c.name, d, rows, blosc, self._map, path, src)
+            self.arrays[c.name] = self._in_place(col) if col._read == "mapped" and col.n_chunks == 1 else col
+        if all(getattr(a, "_read", "mapped") == "mapped" for a in self.arrays.values()):  # (an array: mapped in place)
             # every chunk is indexed and read from the mapping: no HDF5 handle stays open per segment
             # (a raw segment holds one descriptor; so does this one, in its mapping)
             self._file.close()
             self._file = None
 
+    def _in_place(self, col: ArchiveColumn):
+        """A one-chunk column whose chunk Blosc stored as it is (a narrow column, ``_codec.NARROW_SHARE``):
+        its rows mapped in place, as a raw segment's are (a take costs what a mapped one does, and
+        nothing is held in the chunk cache); any other column as it was."""
+        off, size = col._where[0].tolist()
+        at = stored_rows(self._map, off, size, col.nbytes)
+        if at is None:
+            return col
+        items = col.rows * int(np.prod(col.shape[1:], dtype=np.int64))
+        return np.frombuffer(self._map, col.dtype, count=items, offset=at).reshape(col.rows, *col.shape[1:])
+
     def check(self) -> bool:
         return True  # its bytes are checked per chunk as they are decompressed; compaction never rewrites one
 
     def close(self) -> None:
-        cols, self.arrays = list(self.arrays.values()), {}
+        cols = [a for a in self.arrays.values() if isinstance(a, ArchiveColumn)]
+        self.arrays = {}  # with them, the arrays mapped in place (they keep the mapping open while they live)
         _CACHE.drop(cols)
         for col in cols:
             col._src = None  # the last references to the mapping's array, unless a decompression is under way
+        del cols
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -84,6 +84,9 @@ def test_stock_h5py_reads_a_compacted_segment_of_mixed_chunks_bit_for_bit(tmp_pa
         assert d.chunks[0] == 1  # a 28 KB stack a chunk
         kinds = [_codec.chunk_shuffle(d.id.read_direct_chunk((j, 0, 0, 0))[1]) for j in range(64)]
     assert kinds == ["bit"] * 16 + ["none"] * 16 + ["bit"] * 16 + ["none"] * 16
+    with h5py.File(seg, "r") as f:  # 4 bytes a row against 28,224: stored as it is, one chunk
+        assert f["reward"].chunks == (64,)
+        assert "copy" == _codec.chunk_shuffle(f["reward"].id.read_direct_chunk((0,))[1])
     out = tmp_path / "stock.npz"
     cols = [c for c in want if c not in ("actor",)]
     code = ("import sys, h5py, hdf5plugin, numpy as np; f = h5py.File(sys.argv[1], 'r'); "
@@ -151,3 +154,54 @@ def test_both_decompression_routes_read_the_same_rows_and_refuse_a_damaged_chunk
     with ReplayStore.open(path) as r:
         with pytest.raises(errors.DamagedStoreError, match="frames-000001.z.h5.*does not decompress"):
             r.read_table("frames", ["frame"], 390, 400)
+
+
+def test_narrow_columns_are_stored_as_they_are_and_read_in_place_or_through_the_cache(tmp_path, monkeypatch):
+    """In a compacted frames-once store the columns of at most 1/64 of a frame a row are one
+    stored-mode Blosc chunk per segment, mapped in place by the reader; a reader that decompresses
+    them through the chunk cache instead (as readers before them did) reads the same rows; a chunk
+    whose header no longer says "stored" is not mapped (it goes through blosc and its checks)."""
+    import h5py
+
+    from replaystore.store import ReplayStore, Sampler
+    from replaystore.store.format import _codec
+    from replaystore.store.read import _archive
+
+    path = tmp_path / "framed.h5"
+    rows = _compacted_frames_store(path)  # 16x16 frames: 256 bytes, so columns of <= 4 bytes are narrow
+    narrow = {"reward", "done", "actor", "discrete_action"}
+    name = os.path.join(f"{path}.d", "transitions-000002.z.h5")
+    with h5py.File(name, "r") as f:
+        for c in f:
+            if c in narrow:
+                assert f[c].chunks[0] == 256 and "copy" == _codec.chunk_shuffle(f[c].id.read_direct_chunk((0,))[1]), c
+            elif c != "identity":
+                assert "copy" != _codec.chunk_shuffle(f[c].id.read_direct_chunk((0,) * f[c].ndim)[1]), c
+
+    def read_all():
+        with ReplayStore.open(path) as r:
+            seg = r._views["transitions"]._t.segment(2)
+            kinds = {c: type(a).__name__ for c, a in seg.arrays.items()}
+            got = r.read()
+            with Sampler(r, 64, seed=2, as_torch=False) as sm:
+                b = sm.sample()
+        np.testing.assert_array_equal(rows["state"][b["row"]], b["state"])
+        np.testing.assert_array_equal(rows["reward"][b["row"]], b["reward"])
+        for c in ("reward", "done", "discrete_action", "state_frames" if "state_frames" in got else "state"):
+            np.testing.assert_array_equal(rows[c], got[c], err_msg=c)
+        return kinds
+
+    kinds = read_all()
+    assert {c for c, k in kinds.items() if k == "ndarray"} == narrow
+    monkeypatch.setattr(_archive.CompactSegment, "_in_place", lambda self, col: col)  # the cache's way
+    assert set(read_all().values()) == {"ArchiveColumn"}
+    monkeypatch.undo()
+    with h5py.File(name, "r") as f:
+        info = f["reward"].id.get_chunk_info(0)
+    with open(name, "r+b") as fh:  # flags without "stored": the reader decompresses it (blosc copies it)
+        fh.seek(info.byte_offset + 2)
+        flags = fh.read(1)[0]
+        fh.seek(info.byte_offset + 2)
+        fh.write(bytes([flags & ~0x2 & 0xFF]))
+    with ReplayStore.open(path) as r:
+        assert type(r._views["transitions"]._t.segment(2).arrays["reward"]).__name__ == "ArchiveColumn"
