@@ -345,21 +345,16 @@ class ArchiveColumn:
                     self._rows.take(pos, 0, out, "clip")
                     slab.tick[self._slot[which]] = clock
                     return out
-            slots = self._slot[which]
-            miss = slots < 0
-            if miss.any():
-                if slab is not None:
-                    slab.tick[slots[~miss]] = clock  # the chunks held that this take needs stay
-                    need = np.sort(which[miss])
-                    first = np.ones(len(need), bool)
-                    np.not_equal(need[1:], need[:-1], out=first[1:])
-                    need = need[first].tolist()
-                    if self._hold(slab, need):
-                        slots = self._slot[which]
-                        return self._rows.take(slots * self.rpc + (idx - which * self.rpc), 0, out, "clip")
+                # some chunks missing: those held stay (this tick), the missing ones are decompressed
+                # into slots, and the rows are taken as above
+                held = pos < _AWAY
+                slab.tick[self._slot[which[held]]] = clock
+                if self._hold(slab, sorted(set(which[~held].tolist()))):
+                    pos = self._off[which]
+                    pos += idx
+                    return self._rows.take(pos, 0, out, "clip")
                 return self._take_uncached(idx, out)
-            slab.tick[slots] = clock
-            return self._rows.take(slots * self.rpc + (idx - which * self.rpc), 0, out, "clip")
+            return self._take_uncached(idx, out)  # a budget smaller than one chunk
 
     def _take_uncached(self, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
         """``take`` when the cache cannot hold every chunk it needs at once (a budget smaller than a
