@@ -78,9 +78,13 @@ def dataset_options(codec: str) -> dict:
 # decode speed (1.7-1.8 GB/s). Where no shuffle came within 1.25x of bit shuffle's size it decoded
 # 1.4-4.3x faster (flat, gradient or static-textured backgrounds, 0.1-5% noisy pixels: 0.43-1.05x
 # the size); where it did not (20-100% noisy pixels: 1.37-1.88x) it decoded no faster (0.8-0.9x)
-# and is only bigger. Hence the margin: a chunk goes unshuffled if that is at most 1.25x its
-# shuffled size.
-NOSHUFFLE_MARGIN = 1.25
+# and is only bigger. Hence LZ4's margin: a chunk goes unshuffled if that is at most 1.25x its
+# shuffled size. zstd entropy-codes what it does not match, so unshuffled noise comes out as small
+# as bit-shuffled noise (0.373x against 0.374x) yet compresses 3x slower (198 against 582 MB/s) and
+# decodes no faster (0.70 against 0.75 GB/s), while flat frames unshuffled are half the size
+# (0.0055x against 0.0110x) and decode 2.3x faster: zstd's chunks go unshuffled only when that is
+# at most 0.75x the size.
+NOSHUFFLE_MARGIN = {"blosc-lz4": 1.25, "blosc-zstd": 0.75}
 # Both shuffles are tried on a column's first chunk and every PROBE_EVERY-th after it; the others
 # take the shuffle the last probe chose. Trying both on every chunk compacted noisy frames at
 # 0.40 GB/s against 1.96 (LZ4 without shuffle compresses noise at 0.43 GB/s), below the 10x gzip's
@@ -163,7 +167,7 @@ class ColumnCompressor:
         if self.chunks % PROBE_EVERY == 0:
             packed = compress(self.codec, block)
             plain = compress(self.codec, block, blosc.NOSHUFFLE)
-            self.shuffled = len(plain) > NOSHUFFLE_MARGIN * len(packed)
+            self.shuffled = len(plain) > NOSHUFFLE_MARGIN[self.codec] * len(packed)
             out = packed if self.shuffled else plain
         else:
             out = compress(self.codec, block, None if self.shuffled else blosc.NOSHUFFLE)

@@ -205,3 +205,13 @@ def test_narrow_columns_are_stored_as_they_are_and_read_in_place_or_through_the_
         fh.write(bytes([flags & ~0x2 & 0xFF]))
     with ReplayStore.open(path) as r:
         assert type(r._views["transitions"]._t.segment(2).arrays["reward"]).__name__ == "ArchiveColumn"
+
+
+def test_zstd_keeps_bit_shuffle_on_noise_it_would_code_as_small_unshuffled():
+    """zstd codes unshuffled noise about as small as bit-shuffled noise, but slower both ways: its
+    noisy chunks keep bit shuffle, its flat-field ones go unshuffled."""
+    from replaystore.store.format import _codec
+
+    for kind, want in (("noisy", "bit"), ("clean", "none")):
+        comp = _codec.ColumnCompressor("blosc-zstd")
+        assert want == _codec.chunk_shuffle(comp(np.ascontiguousarray(frames(4, 0, kind)))), kind
