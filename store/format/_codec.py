@@ -85,12 +85,16 @@ def dataset_options(codec: str) -> dict:
 # (0.0055x against 0.0110x) and decode 2.3x faster: zstd's chunks go unshuffled only when that is
 # at most 0.75x the size.
 NOSHUFFLE_MARGIN = {"blosc-lz4": 1.25, "blosc-zstd": 0.75}
-# Both shuffles are tried on a column's first chunk and every PROBE_EVERY-th after it; the others
-# take the shuffle the last probe chose. Trying both on every chunk compacted noisy frames at
-# 0.40 GB/s against 1.96 (LZ4 without shuffle compresses noise at 0.43 GB/s), below the 10x gzip's
-# speed that compaction is for; probing every 64th chunk costs 7% there (1.83 GB/s) and compacted
-# flat frames at 5.1 GB/s against 2.1 with bit shuffle throughout.
+# Both shuffles are tried on a column's first chunk and again PROBE_EVERY chunks later, the gap
+# doubling (to PROBE_MAX) each time the probe confirms the last choice and back to PROBE_EVERY
+# when it changes it; the chunks between take the last probe's choice. Trying both on every chunk
+# compacted noisy frames at 0.40 GB/s against 1.96 (LZ4 without shuffle compresses noise at
+# 0.43 GB/s), below the 10x gzip's speed compaction is for; a probe every 64th chunk cost 5% there
+# (1.85 against 1.94 GB/s); doubled gaps probe a segment of 2,048 frame chunks 6 times instead of
+# 32, and compressed noisy frames at 1.94-1.95 GB/s, as fast as bit shuffle alone, flat frames at
+# 4.8 GB/s against 1.96 (one core, loaded machine: BENCHMARKS.md, codec).
 PROBE_EVERY = 64
+PROBE_MAX = 1024
 
 
 # Narrow columns (a row at most 1/NARROW_SHARE of the store's widest column: every column of a
@@ -151,7 +155,7 @@ def compress(codec: str, block: np.ndarray, shuffle: int | None = None) -> bytes
 class ColumnCompressor:
     """Compresses the chunks of one column, in order: shuffled (bit shuffle for 1-byte items, byte
     shuffle for wider ones) or not, whichever the last probe chose (``NOSHUFFLE_MARGIN``,
-    ``PROBE_EVERY``). ``unshuffled`` counts the chunks written without shuffle."""
+    ``PROBE_EVERY``, ``PROBE_MAX``). ``unshuffled`` counts the chunks written without shuffle."""
 
     def __init__(self, codec: str):
         if codec not in BLOSC:
@@ -160,17 +164,28 @@ class ColumnCompressor:
         self.shuffled: bool | None = None  # the last probe's choice
         self.chunks = 0
         self.unshuffled = 0
-
-    def __call__(self, block: np.ndarray) -> bytes:
+        self.probe = 0  # the next chunk probed
+        self.gap = PROBE_EVERY  # chunks from that one to the one after
         from numcodecs import blosc
 
-        if self.chunks % PROBE_EVERY == 0:
-            packed = compress(self.codec, block)
-            plain = compress(self.codec, block, blosc.NOSHUFFLE)
-            self.shuffled = len(plain) > NOSHUFFLE_MARGIN[self.codec] * len(packed)
+        cname, self._level = BLOSC[codec]
+        self._cname, self._blosc = cname.encode(), blosc
+
+    def _compress(self, flat: np.ndarray, shuffle: int) -> bytes:
+        return self._blosc.compress(flat, self._cname, self._level, shuffle, self._blosc.AUTOBLOCKS, flat.dtype.itemsize)
+
+    def __call__(self, block: np.ndarray) -> bytes:
+        flat, blosc = block.reshape(-1), self._blosc
+        if self.chunks == self.probe:
+            packed = self._compress(flat, blosc.AUTOSHUFFLE)
+            plain = self._compress(flat, blosc.NOSHUFFLE)
+            was, self.shuffled = self.shuffled, len(plain) > NOSHUFFLE_MARGIN[self.codec] * len(packed)
+            if was is not None:
+                self.gap = min(PROBE_MAX, self.gap * 2) if was == self.shuffled else PROBE_EVERY
+            self.probe += self.gap
             out = packed if self.shuffled else plain
         else:
-            out = compress(self.codec, block, None if self.shuffled else blosc.NOSHUFFLE)
+            out = self._compress(flat, blosc.AUTOSHUFFLE if self.shuffled else blosc.NOSHUFFLE)
         self.chunks += 1
         self.unshuffled += not self.shuffled
         return out

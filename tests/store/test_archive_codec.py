@@ -51,6 +51,10 @@ def test_a_column_compressor_leaves_flat_frames_unshuffled_and_bit_shuffles_nois
     assert ["bit"] * 3 == shuffles(["noisy"] * 3)
     # the first probe chose no shuffle; noisy chunks keep it until the next probe (chunk ``every``)
     assert ["none"] * every + ["bit"] * 4 == shuffles(["clean"] * 2 + ["noisy"] * (every + 2))
+    # a probe that confirms the choice doubles the gap to the next (probes at 0, 64, 192): flat
+    # frames from chunk 65 on stay bit-shuffled until 192; that change resets the gap to 64 (256)
+    got = shuffles(["noisy"] * 65 + ["clean"] * 191 + ["noisy"] * 10)
+    assert got == ["bit"] * 192 + ["none"] * 64 + ["bit"] * 10
     with pytest.raises(ValueError, match="blosc"):
         _codec.ColumnCompressor("gzip")
 
@@ -70,6 +74,7 @@ def test_stock_h5py_reads_a_compacted_segment_of_mixed_chunks_bit_for_bit(tmp_pa
     from replaystore.store.tools._compact import compact
 
     monkeypatch.setattr(_codec, "PROBE_EVERY", 1)
+    monkeypatch.setattr(_codec, "PROBE_MAX", 1)
     path = tmp_path / "mixed.h5"
     schema = Schema.transition(stack_shape(-1), state_dtype="uint8")
     with ReplayStore.create(path, schema, actors=("expert", "dqn"), window=64, segment_rows=64) as s:
