@@ -9,11 +9,16 @@ batch (contract 5). ``gzip``/``lzf`` segments (older stores) decompress a chunk 
 filter instead, into the same cache.
 
 The cache keeps chunks in slabs, one per chunk size: slot ``x`` of a slab holds one decompressed
-chunk, and each column keeps an array ``chunk -> slot``. A ``take`` is then a few numpy calls
-whatever the number of chunks it touches (chunk ids, their slots, one ``take`` from the slab's
-rows); only the chunks missing are a Python loop, each decompressed straight into its slot. (The
-former cache, an ``OrderedDict`` of one array per chunk, cost 3-4 us of Python per chunk looked
-up and 8 us per ``take``: 163 lookups and 66 takes per 32-row frames-once batch.)
+chunk, and each column keeps arrays ``chunk -> slot`` and ``chunk -> (slot - chunk) * rows per
+chunk``. A ``take`` is then a few numpy calls whatever the number of chunks it touches (chunk ids,
+their slab rows, one ``take`` from the slab); only the chunks missing are a Python loop, each
+decompressed straight into its slot by address (c-blosc through ctypes, ``_codec.decompress_mapped``).
+(The former cache, an ``OrderedDict`` of one array per chunk, cost 3-4 us of Python per chunk
+looked up and 8 us per ``take``: 163 lookups and 66 takes per 32-row frames-once batch.)
+
+A narrow column (``_codec.NARROW_SHARE``: every column of a frames-once store's transitions table)
+is one chunk that Blosc stored as it is: its rows are mapped in place (``CompactSegment._in_place``),
+a numpy array as a raw segment's column is, outside the cache.
 """
 
 from __future__ import annotations

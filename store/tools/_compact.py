@@ -3,7 +3,10 @@
 ``compact(path)`` takes the writer lock and, for each table, writes ``<table>-NNNNNN.z.h5``
 beside each full segment it compacts: chunked by whole rows, every chunk compressed with the
 codec (``_codec.py``; the file's ``codec`` attribute names it) straight from the raw segment's
-mapped bytes, so memory stays at one chunk whatever the segment's size. It then publishes a
+mapped bytes, so memory stays at one chunk whatever the segment's size. With blosc, each chunk is
+shuffled or not as the column's chunks compress best (``_codec.ColumnCompressor``; each chunk's
+header says which), and narrow columns (``_codec.NARROW_SHARE``) are one chunk per segment, stored
+as they are, which the reader maps in place. It then publishes a
 commit record that names the new files, and only then deletes the raw ones: a kill at any point
 leaves a readable store. Which segments: by default those no sampler reads (transitions wholly
 before the replay window, frames no window row names, every full segment of the other tables);
