@@ -97,21 +97,25 @@ PROBE_EVERY = 64
 PROBE_MAX = 1024
 
 
-# Narrow columns (a row at most 1/NARROW_SHARE of the store's widest column: every column of a
-# frames-once store's transitions table, 98 bytes a row against 7,056-byte frames) are stored as
-# they are, one Blosc chunk per segment written by Blosc's own "stored" mode (clevel 0: a 16-byte
-# header, then the bytes), which every Blosc 1 reader decompresses (a copy) and this store's reader
-# maps in place (``stored_rows``), as it maps a raw segment. A 32-row frames-once batch takes its
-# rows from 6 segments x 9 such columns: a take from a mapped column costs ~0.3 us against ~3 us
-# through the chunk cache (BENCHMARKS.md, codec). The price is their size: 98 bytes a row instead
-# of 12 (LZ4), against 75 (flat-field) to 2,770 (noisy) bytes of each compressed frame.
+# Narrow columns (at most 1/NARROW_SHARE of the bytes of the store's largest column, rows times
+# row bytes: every column of a frames-once store's transitions table, 98 bytes a row against
+# 7,056-byte frames) are stored as they are, one Blosc chunk per segment written in Blosc's own
+# "stored" mode (clevel 0: a 16-byte header, then the bytes), which every Blosc 1 reader
+# decompresses (a copy) and this store's reader maps in place (``stored_rows``), as it maps a raw
+# segment. A 32-row frames-once batch takes its rows from 6 segments x 9 such columns: a take
+# from a mapped column costs ~0.3 us against ~3 us through the chunk cache (BENCHMARKS.md,
+# codec). The price is their size: 98 bytes a row instead of 12 (LZ4), against 75 (flat-field) to
+# 2,787 (noisy) bytes of each compressed frame. Totals, not row widths, so that a small table of
+# wide rows (telemetry) does not make a store's transitions narrow.
 NARROW_SHARE = 64
 NARROW_MAX_BYTES = 16 << 20  # a narrow column's segment larger than this is chunked and compressed as any
 
 
-def is_narrow(row_bytes: int, widest: int, seg_rows: int) -> bool:
-    """Whether a column of ``row_bytes`` a row is stored uncompressed (see ``NARROW_SHARE``)."""
-    return 0 < row_bytes * NARROW_SHARE <= widest and row_bytes * seg_rows <= NARROW_MAX_BYTES
+def is_narrow(column_bytes: int, largest: int, segment_bytes: int) -> bool:
+    """Whether a column of ``column_bytes`` (its rows times its row bytes; ``segment_bytes`` in one
+    segment) is stored uncompressed, ``largest`` being the bytes of the store's largest column
+    (see ``NARROW_SHARE``)."""
+    return 0 < column_bytes * NARROW_SHARE <= largest and segment_bytes <= NARROW_MAX_BYTES
 
 
 def stored(block: np.ndarray) -> bytes:

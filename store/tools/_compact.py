@@ -48,14 +48,17 @@ def compact_tables(path, codec: str = DEFAULT_CODEC, fsync: bool = False, sealed
     check_codec(codec, f"replaystore compact --codec {codec}")
     done: dict[str, list[int]] = {}
     with ReplayStore.open(path, "a", fsync=fsync) as s:
-        widest = max((c.row_bytes for tw in s._tables.values() for c in tw.stored), default=0)
+        rows = {name: getattr(s._views[name], "_t", s._views[name]).rows for name in s._tables if name in s._views}
+        largest = max((c.row_bytes * rows.get(name, 0) for name, tw in s._tables.items() for c in tw.stored), default=0)
         for name, tw in s._tables.items():
             view = s._views.get(name)
             if view is None:
                 continue
             todo = [k for k in range(tw.first_segment, _last(s, name, view, sealed)) if k not in tw.compacted]
             for k in todo:
-                _write_compact(segment_dir(s.path), view.segment(k), tw, k, codec, fsync, widest)
+                narrow = {c.name for c in tw.stored if codec in BLOSC and
+                          is_narrow(c.row_bytes * rows[name], largest, c.row_bytes * tw.seg_rows)}
+                _write_compact(segment_dir(s.path), view.segment(k), tw, k, codec, fsync, narrow)
                 view.forget(k)  # unmapped: the pages read stay out of this process (RSS), whatever the store's size
             if todo:
                 done[name] = todo
@@ -90,7 +93,7 @@ def _first_window_frame(s) -> int:
     return 0 if first is None else first
 
 
-def _write_compact(folder: str, seg, tw, k: int, codec: str, fsync: bool, widest: int) -> None:
+def _write_compact(folder: str, seg, tw, k: int, codec: str, fsync: bool, narrow: set) -> None:
     final = os.path.join(folder, compact_name(tw.name, k))
     tmp = final + ".tmp"
     # Built in memory (as segments are) and written by the layer: h5py writing the file itself
@@ -102,8 +105,8 @@ def _write_compact(folder: str, seg, tw, k: int, codec: str, fsync: bool, widest
                 f.attrs[key] = value
             f.attrs["codec"] = codec
             for c in tw.stored:
-                narrow = codec in BLOSC and is_narrow(c.row_bytes, widest, tw.seg_rows)
-                _write_column(f, c, np.asarray(seg.arrays[c.name]), tw.seg_rows, codec, _releaser(seg), narrow)
+                _write_column(f, c, np.asarray(seg.arrays[c.name]), tw.seg_rows, codec, _releaser(seg),
+                              c.name in narrow)
             # the identity the mapped bytes were checked against, not the source's dataset (which a
             # hostile segment can point at another file)
             f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(tw.uuid, tw.name, k), np.uint8))

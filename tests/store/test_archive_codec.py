@@ -220,3 +220,35 @@ def test_zstd_keeps_bit_shuffle_on_noise_it_would_code_as_small_unshuffled():
     for kind, want in (("noisy", "bit"), ("clean", "none")):
         comp = _codec.ColumnCompressor("blosc-zstd")
         assert want == _codec.chunk_shuffle(comp(np.ascontiguousarray(frames(4, 0, kind)))), kind
+
+
+def test_a_small_table_of_wide_rows_does_not_make_the_transitions_narrow(tmp_path):
+    """Narrow is against the store's largest column in bytes, not in row width: a 16-row table of
+    8 KB rows leaves a vector store's transitions compressed."""
+    import h5py
+
+    from replaystore.store import Column, ReplayStore, Schema
+    from replaystore.store.format import _codec
+    from replaystore.store.tools._compact import compact_tables
+
+    path = tmp_path / "vec.h5"
+    schema = Schema.transition((4,), state_dtype="float32")
+    wide = Schema((Column("hist", np.dtype("float32"), (2048,)),))
+    n = 4096
+    with ReplayStore.create(path, schema, actors=("a", "b"), window=1, segment_rows=1024) as s:
+        s.create_table("telemetry", wide, seg_rows=8)
+        s.extend_table("telemetry", {"hist": np.ones((16, 2048), "f4")})
+        s.extend({"actor": np.arange(n) % 2, "state": np.tile(np.arange(4, dtype="f4"), (n, 1)),
+                  "next_state": np.zeros((n, 4), "f4"), "discrete_action": np.zeros(n, "i4"),
+                  "continuous_action": np.zeros((n, 0), "f4"), "reward": np.zeros(n, "f4"), "done": np.zeros(n, bool)})
+    done = compact_tables(path, sealed=True)
+    assert done["transitions"] and done["telemetry"]
+
+    def kinds(name):
+        with h5py.File(os.path.join(f"{path}.d", name), "r") as f:
+            return {c: _codec.chunk_shuffle(f[c].id.read_direct_chunk((0,) * f[c].ndim)[1]) for c in f if c != "identity"}
+
+    # 16-64 KB a column against the hist's 128 KB (by row width, 4-16 bytes against 8,192, every
+    # one of them would have been narrow)
+    assert "copy" not in kinds("transitions-000000.z.h5").values()
+    assert "copy" not in kinds("telemetry-000000.z.h5").values()  # the largest column itself
