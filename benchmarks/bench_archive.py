@@ -4,8 +4,12 @@
     python benchmarks/bench_archive.py --rows 4096 --frames-rows 20000 --repeats 40   # quicker
     python benchmarks/bench_archive.py --rows 0 --cache-mib 512     # frames-once only, the archive in the cache
     python benchmarks/bench_archive.py --chunk-kib 32               # chunks of 32 KiB (the default since; 64 before)
+    python benchmarks/bench_archive.py --frames clean --axis 0      # flat-field frames, stacks (4, 84, 84)
 
-Atari-like image rows (84x84x4 uint8 stacks, ``bench_images.rollout_blocks``). In one run, each
+Atari-like image rows (84x84x4 uint8 stacks, or 4x84x84 with ``--axis 0``;
+``bench_images.rollout_blocks``), of frames with per-pixel noise (``--frames noisy``, the default,
+a compressor's worst case) or on a flat field (``--frames clean``, what rendered or Atari frames
+look like; ``bench_images.frames``). In one run, each
 against a reference measured in the same run:
 
 - ``replaystore compact --sealed`` of the same plain store with ``gzip`` (what compact wrote
@@ -33,7 +37,7 @@ import tempfile
 import time
 
 
-from bench_images import ACTORS, DEPTH, disk_bytes, rollout_blocks, stack_shape
+from bench_images import ACTORS, DEPTH, FRAME_KINDS, disk_bytes, rollout_blocks, stack_shape
 from bench_sampler import interleaved_medians, warm_page_cache
 from replaystore.store import FrameStack, ReplayStore, Sampler, Schema, store_files
 from replaystore.store.format import _codec
@@ -41,13 +45,16 @@ from replaystore.store.format import _codec
 SEG_ROWS = {False: 1024, True: 8192}  # 57 MB plain segments; frames-once rows are ~150 bytes, frames 7 KB
 
 
+FRAMES, AXIS = "noisy", -1  # --frames, --axis: the frames written and their stack axis in this run
+
+
 def write(path: str, rows: int, framed: bool) -> None:
     """``rows`` image transitions, plain or frames-once, in segments that fill (so --sealed has work)."""
-    schema = Schema.transition(stack_shape(-1), state_dtype="uint8")
-    kw = {"frames": FrameStack(DEPTH)} if framed else {}
+    schema = Schema.transition(stack_shape(AXIS), state_dtype="uint8")
+    kw = {"frames": FrameStack(DEPTH, axis=AXIS)} if framed else {}
     with ReplayStore.create(path, schema, actors=ACTORS, commit_every=1 << 30, commit_seconds=3600.0,
                             segment_rows=SEG_ROWS[framed], **kw) as s:
-        for b in rollout_blocks(rows, 1024):
+        for b in rollout_blocks(rows, 1024, axis=AXIS, kind=FRAMES):
             s.extend(b)
 from replaystore.store.read import _archive
 
@@ -96,6 +103,32 @@ def raw_bytes(path: str) -> int:
         return total
 
 
+def shuffles(path: str) -> str:
+    """How the blosc chunks of ``path``'s compacted segments were shuffled, from each chunk's own
+    header (byte 2: 0x1 byte shuffle, 0x4 bit shuffle, 0x2 stored as is): "bit 12%, none 88%"."""
+    import h5py
+
+    counts: dict = {}
+    for p in store_files(path):
+        if not os.path.isdir(p):
+            continue
+        for name in sorted(os.listdir(p)):
+            if not name.endswith(".z.h5"):
+                continue
+            with open(os.path.join(p, name), "rb") as raw, h5py.File(os.path.join(p, name), "r") as f:
+                def one(info):
+                    raw.seek(info.byte_offset + 2)
+                    flags = raw.read(1)[0]
+                    kind = "copy" if flags & 2 else "bit" if flags & 4 else "byte" if flags & 1 else "none"
+                    counts[kind] = counts.get(kind, 0) + 1
+                for key in f:
+                    d = f[key]
+                    if d.chunks is not None and d.compression not in ("gzip", "lzf"):
+                        d.id.chunk_iter(one)
+    total = sum(counts.values()) or 1
+    return ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(counts.items()))
+
+
 def fetch_speed(path: str, mode: str) -> float:
     """MB/s of decompressed rows, every chunk of every compacted column read once through ``mode``."""
     _archive.CHUNK_READ = mode
@@ -107,7 +140,7 @@ def fetch_speed(path: str, mode: str) -> float:
                 v = getattr(v, "_t", v)
                 for k in sorted(v._compacted):
                     seg = v.segment(k)
-                    cols += list(seg.arrays.values())
+                    cols += [c for c in seg.arrays.values() if hasattr(c, "n_chunks")]  # not those mapped in place
             a = time.perf_counter()
             n = 0
             for col in cols:
@@ -185,7 +218,8 @@ def compare_codecs(d: str, args, codecs: list) -> None:
         if "gzip" in secs and codec != "gzip":
             vs = f", {secs['gzip'][1] / t:.1f}x gzip's speed ({secs['gzip'][0] / wall:.1f}x by the command's wall time)"
         print(f"  compact {codec:10s}: {t:6.2f} s ({wall:.2f} s command), {raw / t / 1e6:6.0f} MB/s, peak RSS "
-              f"{rss / 2**20:5.0f} MiB, {disk_bytes(p) / 1e6:5.0f} MB on disk ({disk_bytes(p) / size:.2f}x){vs}")
+              f"{rss / 2**20:5.0f} MiB, {disk_bytes(p) / 1e6:5.0f} MB on disk ({disk_bytes(p) / size:.2f}x){vs}"
+              + (f"; chunks shuffled: {shuffles(p)}" if codec.startswith("blosc") else ""))
     packed = os.path.join(d, f"plain-{codecs[-1] if 'blosc-lz4' not in codecs else 'blosc-lz4'}.h5")
     for mode in ("mapped", "direct", "h5py"):
         print(f"  chunk fetch {mode:6s}: {fetch_speed(packed, mode):6.0f} MB/s decompressed")
@@ -202,9 +236,15 @@ def main() -> None:
     ap.add_argument("--cache-mib", type=int, default=None, help="archive_cache_bytes for the sampling (default: the store's)")
     ap.add_argument("--chunk-kib", type=int, default=None,
                     help="blosc chunk size compact targets (default: _codec.CHUNK_BYTES, 32 KiB)")
+    ap.add_argument("--frames", choices=FRAME_KINDS, default="noisy",
+                    help="noisy (the default, as every figure before): sprites on per-pixel noise 0..5, a "
+                         "compressor's worst case; clean: on a flat field, as rendered/Atari frames are")
+    ap.add_argument("--axis", type=int, choices=(-1, 0), default=-1,
+                    help="stack axis: -1 for (84, 84, 4) (the default), 0 for (4, 84, 84) as gymnasium stacks")
     args = ap.parse_args()
-    global CHUNK_KIB
-    CHUNK_KIB = args.chunk_kib
+    global CHUNK_KIB, FRAMES, AXIS
+    CHUNK_KIB, FRAMES, AXIS = args.chunk_kib, args.frames, args.axis
+    print(f"{FRAMES} frames, stack axis {AXIS}; load average {os.getloadavg()[0]:.2f}")
     if args.cache_mib:
         _archive.archive_cache_bytes(args.cache_mib << 20)
     codecs = args.codecs.split(",")
@@ -219,7 +259,7 @@ def main() -> None:
             size = disk_bytes(fz)
             wall, t, rss = compact_in_child(fz, "blosc-lz4")
             print(f"frames-once store: {args.frames_rows} rows; compact blosc-lz4 {t:.2f} s ({wall:.2f} s command), peak RSS "
-                  f"{rss / 2**20:.0f} MiB, {disk_bytes(fz) / size:.2f}x the size on disk")
+                  f"{rss / 2**20:.0f} MiB, {disk_bytes(fz) / size:.2f}x the size on disk; chunks shuffled: {shuffles(fz)}")
             sample_compare(framed, fz, args.repeats, args.rounds, "frames-once")
 
 

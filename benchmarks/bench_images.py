@@ -2,9 +2,13 @@
 
     python benchmarks/bench_images.py                                  # 100k frames-once rows, 16k plain
     python benchmarks/bench_images.py --rows 20000 --plain-rows 8192 --repeats 60   # quicker
+    python benchmarks/bench_images.py --frames clean               # flat backgrounds, as rendered frames
 
 Atari-like rollouts (84x84 grey frames stacked 4 deep, on the last axis or with ``--axis 0`` on
-the first as gymnasium's FrameStackObservation does; episodes of 20-400 steps, reset padding). Prints, each against a reference measured in the same run:
+the first as gymnasium's FrameStackObservation does; episodes of 20-400 steps, reset padding;
+``--frames noisy``, the default, on a field of per-pixel noise, a compressor's worst case, or
+``--frames clean`` on a flat field, as a renderer or an Atari emulator draws them: see
+``frames``). Prints, each against a reference measured in the same run:
 
 - bytes on disk per transition of the frames-once store (blocks allocated, all files) against
   the 7,056-byte floor of one frame a step, and of the plain layout;
@@ -54,10 +58,23 @@ DEPTH, SIZE, FLOOR = 4, 84, 84 * 84
 ACTORS = ("expert", "dqn")
 
 
-def frames(n: int, seed: int) -> np.ndarray:
-    """``n`` Atari-like frames: a dark noisy field, a paddle and a ball that move."""
+FRAME_KINDS = ("noisy", "clean")
+
+
+def frames(n: int, seed: int, kind: str = "noisy") -> np.ndarray:
+    """``n`` Atari-like frames: a paddle and a ball that move on a dark field.
+
+    ``kind="noisy"`` (the default, what every figure before issue 17's codec branch used): the field
+    is uniform noise 0..5 in every pixel, a worst case for a compressor (no two neighbouring bytes
+    alike; LZ4 finds little without a bit shuffle). ``kind="clean"``: the same sprites on a flat
+    field (0), what a renderer or an Atari emulator draws (ALE's frames have flat backgrounds).
+    """
+    if kind not in FRAME_KINDS:
+        raise ValueError(f"frames(kind={kind!r}): expected one of {FRAME_KINDS}")
     rng = np.random.default_rng(seed)
-    f = rng.integers(0, 6, (n, SIZE, SIZE), dtype=np.uint8)
+    f = rng.integers(0, 6, (n, SIZE, SIZE), dtype=np.uint8)  # drawn either way: the same rng stream after
+    if kind == "clean":
+        f[:] = 0
     t = np.arange(n)
     for k, (h, w, vy, vx) in enumerate(((4, 4, 3, 5), (3, 12, 0, 2))):
         y, x = (vy * t + 9 * k) % (SIZE - h), (vx * t) % (SIZE - w)
@@ -67,10 +84,11 @@ def frames(n: int, seed: int) -> np.ndarray:
     return f
 
 
-def rollout_blocks(rows: int, block: int, seed: int = 0, axis: int = -1):
-    """Blocks of transitions as an agent with gymnasium's FrameStackObservation gives them."""
+def rollout_blocks(rows: int, block: int, seed: int = 0, axis: int = -1, kind: str = "noisy"):
+    """Blocks of transitions as an agent with gymnasium's FrameStackObservation gives them, of
+    ``frames(..., kind)``."""
     rng = np.random.default_rng(seed)
-    stream = frames(rows + rows // 20 + 8, seed)
+    stream = frames(rows + rows // 20 + 8, seed, kind)
     pos, left, stack = 0, 0, None
     done_at = []
     for start in range(0, rows, block):
@@ -109,14 +127,14 @@ def stack_shape(axis: int) -> tuple:
     return (DEPTH, SIZE, SIZE) if axis == 0 else (SIZE, SIZE, DEPTH)
 
 
-def write(path: str, rows: int, framed: bool, axis: int) -> float:
+def write(path: str, rows: int, framed: bool, axis: int, kind: str = "noisy") -> float:
     schema = Schema.transition(stack_shape(axis), state_dtype="uint8")
     kw = {"frames": FrameStack(DEPTH, axis=axis)} if framed else {}
     t = 0.0
     # the default window (1M): with window=rows the small columns would span window/4-row segments
     with ReplayStore.create(path, schema, actors=ACTORS, commit_every=1 << 30,
                             commit_seconds=3600.0, **kw) as s:
-        for b in rollout_blocks(rows, 1024, axis=axis):
+        for b in rollout_blocks(rows, 1024, axis=axis, kind=kind):
             a = time.perf_counter()
             s.extend(b)
             t += time.perf_counter() - a
@@ -126,9 +144,9 @@ def write(path: str, rows: int, framed: bool, axis: int) -> float:
     return t
 
 
-def np_save_seconds(folder: str, rows: int) -> float:
+def np_save_seconds(folder: str, rows: int, kind: str = "noisy") -> float:
     """The reference for writing: the new frames of the same rollout, ``np.save``d to a fresh file."""
-    new = np.concatenate([b["next_state"][:, -1] for b in rollout_blocks(rows, 1024, axis=0)])
+    new = np.concatenate([b["next_state"][:, -1] for b in rollout_blocks(rows, 1024, axis=0, kind=kind)])
     p = os.path.join(folder, "frames.npy")
     a = time.perf_counter()
     np.save(p, new)
@@ -192,21 +210,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--axis", type=int, choices=(-1, 0), default=-1,
                     help="stack axis: -1 for (84, 84, 4), 0 for gymnasium's FrameStackObservation (4, 84, 84)")
+    ap.add_argument("--frames", choices=FRAME_KINDS, default="noisy",
+                    help="noisy: sprites on uniform noise 0..5 (a compressor's worst case, the figures before); "
+                         "clean: the same sprites on a flat field, as rendered/Atari frames are")
     ap.add_argument("--first-pass", action="store_true",
                     help="skip the untimed pass over the store's rows (see touch): its page tables fill while timed")
     a = ap.parse_args()
-    print(f"load average {os.getloadavg()[0]:.2f}")
+    print(f"load average {os.getloadavg()[0]:.2f}; {a.frames} frames")
     folder = tempfile.mkdtemp(prefix="bench_images_")
     try:
         fp, pp = os.path.join(folder, "framed.h5"), os.path.join(folder, "plain.h5")
-        t_framed = write(fp, a.rows, True, a.axis)
-        t_save = np_save_seconds(folder, a.rows)
+        t_framed = write(fp, a.rows, True, a.axis, a.frames)
+        t_save = np_save_seconds(folder, a.rows, a.frames)
         per = disk_bytes(fp) / a.rows
         print(f"frames once, {a.rows} rows: {per:,.0f} bytes/transition on disk = {per / FLOOR:.3f}x the "
               f"{FLOOR:,}-byte floor")
         print(f"write: {a.rows / t_framed:,.0f} rows/s; np.save of the same frames {a.rows / t_save:,.0f} rows/s "
               f"-> {t_save / t_framed:.2f}x")
-        t_plain = write(pp, a.plain_rows, False, a.axis)
+        t_plain = write(pp, a.plain_rows, False, a.axis, a.frames)
         print(f"plain, {a.plain_rows} rows: {disk_bytes(pp) / a.plain_rows:,.0f} bytes/transition; write "
               f"{a.plain_rows / t_plain:,.0f} rows/s")
         warm_page_cache(fp)

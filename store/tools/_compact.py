@@ -3,7 +3,10 @@
 ``compact(path)`` takes the writer lock and, for each table, writes ``<table>-NNNNNN.z.h5``
 beside each full segment it compacts: chunked by whole rows, every chunk compressed with the
 codec (``_codec.py``; the file's ``codec`` attribute names it) straight from the raw segment's
-mapped bytes, so memory stays at one chunk whatever the segment's size. It then publishes a
+mapped bytes, so memory stays at one chunk whatever the segment's size. With blosc, each chunk is
+shuffled or not as the column's chunks compress best (``_codec.ColumnCompressor``; each chunk's
+header says which), and narrow columns (``_codec.NARROW_SHARE``) are one chunk per segment, stored
+as they are, which the reader maps in place. It then publishes a
 commit record that names the new files, and only then deletes the raw ones: a kill at any point
 leaves a readable store. Which segments: by default those no sampler reads (transitions wholly
 before the replay window, frames no window row names, every full segment of the other tables);
@@ -20,7 +23,8 @@ import os
 import h5py
 import numpy as np
 
-from ..format._codec import BLOSC, DEFAULT_CODEC, check_codec, compress, dataset_options, rows_per_chunk
+from ..format._codec import (BLOSC, DEFAULT_CODEC, ColumnCompressor, check_codec, dataset_options, is_narrow,
+                             rows_per_chunk, stored)
 from ..format._format import TRANSITIONS, compact_name, segment_dir
 from ..files._fileio import replacing
 from ..files._h5image import hdf5_file
@@ -44,13 +48,17 @@ def compact_tables(path, codec: str = DEFAULT_CODEC, fsync: bool = False, sealed
     check_codec(codec, f"replaystore compact --codec {codec}")
     done: dict[str, list[int]] = {}
     with ReplayStore.open(path, "a", fsync=fsync) as s:
+        rows = {name: getattr(s._views[name], "_t", s._views[name]).rows for name in s._tables if name in s._views}
+        largest = max((c.row_bytes * rows.get(name, 0) for name, tw in s._tables.items() for c in tw.stored), default=0)
         for name, tw in s._tables.items():
             view = s._views.get(name)
             if view is None:
                 continue
             todo = [k for k in range(tw.first_segment, _last(s, name, view, sealed)) if k not in tw.compacted]
             for k in todo:
-                _write_compact(segment_dir(s.path), view.segment(k), tw, k, codec, fsync)
+                narrow = {c.name for c in tw.stored if codec in BLOSC and
+                          is_narrow(c.row_bytes * rows[name], largest, c.row_bytes * tw.seg_rows)}
+                _write_compact(segment_dir(s.path), view.segment(k), tw, k, codec, fsync, narrow)
                 view.forget(k)  # unmapped: the pages read stay out of this process (RSS), whatever the store's size
             if todo:
                 done[name] = todo
@@ -85,7 +93,7 @@ def _first_window_frame(s) -> int:
     return 0 if first is None else first
 
 
-def _write_compact(folder: str, seg, tw, k: int, codec: str, fsync: bool) -> None:
+def _write_compact(folder: str, seg, tw, k: int, codec: str, fsync: bool, narrow: set) -> None:
     final = os.path.join(folder, compact_name(tw.name, k))
     tmp = final + ".tmp"
     # Built in memory (as segments are) and written by the layer: h5py writing the file itself
@@ -97,7 +105,8 @@ def _write_compact(folder: str, seg, tw, k: int, codec: str, fsync: bool) -> Non
                 f.attrs[key] = value
             f.attrs["codec"] = codec
             for c in tw.stored:
-                _write_column(f, c, np.asarray(seg.arrays[c.name]), tw.seg_rows, codec, _releaser(seg))
+                _write_column(f, c, np.asarray(seg.arrays[c.name]), tw.seg_rows, codec, _releaser(seg),
+                              c.name in narrow)
             # the identity the mapped bytes were checked against, not the source's dataset (which a
             # hostile segment can point at another file)
             f.create_dataset(IDENTITY, data=np.frombuffer(identity_bytes(tw.uuid, tw.name, k), np.uint8))
@@ -113,10 +122,11 @@ def _releaser(seg):
     return lambda: mm.madvise(mmap.MADV_DONTNEED)
 
 
-def _write_column(f: h5py.File, c, src: np.ndarray, seg_rows: int, codec: str, release) -> None:
+def _write_column(f: h5py.File, c, src: np.ndarray, seg_rows: int, codec: str, release, narrow: bool = False) -> None:
     """Column ``c`` of a segment (``src``: its mapped rows) written chunk by chunk, ``release()``d
-    every ``_BLOCK_BYTES`` read."""
-    rpc = rows_per_chunk(codec, c.row_bytes, seg_rows)
+    every ``_BLOCK_BYTES`` read; a ``narrow`` one (blosc only) as one chunk, its bytes stored as
+    they are (``_codec.NARROW_SHARE``)."""
+    rpc = seg_rows if narrow else rows_per_chunk(codec, c.row_bytes, seg_rows)
     d = f.create_dataset(c.name, shape=(seg_rows, *c.shape), dtype=c.dtype, chunks=(rpc, *c.shape),
                          **dataset_options(codec))
     rest = (0,) * len(c.shape)
@@ -125,11 +135,12 @@ def _write_column(f: h5py.File, c, src: np.ndarray, seg_rows: int, codec: str, r
         # time through the plugin, with a copy each way) is skipped, and the bytes are the filter's own.
         # (A second thread compressing ahead of the writer ran 20% slower here, on 2 loaded cores.)
         every = max(1, _BLOCK_BYTES // max(1, rpc * c.row_bytes))
+        compress = stored if narrow else ColumnCompressor(codec)  # shuffled or not, as its chunks compress best
         for n, lo in enumerate(range(0, seg_rows, rpc), 1):
             block = src[lo:lo + rpc]
             if len(block) < rpc:  # an edge chunk is stored whole: pad it as HDF5 would
                 block = np.concatenate([block, np.zeros((rpc - len(block), *c.shape), c.dtype)])
-            d.id.write_direct_chunk((lo, *rest), compress(codec, np.ascontiguousarray(block)))
+            d.id.write_direct_chunk((lo, *rest), compress(np.ascontiguousarray(block)))
             if n % every == 0:
                 release()
         release()

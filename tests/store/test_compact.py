@@ -218,7 +218,8 @@ def test_sampling_an_archive_larger_than_the_cache_keeps_memory_within_the_budge
         with ReplayStore.open(path) as r:
             archive = sum(c.nbytes * c.n_chunks for name in ("transitions", "frames")
                           for k in sorted(r._views[name]._compacted)
-                          for c in getattr(r._views[name], "_t", r._views[name]).segment(k).arrays.values())
+                          for c in getattr(r._views[name], "_t", r._views[name]).segment(k).arrays.values()
+                          if isinstance(c, _archive.ArchiveColumn))  # narrow columns are mapped in place
             assert archive > 5 * budget
             with Sampler(r, 64, seed=1, as_torch=False) as sm:
                 for i in range(60):
