@@ -35,7 +35,8 @@ from ..format._codec import (BLOSC, BLOSC_FILTER, c_decompress, check_codec, dec
                              stored_rows)
 from ..format._segment import IDENTITY
 from ..files._untrusted import local_dataset
-from ..errors import DamagedStoreError
+from ..files._watch import GATE
+from ..errors import DamagedStoreError, TruncatedStoreError
 
 DEFAULT_CACHE_BYTES = 128 << 20
 # How a blosc chunk's bytes are fetched: "mapped" (offsets from chunk_iter, bytes from the mapped
@@ -436,13 +437,14 @@ class ArchiveColumn:
 class CompactSegment:
     """A compacted segment's columns, decompressed a chunk at a time as rows are read."""
 
-    wd = seen = None  # never watched (files/_watch.py): its check is per chunk, as it is decompressed
+    wd = seen = None  # its watch (files/_watch.py) while mapped, and the stamp of its last check
 
     def __init__(self, path: str, expect_identity: bytes, schema, rows: int):
         self.path = path
         self.sealed_mtime = None
         self.arrays: dict = {}
         self._file = self._map = None
+        self.fd, self.size = -1, 0  # kept while mapped: a file that shrank under the mapping is SIGBUS
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
@@ -456,6 +458,9 @@ class CompactSegment:
                 raise DamagedStoreError(f"compacted segment {path} is not a regular file (mode "
                                         f"{stat.filemode(st.st_mode)}): a store keeps only regular files there")
             self._open(fd, st.st_size, expect_identity, schema, rows)
+            if self._map is not None:
+                self.wd = GATE.watch(fd)
+                self.fd, self.size, fd = fd, st.st_size, -1
         except (OSError, KeyError, ValueError) as e:
             self.close()
             if isinstance(e, DamagedStoreError):
@@ -465,7 +470,8 @@ class CompactSegment:
             self.close()
             raise
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
     def _open(self, fd: int, size: int, expect_identity: bytes, schema, rows: int) -> None:
         path = self.path
@@ -518,7 +524,14 @@ class CompactSegment:
         return np.frombuffer(self._map, col.dtype, count=items, offset=at).reshape(col.rows, *col.shape[1:])
 
     def check(self) -> bool:
-        return True  # its bytes are checked per chunk as they are decompressed; compaction never rewrites one
+        """Refuse a mapped file that shrank (touching its pages would be SIGBUS); its bytes are checked
+        per chunk as they are decompressed, and compaction never rewrites one."""
+        if self.fd >= 0:
+            now = os.fstat(self.fd).st_size
+            if now < self.size:
+                raise TruncatedStoreError(f"compacted segment {self.path} shrank from {self.size} to {now} bytes "
+                                          "while mapped: it was truncated or copied over. Reopen the store")
+        return True
 
     def close(self) -> None:
         cols = [a for a in self.arrays.values() if isinstance(a, ArchiveColumn)]
@@ -536,3 +549,8 @@ class CompactSegment:
             except BufferError:  # a memoryview of it is still alive in another thread's decompress
                 pass
             self._map = None
+        GATE.unwatch(self.wd)
+        self.wd = self.seen = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -235,3 +235,34 @@ def test_a_file_watched_twice_stays_watched_until_both_let_go(tmp_path):
     finally:
         os.close(a)
         os.close(b)
+
+
+SHRINK_COMPACTED = """
+import glob, os, sys, subprocess
+from replaystore.store import Sampler, errors
+from replaystore.store.tools._compact import compact
+path = sys.argv[1]
+compact(path, sealed=True)
+segs = sorted(glob.glob(path + ".d/transitions-*.z.h5"))
+assert segs, os.listdir(path + ".d")
+with Sampler(path, 64, seed=0) as s:
+    for _ in range(100):
+        s.sample()
+    for seg in segs:  # every compacted segment cut to a tenth, by another process
+        subprocess.run([sys.executable, "-c", f"import os; os.truncate({seg!r}, os.path.getsize({seg!r}) // 10)"],
+                       check=True)
+    try:
+        for _ in range(200):
+            s.sample()
+        print("sampled")
+    except errors.TruncatedStoreError as e:
+        print("refused", "shrank" in str(e))
+"""
+
+
+def test_compacted_segment_truncated_under_a_sampler_is_refused(closed):
+    """A compacted segment is mapped too: cut under a sampler, it is a TruncatedStoreError at the next
+    batch, not a SIGBUS (run in a child, so a SIGBUS shows as its exit status)."""
+    out = in_child(SHRINK_COMPACTED, closed)
+    assert 0 == out.returncode, f"child died ({out.returncode}): {out.stderr}"
+    assert "refused True" == out.stdout.strip()
