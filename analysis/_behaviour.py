@@ -25,6 +25,7 @@ STATE_STD_RATIO = 10.0
 MIN_STATES = 50
 MIN_SEGMENT_STATES = 20  # sampled rows of an actor, and of the others, in a segment before it is compared
 STATE_ALPHA = 1e-3     # chance that an honest actor's states raise STATE_DISTRIBUTION, at most (Bonferroni)
+LOCATING_ELEMENTS = 16  # differing elements from which a finding's segments are those of their median z
 
 
 MEASURES = {"REWARD_SIGN": "share of positive non-zero rewards (at most, or at least 1 - it)",
@@ -361,26 +362,28 @@ def _actor_windows(ctx: Context, i: int, null, skip: np.ndarray):
     wins = _windows(ctx, cnt, ocnt)
     compared = int((~skip).sum())
     if not wins or not compared:
-        return [], None
+        return [], None, None
     zc = _z_threshold(2 * compared * len(wins))
 
     def cum(a):
         return np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
 
-    parts = [cum(a) for a in (a1, a2, o1, o2) + _tests(null, cnt, rp.run_count.reshape(ctx.nseg, ctx.A)[:, i], a1, a2)]
+    tests = _tests(null, cnt, rp.run_count.reshape(ctx.nseg, ctx.A)[:, i], a1, a2)
+    parts = [cum(a) for a in (a1, a2, o1, o2) + tests]
     ca, co = cum(cnt.astype(np.float64)), cum(ocnt.astype(np.float64))
     found = []
     for a, b in wins:
         w1, w2, x1, x2, dm, vm, dv, vv = (p[b] - p[a] for p in parts)
         mean, std, om, ostd, ratio, shift = _differ(w1, w2, ca[b] - ca[a], x1, x2, co[b] - co[a])
-        zm, zv = np.abs(_z(dm, vm)), np.abs(_z(dv, vv))
-        hit = ((ratio > STATE_STD_RATIO) & (zv > zc)) | ((shift > STATE_STD_RATIO) & (zm > zc))
+        zm, zv = _z(dm, vm), _z(dv, vv)
+        spread = (ratio > STATE_STD_RATIO) & (np.abs(zv) > zc)
+        hit = spread | ((shift > STATE_STD_RATIO) & (np.abs(zm) > zc))
         hit &= ~skip
         if hit.any():
             j = np.flatnonzero(hit)
-            z = np.where((ratio[j] > STATE_STD_RATIO) & (zv[j] > zc), zv[j], zm[j])
-            found.append((a, b, j, z, np.maximum(ratio, shift)[j], (mean[j], std[j], om[j], ostd[j])))
-    return found, zc
+            z = np.where(spread[j], zv[j], zm[j])
+            found.append((a, b, j, z, spread[j], np.maximum(ratio, shift)[j], (mean[j], std[j], om[j], ostd[j])))
+    return found, zc, tests
 
 
 def _z_threshold(tests: int) -> float:
@@ -388,26 +391,49 @@ def _z_threshold(tests: int) -> float:
     return -NormalDist().inv_cdf(STATE_ALPHA / (2 * tests))
 
 
-def _segments_of(ctx: Context, i: int, elements: np.ndarray) -> list:
-    """The segments in which the actor's states differ 10x from the others' (or are constant where
-    the others' are not, or the reverse) in at least half of ``elements`` (those that differ in the
-    window where most do): where the finding lies."""
+def _segments_of(ctx: Context, i: int, elements: np.ndarray, z: np.ndarray, spread: np.ndarray, tests) -> list:
+    """The segments where the finding lies, among those with enough rows of the actor and of the others.
+    Of LOCATING_ELEMENTS differing elements or more (``elements``, their z ``z`` in the window where
+    most differ, of the spread where ``spread``): those whose median z over them, same sign as the
+    window's, is 1 or more (one segment holds a fraction of the window's evidence: a 10x difference
+    can hide in a segment's few rows, as it did on flat frames). Of fewer: those where at least half
+    of them differ 10x (a single segment's z of one element is no steadier than chance)."""
     rp = ctx.rows
     sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
     ss1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)[:, :, elements]
     ss2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)[:, :, elements]
+    dm, vm, dv, vv = (t[:, elements] for t in tests)
     out = []
     for k in range(ctx.nseg):
         ock = sc[k].sum() - sc[k, i]
         if sc[k, i] < MIN_SEGMENT_STATES or ock < MIN_SEGMENT_STATES:
             continue
-        _, std, _, ostd, ratio, shift = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
-                                                ss2[k].sum(0) - ss2[k, i], ock)
-        # one side constant, the other not: a flat background with a sprite the actor never shows
-        differ = (np.maximum(ratio, shift) > STATE_STD_RATIO) | ((std > 0) != (ostd > 0))
-        if 2 * differ.sum() >= elements.size:
+        if elements.size >= LOCATING_ELEMENTS:
+            zk = np.where(spread, _z(dv[k], vv[k]), _z(dm[k], vm[k])) * np.sign(z)
+            if np.median(zk) >= 1.0:
+                out.append(k)
+            continue
+        *_, ratio, shift = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
+                                   ss2[k].sum(0) - ss2[k, i], ock)
+        if 2 * (np.maximum(ratio, shift) > STATE_STD_RATIO).sum() >= elements.size:
             out.append(k)
     return out
+
+
+def _own_change(ctx: Context, i: int, segs: list, elements: np.ndarray) -> float:
+    """How much actor ``i``'s own states in segments ``segs`` differ from its states in the others: the
+    median over ``elements`` of the spread ratio or mean shift (0 without MIN_STATES rows on both sides)."""
+    rp = ctx.rows
+    cnt = rp.seg_count.reshape(ctx.nseg, ctx.A)[:, i]
+    s1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)[:, i][:, elements]
+    s2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)[:, i][:, elements]
+    inn = np.zeros(ctx.nseg, bool)
+    inn[segs] = True
+    if cnt[inn].sum() < MIN_STATES or cnt[~inn].sum() < MIN_STATES:
+        return 0.0
+    *_, ratio, shift = _differ(s1[inn].sum(0), s2[inn].sum(0), cnt[inn].sum(), s1[~inn].sum(0), s2[~inn].sum(0),
+                               cnt[~inn].sum())
+    return float(np.median(np.maximum(ratio, shift)))
 
 
 def state_statistics(ctx: Context):
@@ -434,8 +460,8 @@ def state_statistics(ctx: Context):
     when it differs in most segments: a pixel lit once or twice a segment is missed by a quarter of
     the rows in over half of the segments, consistency or not.
 
-    A finding names the segments where at least half of the elements differing in its window (the
-    one where most differ) differ 10x, or are constant on one side only."""
+    A finding names the segments where the elements differing in its window (the one where most
+    differ) differ too: ``_segments_of``."""
     rp = ctx.rows
     sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
     c = sc.sum(0)
@@ -453,21 +479,27 @@ def state_statistics(ctx: Context):
         mean, std, *_ = _differ(s1[i], s2[i], c[i], s1.sum(0) - s1[i], s2.sum(0) - s2[i], oc)
         ev["per_actor"][x] = {"rows": int(c[i]), "mean": [num(v) for v in mean[:16]],
                               "std": [num(v) for v in std[:16]]}
-        # with two actors both differ from each other: report the one holding fewer rows
+        # with two actors both differ from each other: the one holding fewer rows is compared (and named,
+        # unless only the other's own states changed: _own_change)
         if c[i] < MIN_STATES or oc < MIN_STATES or (ctx.A == 2 and c[i] > oc):
             continue
-        found, zc = _actor_windows(ctx, i, null, inside[i])
+        found, zc, tests = _actor_windows(ctx, i, null, inside[i])
         if zc is not None:
             ev["per_actor"][x]["z_threshold"] = num(zc)
         if not found:
             continue
         elements = np.unique(np.concatenate([f[2] for f in found]))
         # the window holding most differing elements (then the strongest): its element of largest |z|
-        a, b, j_in, z, score, moments = max(found, key=lambda f: (f[2].size, f[3].sum()))
-        segs = _segments_of(ctx, i, j_in) or list(range(a, b))
+        a, b, j_in, z, spread, score, moments = max(found, key=lambda f: (f[2].size, np.abs(f[3]).sum()))
+        segs = _segments_of(ctx, i, j_in, z, spread, tests) or list(range(a, b))
+        z = np.abs(z)
         t = int(np.argmax(z))
         j = int(j_in[t])
         m, s, om, os_ = (v[t] for v in moments)
+        named = "fewer rows" if ctx.A == 2 else "against the others"
+        if ctx.A == 2 and _own_change(ctx, 1 - i, segs, j_in) > 2 * _own_change(ctx, i, segs, j_in):
+            # two actors: the one whose own states changed where they differ is the one to name
+            i, x, named, (m, s, om, os_) = 1 - i, ctx.names[1 - i], "own change", (om, os_, m, s)
         rows = ctx.actor_rows(i, segs[0], segs[-1])
         w = ctx.where(rows)
         out.append(Anomaly(
@@ -480,5 +512,5 @@ def state_statistics(ctx: Context):
             details=evidence("ratio of spreads, or mean shift in spreads (more than)",
                              float(score[t]), STATE_STD_RATIO, elements=elements[:16].tolist(), segments=segs,
                              segment_rows=ctx.seg_rows, z=float(z[t]), z_threshold=zc, window=[int(a), int(b)],
-                             **w)))
+                             named_by=named, **w)))
     return out, ev
