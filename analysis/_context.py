@@ -295,7 +295,7 @@ def _run_totals(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Sums of ``x``'s rows over runs beginning at ``starts``: the runs' d-th rows added for each d
     (along the rows, np.add.reduceat was 4x slower and np.cumsum 8x on 84x84x4 frames)."""
     length = np.diff(np.append(starts, x.shape[0]))
-    t = x[starts]
+    t = x[starts].astype(np.float64)
     for d in range(1, int(length.max())):
         sel = np.flatnonzero(length > d)
         t[sel] += x[starts[sel] + d]
@@ -313,8 +313,8 @@ def _moments(out: RowPass, ctx: Context, lo: int, hi: int, s: np.ndarray, run: _
     group = np.where(known, ctx.seg[rows] * ctx.A + codes, -1)
     ep = ctx.cols["episode"][rows] if "episode" in ctx.cols else np.zeros(rows.size, np.int64)
     sampled = s[first:hi - lo:k]
-    # Powers in float64, MOMENT_BYTES of rows at a time: a block holds at least 1,024 rows, and of
-    # 84x84x4 images a float copy of them all was 115 MB.
+    # MOMENT_BYTES of float64 run sums at a time: a block holds at least 1,024 rows, and of 84x84x4
+    # images a float copy of them all was 115 MB (and its squares as much again).
     step = max(1, MOMENT_BYTES // (8 * out.width))
     for a in range(0, rows.size, step):
         _moment_sums(out, ctx, sampled[a:a + step], group[a:a + step], ep[a:a + step], run)
@@ -328,15 +328,16 @@ def _moment_sums(out: RowPass, ctx: Context, x: np.ndarray, group: np.ndarray, e
         x = np.where(fin, x, 0)
     else:
         lo_x = hi_x = x
-    x = x.astype(np.float64)
+    # float32 as before (exact for 8-bit pixels and their squares), summed in float64
+    x = x.astype(np.float32, copy=False)
     xx = x * x
     # A block spans one or two segments: a few masked sums. No BLAS: its threads made a one-hot
     # product 6-10x slower than these sums on the shared 2-core machine.
     for g in np.unique(group[group >= 0]).tolist():
         sel = group == g
         out.seg_count[g] += int(sel.sum())
-        out.seg_sum[g] += x[sel].sum(axis=0)
-        out.seg_sumsq[g] += xx[sel].sum(axis=0)
+        out.seg_sum[g] += x[sel].sum(axis=0, dtype=np.float64)
+        out.seg_sumsq[g] += xx[sel].sum(axis=0, dtype=np.float64)
         a = g % ctx.A
         np.minimum(out.amin[a], lo_x[sel].min(axis=0), out=out.amin[a])
         np.maximum(out.amax[a], hi_x[sel].max(axis=0), out=out.amax[a])
