@@ -420,9 +420,9 @@ def _segments_of(ctx: Context, i: int, elements: np.ndarray, z: np.ndarray, spre
     return out
 
 
-def _own_change(ctx: Context, i: int, segs: list, elements: np.ndarray) -> float:
+def _own_change(ctx: Context, i: int, segs: list, elements: np.ndarray) -> float | None:
     """How much actor ``i``'s own states in segments ``segs`` differ from its states in the others: the
-    median over ``elements`` of the spread ratio or mean shift (0 without MIN_STATES rows on both sides)."""
+    median over ``elements`` of the spread ratio or mean shift; None without MIN_STATES rows on both sides."""
     rp = ctx.rows
     cnt = rp.seg_count.reshape(ctx.nseg, ctx.A)[:, i]
     s1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)[:, i][:, elements]
@@ -430,7 +430,7 @@ def _own_change(ctx: Context, i: int, segs: list, elements: np.ndarray) -> float
     inn = np.zeros(ctx.nseg, bool)
     inn[segs] = True
     if cnt[inn].sum() < MIN_STATES or cnt[~inn].sum() < MIN_STATES:
-        return 0.0
+        return None
     *_, ratio, shift = _differ(s1[inn].sum(0), s2[inn].sum(0), cnt[inn].sum(), s1[~inn].sum(0), s2[~inn].sum(0),
                                cnt[~inn].sum())
     return float(np.median(np.maximum(ratio, shift)))
@@ -451,10 +451,13 @@ def state_statistics(ctx: Context):
 
     (1) alone raised false alarms on wide states. On 84x84x4 frames a sprite lights a pixel in a few
     rows of a 150-row segment; an actor holding a quarter of the rows often sees none of them (a
-    10x narrower spread by chance), and of 28k pixels some did in every segment: 3 of 3 honest
-    stores flagged. The test's variance comes from the run totals themselves: a sparse pixel's are
-    heavy-tailed, and missing its few lit rows is a small z (0 of 48 honest image stores flagged,
-    tests/analysis/test_images.py). Drawing runs, not rows, keeps an actor that plays whole
+    10x narrower spread by chance), and of 28k pixels some did in every segment. The test's
+    variance comes from the run totals themselves: a sparse pixel's are heavy-tailed, and missing
+    its few lit rows is a small z. Of 160 honest stores of 16x16 to 84x84 stacks (noisy and flat
+    frames, tags per row and per episode) the 10x test alone flagged 70, this one none; it finds
+    stacks transposed, stored on the other axis or inverted, from the start or from mid-run
+    (tests/analysis/test_images.py). What a 10x test cannot see it does not find either: frames
+    at half their values (2x) are not flagged. Drawing runs, not rows, keeps an actor that plays whole
     episodes (rows that hang together) from passing for many independent draws; with few episodes
     per actor nothing is then claimed for a single element. Chosen over counting an element only
     when it differs in most segments: a pixel lit once or twice a segment is missed by a quarter of
@@ -496,7 +499,8 @@ def state_statistics(ctx: Context):
         j = int(j_in[t])
         m, s, om, os_ = (v[t] for v in moments)
         named = "fewer rows" if ctx.A == 2 else "against the others"
-        if ctx.A == 2 and _own_change(ctx, 1 - i, segs, j_in) > 2 * _own_change(ctx, i, segs, j_in):
+        mine, theirs = (_own_change(ctx, k, segs, j_in) for k in (i, 1 - i)) if ctx.A == 2 else (None, None)
+        if mine is not None and theirs is not None and theirs > 2 * mine:
             # two actors: the one whose own states changed where they differ is the one to name
             i, x, named, (m, s, om, os_) = 1 - i, ctx.names[1 - i], "own change", (om, os_, m, s)
         rows = ctx.actor_rows(i, segs[0], segs[-1])
