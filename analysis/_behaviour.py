@@ -350,7 +350,8 @@ def _z(d, v):
 
 def _actor_windows(ctx: Context, i: int, null, skip: np.ndarray):
     """Every window in which actor ``i``'s states differ from the other actors': ``(first, stop,
-    elements, |z| of each, effect of each, moments)``; and the z threshold that held."""
+    elements, z of each, whether the spread (not the mean) differs, effect of each, moments)``; the z
+    threshold that held; and the per-segment deviations and variances (``_tests``)."""
     rp = ctx.rows
     sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
     ss1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)
@@ -418,6 +419,33 @@ def _segments_of(ctx: Context, i: int, elements: np.ndarray, z: np.ndarray, spre
         if 2 * (np.maximum(ratio, shift) > STATE_STD_RATIO).sum() >= elements.size:
             out.append(k)
     return out
+
+
+def _apart_from_each(ctx: Context, found: list) -> list:
+    """Of three actors or more, several are flagged when one's states changed: each is compared with
+    the others pooled, the changed one among them. An actor's distance from each other actor, one by
+    one, in its finding's window and elements (median over them of the spread ratio or mean shift),
+    at its nearest: the changed actor is far from every other, an honest one near another honest one
+    -- though not always under 10x, as its elements were chosen where it looked apart. The findings
+    kept are those of actors at least half as far as the farthest, when that one is 10x apart;
+    otherwise every finding stays."""
+    if ctx.A < 3 or len(found) < 2:
+        return found
+    rp = ctx.rows
+    sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
+    ss1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)
+    ss2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)
+
+    def nearest(i, a, b, j):
+        c, s1, s2 = sc[a:b].sum(0), ss1[a:b][:, :, j].sum(0), ss2[a:b][:, :, j].sum(0)
+        far = [np.median(np.maximum(*_differ(s1[i], s2[i], c[i], s1[k], s2[k], c[k])[-2:]))
+               for k in range(ctx.A) if k != i and c[k] >= MIN_SEGMENT_STATES]
+        return min(far, default=0.0)
+
+    d = [nearest(*f[:4]) for f in found]
+    if max(d) <= STATE_STD_RATIO:
+        return found
+    return [f for f, x in zip(found, d) if x >= max(d) / 2]
 
 
 def _own_change(ctx: Context, i: int, segs: list, elements: np.ndarray) -> float | None:
@@ -505,7 +533,7 @@ def state_statistics(ctx: Context):
             i, x, named, (m, s, om, os_) = 1 - i, ctx.names[1 - i], "own change", (om, os_, m, s)
         rows = ctx.actor_rows(i, segs[0], segs[-1])
         w = ctx.where(rows)
-        out.append(Anomaly(
+        out.append((i, a, b, j_in, Anomaly(
             "STATE_DISTRIBUTION", "error",
             f"states of {x!r} differ from the other actors' in {elements.size} of {rp.width} element(s) and in "
             f"{len(segs)} of {ctx.nseg} segments: element {j} has mean {m:.4g} and std {s:.4g} against "
@@ -515,5 +543,5 @@ def state_statistics(ctx: Context):
             details=evidence("ratio of spreads, or mean shift in spreads (more than)",
                              float(score[t]), STATE_STD_RATIO, elements=elements[:16].tolist(), segments=segs,
                              segment_rows=ctx.seg_rows, z=float(z[t]), z_threshold=zc, window=[int(a), int(b)],
-                             named_by=named, **w)))
-    return out, ev
+                             named_by=named, **w))))
+    return [f[-1] for f in _apart_from_each(ctx, out)], ev

@@ -69,10 +69,10 @@ def rollout(rows: int, size: int, seed: int = 0, axis: int = -1, noise: bool = T
             "discrete_action": rng.integers(0, 6, rows).astype(np.int32)}
 
 
-def plant(cols: dict, kind: str, actor: str, start: int = 0) -> np.ndarray:
+def plant(cols: dict, kind: str, actor: str, start: int = 0, actors=ACTORS) -> np.ndarray:
     """One actor's stacks from row ``start`` on: ``transpose`` (height and width swapped),
     ``stack_axis`` (a (H, W, D) stack's bytes read as (D, H, W), or the reverse) or ``invert`` (255 - x)."""
-    rows = np.flatnonzero(cols["actor"][start:] == ACTORS.index(actor)) + start
+    rows = np.flatnonzero(cols["actor"][start:] == actors.index(actor)) + start
     for c in ("state", "next_state"):
         x = cols[c][rows]
         first = x.shape[1] == DEPTH
@@ -86,24 +86,24 @@ def plant(cols: dict, kind: str, actor: str, start: int = 0) -> np.ndarray:
     return rows
 
 
-def write(path, cols: dict, framed: bool) -> str:
+def write(path, cols: dict, framed: bool, actors=ACTORS) -> str:
     shape = cols["state"].shape[1:]
     kw = {"frames": FrameStack(DEPTH, axis=0 if shape[0] == DEPTH else -1)} if framed else {}
     n = len(cols["actor"])
-    with ReplayStore.create(path, Schema.transition(shape, state_dtype="uint8"), actors=ACTORS, **kw) as s:
+    with ReplayStore.create(path, Schema.transition(shape, state_dtype="uint8"), actors=actors, **kw) as s:
         for lo in range(0, n, 1000):
             b = {k: v[lo:lo + 1000] for k, v in cols.items() if k != "episode"}
-            b["actor"] = np.asarray(ACTORS)[b.pop("actor")]
+            b["actor"] = np.asarray(actors)[b.pop("actor")]
             b["continuous_action"] = np.zeros((len(b["done"]), 0), np.float32)
             s.extend(b)
     return str(path)
 
 
-def audits(tmp_path, cols: dict, name: str = "s") -> list:
+def audits(tmp_path, cols: dict, name: str = "s", actors=ACTORS) -> list:
     """The findings of the frames-once and the plain store of ``cols``: asserted the same; returned once."""
     found = []
     for framed in (True, False):
-        report = audit(write(tmp_path / f"{name}-{framed}.h5", cols, framed))
+        report = audit(write(tmp_path / f"{name}-{framed}.h5", cols, framed, actors))
         found.append([(a.code, a.severity, a.actor, a.rows, a.message, a.details) for a in report.anomalies])
     assert found[0] == found[1]
     return found[0]
@@ -162,6 +162,17 @@ def test_frames_changing_mid_run_are_found_on_the_actor_that_changed(tmp_path, n
     (f,) = state_findings(audits(tmp_path, cols))
     assert ("dqn", "own change") == (f[2], f[5]["named_by"])
     assert [int(rows[0]), int(rows[-1]) + 1] == f[3]
+
+
+def test_of_three_actors_the_changed_one_is_named(tmp_path):
+    """Three actors, 'random''s stacks transposed from row 1500: each actor is compared with the
+    others pooled, so all three looked apart; the finding names 'random' alone, from there."""
+    actors = ("expert", "dqn", "random")
+    cols = rollout(3000, 32, seed=6)
+    cols["actor"] = np.random.default_rng(6).integers(0, 3, 3000).astype(np.uint8)
+    rows = plant(cols, "transpose", "random", start=1500, actors=actors)
+    (f,) = state_findings(audits(tmp_path, cols, actors=actors))
+    assert "random" == f[2] and [int(rows[0]), int(rows[-1]) + 1] == f[3]
 
 
 def test_run_sums_match_numpy(monkeypatch):
