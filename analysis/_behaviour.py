@@ -485,14 +485,20 @@ def state_statistics(ctx: Context):
     frames, tags per row and per episode) the 10x test alone flagged 70, this one none; it finds
     stacks transposed, stored on the other axis or inverted, from the start or from mid-run
     (tests/analysis/test_images.py). What a 10x test cannot see it does not find either: frames
-    at half their values (2x) are not flagged. Drawing runs, not rows, keeps an actor that plays whole
-    episodes (rows that hang together) from passing for many independent draws; with few episodes
-    per actor nothing is then claimed for a single element. Chosen over counting an element only
-    when it differs in most segments: a pixel lit once or twice a segment is missed by a quarter of
-    the rows in over half of the segments, consistency or not.
+    at half their values (2x) are not flagged. Drawing runs, not rows, keeps an actor that plays
+    whole episodes (rows that hang together) from passing for many independent draws; with few
+    episodes per actor (under about 30) nothing is then claimed for a single element. Chosen over
+    counting an element only when it differs in most segments: a pixel lit once or twice a segment
+    is missed by a quarter of the rows in over half of the segments, consistency or not.
+
+    Per pixel, a sprite that one actor's play keeps out of a region looks like a frame mix-up: on
+    noisy frames with enough episodes that is a finding (declaring the observation space's bounds
+    leaves in-bounds elements alone, ``_inside_bounds``).
 
     A finding names the segments where the elements differing in its window (the one where most
-    differ) differ too: ``_segments_of``."""
+    differ) differ too (``_segments_of``), and the actor: of two, the one holding fewer rows unless
+    only the other's own states changed there (``_own_change``); of three or more, those apart from
+    every other one (``_apart_from_each``)."""
     rp = ctx.rows
     sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
     c = sc.sum(0)
