@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from replaystore.analysis import _context, audit
+from replaystore.analysis import _context, _tags, audit
 from replaystore.analysis._context import Context
 from replaystore.store import FrameStack, ReplayStore, Schema
 
@@ -173,6 +173,24 @@ def test_of_three_actors_the_changed_one_is_named(tmp_path):
     rows = plant(cols, "transpose", "random", start=1500, actors=actors)
     (f,) = state_findings(audits(tmp_path, cols, actors=actors))
     assert "random" == f[2] and [int(rows[0]), int(rows[-1]) + 1] == f[3]
+
+
+def test_a_policy_sees_image_states_a_bounded_block_at_a_time(tmp_path, monkeypatch):
+    """TAG_POLICY hands the policy at most _tags.BLOCK_BYTES of states at a time (65,536 rows of
+    84x84x4 frames were 1.8 GB); an expert that takes its policy's action raises nothing."""
+    def policy(states):
+        seen.append(len(states))
+        bright = np.asarray(states)[..., -1] > 100  # the latest frame of (H, W, D) stacks
+        return ((bright.argmax(axis=-1).max(axis=-1) // 6) % 6).astype(np.int32)
+
+    seen = []
+    cols = rollout(2000, 32, seed=7)
+    cols["discrete_action"] = np.where(cols["actor"] == 0, policy(cols["state"]), cols["discrete_action"])
+    seen.clear()
+    monkeypatch.setattr(_tags, "BLOCK_BYTES", 300 * 32 * 32 * DEPTH)
+    report = audit(write(tmp_path / "p.h5", cols, True), policies={"expert": policy})
+    assert REMAINING == [(a.code, a.severity) for a in report.anomalies]
+    assert "ran" == report.checks["tag_policy"]["status"] and 300 == max(seen)
 
 
 def test_run_sums_match_numpy(monkeypatch):
