@@ -54,7 +54,8 @@ ANOMALY_CODES = {
     "REWARD_SIGN": "error: an actor's rewards have the opposite sign of the environment's or the other actors'",
     "REWARD_SCALE": "error: an actor's rewards are paid at another scale (20x or more)",
     "ACTION_COLLAPSE": "error: an actor takes one action in 98% of its rows where others (or it, elsewhere) do not",
-    "STATE_DISTRIBUTION": "error: an actor's states differ in spread or location 10x from the other actors'",
+    "STATE_DISTRIBUTION": "error: an actor's states differ in spread or location 10x from the other actors', "
+                          "beyond chance over every element compared",
     "TAG_POLICY": "error: rows tagged with an actor whose policy is known (given to the audit, trusted from the "
                   "metadata, or the agent's CartPole expert) do not take its action (warning: another actor's rows "
                   "all do)",

@@ -5,6 +5,7 @@ states it sees. Segments of ``Context.seg_rows`` rows localize a change that sta
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
@@ -23,6 +24,8 @@ MOVING = 1e-3          # ... and one that moves
 STATE_STD_RATIO = 10.0
 MIN_STATES = 50
 MIN_SEGMENT_STATES = 20  # sampled rows of an actor, and of the others, in a segment before it is compared
+STATE_ALPHA = 1e-3     # chance that an honest actor's states raise STATE_DISTRIBUTION, at most (Bonferroni)
+LOCATING_ELEMENTS = 16  # differing elements from which a finding's segments are those of their median z
 
 
 MEASURES = {"REWARD_SIGN": "share of positive non-zero rewards (at most, or at least 1 - it)",
@@ -267,16 +270,15 @@ def _continuous_collapse(ctx: Context, ev: dict) -> list:
 
 
 def _differ(s1, s2, c, o1, o2, oc):
-    """Per element: the ratio of spreads and the shift of means (in the larger spread) of one set
-    of moments (sums, sums of squares, count) against another; and the elements past the threshold."""
+    """Per element: the mean and spread of one set of moments (sums, sums of squares, count) and of
+    another, the ratio of their spreads and the shift of their means in the larger spread."""
     mean, om = s1 / max(1, c), o1 / max(1, oc)
     std = np.sqrt(np.maximum(0.0, s2 / max(1, c) - mean ** 2))
     ostd = np.sqrt(np.maximum(0.0, o2 / max(1, oc) - om ** 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where((std > 0) & (ostd > 0), np.maximum(std / ostd, ostd / std), 1.0)
         shift = np.nan_to_num(np.abs(mean - om) / np.maximum(std, ostd), nan=0.0, posinf=np.inf)
-    score = np.maximum(ratio, shift)
-    return mean, std, om, ostd, score, np.flatnonzero(score > STATE_STD_RATIO)
+    return mean, std, om, ostd, ratio, shift
 
 
 def _inside_bounds(ctx: Context, ev: dict) -> np.ndarray:
@@ -295,55 +297,257 @@ def _inside_bounds(ctx: Context, ev: dict) -> np.ndarray:
     return out
 
 
-def state_statistics(ctx: Context):
-    """Per-actor mean and spread of each state element, each actor against the others pooled, over
-    the whole store and segment by segment (which localizes a change that starts mid-run)."""
+def _null_moments(ctx: Context):
+    """Per segment, every actor's sampled rows together: rows and runs (segments,), mean, second
+    central moment, and the sums over runs of the squared run totals of ``x - mean`` and of
+    ``(x - mean)^2 - m2`` (segments, D)."""
+    rp = ctx.rows
+    n = rp.seg_count.reshape(ctx.nseg, ctx.A).sum(1).astype(np.float64)
+    runs = rp.run_count.reshape(ctx.nseg, ctx.A).sum(1).astype(np.float64)
+    t1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1).sum(1)
+    t2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1).sum(1)
+    q = np.maximum(1.0, n)[:, None]
+    mu, e2 = t1 / q, t2 / q
+    m2 = np.maximum(0.0, e2 - mu ** 2)
+    # rounding leaves a constant element a spread of ~1e-16 of its square: none at all
+    m2[m2 <= 1e-12 * (mu ** 2 + 1e-300)] = 0.0
+    s11, s22, s12, sm1, sm2 = (rp.run_sums[:, k] for k in range(5))
+    mm = rp.run_m2[:, None]
+    b = mu ** 2 - m2  # a run's total of (x - mu)^2 - m2 is T2 - 2 mu T1 + m b
+    y1 = np.maximum(0.0, s11 - 2 * mu * sm1 + mu ** 2 * mm)
+    y2 = np.maximum(0.0, s22 + 4 * mu ** 2 * s11 + b ** 2 * mm - 4 * mu * s12 + 2 * b * sm2 - 4 * mu * b * sm1)
+    return n, runs, mu, m2, y1, y2
+
+
+def _tests(null, c, r, a1, a2):
+    """The actor's deviations from each segment's mean, and their variances had its runs been drawn at
+    random from the segment's runs (without replacement): for the mean, the sum of ``x - mu`` over
+    the actor's rows; for the spread, the sum of ``(x - mu)^2 - m2``. Arrays (segments, D); summed
+    over segments they stay centred, so a window of segments is tested by adding them (stratified by
+    segment: a drift over the run is no finding). Drawing runs, not rows: an actor that plays whole
+    episodes sees states that hang together, and its rows are no sample of independent draws."""
+    n, runs, mu, m2, y1, y2 = null
+    c = c.astype(np.float64)[:, None]
+    R, r = runs[:, None], r.astype(np.float64)[:, None]
+    f = np.where(R > 1, r * (R - r) / np.maximum(1.0, R - 1) / np.maximum(1.0, R), 0.0)
+    dm = a1 - c * mu
+    dv = a2 - 2 * mu * a1 + c * mu ** 2 - c * m2
+    return dm, f * y1, dv, f * y2
+
+
+def _windows(ctx: Context, cnt, ocnt):
+    """The windows of consecutive segments compared: ``(first, stop)`` with enough sampled rows of the
+    actor and of the others."""
+    ca, co = np.concatenate([[0], np.cumsum(cnt)]), np.concatenate([[0], np.cumsum(ocnt)])
+    return [(a, b) for a in range(ctx.nseg) for b in range(a + 1, ctx.nseg + 1)
+            if ca[b] - ca[a] >= MIN_SEGMENT_STATES and co[b] - co[a] >= MIN_SEGMENT_STATES]
+
+
+def _z(d, v):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(v > 0, d / np.sqrt(v), 0.0)
+
+
+def _actor_windows(ctx: Context, i: int, null, skip: np.ndarray):
+    """Every window in which actor ``i``'s states differ from the other actors': ``(first, stop,
+    elements, z of each, whether the spread (not the mean) differs, effect of each, moments)``; the z
+    threshold that held; and the per-segment deviations and variances (``_tests``)."""
     rp = ctx.rows
     sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
     ss1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)
     ss2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)
-    c, s1, s2 = sc.sum(0), ss1.sum(0), ss2.sum(0)
+    cnt = sc[:, i]
+    ocnt = sc.sum(1) - cnt
+    a1, a2 = ss1[:, i], ss2[:, i]
+    o1, o2 = ss1.sum(1) - a1, ss2.sum(1) - a2
+    wins = _windows(ctx, cnt, ocnt)
+    compared = int((~skip).sum())
+    if not wins or not compared:
+        return [], None, None
+    zc = _z_threshold(2 * compared * len(wins))
+
+    def cum(a):
+        return np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
+
+    tests = _tests(null, cnt, rp.run_count.reshape(ctx.nseg, ctx.A)[:, i], a1, a2)
+    parts = [cum(a) for a in (a1, a2, o1, o2) + tests]
+    ca, co = cum(cnt.astype(np.float64)), cum(ocnt.astype(np.float64))
+    found = []
+    for a, b in wins:
+        w1, w2, x1, x2, dm, vm, dv, vv = (p[b] - p[a] for p in parts)
+        mean, std, om, ostd, ratio, shift = _differ(w1, w2, ca[b] - ca[a], x1, x2, co[b] - co[a])
+        zm, zv = _z(dm, vm), _z(dv, vv)
+        spread = (ratio > STATE_STD_RATIO) & (np.abs(zv) > zc)
+        hit = spread | ((shift > STATE_STD_RATIO) & (np.abs(zm) > zc))
+        hit &= ~skip
+        if hit.any():
+            j = np.flatnonzero(hit)
+            z = np.where(spread[j], zv[j], zm[j])
+            found.append((a, b, j, z, spread[j], np.maximum(ratio, shift)[j], (mean[j], std[j], om[j], ostd[j])))
+    return found, zc, tests
+
+
+def _z_threshold(tests: int) -> float:
+    """|z| that a standard normal passes with probability STATE_ALPHA / ``tests`` (Bonferroni)."""
+    return -NormalDist().inv_cdf(STATE_ALPHA / (2 * tests))
+
+
+def _segments_of(ctx: Context, i: int, elements: np.ndarray, z: np.ndarray, spread: np.ndarray, tests) -> list:
+    """The segments where the finding lies, among those with enough rows of the actor and of the others.
+    Of LOCATING_ELEMENTS differing elements or more (``elements``, their z ``z`` in the window where
+    most differ, of the spread where ``spread``): those whose median z over them, same sign as the
+    window's, is 1 or more (one segment holds a fraction of the window's evidence: a 10x difference
+    can hide in a segment's few rows, as it did on flat frames). Of fewer: those where at least half
+    of them differ 10x (a single segment's z of one element is no steadier than chance)."""
+    rp = ctx.rows
+    sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
+    ss1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)[:, :, elements]
+    ss2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)[:, :, elements]
+    dm, vm, dv, vv = (t[:, elements] for t in tests)
+    out = []
+    for k in range(ctx.nseg):
+        ock = sc[k].sum() - sc[k, i]
+        if sc[k, i] < MIN_SEGMENT_STATES or ock < MIN_SEGMENT_STATES:
+            continue
+        if elements.size >= LOCATING_ELEMENTS:
+            zk = np.where(spread, _z(dv[k], vv[k]), _z(dm[k], vm[k])) * np.sign(z)
+            if np.median(zk) >= 1.0:
+                out.append(k)
+            continue
+        *_, ratio, shift = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
+                                   ss2[k].sum(0) - ss2[k, i], ock)
+        if 2 * (np.maximum(ratio, shift) > STATE_STD_RATIO).sum() >= elements.size:
+            out.append(k)
+    return out
+
+
+def _apart_from_each(ctx: Context, found: list) -> list:
+    """Of three actors or more, several are flagged when one's states changed: each is compared with
+    the others pooled, the changed one among them. An actor's distance from each other actor, one by
+    one, in its finding's window and elements (median over them of the spread ratio or mean shift),
+    at its nearest: the changed actor is far from every other, an honest one near another honest one
+    -- though not always under 10x, as its elements were chosen where it looked apart. The findings
+    kept are those of actors at least half as far as the farthest, when that one is 10x apart;
+    otherwise every finding stays."""
+    if ctx.A < 3 or len(found) < 2:
+        return found
+    rp = ctx.rows
+    sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
+    ss1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)
+    ss2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)
+
+    def nearest(i, a, b, j):
+        c, s1, s2 = sc[a:b].sum(0), ss1[a:b][:, :, j].sum(0), ss2[a:b][:, :, j].sum(0)
+        far = [np.median(np.maximum(*_differ(s1[i], s2[i], c[i], s1[k], s2[k], c[k])[-2:]))
+               for k in range(ctx.A) if k != i and c[k] >= MIN_SEGMENT_STATES]
+        return min(far, default=0.0)
+
+    d = [nearest(*f[:4]) for f in found]
+    if max(d) <= STATE_STD_RATIO:
+        return found
+    return [f for f, x in zip(found, d) if x >= max(d) / 2]
+
+
+def _own_change(ctx: Context, i: int, segs: list, elements: np.ndarray) -> float | None:
+    """How much actor ``i``'s own states in segments ``segs`` differ from its states in the others: the
+    median over ``elements`` of the spread ratio or mean shift; None without MIN_STATES rows on both sides."""
+    rp = ctx.rows
+    cnt = rp.seg_count.reshape(ctx.nseg, ctx.A)[:, i]
+    s1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1)[:, i][:, elements]
+    s2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1)[:, i][:, elements]
+    inn = np.zeros(ctx.nseg, bool)
+    inn[segs] = True
+    if cnt[inn].sum() < MIN_STATES or cnt[~inn].sum() < MIN_STATES:
+        return None
+    *_, ratio, shift = _differ(s1[inn].sum(0), s2[inn].sum(0), cnt[inn].sum(), s1[~inn].sum(0), s2[~inn].sum(0),
+                               cnt[~inn].sum())
+    return float(np.median(np.maximum(ratio, shift)))
+
+
+def state_statistics(ctx: Context):
+    """Per-actor mean and spread of each state element, each actor against the others pooled, in
+    every window of consecutive segments (the whole store, each segment, and the runs between:
+    a change that starts or ends mid-run is strongest in its own window).
+
+    An element differs in a window when both hold: (1) its spread, or its mean shift in the larger
+    spread, differs STATE_STD_RATIO times from the others' -- states in another frame, not
+    behaviour; (2) the difference is beyond chance: the actor's deviations from each segment's mean
+    (of the mean, and of the squared deviations for the spread), summed over the window, against
+    their variance had the actor's runs of rows been drawn at random from the segment's runs
+    (``_tests``), pass the |z| that a normal passes with probability STATE_ALPHA over every
+    element, window and statistic compared (Bonferroni).
+
+    (1) alone raised false alarms on wide states. On 84x84x4 frames a sprite lights a pixel in a few
+    rows of a 150-row segment; an actor holding a quarter of the rows often sees none of them (a
+    10x narrower spread by chance), and of 28k pixels some did in every segment. The test's
+    variance comes from the run totals themselves: a sparse pixel's are heavy-tailed, and missing
+    its few lit rows is a small z. Of 160 honest stores of 16x16 to 84x84 stacks (noisy and flat
+    frames, tags per row and per episode) the 10x test alone flagged 70, this one none; it finds
+    stacks transposed, stored on the other axis or inverted, from the start or from mid-run
+    (tests/analysis/test_images.py). What a 10x test cannot see it does not find either: frames
+    at half their values (2x) are not flagged. Drawing runs, not rows, keeps an actor that plays
+    whole episodes (rows that hang together) from passing for many independent draws; with few
+    episodes per actor (under about 30) nothing is then claimed for a single element. Chosen over
+    counting an element only when it differs in most segments: a pixel lit once or twice a segment
+    is missed by a quarter of the rows in over half of the segments, consistency or not.
+
+    Per pixel, a sprite that one actor's play keeps out of a region looks like a frame mix-up: on
+    noisy frames with enough episodes that is a finding (declaring the observation space's bounds
+    leaves in-bounds elements alone, ``_inside_bounds``).
+
+    A finding names the segments where the elements differing in its window (the one where most
+    differ) differ too (``_segments_of``), and the actor: of two, the one holding fewer rows unless
+    only the other's own states changed there (``_own_change``); of three or more, those apart from
+    every other one (``_apart_from_each``)."""
+    rp = ctx.rows
+    sc = rp.seg_count.reshape(ctx.nseg, ctx.A)
+    c = sc.sum(0)
+    s1 = rp.seg_sum.reshape(ctx.nseg, ctx.A, -1).sum(0)
+    s2 = rp.seg_sumsq.reshape(ctx.nseg, ctx.A, -1).sum(0)
     if ctx.A < 2 or (c >= MIN_STATES).sum() < 2:
         raise Skip(f"fewer than two actors with {MIN_STATES} rows or more: nothing to compare states with")
-    ev = {"per_actor": {}, "threshold_std_ratio": STATE_STD_RATIO, "elements_listed": min(16, rp.width),
-          "sampled_rows": int(c.sum())}
+    # (the evidence's keys are those of recorded golden reports: the z threshold is in each finding's details)
+    ev = {"per_actor": {}, "threshold_std_ratio": STATE_STD_RATIO,
+          "elements_listed": min(16, rp.width), "sampled_rows": int(c.sum())}
     inside = _inside_bounds(ctx, ev)
+    null = _null_moments(ctx)
     out = []
     for i, x in enumerate(ctx.names):
         oc = c.sum() - c[i]
-        mean, std, om, ostd, score, bad = _differ(s1[i], s2[i], c[i], s1.sum(0) - s1[i], s2.sum(0) - s2[i], oc)
-        bad = bad[~inside[i, bad]]
+        mean, std, *_ = _differ(s1[i], s2[i], c[i], s1.sum(0) - s1[i], s2.sum(0) - s2[i], oc)
         ev["per_actor"][x] = {"rows": int(c[i]), "mean": [num(v) for v in mean[:16]],
                               "std": [num(v) for v in std[:16]]}
-        if c[i] < MIN_STATES or oc < MIN_STATES:
+        # with two actors both differ from each other: the one holding fewer rows is compared (and named,
+        # unless only the other's own states changed: _own_change)
+        if c[i] < MIN_STATES or oc < MIN_STATES or (ctx.A == 2 and c[i] > oc):
             continue
-        segs = []
-        for k in range(ctx.nseg):
-            ock = sc[k].sum() - sc[k, i]
-            if sc[k, i] >= MIN_SEGMENT_STATES and ock >= MIN_SEGMENT_STATES:
-                seg_bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i], ss2[k].sum(0) - ss2[k, i],
-                                  ock)[-1]
-                if seg_bad[~inside[i, seg_bad]].size:
-                    segs.append(k)
-        # with two actors both differ from each other: report the one holding fewer rows
-        if not (bad.size or segs) or (ctx.A == 2 and c[i] > oc):
+        found, zc, tests = _actor_windows(ctx, i, null, inside[i])
+        if not found:
             continue
-        if not bad.size:  # only some segments differ: report the element of the first of them
-            k = segs[0]
-            ock = sc[k].sum() - sc[k, i]
-            mean, std, om, ostd, score, bad = _differ(ss1[k, i], ss2[k, i], sc[k, i], ss1[k].sum(0) - ss1[k, i],
-                                                      ss2[k].sum(0) - ss2[k, i], ock)
-            bad = bad[~inside[i, bad]]
-        j = int(bad[np.argmax(score[bad])])
-        rows = ctx.actor_rows(i, segs[0], segs[-1]) if segs else np.flatnonzero(ctx.codes == i)
+        elements = np.unique(np.concatenate([f[2] for f in found]))
+        # the window holding most differing elements (then the strongest): its element of largest |z|
+        a, b, j_in, z, spread, score, moments = max(found, key=lambda f: (f[2].size, np.abs(f[3]).sum()))
+        segs = _segments_of(ctx, i, j_in, z, spread, tests) or list(range(a, b))
+        z = np.abs(z)
+        t = int(np.argmax(z))
+        j = int(j_in[t])
+        m, s, om, os_ = (v[t] for v in moments)
+        named = "fewer rows" if ctx.A == 2 else "against the others"
+        mine, theirs = (_own_change(ctx, k, segs, j_in) for k in (i, 1 - i)) if ctx.A == 2 else (None, None)
+        if mine is not None and theirs is not None and theirs > 2 * mine:
+            # two actors: the one whose own states changed where they differ is the one to name
+            i, x, named, (m, s, om, os_) = 1 - i, ctx.names[1 - i], "own change", (om, os_, m, s)
+        rows = ctx.actor_rows(i, segs[0], segs[-1])
         w = ctx.where(rows)
-        out.append(Anomaly(
+        out.append((i, a, b, j_in, Anomaly(
             "STATE_DISTRIBUTION", "error",
-            f"states of {x!r} differ from the other actors' in {bad.size} of {rp.width} element(s) and in "
-            f"{len(segs)} of {ctx.nseg} segments: element {j} has mean {mean[j]:.4g} and std {std[j]:.4g} against "
-            f"{om[j]:.4g} and {ostd[j]:.4g} (threshold {STATE_STD_RATIO:g}x): one actor's states are stored in "
-            "another frame", actor=x, rows=w["rows"], episodes=w["episodes"],
+            f"states of {x!r} differ from the other actors' in {elements.size} of {rp.width} element(s) and in "
+            f"{len(segs)} of {ctx.nseg} segments: element {j} has mean {m:.4g} and std {s:.4g} against "
+            f"{om:.4g} and {os_:.4g} in rows {w['rows']} (threshold {STATE_STD_RATIO:g}x, beyond chance at "
+            f"|z| {z[t]:.3g} > {zc:.3g}): one actor's states are stored in another frame", actor=x, rows=w["rows"],
+            episodes=w["episodes"],
             details=evidence("ratio of spreads, or mean shift in spreads (more than)",
-                             float(score[j]), STATE_STD_RATIO, elements=bad[:16].tolist(), segments=segs,
-                             segment_rows=ctx.seg_rows, **w)))
-    return out, ev
+                             float(score[t]), STATE_STD_RATIO, elements=elements[:16].tolist(), segments=segs,
+                             segment_rows=ctx.seg_rows, z=float(z[t]), z_threshold=zc, window=[int(a), int(b)],
+                             named_by=named, **w))))
+    return [f[-1] for f in _apart_from_each(ctx, out)], ev

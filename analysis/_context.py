@@ -3,7 +3,8 @@ blocked pass over the state columns whose per-row results (chain breaks, copies,
 per-segment state moments) the checks share. Nothing here loops over rows in Python.
 
 Memory stays bounded as stores grow: the row pass keeps 10 bytes a row (an 8-byte hash and two
-flags), never the states themselves. A check that learns from states gathers the rows it samples
+flags), never the states themselves; and per segment, sums over each state element (per actor, of x
+and x^2; over the segment's runs, five more): 18 + 23 MB for 84x84x4 stacks and two actors. A check that learns from states gathers the rows it samples
 (``Context.heads``); one that needs every row's state reads them block by block again
 (``Context.head_blocks``). The pages of the mapped segments a block touched are dropped from this
 process after it (``release_pages``): clean file pages, but they count in RSS."""
@@ -33,6 +34,7 @@ KEYED = ("reward", "discrete_action", "actor")
 # kernel's fault-around), 300 MiB of RSS for 8192 rows of a 10M-row store, dropped after each part
 GATHER_ROWS = 512
 MOMENT_ROWS = 100_000  # state moments from every k-th row, k = rows // MOMENT_ROWS (a 10x test needs no more)
+MOMENT_BYTES = 4 << 20  # float64 powers of the sampled states computed at a time
 EPISODES_LISTED = 20
 
 
@@ -65,6 +67,12 @@ class RowPass:
     seg_count: np.ndarray  # (segments * A,) rows per segment and actor
     seg_sum: np.ndarray    # (segments * A, D) sum of state elements
     seg_sumsq: np.ndarray  # (segments * A, D) sum of squares
+    # Runs: maximal blocks of consecutive sampled rows of one segment, actor and episode, whose sums of
+    # x and x^2 are T1 and T2 and length m. Per segment, over its runs (every actor's):
+    run_sums: np.ndarray   # (segments, 5, D) sums of T1^2, T2^2, T1*T2, m*T1, m*T2
+    run_m2: np.ndarray     # (segments,) sum of m^2
+    run_count: np.ndarray  # (segments * A,) runs per segment and actor
+    #                        STATE_DISTRIBUTION's test draws an actor's runs at random (_behaviour._tests)
     width: int
     amin: np.ndarray = None  # (A, D) smallest finite value of each element per actor (sampled rows)
     amax: np.ndarray = None  # (A, D) largest
@@ -193,11 +201,13 @@ def row_pass(ctx: Context) -> RowPass:
     # temporaries (the hashed words: 64 bytes a row) outweigh the states read
     block = min(BLOCK_ROWS, max(1024, BLOCK_BYTES // max(1, width * s0.dtype.itemsize)))
     out = RowPass(np.zeros(max(0, n - 1), bool), np.zeros(n, bool), np.zeros(n, np.uint64), np.zeros(ctx.nseg * A, np.int64),
-                  np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), width,
+                  np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg * A, width)), np.zeros((ctx.nseg, 5, width)),
+                  np.zeros(ctx.nseg), np.zeros(ctx.nseg * A, np.int64), width,
                   np.full((A, width), np.inf), np.full((A, width), -np.inf))
     hk = min(width, HASHED)
     mult = _hash_multipliers(2 * hk)
     out.keyed = tuple(c for c in KEYED if c in ctx.cols)
+    run = _OpenRun()
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         hi1 = min(n, hi + 1)  # one row more: the chain compares next_state[t] with state[t + 1]
@@ -216,9 +226,10 @@ def row_pass(ctx: Context) -> RowPass:
         words = np.concatenate([s[:m, :hk], ns[:m, :hk]], axis=1).astype(np.float64).view(np.uint64)
         out.hash[lo:hi] = (words * mult).sum(axis=1, dtype=np.uint64)
         _key(out, ctx, lo, hi)
-        _moments(out, ctx, lo, hi, s[:m])
+        _moments(out, ctx, lo, hi, s[:m], run)
         del b, s, ns
         release_pages(ctx.store)
+    run.close(out, ctx.A)
     return out
 
 
@@ -255,27 +266,75 @@ def _hash_multipliers(k: int) -> np.ndarray:
     return np.random.default_rng(0x5EED).integers(1, 2**63, size=k, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
-def _moments(out: RowPass, ctx: Context, lo: int, hi: int, s: np.ndarray) -> None:
+class _OpenRun:
+    """The run of sampled rows that the last sub-block ended in: it may go on in the next one."""
+
+    def __init__(self):
+        self.key, self.t1, self.t2, self.m = None, None, None, 0
+
+    def close(self, out: RowPass, A: int) -> None:
+        if self.key is not None and self.key[0] >= 0:
+            _add_runs(out, A, np.array([self.key[0]]), self.t1[None], self.t2[None], np.array([self.m], np.float64))
+        self.key = None
+
+
+def _add_runs(out: RowPass, A: int, group, t1, t2, m) -> None:
+    for g in np.unique(group).tolist():
+        sel = group == g
+        a, b, n = t1[sel], t2[sel], m[sel]
+        r = out.run_sums[g // A]
+        r[0] += np.einsum("ij,ij->j", a, a)
+        r[1] += np.einsum("ij,ij->j", b, b)
+        r[2] += np.einsum("ij,ij->j", a, b)
+        r[3] += n @ a
+        r[4] += n @ b
+        out.run_m2[g // A] += float(n @ n)
+        out.run_count[g] += int(sel.sum())
+
+
+def _run_totals(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of ``x``'s rows over runs beginning at ``starts``: the runs' d-th rows added for each d
+    (along the rows, np.add.reduceat was 4x slower and np.cumsum 8x on 84x84x4 frames)."""
+    length = np.diff(np.append(starts, x.shape[0]))
+    t = x[starts].astype(np.float64)
+    for d in range(1, int(length.max())):
+        sel = np.flatnonzero(length > d)
+        t[sel] += x[starts[sel] + d]
+    return t
+
+
+def _moments(out: RowPass, ctx: Context, lo: int, hi: int, s: np.ndarray, run: _OpenRun) -> None:
     k = max(1, ctx.n // MOMENT_ROWS)
     first = (-lo) % k  # every k-th row of the store, whatever the block
     rows = np.arange(lo + first, hi, k)
     if not rows.size:
         return
-    x = s[first:hi - lo:k]
     codes = ctx.codes[rows].astype(np.intp)
     known = codes < ctx.A
     group = np.where(known, ctx.seg[rows] * ctx.A + codes, -1)
+    ep = ctx.cols["episode"][rows] if "episode" in ctx.cols else np.zeros(rows.size, np.int64)
+    sampled = s[first:hi - lo:k]
+    # MOMENT_BYTES of float64 run sums at a time: a block holds at least 1,024 rows, and of 84x84x4
+    # images a float copy of them all was 115 MB (and its squares as much again).
+    step = max(1, MOMENT_BYTES // (8 * out.width))
+    for a in range(0, rows.size, step):
+        _moment_sums(out, ctx, sampled[a:a + step], group[a:a + step], ep[a:a + step], run)
+
+
+def _moment_sums(out: RowPass, ctx: Context, x: np.ndarray, group: np.ndarray, ep: np.ndarray,
+                 run: _OpenRun) -> None:
     if not np.isfinite(x).all():
         fin = np.isfinite(x)
         lo_x, hi_x = np.where(fin, x, np.inf), np.where(fin, x, -np.inf)
         x = np.where(fin, x, 0)
     else:
         lo_x = hi_x = x
+    # float32 as before (exact for 8-bit pixels and their squares), summed in float64
     x = x.astype(np.float32, copy=False)
     xx = x * x
     # A block spans one or two segments: a few masked sums. No BLAS: its threads made a one-hot
     # product 6-10x slower than these sums on the shared 2-core machine.
-    for g in np.unique(group[known]).tolist():
+    for g in np.unique(group[group >= 0]).tolist():
         sel = group == g
         out.seg_count[g] += int(sel.sum())
         out.seg_sum[g] += x[sel].sum(axis=0, dtype=np.float64)
@@ -283,3 +342,20 @@ def _moments(out: RowPass, ctx: Context, lo: int, hi: int, s: np.ndarray) -> Non
         a = g % ctx.A
         np.minimum(out.amin[a], lo_x[sel].min(axis=0), out=out.amin[a])
         np.maximum(out.amax[a], hi_x[sel].max(axis=0), out=out.amax[a])
+    # the runs' sums; the first continues the open run when it has its key, the last stays open
+    change = np.ones(group.size, bool)
+    change[1:] = (group[1:] != group[:-1]) | (ep[1:] != ep[:-1])
+    starts = np.flatnonzero(change)
+    t1, t2 = _run_totals(x, starts), _run_totals(xx, starts)
+    m = np.diff(np.append(starts, group.size)).astype(np.float64)
+    g = group[starts]
+    if run.key == (int(g[0]), int(ep[0])):
+        t1[0] += run.t1
+        t2[0] += run.t2
+        m[0] += run.m
+    else:
+        run.close(out, ctx.A)
+    keep = g[:-1] >= 0
+    if keep.any():
+        _add_runs(out, ctx.A, g[:-1][keep], t1[:-1][keep], t2[:-1][keep], m[:-1][keep])
+    run.key, run.t1, run.t2, run.m = (int(g[-1]), int(ep[starts[-1]])), t1[-1].copy(), t2[-1].copy(), float(m[-1])

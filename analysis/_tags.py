@@ -29,6 +29,7 @@ MIN_DISAGREE = 3          # rows off the policy in a segment before it counts (o
 PER_STATE_ROWS = 20_000   # a policy that only takes one state at a time is judged on this many rows
 MAX_ROWS = 1_000_000      # a vectorized policy is judged on every row up to this, on a spread sample beyond
 BLOCK_ROWS = 65_536
+BLOCK_BYTES = 64 << 20    # states handed to a policy at a time, at most: 65,536 rows of 84x84x4 frames were 1.8 GB
 PROBE = 5                 # states a policy is first called on, batch and one by one
 CONTINUOUS_ATOL = 1e-3    # continuous actions agree within this share of the action range (or absolute)
 
@@ -131,8 +132,10 @@ def evaluate(ctx: Context, fn, actor: str) -> tuple[np.ndarray, np.ndarray, str]
     cap = MAX_ROWS if mode == "batch" else PER_STATE_ROWS
     rows = np.arange(ctx.n) if ctx.n <= cap else np.unique(np.linspace(0, ctx.n - 1, cap).astype(np.int64))
     agree = np.zeros(rows.size, bool)
-    for lo in range(0, rows.size, BLOCK_ROWS):
-        r = rows[lo:lo + BLOCK_ROWS]
+    s0 = ctx.store.schema["state"]
+    block = max(1, min(BLOCK_ROWS, BLOCK_BYTES // max(1, int(np.prod(s0.shape)) * s0.dtype.itemsize)))
+    for lo in range(0, rows.size, block):
+        r = rows[lo:lo + block]
         s = _states(ctx, None, int(r[0]), int(r[-1]) + 1) if rows.size == ctx.n else _states(ctx, r)
         if mode == "batch":
             d, c = _split(fn(s), len(r))
