@@ -484,7 +484,7 @@ def state_statistics(ctx: Context):
     its few lit rows is a small z. Of 160 honest stores of 16x16 to 84x84 stacks (noisy and flat
     frames, tags per row and per episode) the 10x test alone flagged 70, this one none; it finds
     stacks transposed, stored on the other axis or inverted, from the start or from mid-run
-    (tests/analysis/test_images.py). What a 10x test cannot see it does not find either: frames
+    (tests/analysis/test_audit_images.py). What a 10x test cannot see it does not find either: frames
     at half their values (2x) are not flagged. Drawing runs, not rows, keeps an actor that plays
     whole episodes (rows that hang together) from passing for many independent draws; with few
     episodes per actor (under about 30) nothing is then claimed for a single element. Chosen over
