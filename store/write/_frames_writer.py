@@ -54,21 +54,29 @@ class FramesStager:
 
     def add_block(self, columns: Mapping) -> int:
         """Stage a block of rows whose stacked columns hold whole stacks; returns its row count."""
-        spec, enc = self.spec, self.encoder
+        spec = self.spec
         n = block_length("extend", columns)
         check_names("extend", self.schema, columns, self.rows.auto, ACTOR in columns, self.rows.actors.names)
-        stacks = {c: block_column("extend", self.schema[c], columns[c], n) for c in spec.columns}
-        enc.next_id = self.frames.rows
-        saved = (enc._last, OrderedDict(enc._recent))  # put back if the frames are not kept
-        try:
-            ids, new = enc.encode(stacks, n)
-            self.frames.add_block({FRAME: block_column("extend", self.frame_col, new, len(new))}, len(new))
-        except BaseException:
-            enc._last, enc._recent = saved
-            raise
+        ids = self._stage_frames("extend", {c: block_column("extend", self.schema[c], columns[c], n)
+                                            for c in spec.columns}, n)
         stored = {k: v for k, v in columns.items() if k not in spec.columns}
         stored.update({ids_name(c): ids[c] for c in spec.columns})
         return self.rows.add_block(stored)
+
+    def _stage_frames(self, where: str, stacks: dict, n: int) -> dict:
+        """The frame ids of ``n`` rows of checked ``stacks``, their new frames staged in the frames
+        table; the encoder is put back as it was if the frames are not kept."""
+        enc = self.encoder
+        enc.next_id = self.frames.rows
+        saved = (enc._last, OrderedDict(enc._recent))
+        try:
+            ids, new = enc.encode(stacks, n)
+            if len(new):
+                self.frames.add_block({FRAME: block_column(where, self.frame_col, new, len(new))}, len(new))
+        except BaseException:
+            enc._last, enc._recent = saved
+            raise
+        return ids
 
     def add_row(self, actor, columns: dict) -> bool:
         """One row (``append``'s keywords, a dict this call may change); returns whether a commit is due.
@@ -77,18 +85,10 @@ class FramesStager:
         frame ids in place of stacks, goes through the stager's one-row path (the block path cost
         ~0.45 ms a row: an agent appends a step at a time). As in ``add_block``, a row refused after
         its frames were staged leaves those frames unnamed; no row reads them."""
-        spec, enc = self.spec, self.encoder
+        spec = self.spec
         check_names("append", self.schema, columns, self.rows.auto, actor is not _MISSING, self.rows.actors.names)
-        stacks = {c: block_column("append", self.schema[c], np.asarray(columns.pop(c))[None], 1) for c in spec.columns}
-        enc.next_id = self.frames.rows
-        saved = (enc._last, OrderedDict(enc._recent))  # put back if the frames are not kept
-        try:
-            ids, new = enc.encode(stacks, 1)
-            if len(new):
-                self.frames.add_block({FRAME: block_column("append", self.frame_col, new, len(new))}, len(new))
-        except BaseException:
-            enc._last, enc._recent = saved
-            raise
+        ids = self._stage_frames("append", {c: block_column("append", self.schema[c], np.asarray(columns.pop(c))[None], 1)
+                                            for c in spec.columns}, 1)
         for c in spec.columns:
             columns[ids_name(c)] = ids[c][0]
         return self.rows.add_row(actor, columns)
